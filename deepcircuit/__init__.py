@@ -1,0 +1,28 @@
+"""deepcircuit: DEEP (directed equilibrium propagation) networks on physical substrates.
+
+One network description (:class:`Network`), many substrates (``ode``, and later ``brian2``
+and ``spice``), and one learning/pruning/stability code base written against the common
+:class:`Trajectory` form.
+"""
+
+from .errors import (DeepCircuitError, DeepCircuitWarning, DivergenceError, ForbiddenConnectionError,
+                     InvalidInputError, InvalidTypeError, ModelFileError, NotSettledWarning,
+                     SimulationError, SubstrateUnavailableError)
+from .families import FAMILIES, get_family
+from .network import Network, NetworkBatch
+from .roles import Roles
+from .substrates import Schedule, Substrate, available_substrates, get_substrate, initial_states
+from .tasks import TASKS, Task, get_task
+from .training import DivergenceWarning, History, TrainingConfig, TrainingResult, evaluate, train
+from .trajectory import PhaseResult, Trajectory
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DeepCircuitError", "DeepCircuitWarning", "DivergenceError", "DivergenceWarning",
+    "ForbiddenConnectionError", "InvalidInputError", "InvalidTypeError", "ModelFileError",
+    "NotSettledWarning", "SimulationError", "SubstrateUnavailableError", "FAMILIES", "get_family",
+    "Network", "NetworkBatch", "Roles", "Schedule", "Substrate", "available_substrates",
+    "get_substrate", "initial_states", "TASKS", "Task", "get_task", "History", "TrainingConfig",
+    "TrainingResult", "evaluate", "train", "PhaseResult", "Trajectory", "__version__",
+]

@@ -1,0 +1,129 @@
+"""Model families: each states its dynamics, Jacobian and learning rule in one place.
+
+All four families share one form of the unbounded dynamics, a linear vector field
+
+    ds_j/dt = sum_i A[i, j] s_i + c_j - d_j s_j   (+ beta (y_j - s_j) on outputs when nudged)
+
+projected onto the box [0, 1] (the hard sigmoid), with inputs and bias clamped. A family says
+how ``A``, ``c`` and ``d`` follow from its weights; the substrates use that form or their own
+physical reading of it (see ``shared/spec/DEEP.md``). Time is in units of tau (the spec's unit
+time); states are dimensionless (1.0 = V_scale on a circuit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Mapping
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class LinearForm:
+    """``A (..., N, N)``, ``c (..., N)``, ``d (..., N)`` of ``ds = s @ A + c - d * s``."""
+
+    A: np.ndarray
+    c: np.ndarray
+    d: np.ndarray
+
+
+class Family:
+    """One model family. Subclasses set the class attributes and the three methods."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    #: Which learning rule trains it: "stdp" (DEEP's trajectory rule), "endpoint" (asymmetric
+    #: EP), or "contrastive" (symmetric EP).
+    rule: ClassVar[str]
+    #: Family parameters with their defaults (dimensionless, in units of 1/tau for rates).
+    defaults: ClassVar[Mapping[str, float]] = {}
+    #: Whether the family has a learned per-neuron bias vector ``b`` besides the bias neuron.
+    has_bias_vector: ClassVar[bool] = False
+    #: Whether weights must be symmetric.
+    symmetric: ClassVar[bool] = False
+
+    def linear_form(self, W: np.ndarray, b: np.ndarray, params: Mapping[str, float]) -> LinearForm:
+        """``A, c, d`` of the unbounded dynamics for weights ``W (..., N, N)`` and bias ``b (..., N)``."""
+        raise NotImplementedError
+
+    def velocity(self, s: np.ndarray, W: np.ndarray, b: np.ndarray, params: Mapping[str, float]) -> np.ndarray:
+        """Unbounded free-phase velocity ds/dt (1/tau) for states ``s (..., P, N)`` (no clamping)."""
+        f = self.linear_form(W, b, params)
+        return s @ f.A + f.c[..., None, :] - f.d[..., None, :] * s
+
+    def jacobian(self, W: np.ndarray, b: np.ndarray, params: Mapping[str, float]) -> np.ndarray:
+        """Jacobian ``J[j, i] = d(ds_j/dt)/ds_i`` of the unbounded free dynamics (all neurons)."""
+        f = self.linear_form(W, b, params)
+        n = W.shape[-1]
+        return np.swapaxes(f.A, -1, -2) - f.d[..., :, None] * np.eye(n)
+
+    def energy(self, s: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Energy of the state (only families with an energy function define it)."""
+        raise InvalidInputError(f"The {self.name!r} family has no energy function; only 'ep-sym' does.")
+
+
+class Deep(Family):
+    name = "deep"
+    summary = "DEEP: ds_j = sum_i W[i,j] s_i - s_j sum_k W[j,k] (inflow minus outflow)"
+    rule = "stdp"
+
+    def linear_form(self, W, b, params):
+        return LinearForm(A=W, c=np.zeros(W.shape[:-1]), d=W.sum(axis=-1))
+
+
+class DeepLeaky(Family):
+    name = "deep-leaky"
+    summary = "leaky DEEP: DEEP plus a leak -gamma * s_j on every free neuron"
+    rule = "stdp"
+    defaults = {"gamma": 0.1}
+
+    def linear_form(self, W, b, params):
+        gamma = float(params.get("gamma", self.defaults["gamma"]))
+        return LinearForm(A=W, c=np.zeros(W.shape[:-1]), d=W.sum(axis=-1) + gamma)
+
+
+class EpAsym(Family):
+    name = "ep-asym"
+    summary = "asymmetric (vector-field) EP: ds = s @ W + b - s; endpoint rule"
+    rule = "endpoint"
+    has_bias_vector = True
+
+    def linear_form(self, W, b, params):
+        return LinearForm(A=W, c=b, d=np.ones(W.shape[:-1]))
+
+
+class EpSym(Family):
+    name = "ep-sym"
+    summary = "symmetric EP (Scellier & Bengio 2017): Hopfield energy, W = W.T; contrastive rule"
+    rule = "contrastive"
+    has_bias_vector = True
+    symmetric = True
+
+    def linear_form(self, W, b, params):
+        # With rho = hard sigmoid and states kept in [0, 1], rho(s) = s and rho'(s) = 1, so
+        # -dE/ds reduces to s @ W + b - s.
+        return LinearForm(A=W, c=b, d=np.ones(W.shape[:-1]))
+
+    def energy(self, s, W, b):
+        """``E = 1/2 sum s_i^2 - 1/2 sum_{i != j} W_ij s_i s_j - sum b_i s_i`` for ``s (..., N)``.
+
+        With states in [0, 1], rho(s) = s. The clamped inputs enter through their couplings.
+        """
+        rho = np.clip(s, 0.0, 1.0)
+        Wz = W - np.diag(np.diagonal(W, axis1=-2, axis2=-1)) if W.ndim == 2 else W
+        quad = np.einsum("...i,...ij,...j->...", rho, Wz, rho)
+        return 0.5 * np.sum(s * s, axis=-1) - 0.5 * quad - np.sum(b * rho, axis=-1)
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (Deep(), DeepLeaky(), EpAsym(), EpSym())}
+
+
+def get_family(name: str) -> Family:
+    """The family object for ``name``; unknown names fail with the list of choices."""
+    try:
+        return FAMILIES[name]
+    except (KeyError, TypeError):
+        raise InvalidInputError(
+            f"Unknown model family {name!r}; use one of {', '.join(map(repr, FAMILIES))}.") from None

@@ -1,0 +1,103 @@
+"""Learning rules, written once against the common trajectory form.
+
+Nothing here runs a simulation or knows which substrate produced a trajectory: the rules read
+states from :class:`~deepcircuit.trajectory.Trajectory` objects and return weight changes.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .trajectory import PhaseResult, Trajectory
+
+
+def stdp_update(nudged: Trajectory, *, beta0: float = 0.0, beta1: float = 1.0,
+                nominal_steps: int | None = None) -> np.ndarray:
+    """DEEP's local rule over a nudged trajectory: pre-synaptic activity times post-synaptic change.
+
+    ``dW[i, j] = 1/(P*T2) * sum_p sum_t s_i(t) * (beta0 * s_j(t) + beta1 * (s_j(t) - s_j(t-1)))``
+    for samples ``t = 1..M`` of the trajectory. ``T2`` is ``nominal_steps`` (the reference's
+    number of Euler steps; default: ``M``). On a grid of ``M != T2`` samples the ``beta1`` sum
+    approximates the substrate-independent integral ``int s_i ds_j``, and the ``beta0`` term is
+    rescaled by ``T2 / M`` so that it stays a time average.
+
+    Returns ``dW (S, N, N)`` (dimensionless; the caller multiplies by the learning rate).
+    """
+    s = nudged.states
+    S, P, T, N = s.shape
+    if T < 2:
+        raise InvalidInputError("The nudged trajectory needs at least two samples for the STDP rule.")
+    M = T - 1
+    T2 = M if nominal_steps is None else int(nominal_steps)
+    pre = s[:, :, 1:, :]
+    post = beta1 * (s[:, :, 1:, :] - s[:, :, :-1, :])
+    if beta0 != 0.0:
+        post = beta0 * (T2 / M) * pre + post
+    pre = pre.reshape(S, P * M, N)
+    post = post.reshape(S, P * M, N)
+    return np.matmul(np.swapaxes(pre, 1, 2), post) / (P * T2)
+
+
+def endpoint_update(result: PhaseResult, *, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Asymmetric EP's rule from the two settled states.
+
+    ``dW = 1/(beta P) sum_p outer(s_free, s_nudged - s_free)``,
+    ``db = 1/(beta P) sum_p (s_nudged - s_free)``. Returns ``(dW (S, N, N), db (S, N))``.
+    """
+    if beta <= 0:
+        raise InvalidInputError("The endpoint rule needs beta > 0.")
+    s0, sb = result.free.final, _nudged(result).final
+    P = s0.shape[1]
+    diff = sb - s0
+    dW = np.einsum("spi,spj->sij", s0, diff) / (beta * P)
+    return dW, diff.sum(axis=1) / (beta * P)
+
+
+def contrastive_update(result: PhaseResult, *, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric EP's rule: ``dW = 1/(beta P) sum_p (rho_b rho_b^T - rho_0 rho_0^T)``, likewise ``db``."""
+    if beta <= 0:
+        raise InvalidInputError("The contrastive rule needs beta > 0.")
+    r0 = np.clip(result.free.final, 0.0, 1.0)
+    rb = np.clip(_nudged(result).final, 0.0, 1.0)
+    P = r0.shape[1]
+    dW = (np.einsum("spi,spj->sij", rb, rb) - np.einsum("spi,spj->sij", r0, r0)) / (beta * P)
+    return dW, (rb - r0).sum(axis=1) / (beta * P)
+
+
+def _nudged(result: PhaseResult) -> Trajectory:
+    if result.nudged is None:
+        raise InvalidInputError("This learning rule needs the nudged phase; run with targets.")
+    return result.nudged
+
+
+def weight_update(rule: str, result: PhaseResult, settings: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The update ``(dW, db)`` of ``rule`` (``stdp``, ``endpoint`` or ``contrastive``).
+
+    ``settings`` provides ``beta`` (nudging), ``beta0``, ``beta1`` and ``nudged_steps``.
+    """
+    if rule == "stdp":
+        dW = stdp_update(_nudged(result), beta0=settings["beta0"], beta1=settings["beta1"],
+                         nominal_steps=settings["nudged_steps"])
+        return dW, np.zeros(dW.shape[:-1])
+    if rule == "endpoint":
+        return endpoint_update(result, beta=settings["beta"])
+    if rule == "contrastive":
+        return contrastive_update(result, beta=settings["beta"])
+    raise InvalidInputError(f"Unknown learning rule {rule!r}; use 'stdp', 'endpoint' or 'contrastive'.")
+
+
+def apply_update(W: np.ndarray, b: np.ndarray, dW: np.ndarray, db: np.ndarray, mask: np.ndarray, *,
+                 eta: float, l1: float = 0.0, sign: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """New weights and bias after one update, in the reference's order.
+
+    ``W <- W + eta * (sign(dW) if sign else dW) - l1 * sign(W)``, then the live ``mask`` is
+    re-applied so forbidden and pruned connections stay 0. Bias: ``b <- b + eta * db``.
+    """
+    step = np.sign(dW) if sign else dW
+    reg = -l1 * np.sign(W) if l1 else 0.0
+    W_new = np.where(mask, W + eta * step + reg, 0.0)
+    b_new = b + eta * (np.sign(db) if sign else db)
+    return W_new, b_new

@@ -24,6 +24,12 @@ def stdp_update(nudged: Trajectory, *, beta0: float = 0.0, beta1: float = 1.0,
     approximates the substrate-independent integral ``int s_i ds_j``, and the ``beta0`` term is
     rescaled by ``T2 / M`` so that it stays a time average.
 
+    A substrate whose synapses measure these sums themselves (a physical accumulator per
+    synapse) puts them in ``nudged.meta["synaptic_traces"]`` as a dict with ``"pre_dpost"``
+    (``sum_p sum_t s_i(t) (s_j(t) - s_j(t-1))``, shape ``(S, N, N)``), ``"pre_post"``
+    (``sum_p sum_t s_i(t) s_j(t)``) and ``"samples"`` (M); the rule then uses those sums
+    instead of recomputing them from the states.
+
     Returns ``dW (S, N, N)`` (dimensionless; the caller multiplies by the learning rate).
     """
     s = nudged.states
@@ -32,6 +38,13 @@ def stdp_update(nudged: Trajectory, *, beta0: float = 0.0, beta1: float = 1.0,
         raise InvalidInputError("The nudged trajectory needs at least two samples for the STDP rule.")
     M = T - 1
     T2 = M if nominal_steps is None else int(nominal_steps)
+    traces = nudged.meta.get("synaptic_traces")
+    if traces is not None:
+        M = int(traces["samples"])
+        dW = beta1 * np.asarray(traces["pre_dpost"], dtype=float)
+        if beta0 != 0.0:
+            dW = dW + beta0 * (T2 / M) * np.asarray(traces["pre_post"], dtype=float)
+        return dW / (P * T2)
     pre = s[:, :, 1:, :]
     post = beta1 * (s[:, :, 1:, :] - s[:, :, :-1, :])
     if beta0 != 0.0:

@@ -68,5 +68,5 @@ def check_array(name: str, value: Any, *, shape: Sequence[int | None] | None = N
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise InvalidInputError(
             f"The {name!r} parameter must contain only finite numbers; "
-            f"entry {tuple(int(i) for i in bad)} is {arr[tuple(bad)]!r}.")
+            f"entry {tuple(int(i) for i in bad)} is {float(arr[tuple(bad)])}.")
     return arr

@@ -1,0 +1,72 @@
+"""`deepcircuit train` run for real as a user would, through the console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from deepcircuit.persistence import load_model
+
+DC = [sys.executable, "-m", "deepcircuit"]
+
+
+def run(*args, cwd=None):
+    return subprocess.run(DC + list(args), capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_train_json_on_a_small_study(tmp_path):
+    out = tmp_path / "xor"
+    p = run("train", "--task", "xor", "--model", "deep", "--topology", "complete", "--hidden", "5",
+            "--epochs", "20", "--seeds", "3", "--seed", "7", "--preset", "paper", "--free-steps", "200",
+            "--nudged-steps", "200", "--prune", "stochastic", "--l1", "1.5e-4", "--out", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    last = p.stdout.strip().splitlines()[-1]
+    d = json.loads(last)
+    assert d["task"] == "xor" and d["model"] == "deep" and d["seeds"] == [7, 8, 9]
+    for key in ("train_error", "mse", "sparsity", "models"):
+        assert len(d[key]) == 3
+    assert 0 <= d["solved"] <= 3 and d["seconds"] > 0
+    assert d["solved"] == sum(e == 0 for e in d["train_error"])
+    assert "seed" in p.stdout and "0 % training error" in p.stdout  # the readable summary
+    for k, path in enumerate(d["models"]):
+        m = load_model(path)
+        assert m.seed == 7 + k and m.task == "xor" and len(m.history["mse"]) == 20
+        assert abs(m.network.sparsity - d["sparsity"][k]) < 1e-12
+        assert m.metrics["train_error"] == d["train_error"][k]
+    assert sorted(x.name for x in out.iterdir()) == ["seed7.json", "seed8.json", "seed9.json"]
+
+
+def test_train_with_a_user_graph_file(tmp_path):
+    edges = tmp_path / "g.txt"
+    edges.write_text("# x0, x1, bias feed h0, h1; hidden <-> output\nx0 h0\nx1 h1\nbias h0\nbias h1\n"
+                     "h0 y0\nh1 y0\ny0 h0\n")
+    p = run("train", "--task", "and", "--hidden", "2", "--topology", str(edges), "--epochs", "3",
+            "--free-steps", "50", "--nudged-steps", "50", "--out", str(tmp_path / "g"), "--json", "--quiet")
+    assert p.returncode == 0, p.stderr
+    m = load_model(json.loads(p.stdout.splitlines()[-1])["models"][0])
+    assert m.network.topology_mask.sum() == 7
+
+
+def test_bad_input_gives_one_clear_line(tmp_path):
+    p = run("train", "--task", "xnor")
+    assert p.returncode == 2 and "invalid choice: 'xnor'" in p.stderr
+    p = run("train", "--topology", str(tmp_path / "nope.txt"), "--out", str(tmp_path))
+    assert p.returncode == 2 and "error: --topology must be 'complete', 'layered' or an existing" in p.stderr
+    assert "Traceback" not in p.stderr
+    bad = tmp_path / "bad.txt"
+    bad.write_text("h0 x0\n")
+    p = run("train", "--topology", str(bad), "--out", str(tmp_path))
+    assert p.returncode == 2 and "h0 -> x0" in p.stderr and "forbidden" in p.stderr
+    assert "Traceback" not in p.stderr
+    p = run("train", "--epochs", "-3", "--out", str(tmp_path))
+    assert p.returncode == 2 and "'epochs' parameter must be an integer in [0, inf]" in p.stderr
+
+
+def test_help_documents_every_flag():
+    p = run("train", "--help")
+    assert p.returncode == 0
+    for flag in ("--task", "--model", "--topology", "--hidden", "--epochs", "--seeds", "--seed", "--out",
+                 "--preset", "--prune", "--l1", "--json", "--substrate"):
+        assert flag in p.stdout

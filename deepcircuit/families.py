@@ -107,13 +107,17 @@ class EpSym(Family):
         return LinearForm(A=W, c=b, d=np.ones(W.shape[:-1]))
 
     def energy(self, s, W, b):
-        """``E = 1/2 sum s_i^2 - 1/2 sum_{i != j} W_ij s_i s_j - sum b_i s_i`` for ``s (..., N)``.
+        """``E = 1/2 sum s_i^2 - 1/2 sum_{i != j} Ws_ij s_i s_j - sum b_i s_i`` for ``s (..., N)``.
 
-        With states in [0, 1], rho(s) = s. The clamped inputs enter through their couplings.
+        With states in [0, 1], rho(s) = s. ``Ws`` is ``W`` completed symmetrically: the model
+        stores an input coupling one way only (``W[x, j]``; ``W[j, x]`` is forbidden), and it
+        counts in both directions here, so that the free dynamics ``ds = s @ W + b - s`` is
+        exactly ``-dE/ds`` on the free neurons and ``E`` never increases along them.
         """
         rho = np.clip(s, 0.0, 1.0)
-        Wz = W - np.diag(np.diagonal(W, axis1=-2, axis2=-1)) if W.ndim == 2 else W
-        quad = np.einsum("...i,...ij,...j->...", rho, Wz, rho)
+        Wz = W * (1.0 - np.eye(W.shape[-1]))
+        Ws = np.where(Wz != 0.0, Wz, np.swapaxes(Wz, -1, -2))
+        quad = np.einsum("...i,...ij,...j->...", rho, Ws, rho)
         return 0.5 * np.sum(s * s, axis=-1) - 0.5 * quad - np.sum(b * rho, axis=-1)
 
 

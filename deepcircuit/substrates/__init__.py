@@ -14,6 +14,7 @@ from .base import Schedule, Substrate, initial_states
 #: name -> "module:Class"; adding a substrate adds a line here and touches nothing else.
 _REGISTRY: dict[str, str] = {
     "ode": "deepcircuit.substrates.ode:OdeSubstrate",
+    "spice": "deepcircuit.substrates.spice:SpiceSubstrate",
 }
 
 

@@ -1,0 +1,421 @@
+"""The network description compiled into a SPICE netlist (the physical reading of the spec).
+
+One node per neuron per presentation copy, each with a capacitor ``C`` to ground; the node
+voltage is the state times ``V_scale`` (state 1.0 = ``V_scale`` volts). The elements, named
+after their roles (``s<network>p<presentation>`` prefixes every node and element of one copy):
+
+* ``C_<copy>_<neuron>``: the neuron's capacitor ``C`` (farad) to ground.
+* ``G_syn_<copy>_<i>_<j>``: DEEP synapse i -> j, a voltage-controlled current source controlled
+  by ``v_i`` that takes ``g * W[i, j] * v_i`` out of node i and puts it into node j (charge
+  conservation gives DEEP's inflow minus outflow). For ``ep-asym`` / ``ep-sym`` the current is
+  injected into j from ground (nothing leaves node i).
+* ``R_leak_<copy>_<neuron>``: deep-leaky's leak ``-gamma * s``, conductance ``g * gamma`` to ground.
+* ``R_decay_<copy>_<neuron>``, ``I_bias_<copy>_<neuron>``: the ``-s`` (conductance ``g``) and the
+  learned bias (current ``g * b * V_scale``) of the EP families.
+* ``V_in_<copy>_<input>``, ``V_bias_<copy>``: the clamped inputs and the bias neuron (volts).
+* ``R_nudge_<copy>_<output>`` in series with ``S_nudge_<copy>_<output>`` to ``V_target_<copy>_<output>``:
+  the nudge ``beta * (y - s)``, conductance ``g * beta`` to the target voltage, switched on by
+  ``V_nudge_ctl`` at the end of the free phase INSIDE the same transient, so the nudged phase starts
+  exactly from the free state.
+* ``D_lo_<copy>_<neuron>`` / ``D_hi_<copy>_<neuron>`` (diode clamp, default) or ``B_lim_<copy>_<neuron>``
+  (stiff limiter): the bound to [0, 1], a clamp to the rails 0 V and ``V_rail_hi`` = ``V_scale``.
+* Non-idealities (:class:`NonIdealities`): ``C_par_...`` parasitic capacitance, ``I_noise_...``
+  transient noise current (ngspice ``TRNOISE``); mismatch and quantization change the ``G_syn``
+  values.
+
+Units (SI): ``V_scale`` volts, ``C`` farads, ``g`` siemens, so ``tau = C / g`` seconds; a time of
+``t`` in units of tau is ``t * tau`` seconds in the netlist. Weights are dimensionless multiples
+of ``g``. The compiled text is standard SPICE that plain ``ngspice -b`` accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from ._validation import check_array, check_choice, check_int, check_real
+from .errors import InvalidInputError
+from .network import NetworkBatch
+
+CLAMP_KINDS = ("diode", "limiter")
+#: Rise time of the nudge switch's control, as a fraction of the sampling interval dt.
+_SWITCH_RISE = 1e-3
+
+
+@dataclass(frozen=True)
+class CircuitUnits:
+    """The physical scales of the circuit.
+
+    Parameters
+    ----------
+    v_scale : float, volts
+        Node voltage of state 1.0 (the upper rail).
+    capacitance : float, farads
+        Capacitance ``C`` of every neuron node.
+    transconductance : float, siemens
+        Unit transconductance ``g``: a synapse of weight ``W`` has transconductance ``g * W``.
+    """
+
+    v_scale: float = 10.0
+    capacitance: float = 1e-12
+    transconductance: float = 1e-6
+
+    def __post_init__(self) -> None:
+        check_real("v_scale", self.v_scale, low=0.0, low_open=True)
+        check_real("capacitance", self.capacitance, low=0.0, low_open=True)
+        check_real("transconductance", self.transconductance, low=0.0, low_open=True)
+
+    @property
+    def tau(self) -> float:
+        """Time constant ``C / g`` of one unit of weight (seconds)."""
+        return self.capacitance / self.transconductance
+
+    @property
+    def current(self) -> float:
+        """Current of one unit of weight at state 1.0: ``g * V_scale`` (amperes)."""
+        return self.transconductance * self.v_scale
+
+
+@dataclass(frozen=True)
+class ClampModel:
+    """The bound to [0, 1]: a clamp of every free node to the rails 0 V and ``V_scale``.
+
+    ``kind="diode"`` (default): two diodes per node, model ``DCLAMP`` with saturation current
+    ``saturation_current`` (A), emission coefficient ``emission`` and series resistance
+    ``series_resistance`` (ohm). A diode conducts softly: a node at a bound is pushed outside it
+    by about ``emission * V_T * ln(I / IS)`` (``V_T`` = 25.85 mV at 27 C), where ``I`` is the current
+    the clamp must absorb; that deviation shrinks relative to the bound as ``V_scale`` grows.
+
+    ``kind="limiter"``: a behavioural current source ``I = g * stiffness * (uramp(v - V_scale) -
+    uramp(-v))`` (ngspice ``B`` element): zero inside the box, a conductance ``stiffness * g`` to
+    the rail outside it; a node absorbing current ``J * g * V_scale`` overshoots by ``J / stiffness``
+    in units of ``V_scale``.
+    """
+
+    kind: str = "diode"
+    saturation_current: float = 1e-7
+    emission: float = 1.0
+    series_resistance: float = 1.0
+    stiffness: float = 1e4
+
+    def __post_init__(self) -> None:
+        check_choice("clamp kind", self.kind, CLAMP_KINDS)
+        check_real("saturation_current", self.saturation_current, low=0.0, low_open=True)
+        check_real("emission", self.emission, low=0.0, low_open=True)
+        check_real("series_resistance", self.series_resistance, low=0.0)
+        check_real("stiffness", self.stiffness, low=0.0, low_open=True)
+
+    @classmethod
+    def of(cls, clamp: "str | ClampModel") -> "ClampModel":
+        """A clamp from ``"diode"``, ``"limiter"`` or a :class:`ClampModel`."""
+        if isinstance(clamp, ClampModel):
+            return clamp
+        return cls(kind=check_choice("clamp", clamp, CLAMP_KINDS))
+
+    def model_line(self) -> str:
+        """The ``.model`` card of the clamp diode (diode clamps only)."""
+        return (f".model DCLAMP D(IS={_num(self.saturation_current)} N={_num(self.emission)} "
+                f"RS={_num(self.series_resistance)})")
+
+
+@dataclass(frozen=True)
+class NonIdealities:
+    """Hardware non-idealities; each changes the netlist, never the learning code.
+
+    Parameters
+    ----------
+    mismatch : float
+        Relative standard deviation of each synapse's transconductance (Monte Carlo, drawn once
+        per synapse from ``seed`` and shared by all presentation copies: one chip).
+    bits : int or None
+        Weight quantization: weights are clipped to ``[-weight_range, weight_range]`` and rounded
+        to ``2**bits - 1`` evenly spaced levels (None = off).
+    weight_range : float
+        Range of the quantized weights (dimensionless).
+    parasitic_capacitance : float, farads
+        Extra capacitance from every free node to ground.
+    noise : float
+        RMS of a white noise current into every free node, in units of ``g * V_scale``
+        (ngspice ``TRNOISE``); 0 = off.
+    noise_interval : float or None
+        Sampling interval of the noise (tau); None = the schedule's ``dt``.
+    seed : int
+        Seed of the mismatch draw and of ngspice's noise generator (``.options seed``).
+    """
+
+    mismatch: float = 0.0
+    bits: int | None = None
+    weight_range: float = 4.0
+    parasitic_capacitance: float = 0.0
+    noise: float = 0.0
+    noise_interval: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_real("mismatch", self.mismatch, low=0.0)
+        if self.bits is not None:
+            check_int("bits", self.bits, low=1, high=32)
+        check_real("weight_range", self.weight_range, low=0.0, low_open=True)
+        check_real("parasitic_capacitance", self.parasitic_capacitance, low=0.0)
+        check_real("noise", self.noise, low=0.0)
+        if self.noise_interval is not None:
+            check_real("noise_interval", self.noise_interval, low=0.0, low_open=True)
+        check_int("seed", self.seed, low=0)
+
+    @property
+    def ideal(self) -> bool:
+        return (self.mismatch == 0 and self.bits is None and self.parasitic_capacitance == 0
+                and self.noise == 0)
+
+    def mismatch_factors(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Multiplicative transconductance errors ``1 + mismatch * N(0, 1)`` of shape ``(S, N, N)``."""
+        if self.mismatch == 0:
+            return np.ones(shape)
+        return 1.0 + self.mismatch * np.random.default_rng(self.seed).standard_normal(shape)
+
+    def quantize(self, W: np.ndarray) -> np.ndarray:
+        """Weights as the circuit realises them (quantized when ``bits`` is set)."""
+        if self.bits is None:
+            return np.asarray(W, dtype=float)
+        r = self.weight_range
+        step = 2.0 * r / (2 ** self.bits - 1)
+        return np.round((np.clip(W, -r, r) + r) / step) * step - r
+
+
+@dataclass(frozen=True)
+class Netlist:
+    """A compiled netlist and what is needed to read its results back.
+
+    Attributes
+    ----------
+    text : str
+        The SPICE netlist.
+    nodes : list of str
+        ``nodes[k]`` is the node of the k-th free state, in the order of ``index`` (network,
+        presentation, free neuron), lower case as ngspice reports vectors.
+    shape : tuple
+        ``(S, P, N)`` of the states.
+    units : CircuitUnits
+    free_end : float, seconds
+        Time at which the nudge switches on (end of the free phase).
+    stop : float, seconds
+        End of the transient.
+    """
+
+    text: str
+    nodes: list[str]
+    shape: tuple[int, int, int]
+    n_inputs: int
+    units: CircuitUnits
+    free_end: float
+    stop: float
+    step: float
+    meta: dict = field(default_factory=dict)
+
+
+def _num(x: float) -> str:
+    """A number as SPICE text: shortest repr with 12 significant digits (deterministic)."""
+    x = float(x)
+    if x == 0:
+        return "0"
+    return f"{x:.12g}"
+
+
+def copy_prefix(s: int, p: int) -> str:
+    """Prefix of the nodes and elements of network ``s``, presentation ``p``."""
+    return f"s{s}p{p}"
+
+
+def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
+                    units: CircuitUnits | None = None, clamp: "str | ClampModel" = "diode",
+                    nonideal: NonIdealities | None = None, title: str | None = None,
+                    control: bool = False, options: Mapping[str, float] | None = None,
+                    max_step: float | None = None) -> Netlist:
+    """Compile a batch, its inputs, initial states and schedule into one netlist.
+
+    Every network of the batch and every presentation gets its own copy of the circuit, so one
+    transient simulates a whole phase pair: the free phase from ``initial`` (``.ic``, ``uic``),
+    then, when ``targets`` are given and ``schedule.nudged_steps > 0``, the nudged phase switched
+    on inside the same transient.
+
+    Parameters
+    ----------
+    networks : Network, NetworkBatch or sequence
+    inputs : array (P, n_inputs)
+        Clamped inputs with the bias column last (states; volts = state * ``v_scale``).
+    initial : array (S, P, N)
+        Initial states (the input columns are ignored).
+    schedule : Schedule
+        ``dt`` (tau) is the print step and largest time step; phase lengths in steps of ``dt``.
+    targets : array (P, n_outputs), optional
+    units, clamp, nonideal
+        See :class:`CircuitUnits`, :class:`ClampModel`, :class:`NonIdealities`.
+    title : str, optional
+        First line of the netlist.
+    control : bool
+        Add a ``.control`` block that runs the transient, resamples it onto the ``dt`` grid
+        (``linearize``) and prints every free node voltage: for plain ``ngspice -b``.
+    options : mapping, optional
+        Extra ``.options`` (for example ``{"reltol": 1e-4}``).
+    max_step : float, optional
+        Largest internal time step (tau); default ``schedule.dt``.
+    """
+    batch = NetworkBatch.of(networks)
+    roles = batch.roles
+    units = units or CircuitUnits()
+    clamp = ClampModel.of(clamp)
+    nonideal = nonideal or NonIdealities()
+    S, N = len(batch), roles.n_neurons
+    inputs = check_array("inputs", inputs, shape=(None, roles.n_inputs))
+    P = inputs.shape[0]
+    initial = check_array("initial", initial, shape=(S, P, N))
+    if targets is not None:
+        targets = check_array("targets", targets, shape=(P, roles.n_outputs))
+    nudged = targets is not None and schedule.nudged_steps > 0
+    fam = batch.family
+    if fam not in ("deep", "deep-leaky", "ep-asym", "ep-sym"):  # pragma: no cover - future families
+        raise InvalidInputError(f"No circuit reading for the {fam!r} family.")
+    conserving = fam in ("deep", "deep-leaky")
+    gamma = float(batch.params.get("gamma", 0.0)) if fam == "deep-leaky" else 0.0
+
+    g, Vs, tau = units.transconductance, units.v_scale, units.tau
+    dt_s = schedule.dt * tau
+    free_end = schedule.free_steps * dt_s
+    stop = free_end + (schedule.nudged_steps * dt_s if nudged else 0.0)
+    step_s = (max_step if max_step is not None else schedule.dt) * tau
+    names = roles.names
+    free = list(range(roles.n_inputs, N))
+    outputs = list(range(N - roles.n_outputs, N))
+    W_nom = batch.weights
+    W = nonideal.quantize(W_nom) * nonideal.mismatch_factors((S, N, N))
+    mask = batch.mask
+    bias = batch.bias
+
+    L: list[str] = []
+    add = L.append
+    add(title or f"deepcircuit {fam} network(s): {S} network(s) x {P} presentation(s)")
+    add(f"* Generated by deepcircuit. Family {fam!r}; neurons {', '.join(names)}.")
+    add(f"* Units: V_scale = {_num(Vs)} V (state 1.0), C = {_num(units.capacitance)} F, "
+        f"g = {_num(g)} S, tau = C/g = {_num(tau)} s.")
+    add(f"* Schedule: dt = {_num(schedule.dt)} tau, free phase {schedule.free_steps} steps "
+        f"(0 .. {_num(free_end)} s)" + (f", nudged phase {schedule.nudged_steps} steps with "
+                                        f"beta = {_num(schedule.beta)} (.. {_num(stop)} s)" if nudged else ""))
+    add(f"* Clamp: {clamp.kind}" + (f" (model DCLAMP)" if clamp.kind == "diode"
+                                     else f" (B source, stiffness {_num(clamp.stiffness)} g)"))
+    if not nonideal.ideal:
+        add(f"* Non-idealities: mismatch {_num(nonideal.mismatch)}, bits {nonideal.bits}, weight range "
+            f"{_num(nonideal.weight_range)}, parasitic C {_num(nonideal.parasitic_capacitance)} F, "
+            f"noise {_num(nonideal.noise)} g*V_scale rms, seed {nonideal.seed}")
+    opts = {"method": "gear"}
+    if nonideal.noise > 0:
+        opts["seed"] = nonideal.seed
+    opts.update(options or {})
+    add(".options " + " ".join(f"{k}={v if isinstance(v, str) else _num(v)}" for k, v in opts.items()))
+    if clamp.kind == "diode":
+        add(clamp.model_line())
+    if nudged:
+        add(".model SWNUDGE SW(VT=0.5 VH=0 RON=1e-3 ROFF=1e12)")
+    add(f"V_rail_hi rail_hi 0 DC {_num(Vs)}")
+    if nudged:
+        rise = _SWITCH_RISE * dt_s
+        add(f"* Nudge control: 0 V in the free phase, 1 V from {_num(free_end)} s (closes every S_nudge).")
+        add(f"V_nudge_ctl nudge_ctl 0 PWL(0 0 {_num(free_end)} 0 {_num(free_end + rise)} 1)")
+    noise_dt = (nonideal.noise_interval or schedule.dt) * tau
+
+    nodes: list[str] = []
+    ics: list[str] = []
+    for s in range(S):
+        edges = [(int(i), int(j)) for i, j in np.argwhere(mask[s])]
+        for p in range(P):
+            cp = copy_prefix(s, p)
+            node = [f"{cp}_{n}" for n in names]
+            x = inputs[p]
+            head = f"* ---- network {s}, presentation {p}: inputs " + " ".join(
+                f"{names[k]}={_num(x[k])}" for k in range(roles.n_inputs))
+            if nudged:
+                head += "; targets " + " ".join(f"{names[o]}={_num(targets[p, k])}" for k, o in enumerate(outputs))
+            add(head)
+            for k in range(roles.n_inputs):
+                kind = "V_bias" if k == roles.bias_index else "V_in"
+                elem = f"{kind}_{cp}" if k == roles.bias_index else f"{kind}_{cp}_{names[k]}"
+                add(f"{elem} {node[k]} 0 DC {_num(x[k] * Vs)}")
+            for j in free:
+                add(f"C_{cp}_{names[j]} {node[j]} 0 {_num(units.capacitance)}")
+                if nonideal.parasitic_capacitance > 0:
+                    add(f"C_par_{cp}_{names[j]} {node[j]} 0 {_num(nonideal.parasitic_capacitance)}")
+                if clamp.kind == "diode":
+                    add(f"D_lo_{cp}_{names[j]} 0 {node[j]} DCLAMP")
+                    add(f"D_hi_{cp}_{names[j]} {node[j]} rail_hi DCLAMP")
+                else:
+                    add(f"B_lim_{cp}_{names[j]} {node[j]} 0 I = {_num(g * clamp.stiffness)}*"
+                        f"(uramp(V({node[j]})-{_num(Vs)}) - uramp(-V({node[j]})))")
+                if gamma > 0:
+                    add(f"R_leak_{cp}_{names[j]} {node[j]} 0 {_num(1.0 / (g * gamma))}")
+                if not conserving:
+                    add(f"R_decay_{cp}_{names[j]} {node[j]} 0 {_num(1.0 / g)}")
+                    if bias[s, j] != 0:
+                        add(f"* bias b[{names[j]}] = {_num(bias[s, j])}")
+                        add(f"I_bias_{cp}_{names[j]} 0 {node[j]} DC {_num(g * bias[s, j] * Vs)}")
+                if nonideal.noise > 0:
+                    add(f"I_noise_{cp}_{names[j]} 0 {node[j]} DC 0 TRNOISE({_num(nonideal.noise * g * Vs)} "
+                        f"{_num(noise_dt)} 0 0)")
+            for i, j in edges:
+                w_nom = W_nom[s, i, j]
+                gm = g * W[s, i, j]
+                src = node[i] if conserving else "0"
+                add(f"* {names[i]} -> {names[j]}: W = {_num(w_nom)}"
+                    + ("" if W[s, i, j] == w_nom else f" (realised {_num(W[s, i, j])})"))
+                add(f"G_syn_{cp}_{names[i]}_{names[j]} {src} {node[j]} {node[i]} 0 {_num(gm)}")
+            if nudged:
+                for k, o in enumerate(outputs):
+                    add(f"V_target_{cp}_{names[o]} {node[o]}_tgt 0 DC {_num(targets[p, k] * Vs)}")
+                    add(f"R_nudge_{cp}_{names[o]} {node[o]} {node[o]}_nsw {_num(1.0 / (g * schedule.beta))}")
+                    add(f"S_nudge_{cp}_{names[o]} {node[o]}_nsw {node[o]}_tgt nudge_ctl 0 SWNUDGE")
+            ics.append(".ic " + " ".join(f"V({node[j]})={_num(initial[s, p, j] * Vs)}" for j in free))
+            nodes.extend(node[j].lower() for j in free)
+    add("* Initial conditions: the initial states times V_scale.")
+    L.extend(ics)
+    add(".save " + " ".join(f"v({n})" for n in nodes))
+    add(f".tran {_num(dt_s)} {_num(stop)} 0 {_num(step_s)} uic")
+    if control:
+        add(".control")
+        add("set width=100000")
+        add("set nobreak")
+        add("run")
+        add("linearize")
+        add("print " + " ".join(f"v({n})" for n in nodes))
+        add(".endc")
+    add(".end")
+    return Netlist("\n".join(L) + "\n", nodes, (S, P, N), roles.n_inputs, units, free_end, stop, dt_s,
+                   {"clamp": clamp.kind, "family": fam})
+
+
+def standalone_netlist(network, task, *, schedule=None, seed: int = 0, state_init_high: float = 0.1,
+                       nudged: bool = True, units: CircuitUnits | None = None,
+                       clamp: "str | ClampModel" = "diode", nonideal: NonIdealities | None = None,
+                       title: str | None = None, options: Mapping[str, float] | None = None) -> Netlist:
+    """A netlist of one network on every presentation of ``task`` that plain ``ngspice -b`` runs.
+
+    The initial free states are drawn from ``Uniform(0, state_init_high)`` with ``seed`` (as in
+    training); the netlist has its own ``.tran`` analysis, ``.ic`` lines and a ``.control`` block
+    that prints every free node voltage on the ``dt`` grid. ``nudged=False`` leaves out the nudged
+    phase (a free-phase inference circuit).
+    """
+    from .substrates.base import Schedule, initial_states
+    from .tasks import get_task
+
+    task = get_task(task)
+    schedule = schedule or Schedule()
+    roles = network.roles
+    if task.n_inputs != roles.n_inputs or task.n_outputs != roles.n_outputs:
+        raise InvalidInputError(
+            f"Task {task.name!r} has {task.n_inputs} inputs (bias included) and {task.n_outputs} outputs, "
+            f"but the network has {roles.n_inputs} and {roles.n_outputs}.")
+    s0 = initial_states(np.random.default_rng(check_int("seed", seed, low=0)), 1, task.inputs, roles,
+                        state_init_high)
+    opts = {"reltol": 1e-4, **dict(options or {})}
+    return compile_netlist(network, task.inputs, s0, schedule,
+                           targets=task.targets if nudged else None, units=units, clamp=clamp,
+                           nonideal=nonideal, title=title, control=True, options=opts)

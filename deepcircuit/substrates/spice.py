@@ -1,0 +1,312 @@
+"""The SPICE substrate: the network as a circuit, simulated in ngspice through PySpice.
+
+The batch is compiled into one netlist (:mod:`deepcircuit.circuit`): every network and every
+presentation is a copy of the circuit, and the nudge is switched on inside the same transient, so
+one ngspice run simulates a whole phase pair. The run goes through ngspice's shared library
+(``libngspice.so``) with PySpice's ``NgSpiceShared``; node voltages are read back, divided by
+``V_scale`` and resampled onto the schedule's uniform grid (times in tau), then returned as the
+common :class:`~deepcircuit.trajectory.Trajectory` form.
+
+Two PySpice 1.5 behaviours are worked around here:
+
+* PySpice marks every stderr line of ngspice that does not start with ``Warning:`` as an error and
+  then raises on the next command, although ngspice prints harmless notes there ("Using SPARSE 1.3
+  as Direct Linear Solver" since ngspice 42, "Note: ..."; PySpice issues #379, #392, #399). The
+  callback is replaced: stderr is collected and judged here, after the run, by what it says.
+* Simulation results stay in ngspice's memory until destroyed (PySpice issues #246, #373). After
+  each run the plot is destroyed and the circuit removed (``destroy all``, ``remcirc``); the one
+  shared-library instance is reused for the life of the process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .._validation import check_real
+from ..circuit import CircuitUnits, ClampModel, Netlist, NonIdealities, compile_netlist
+from ..errors import DivergenceError, SimulationError, SubstrateUnavailableError
+from ..network import NetworkBatch
+from ..trajectory import PhaseResult, Trajectory
+from .base import Schedule, Substrate, check_run_arguments
+
+INSTALL_HINT = "apt-get install libngspice0-dev ngspice"
+
+#: stderr lines of ngspice that mean the run failed (matched case-insensitively).
+_FATAL = re.compile(r"timestep too small|error|aborted|singular matrix|gmin stepping failed|"
+                    r"source stepping failed|iteration limit reached|no convergence", re.I)
+#: Likely causes, by what ngspice said, for the error message.
+_CAUSES = [
+    (re.compile(r"timestep too small", re.I),
+     "the time step collapsed: usually a very stiff clamp (limiter stiffness or a diode with a tiny "
+     "emission coefficient) together with large weights, or a network whose states run away; try "
+     "clamp='diode', smaller weights, or looser .options (reltol)"),
+    (re.compile(r"singular matrix", re.I),
+     "a node has no DC path (check parasitic capacitance / floating nodes)"),
+    (re.compile(r"iteration limit|no convergence|gmin|source stepping", re.I),
+     "Newton iterations did not converge at a time point (stiff clamp or diverging network)"),
+]
+
+_shared = None  # the one NgSpiceShared instance of this process (ngspice keeps global state)
+
+
+def _load_ngspice():
+    """The process's ngspice shared-library instance, created on first use."""
+    global _shared
+    if _shared is not None:
+        return _shared
+    try:
+        from PySpice.Spice.NgSpice import Shared as shared_mod
+    except ImportError as exc:  # pragma: no cover - PySpice is a declared dependency
+        raise SubstrateUnavailableError(
+            f"The spice substrate needs PySpice 1.5 (pip install PySpice==1.5) and ngspice's shared "
+            f"library ({INSTALL_HINT}): {exc}") from None
+    lib = shared_mod.NgSpiceShared.LIBRARY_PATH.format("")
+    try:
+        ctypes.CDLL(lib)  # fail early and clearly, before PySpice declares its C interface
+    except OSError as exc:
+        raise SubstrateUnavailableError(
+            f"ngspice's shared library {lib!r} was not found ({exc}); install it with "
+            f"`{INSTALL_HINT}` (or point NGSPICE_LIBRARY_PATH at libngspice.so).") from None
+    # PySpice logs "Unsupported Ngspice version" and every stderr line at warning/error level.
+    logging.getLogger("PySpice").setLevel(logging.CRITICAL)
+    try:
+        _shared = _QuietNgSpice(ngspice_id=0, send_data=False)
+    except Exception as exc:  # cffi / ngspice initialisation failures
+        raise SubstrateUnavailableError(
+            f"ngspice's shared library could not be initialised through PySpice ({exc}); "
+            f"reinstall it with `{INSTALL_HINT}`.") from None
+    return _shared
+
+
+def _quiet_class():
+    from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi, ffi_string_utf8
+
+    class QuietNgSpice(NgSpiceShared):
+        """NgSpiceShared whose stderr lines are collected, not treated as errors on arrival."""
+
+        @staticmethod
+        def _send_char(message_c, ngspice_id, user_data):
+            self = ffi.from_handle(user_data)
+            prefix, _, content = ffi_string_utf8(message_c).partition(" ")
+            (self._stderr if prefix == "stderr" else self._stdout).append(content)
+            return 0
+
+        def command(self, cmd: str) -> list[str]:
+            """Run an ngspice command; returns its stderr lines (judged by the caller)."""
+            self.clear_output()
+            rc = self._ngspice_shared.ngSpice_Command(cmd.encode("ascii"))
+            if rc:
+                raise SimulationError(f"ngspice refused the command {cmd!r} (return code {rc}).")
+            return list(self._stderr)
+
+        def circuit(self, text: str) -> list[str]:
+            """Load a netlist; returns the stdout and stderr lines ngspice printed while parsing."""
+            lines = [ln for ln in text.splitlines() if ln] + [""]
+            keep = [ffi.new("char[]", ln.encode("utf8")) for ln in lines] + [ffi.NULL]
+            self.clear_output()
+            rc = self._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep))
+            if rc:
+                raise SimulationError(f"ngspice could not load the netlist (return code {rc}).")
+            return list(self._stdout) + list(self._stderr)
+
+        def vector(self, name: str) -> np.ndarray:
+            """A real vector of the current plot as a float array (copied)."""
+            info = self._ngspice_shared.ngGet_Vec_Info(name.encode("utf8"))
+            if info == ffi.NULL or info.v_realdata == ffi.NULL:
+                raise SimulationError(f"ngspice has no result vector {name!r}.")
+            n = info.v_length
+            return np.frombuffer(ffi.buffer(info.v_realdata, n * 8), dtype=np.float64).copy()
+
+    return QuietNgSpice
+
+
+class _LazyQuiet:
+    def __call__(self, **kw):
+        return _quiet_class()(**kw)
+
+
+_QuietNgSpice = _LazyQuiet()
+
+
+def _rss_peak_mb() -> float:
+    """Peak resident set size of this process (MB), from /proc or resource."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:  # pragma: no cover - non-Linux
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class SpiceSubstrate(Substrate):
+    """Networks as circuits in ngspice (through PySpice's shared-library interface).
+
+    Parameters
+    ----------
+    clamp : "diode", "limiter" or ClampModel
+        The [0, 1] bound: diode clamps (default, model ``DCLAMP``) or a stiff behavioural limiter.
+    units : CircuitUnits
+        ``V_scale`` (V), ``C`` (F), ``g`` (S); ``tau = C / g``.
+    nonideal : NonIdealities
+        Mismatch, quantization, parasitic capacitance, noise (the noise seed advances every run so
+        successive epochs see fresh noise; the mismatch is fixed hardware).
+    reltol : float
+        ngspice's relative tolerance (``.options reltol``).
+    options : dict
+        Further ``.options`` for ngspice.
+    netlist_dir : str or Path, optional
+        Where a failing netlist is saved (default: the system temporary folder).
+    """
+
+    name = "spice"
+    exact = False
+
+    def __init__(self, *, clamp: "str | ClampModel" = "diode", units: CircuitUnits | None = None,
+                 nonideal: NonIdealities | None = None, reltol: float = 1e-4,
+                 options: dict | None = None, netlist_dir: "str | Path | None" = None) -> None:
+        self.clamp = ClampModel.of(clamp)
+        self.units = units or CircuitUnits()
+        self.nonideal = nonideal or NonIdealities()
+        self.reltol = check_real("reltol", reltol, low=0.0, low_open=True)
+        self.options = dict(options or {})
+        self.netlist_dir = Path(netlist_dir) if netlist_dir is not None else Path(tempfile.gettempdir())
+        self.epoch: int | None = None  # set by callers that know it, for error messages
+        self.runs = 0
+        self.last_netlist: Netlist | None = None
+
+    def __repr__(self) -> str:
+        return f"SpiceSubstrate(clamp={self.clamp.kind!r}, units={self.units})"
+
+    # -- public ------------------------------------------------------------------------
+    def run(self, networks, inputs, initial, schedule: Schedule, *, targets=None) -> PhaseResult:
+        batch = NetworkBatch.of(networks)
+        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets)
+        if not (np.all(np.isfinite(batch.weights)) and np.all(np.isfinite(batch.bias))):
+            raise DivergenceError("The weights contain non-finite values; the network has diverged.",
+                                  phase="free", magnitude=float("inf"))
+        ng = _load_ngspice()
+        nonideal = self.nonideal
+        if nonideal.noise > 0:  # fresh noise every run, reproducible from the seed
+            from dataclasses import replace
+
+            nonideal = replace(nonideal, seed=nonideal.seed + self.runs)
+        opts = {"reltol": self.reltol, **self.options}
+        net = compile_netlist(batch, inputs, initial, schedule, targets=targets, units=self.units,
+                              clamp=self.clamp, nonideal=nonideal, options=opts)
+        self.last_netlist = net
+        self.runs += 1
+        t0 = time.perf_counter()
+        time_s, volts = self._simulate(ng, net, phase="free and nudged" if net.stop > net.free_end else "free")
+        seconds = time.perf_counter() - t0
+        return self._trajectories(batch, net, inputs, time_s, volts, schedule, seconds)
+
+    def close(self) -> None:
+        """Nothing per instance: the shared library is reused by every SpiceSubstrate."""
+
+    # -- internals -----------------------------------------------------------------------
+    def _simulate(self, ng, net: Netlist, phase: str):
+        try:
+            parse = ng.circuit(net.text)
+            bad = [ln for ln in parse if re.search(r"error|unknown|not found|could not", ln, re.I)]
+            if bad:
+                self._fail(net, phase, "ngspice rejected the netlist: " + " | ".join(bad[:3]), bad)
+            err = ng.command("run")
+            fatal = [ln for ln in err if _FATAL.search(ln)]
+            try:
+                t = ng.vector("time")
+                if fatal or t.size == 0 or t[-1] < net.stop * (1 - 1e-9):
+                    end = float(t[-1]) if t.size else 0.0
+                    self._fail(net, phase, f"ngspice stopped at t = {end:.4g} s of {net.stop:.4g} s", fatal or err)
+                volts = np.empty((len(net.nodes), t.size))
+                for k, node in enumerate(net.nodes):
+                    volts[k] = ng.vector(node)
+            except SimulationError as exc:
+                if "no result vector" in str(exc):
+                    self._fail(net, phase, str(exc), fatal or err)
+                raise
+            return t, volts
+        finally:
+            # Free the results and the circuit, so memory stays flat over many runs.
+            ng.command("destroy all")
+            ng.command("remcirc")
+
+    def _fail(self, net: Netlist, phase: str, what: str, lines) -> None:
+        path = self._save_netlist(net)
+        said = " | ".join(ln.strip() for ln in lines if ln.strip())[:600] or "nothing on stderr"
+        cause = next((c for rx, c in _CAUSES if rx.search(said)), "see the ngspice messages")
+        epoch = f", epoch {self.epoch}" if self.epoch is not None else ""
+        raise SimulationError(
+            f"ngspice failed in the {phase} phase{epoch}: {what}. ngspice said: {said}. Likely cause: "
+            f"{cause}. The netlist is saved in {path} (run it with `ngspice -b {path}`).")
+
+    def _save_netlist(self, net: Netlist) -> Path:
+        from ..persistence import write_atomic
+
+        self.netlist_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="deepcircuit-failed-", suffix=".cir", dir=self.netlist_dir)
+        os.close(fd)
+        return write_atomic(name, net.text)
+
+    def _trajectories(self, batch, net: Netlist, inputs, t_s, volts, schedule, seconds) -> PhaseResult:
+        roles = batch.roles
+        S, P, N = net.shape
+        Vs, tau = net.units.v_scale, net.units.tau
+        nf = N - roles.n_inputs
+        free_v = volts.reshape(S, P, nf, -1) / Vs
+        over = np.maximum(np.maximum(free_v - 1.0, -free_v), 0.0)  # outside [0, 1], units of V_scale
+        t_tau = t_s / tau
+        t_free = net.free_end / tau
+        out = []
+        phases = [("free", 0.0, schedule.free_steps)]
+        if net.stop > net.free_end * (1 + 1e-12):
+            phases.append(("nudged", t_free, schedule.nudged_steps))
+        for phase, start, steps in phases:
+            grid = start + schedule.dt * np.arange(steps + 1)
+            grid[-1] = min(grid[-1], t_tau[-1])
+            res = np.empty((S, P, steps + 1, N))
+            res[..., :roles.n_inputs] = inputs[None, :, None, :]
+            flat = free_v.reshape(-1, t_tau.size)
+            tgt = res[..., roles.n_inputs:]
+            tmp = np.empty((flat.shape[0], steps + 1))
+            for k in range(flat.shape[0]):
+                tmp[k] = np.interp(grid, t_tau, flat[k])
+            tgt[...] = np.moveaxis(tmp.reshape(S, P, nf, steps + 1), 2, 3)
+            in_phase = (t_tau >= start - 1e-12) & (t_tau <= grid[-1] + 1e-12)
+            dev = over[..., in_phase]
+            finite = np.isfinite(res).reshape(S, -1).all(axis=1)
+            speed = np.abs(res[:, :, -1, roles.n_inputs:] - res[:, :, -2, roles.n_inputs:]).max(axis=-1) / schedule.dt \
+                if steps >= 1 else np.full((S, P), np.inf)
+            settled = (speed < schedule.settle_tol) & finite[:, None]
+            msg = ""
+            if not finite.all():
+                msg = f"{phase} phase diverged for network(s) {np.flatnonzero(~finite).tolist()}: non-finite voltages"
+            elif not settled.all():
+                msg = (f"{phase} phase: {int((~settled).sum())} of {settled.size} (network, presentation) pairs "
+                       f"not settled after {schedule.dt * steps:.4g} tau (max |ds/dt| = {np.nanmax(speed):.3g}, "
+                       f"tolerance {schedule.settle_tol:g})")
+            meta = {
+                "simulator": "ngspice (shared library, PySpice)", "clamp": net.meta["clamp"],
+                "units": {"v_scale": Vs, "capacitance": net.units.capacitance,
+                          "transconductance": net.units.transconductance, "tau": tau},
+                # The clamp's deviation from the ideal projection: how far node voltages went
+                # outside [0, V_scale] during the phase, in units of V_scale.
+                "clamp_overshoot_max": float(dev.max()) if dev.size else 0.0,
+                "clamp_overshoot_final": float(over[..., np.searchsorted(t_tau, grid[-1] - 1e-12)].max()),
+                "clamp_overshoot_per_network": dev.max(axis=(1, 2, 3)) if dev.size else np.zeros(S),
+                "time_points": int(in_phase.sum()), "seconds": seconds, "final_speed": speed,
+                "peak_rss_mb": _rss_peak_mb(),
+            }
+            out.append(Trajectory(grid - start, res, roles, phase, self.name, settled, schedule.settle_tol,
+                                  ~finite, msg, meta))
+        return PhaseResult(*out)

@@ -45,6 +45,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--free-steps", type=int, default=None, help="free-phase steps T1 (overrides the preset)")
     p.add_argument("--nudged-steps", type=int, default=None, help="nudged-phase steps T2 (overrides the preset)")
     p.add_argument("--gamma", type=float, default=None, help="leak rate of deep-leaky (1/tau)")
+    p.add_argument("--record-certificates", action="store_true",
+                   help="record stability certificates every epoch in each model's history "
+                        "(Gershgorin margins, spectral abscissa, equilibrium reached)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -72,6 +75,7 @@ def _topology(arg: str):
 
 
 def run(args) -> int:
+    from ..lyapunov import certificate_recorder
     from ..persistence import ModelFile, save_model
     from ..training import TrainingConfig, train
 
@@ -91,7 +95,8 @@ def run(args) -> int:
         warnings.simplefilter("always")
         result = train(args.task, model=args.model, topology=_topology(args.topology),
                        hidden=args.hidden, seeds=seeds, config=config, substrate=args.substrate,
-                       params=params, progress=not args.quiet, on_divergence="report")
+                       params=params, progress=not args.quiet, on_divergence="report",
+                       callbacks=[certificate_recorder()] if args.record_certificates else ())
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
 

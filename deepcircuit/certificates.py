@@ -1,0 +1,475 @@
+"""Stability certificates from the network alone, and at an equilibrium.
+
+Everything here reads a :class:`~deepcircuit.network.Network` (and, for the Jacobian at an
+equilibrium, a state); nothing runs a simulation or knows about substrates.
+
+* :func:`gershgorin`: the authors' sufficient conditions (see ``shared/spec/DEEP.md``) on the
+  Jacobian ``J`` of the unbounded dynamics over the free neurons: a negative diagonal, strict
+  row dominance (``sum_{i != j} |J[j, i]| < |J[j, j]|``: the in-weights of j) and strict column
+  dominance (``sum_{k != j} |J[k, j]| < |J[j, j]|``: the out-weights of j). For ``ep-asym`` the
+  diagonal is -1 and these are "row / column sum of |W| below 1".
+* :func:`analyse_equilibrium`: ``J`` restricted to the free neurons that the projection onto
+  [0, 1] does not hold at a bound, its eigenvalues, spectral abscissa and a stable / marginal /
+  unstable status.
+* :func:`lyapunov_function`: a Lyapunov function wherever one can be certified (1-norm,
+  max-norm, quadratic, energy), each naming the condition that certifies it.
+
+Times are in units of tau, so eigenvalues, margins and rates are in 1/tau; states are
+dimensionless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ._validation import check_array, check_choice, check_real
+from .errors import InvalidInputError
+from .network import Network
+
+CONDITIONS = ("negative_diagonal", "row_dominance", "column_dominance")
+STATUSES = ("stable", "marginal", "unstable")
+FUNCTIONS = ("auto", "energy", "1-norm", "max-norm", "quadratic")
+
+
+def _float(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def _check_network(network) -> Network:
+    if not isinstance(network, Network):
+        raise InvalidInputError(
+            f"Expected a deepcircuit Network; got {type(network).__name__}. "
+            "For a batch, analyse each network of batch.networks.")
+    return network
+
+
+def free_jacobian(network: Network, *, beta: float = 0.0) -> np.ndarray:
+    """Jacobian ``J[j, i] = d(ds_j/dt)/ds_i`` (1/tau) over the free neurons, shape ``(F, F)``.
+
+    Rows and columns are the free neurons in state order (hidden, then outputs). ``beta > 0``
+    gives the nudged-phase Jacobian (``-beta`` on the output diagonal). It is the family's
+    :meth:`~deepcircuit.families.Family.jacobian` cut to the free block.
+    """
+    network = _check_network(network)
+    beta = check_real("beta", beta, low=0.0)
+    r = network.roles
+    J = network.family_.jacobian(network.weights, network.bias, network.params)[r.free, r.free].copy()
+    n_hidden = r.n_neurons - r.n_inputs - r.n_outputs
+    J[np.arange(n_hidden, J.shape[0]), np.arange(n_hidden, J.shape[0])] -= beta
+    return J
+
+
+def _velocity(network: Network, state: np.ndarray, beta: float, target) -> np.ndarray:
+    """Unbounded velocity ds/dt (1/tau) of ``state (..., N)``, with the nudge when ``beta > 0``."""
+    v = network.family_.velocity(state[..., None, :], network.weights, network.bias, network.params)[..., 0, :]
+    if beta > 0.0:
+        out = network.roles.outputs
+        v[..., out] += beta * (target - state[..., out])
+    return v
+
+
+# -- Gershgorin ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Condition:
+    """One Gershgorin condition: whether it holds, and each neuron's margin (1/tau).
+
+    ``margins[name] > tol`` means neuron ``name`` satisfies the condition with that much to
+    spare; ``failing`` lists the neurons whose margin is not above ``tol`` (strict inequalities:
+    a margin of exactly 0 fails).
+    """
+
+    name: str
+    description: str
+    holds: bool
+    failing: tuple[str, ...]
+    margins: dict
+    tol: float
+
+    @property
+    def min_margin(self) -> float:
+        """The smallest margin (1/tau); ``inf`` over no neurons."""
+        return min(self.margins.values(), default=float("inf"))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "description": self.description, "holds": self.holds,
+                "failing": list(self.failing), "min_margin": _float(self.min_margin),
+                "margins": {k: float(v) for k, v in self.margins.items()}, "tol": self.tol}
+
+
+@dataclass(frozen=True)
+class Gershgorin:
+    """The Gershgorin conditions of one network (one phase), by name in :data:`CONDITIONS`."""
+
+    family: str
+    beta: float
+    neurons: tuple[str, ...]
+    conditions: dict
+
+    def __getitem__(self, name: str) -> Condition:
+        return self.conditions[check_choice("condition", name, CONDITIONS)]
+
+    @property
+    def certified(self) -> bool:
+        """Negative diagonal and strict row or column dominance: the Jacobian is Hurwitz."""
+        c = self.conditions
+        return c["negative_diagonal"].holds and (c["row_dominance"].holds or c["column_dominance"].holds)
+
+    @property
+    def rate_1norm(self) -> float:
+        """Guaranteed decay rate (1/tau) of ``||s - s*||_1`` under column dominance (else 0)."""
+        c = self.conditions
+        ok = c["negative_diagonal"].holds and c["column_dominance"].holds
+        return max(c["column_dominance"].min_margin, 0.0) if ok else 0.0
+
+    @property
+    def rate_maxnorm(self) -> float:
+        """Guaranteed decay rate (1/tau) of ``||s - s*||_inf`` under row dominance (else 0)."""
+        c = self.conditions
+        ok = c["negative_diagonal"].holds and c["row_dominance"].holds
+        return max(c["row_dominance"].min_margin, 0.0) if ok else 0.0
+
+    def to_dict(self) -> dict:
+        return {"family": self.family, "beta": self.beta, "neurons": list(self.neurons),
+                "certified": self.certified,
+                **{name: cond.to_dict() for name, cond in self.conditions.items()}}
+
+
+def _descriptions(family: str) -> dict:
+    if family == "ep-asym":
+        return {"negative_diagonal": "J[j,j] = -1 < 0 (always true for ep-asym)",
+                "row_dominance": "sum_i |W[i,j]| < 1 over free i (row sum of |W| into j)",
+                "column_dominance": "sum_k |W[j,k]| < 1 over free k (column sum of |W| out of j)"}
+    return {"negative_diagonal": "J[j,j] < 0 (for deep: -sum_k W[j,k] < 0, minus gamma if leaky)",
+            "row_dominance": "sum_{i != j} |J[j,i]| < |J[j,j]|  (in-weights |W[i,j]| from free i)",
+            "column_dominance": "sum_{k != j} |J[k,j]| < |J[j,j]|  (out-weights |W[j,k]| to free k)"}
+
+
+def gershgorin(network: Network, *, beta: float = 0.0, neurons: Sequence | None = None,
+               tol: float = 1e-12) -> Gershgorin:
+    """The Gershgorin conditions on the free-neuron Jacobian of ``network``.
+
+    Parameters
+    ----------
+    network : Network
+        The network (any family).
+    beta : float
+        Nudging strength (1/tau); 0 for the free phase (the authors' check).
+    neurons : sequence of names or indices, optional
+        Restrict ``J`` to these free neurons (for example the ones not held at a bound);
+        default: every free neuron.
+    tol : float
+        Relative tolerance: a margin must exceed ``tol * max(1, max |J|)`` to count, so that
+        DEEP's exactly-zero column margins (conservation) are not certified by rounding.
+    """
+    network = _check_network(network)
+    tol = check_real("tol", tol, low=0.0)
+    J = free_jacobian(network, beta=beta)
+    r = network.roles
+    names = r.names[r.n_inputs:]
+    if neurons is not None:
+        idx = [r.index_of(n) - r.n_inputs for n in neurons]
+        if any(i < 0 for i in idx):
+            raise InvalidInputError("Gershgorin 'neurons' must be free neurons (hidden or outputs), not inputs.")
+        J = J[np.ix_(idx, idx)]
+        names = [names[i] for i in idx]
+    return _conditions(J, names, network.family, float(beta), tol)
+
+
+def _conditions(J: np.ndarray, names: Sequence[str], family: str, beta: float, tol: float) -> Gershgorin:
+    diag = np.diagonal(J)
+    off = np.abs(J - np.diag(diag))
+    thr = tol * max(1.0, float(np.abs(J).max(initial=0.0)))
+    margins = {"negative_diagonal": -diag,
+               "row_dominance": np.abs(diag) - off.sum(axis=1),
+               "column_dominance": np.abs(diag) - off.sum(axis=0)}
+    desc = _descriptions(family)
+    conds = {}
+    for name in CONDITIONS:
+        m = margins[name]
+        failing = tuple(n for n, v in zip(names, m) if not v > thr)
+        conds[name] = Condition(name, desc[name], not failing, failing,
+                                {n: float(v) for n, v in zip(names, m)}, thr)
+    return Gershgorin(family, beta, tuple(names), conds)
+
+
+# -- the Jacobian at an equilibrium ----------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class EquilibriumAnalysis:
+    """The linearisation at one state, restricted to the free neurons not held at a bound.
+
+    Attributes
+    ----------
+    state : array (N,)
+        The state analysed (dimensionless).
+    neurons : tuple of str
+        Free neurons kept in the restricted Jacobian.
+    held : dict
+        Free neurons held by the projection, mapped to their bound (0.0 or 1.0): at the bound,
+        with the unbounded velocity pointing outward.
+    jacobian : array (R, R)
+        Restricted Jacobian (1/tau), rows and columns in the order of ``neurons``.
+    eigenvalues : complex array (R,)
+        Its eigenvalues (1/tau), largest real part first.
+    spectral_abscissa : float
+        Largest real part (1/tau); ``-inf`` when every free neuron is held.
+    status : str
+        ``"stable"`` (abscissa below ``-marginal_tol``), ``"marginal"`` (within
+        ``marginal_tol`` of 0: DEEP's conserved activity gives a zero eigenvalue when no
+        outflow is cut by a bound) or ``"unstable"``.
+    residual : float
+        Largest projected velocity ``|ds/dt|`` (1/tau) at the state: how far it is from an
+        equilibrium (0 at an exact one).
+    marginal_tol : float
+        The tolerance used for ``"marginal"`` (1/tau, already scaled by ``max(1, max |J|)``).
+    beta : float
+        Nudging strength of the phase analysed (1/tau).
+    """
+
+    state: np.ndarray
+    neurons: tuple[str, ...]
+    held: dict
+    jacobian: np.ndarray
+    eigenvalues: np.ndarray
+    spectral_abscissa: float
+    status: str
+    residual: float
+    marginal_tol: float
+    beta: float
+    indices: tuple[int, ...] = field(repr=False, default=())
+
+    @property
+    def hurwitz(self) -> bool:
+        """Every eigenvalue has a real part below ``-marginal_tol``."""
+        return self.status == "stable"
+
+    def to_dict(self) -> dict:
+        return {"state": [float(x) for x in self.state], "neurons": list(self.neurons), "held": dict(self.held),
+                "eigenvalues": [[float(z.real), float(z.imag)] for z in self.eigenvalues],
+                "spectral_abscissa": _float(self.spectral_abscissa), "hurwitz": self.hurwitz,
+                "status": self.status, "residual": float(self.residual),
+                "marginal_tol": self.marginal_tol, "beta": self.beta}
+
+
+def held_neurons(network: Network, state, *, beta: float = 0.0, target=None,
+                 bound_tol: float = 1e-6, velocity_tol: float = 1e-9) -> dict:
+    """Free neurons that the projection holds at a bound in ``state (N,)``: ``{name: bound}``.
+
+    A neuron is held when it is within ``bound_tol`` of 0 (or beyond) with velocity below
+    ``-velocity_tol`` (1/tau), or within ``bound_tol`` of 1 (or beyond) with velocity above
+    ``velocity_tol``. A soft physical clamp may leave a held neuron slightly outside [0, 1];
+    raise ``bound_tol`` for such substrates.
+    """
+    network = _check_network(network)
+    state, target, beta = _check_state(network, state, beta, target)
+    bound_tol = check_real("bound_tol", bound_tol, low=0.0)
+    velocity_tol = check_real("velocity_tol", velocity_tol, low=0.0)
+    return _held(network, state, _velocity(network, state, beta, target), bound_tol, velocity_tol)
+
+
+def _held(network, state, v, bound_tol, velocity_tol) -> dict:
+    r = network.roles
+    names = r.names
+    held = {}
+    for j in range(r.n_inputs, r.n_neurons):
+        if state[j] <= bound_tol and v[j] < -velocity_tol:
+            held[names[j]] = 0.0
+        elif state[j] >= 1.0 - bound_tol and v[j] > velocity_tol:
+            held[names[j]] = 1.0
+    return held
+
+
+def _check_state(network, state, beta, target):
+    r = network.roles
+    state = check_array("state", state, shape=(r.n_neurons,))
+    beta = check_real("beta", beta, low=0.0)
+    if beta > 0.0:
+        if target is None:
+            raise InvalidInputError("A nudged-phase analysis (beta > 0) needs the presentation's 'target'.")
+        target = check_array("target", target, shape=(r.n_outputs,))
+    return state, target, beta
+
+
+def analyse_equilibrium(network: Network, state, *, beta: float = 0.0, target=None,
+                        bound_tol: float = 1e-6, velocity_tol: float = 1e-9,
+                        marginal_tol: float = 1e-8) -> EquilibriumAnalysis:
+    """Linearise ``network`` at ``state (N,)`` (normally an equilibrium a substrate reached).
+
+    ``beta`` and ``target (n_outputs,)`` select the nudged-phase dynamics. ``marginal_tol``
+    (1/tau) is relative: a spectral abscissa within ``marginal_tol * max(1, max |J|)`` of 0 is
+    reported as ``"marginal"``, neither Hurwitz nor unstable. See :func:`held_neurons` for
+    ``bound_tol`` and ``velocity_tol``.
+    """
+    network = _check_network(network)
+    state, target, beta = _check_state(network, state, beta, target)
+    bound_tol = check_real("bound_tol", bound_tol, low=0.0)
+    velocity_tol = check_real("velocity_tol", velocity_tol, low=0.0)
+    marginal_tol = check_real("marginal_tol", marginal_tol, low=0.0)
+    r = network.roles
+    v = _velocity(network, state, beta, target)
+    held = _held(network, state, v, bound_tol, velocity_tol)
+    names = r.names
+    keep = [j for j in range(r.n_inputs, r.n_neurons) if names[j] not in held]
+    J_free = free_jacobian(network, beta=beta)
+    idx = [j - r.n_inputs for j in keep]
+    J = J_free[np.ix_(idx, idx)]
+    tol = marginal_tol * max(1.0, float(np.abs(J_free).max(initial=0.0)))
+    if J.size:
+        eig = np.linalg.eigvals(J)
+        eig = eig[np.argsort(-eig.real, kind="stable")]
+        abscissa = float(eig[0].real)
+    else:
+        eig, abscissa = np.zeros(0, dtype=complex), float("-inf")
+    status = "stable" if abscissa < -tol else ("marginal" if abscissa <= tol else "unstable")
+    # The projected velocity: what a neuron at a bound actually does.
+    sf, vf = state[r.free], v[r.free]
+    vp = np.where(((sf <= 0.0) & (vf < 0.0)) | ((sf >= 1.0) & (vf > 0.0)), 0.0, vf)
+    return EquilibriumAnalysis(state, tuple(names[j] for j in keep), held, J, eig, abscissa, status,
+                               float(np.abs(vp).max(initial=0.0)), tol, beta, tuple(keep))
+
+
+# -- Lyapunov functions ----------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class LyapunovFunction:
+    """A candidate Lyapunov function ``V(s; s*)`` and what (if anything) certifies it.
+
+    Attributes
+    ----------
+    name : str
+        ``"1-norm"`` (``||s - s*||_1``), ``"max-norm"`` (``||s - s*||_inf``), ``"quadratic"``
+        (``(s - s*)^T P (s - s*)``) or ``"energy"`` (``E(s) - E(s*)``, plus ``beta * C`` when
+        nudged), over the free neurons.
+    condition : str
+        The condition that certifies it, or why it is only an empirical check.
+    certified : bool
+        Whether the condition holds (so V must not increase along exact trajectories).
+    guaranteed_rate : float or None
+        Exponential decay rate (1/tau) the certificate guarantees for V, when it gives one.
+    P : array (F, F) or None
+        The quadratic form over the free neurons.
+    """
+
+    name: str
+    condition: str
+    certified: bool
+    network: Network = field(repr=False)
+    guaranteed_rate: float | None = None
+    P: np.ndarray | None = None
+    beta: float = 0.0
+
+    def __call__(self, states, equilibrium, *, target=None) -> np.ndarray:
+        """V of ``states (..., N)`` relative to ``equilibrium`` (broadcastable to them)."""
+        states = np.asarray(states, dtype=float)
+        eq = np.asarray(equilibrium, dtype=float)
+        if self.name == "energy":
+            net = self.network
+            fam = net.family_
+            V = fam.energy(states, net.weights, net.bias) - fam.energy(eq, net.weights, net.bias)
+            if self.beta > 0.0:
+                if target is None:
+                    raise InvalidInputError("The nudged-phase energy needs the presentation's 'target'.")
+                out = net.roles.outputs
+                cost = lambda s: 0.5 * np.sum((np.asarray(target) - s[..., out]) ** 2, axis=-1)
+                V = V + self.beta * (cost(states) - cost(eq))
+            return V
+        free = self.network.roles.free
+        e = states[..., free] - eq[..., free]
+        if self.name == "1-norm":
+            return np.abs(e).sum(axis=-1)
+        if self.name == "max-norm":
+            return np.abs(e).max(axis=-1, initial=0.0)
+        return np.einsum("...i,ij,...j->...", e, self.P, e)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "condition": self.condition, "certified": self.certified,
+                "guaranteed_rate": None if self.guaranteed_rate is None else _float(self.guaranteed_rate)}
+
+
+def quadratic_form(analysis: EquilibriumAnalysis, n_free: int, n_inputs: int) -> np.ndarray:
+    """``P (F, F)`` of the quadratic Lyapunov function at a Hurwitz equilibrium.
+
+    On the neurons kept in ``analysis``, ``P`` solves ``J^T P + P J = -I``
+    (:func:`scipy.linalg.solve_continuous_lyapunov`); a held neuron, which stays at its bound
+    near ``s*``, gets ``lambda_max`` of that block so that V still measures its distance.
+    """
+    from scipy.linalg import solve_continuous_lyapunov
+
+    if not analysis.hurwitz:
+        raise InvalidInputError(
+            f"The quadratic Lyapunov function needs a Hurwitz restricted Jacobian; this one is "
+            f"{analysis.status} (spectral abscissa {analysis.spectral_abscissa:.3g} /tau).")
+    J = analysis.jacobian
+    P = np.eye(n_free)
+    if J.size:
+        Pk = solve_continuous_lyapunov(J.T, -np.eye(J.shape[0]))
+        Pk = 0.5 * (Pk + Pk.T)
+        idx = [j - n_inputs for j in analysis.indices]
+        P *= float(np.linalg.eigvalsh(Pk).max())
+        P[np.ix_(idx, idx)] = Pk
+    return P
+
+
+def lyapunov_function(network: Network, *, function: str = "auto",
+                      analysis: EquilibriumAnalysis | None = None, beta: float = 0.0,
+                      certificates: Gershgorin | None = None) -> LyapunovFunction:
+    """A Lyapunov function for ``network``, certified where possible.
+
+    ``function="auto"`` picks, in order: the energy for ``ep-sym``; ``1-norm`` under column
+    dominance; ``max-norm`` under row dominance; ``quadratic`` when ``analysis`` (the
+    equilibrium) has a Hurwitz restricted Jacobian; otherwise the 1-norm as an uncertified,
+    empirical check. A named ``function`` is returned with its certificate status.
+    ``beta`` (1/tau) selects the nudged phase; the Gershgorin conditions of the free phase are
+    used for the norms either way (the nudge only adds ``-beta`` to the output diagonal, so a
+    free-phase certificate also covers the nudged phase).
+    """
+    network = _check_network(network)
+    check_choice("function", function, FUNCTIONS)
+    beta = check_real("beta", beta, low=0.0)
+    g = certificates if certificates is not None else gershgorin(network)
+    neg = g["negative_diagonal"].holds
+    col = neg and g["column_dominance"].holds
+    row = neg and g["row_dominance"].holds
+    sym = network.family_.symmetric
+    if function == "auto":
+        if sym:
+            function = "energy"
+        elif col:
+            function = "1-norm"
+        elif row:
+            function = "max-norm"
+        elif analysis is not None and analysis.hurwitz:
+            function = "quadratic"
+        else:
+            function = "1-norm"
+    if function == "energy":
+        if not sym:
+            raise InvalidInputError(
+                f"The 'energy' Lyapunov function needs the 'ep-sym' family; this network is {network.family!r}.")
+        cond = ("symmetric W: the free dynamics is the gradient flow of E (Scellier & Bengio 2017)"
+                if beta == 0.0 else "symmetric W: the nudged dynamics is the gradient flow of E + beta C")
+        return LyapunovFunction("energy", cond, True, network, None, None, beta)
+    if function == "1-norm":
+        if col:
+            return LyapunovFunction("1-norm", "Gershgorin column dominance with negative diagonal", True,
+                                    network, g.rate_1norm, None, beta)
+        why = g["column_dominance"].failing or g["negative_diagonal"].failing
+        return LyapunovFunction("1-norm", "none: column dominance fails (neurons "
+                                + ", ".join(why) + "); empirical check only", False, network, None, None, beta)
+    if function == "max-norm":
+        if row:
+            return LyapunovFunction("max-norm", "Gershgorin row dominance with negative diagonal", True,
+                                    network, g.rate_maxnorm, None, beta)
+        why = g["row_dominance"].failing or g["negative_diagonal"].failing
+        return LyapunovFunction("max-norm", "none: row dominance fails (neurons "
+                                + ", ".join(why) + "); empirical check only", False, network, None, None, beta)
+    if analysis is None:
+        raise InvalidInputError("The 'quadratic' Lyapunov function needs the equilibrium 'analysis'.")
+    r = network.roles
+    P = quadratic_form(analysis, r.n_neurons - r.n_inputs, r.n_inputs)
+    lam = float(np.linalg.eigvalsh(P).max())
+    cond = (f"restricted Jacobian Hurwitz at s* (spectral abscissa {analysis.spectral_abscissa:.3g} /tau): "
+            "J^T P + P J = -I; local, near s*")
+    return LyapunovFunction("quadratic", cond, True, network, 1.0 / lam, P, beta)

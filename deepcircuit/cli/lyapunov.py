@@ -1,0 +1,110 @@
+"""``deepcircuit lyapunov``: stability certificates of a saved model, checked on its trajectories."""
+
+from __future__ import annotations
+
+import argparse
+
+from .output import format_table, print_json_line
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    from ..substrates import available_substrates
+    from ..tasks import TASKS
+
+    p = sub.add_parser(
+        "lyapunov", help="stability certificates of a model and Lyapunov checks of its trajectories",
+        description="Load a model file, report its Gershgorin certificates, run the free and nudged "
+                    "phases on a substrate for every input of the task (with the model's stored "
+                    "schedule), linearise at each equilibrium reached, and check that a Lyapunov "
+                    "function V does not increase along each trajectory.")
+    p.add_argument("model_file", metavar="MODEL_FILE", help="a model file written by `deepcircuit train`")
+    p.add_argument("--task", default=None, choices=list(TASKS),
+                   help="task whose inputs are presented (default: the task stored in the model file)")
+    p.add_argument("--substrate", default="ode", choices=available_substrates(),
+                   help="where the phases run (default: ode)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random initial states (default: 0)")
+    p.add_argument("--function", default="auto", choices=["auto", "energy", "1-norm", "max-norm", "quadratic"],
+                   help="Lyapunov function to evaluate (default: auto, the best certified one)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    return p
+
+
+def _yes(b: bool) -> str:
+    return "yes" if b else "no"
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from ..errors import InvalidInputError
+    from ..lyapunov import check_phases
+    from ..certificates import gershgorin
+    from ..network import NetworkBatch
+    from ..persistence import load_model
+    from ..substrates import get_substrate, initial_states
+    from ..tasks import get_task
+
+    model = load_model(args.model_file)
+    net = model.network
+    task_name = args.task or model.task
+    if not task_name:
+        raise InvalidInputError(f"{args.model_file!r} does not say which task it was trained on; give --task.")
+    task = get_task(task_name)
+    r = net.roles
+    if task.n_inputs != r.n_inputs or task.n_outputs != r.n_outputs:
+        raise InvalidInputError(
+            f"Task {task.name!r} has {task.n_inputs} inputs (bias included) and {task.n_outputs} outputs, "
+            f"but the model has {r.n_inputs} and {r.n_outputs}.")
+    config = model.training_config()
+    schedule = config.schedule
+    s0 = initial_states(np.random.default_rng(args.seed), 1, task.inputs, r, config.state_init_high)
+    with get_substrate(args.substrate) as sub:
+        result = sub.run(NetworkBatch.of(net), task.inputs, s0, schedule, targets=task.targets)
+    g = gershgorin(net)
+    checks = check_phases(result, net, beta=schedule.beta, targets=task.targets, function=args.function)
+
+    inputs = ["".join(str(int(v)) for v in x[:-1]) for x in task.inputs]
+    print(f"{args.model_file}: {net.family} network, hidden {list(r.hidden)}, {net.n_connections} connections; "
+          f"task {task.name}; substrate {result.free.substrate}; dt {schedule.dt:g} tau, "
+          f"{schedule.free_steps} + {schedule.nudged_steps} steps, beta {schedule.beta:g}")
+    print("\nGershgorin conditions on the free-neuron Jacobian (network alone, free phase):")
+    rows = [(c.name, _yes(c.holds), c.min_margin, ", ".join(c.failing) or "-") for c in g.conditions.values()]
+    print(format_table(["condition", "holds", "min margin (1/tau)", "failing neurons"], rows))
+    print(f"certified Hurwitz by Gershgorin: {_yes(g.certified)}")
+
+    rows, traj = [], []
+    for phase, ch in checks.items():
+        for c in ch.checks:
+            a = c.analysis
+            held = ", ".join(f"{k}@{v:g}" for k, v in a.held.items()) if a is not None else "?"
+            rows.append((phase, inputs[c.presentation], _yes(c.settled), held or "-",
+                         a.spectral_abscissa if a is not None else float("nan"), a.status if a else "diverged",
+                         c.function.name, _yes(c.function.certified), _yes(c.monotone), c.max_increase,
+                         c.decay_rate))
+            traj.append({"phase": phase, "input": task.inputs[c.presentation, :-1].tolist(), **c.to_dict()})
+    print("\nEquilibria and Lyapunov checks (V along each trajectory, s* = its final state):")
+    print(format_table(["phase", "input", "settled", "held at bound", "abscissa", "status", "V",
+                        "certified", "monotone", "max increase", "decay (1/tau)"], rows))
+
+    free = checks["free"].checks
+    an = [c.analysis for c in free if c.analysis is not None]
+    hurwitz = bool(an) and len(an) == len(free) and all(a.hurwitz for a in an)
+    abscissa = max((a.spectral_abscissa for a in an), default=float("nan"))
+    order = {"stable": 0, "marginal": 1, "unstable": 2}
+    status = max((a.status for a in an), key=order.__getitem__) if len(an) == len(free) else "diverged"
+    names = list(dict.fromkeys(c.function.name for ch in checks.values() for c in ch.checks))
+    certified = all(c.function.certified for ch in checks.values() for c in ch.checks)
+    monotone = all(ch.monotone for ch in checks.values())
+    print(f"\nfree phase: {status} (Hurwitz: {_yes(hurwitz)}, largest spectral abscissa {abscissa:.4g} /tau); "
+          f"V = {', '.join(names)} ({'certified' if certified else 'not certified'}): "
+          f"{'non-increasing on every trajectory' if monotone else 'INCREASES on some trajectory'}")
+    if args.json:
+        print_json_line({
+            "model": args.model_file, "family": net.family, "task": task.name, "substrate": result.free.substrate,
+            "gershgorin": {name: {"holds": c.holds, "failing": list(c.failing), "min_margin": c.min_margin,
+                                  "description": c.description} for name, c in g.conditions.items()},
+            "certified": g.certified, "hurwitz": hurwitz, "spectral_abscissa": abscissa, "stability": status,
+            "lyapunov_function": ", ".join(names), "lyapunov_certified": certified, "monotone": monotone,
+            "trajectories": traj,
+        })
+    return 0

@@ -1,0 +1,21 @@
+"""Stability analysis: one import point for the certificates and the trajectory checks.
+
+* :mod:`deepcircuit.certificates`: from the network alone (Gershgorin conditions), at an
+  equilibrium (restricted Jacobian, Hurwitz / marginal / unstable) and the Lyapunov functions
+  they certify.
+* :mod:`deepcircuit.lyapunov`: V evaluated along any substrate's trajectory, and the epoch
+  callback that records certificates during training.
+
+See ``docs/stability.md`` for what each certificate means, with a worked example.
+"""
+
+from .certificates import (CONDITIONS, Condition, EquilibriumAnalysis, Gershgorin, LyapunovFunction,
+                           analyse_equilibrium, free_jacobian, gershgorin, held_neurons,
+                           lyapunov_function, quadratic_form)
+from .lyapunov import (RECORDED, PresentationCheck, TrajectoryCheck, certificate_recorder, check_phases,
+                       check_trajectory, evaluate_series)
+
+__all__ = ["CONDITIONS", "Condition", "EquilibriumAnalysis", "Gershgorin", "LyapunovFunction",
+           "analyse_equilibrium", "free_jacobian", "gershgorin", "held_neurons", "lyapunov_function",
+           "quadratic_form", "RECORDED", "PresentationCheck", "TrajectoryCheck", "certificate_recorder",
+           "check_phases", "check_trajectory", "evaluate_series"]

@@ -44,6 +44,9 @@ _FATAL = re.compile(r"timestep too small|error|aborted|singular matrix|gmin step
                     r"source stepping failed|iteration limit reached|no convergence", re.I)
 #: Likely causes, by what ngspice said, for the error message.
 _CAUSES = [
+    (re.compile(r"swnudge", re.I),
+     "the nudge switch closing at the end of the free phase: the tolerances are too tight for its "
+     "step (loosen trtol/reltol)"),
     (re.compile(r"timestep too small", re.I),
      "the time step collapsed: usually a very stiff clamp (limiter stiffness or a diode with a tiny "
      "emission coefficient) together with large weights, or a network whose states run away; try "
@@ -53,6 +56,18 @@ _CAUSES = [
     (re.compile(r"iteration limit|no convergence|gmin|source stepping", re.I),
      "Newton iterations did not converge at a time point (stiff clamp or diverging network)"),
 ]
+
+def _stopped_at(lines) -> float:
+    """The time (s) at which ngspice gave up, from its "time = ..." message (0 if not said)."""
+    for ln in lines:
+        m = re.search(r"time\s*=\s*([-+0-9.eE]+)", ln)
+        if m:
+            try:
+                return float(m.group(1))
+            except ValueError:
+                pass
+    return 0.0
+
 
 _shared = None  # the one NgSpiceShared instance of this process (ngspice keeps global state)
 
@@ -117,10 +132,12 @@ def _quiet_class():
                 raise SimulationError(f"ngspice could not load the netlist (return code {rc}).")
             return list(self._stdout) + list(self._stderr)
 
-        def vector(self, name: str) -> np.ndarray:
+        def vector(self, name: str, missing_ok: bool = False) -> "np.ndarray | None":
             """A real vector of the current plot as a float array (copied)."""
             info = self._ngspice_shared.ngGet_Vec_Info(name.encode("utf8"))
             if info == ffi.NULL or info.v_realdata == ffi.NULL:
+                if missing_ok:
+                    return None
                 raise SimulationError(f"ngspice has no result vector {name!r}.")
             n = info.v_length
             return np.frombuffer(ffi.buffer(info.v_realdata, n * 8), dtype=np.float64).copy()
@@ -207,7 +224,7 @@ class SpiceSubstrate(Substrate):
         self.last_netlist = net
         self.runs += 1
         t0 = time.perf_counter()
-        time_s, volts = self._simulate(ng, net, phase="free and nudged" if net.stop > net.free_end else "free")
+        time_s, volts = self._simulate(ng, net)
         seconds = time.perf_counter() - t0
         return self._trajectories(batch, net, inputs, time_s, volts, schedule, seconds)
 
@@ -215,37 +232,38 @@ class SpiceSubstrate(Substrate):
         """Nothing per instance: the shared library is reused by every SpiceSubstrate."""
 
     # -- internals -----------------------------------------------------------------------
-    def _simulate(self, ng, net: Netlist, phase: str):
+    def _simulate(self, ng, net: Netlist):
+        """Run the netlist; returns ``(time (T,) seconds, volts (nodes, T))`` or raises."""
         try:
             parse = ng.circuit(net.text)
             bad = [ln for ln in parse if re.search(r"error|unknown|not found|could not", ln, re.I)]
             if bad:
-                self._fail(net, phase, "ngspice rejected the netlist: " + " | ".join(bad[:3]), bad)
+                self._fail(net, 0.0, "ngspice rejected the netlist", bad)
             err = ng.command("run")
             fatal = [ln for ln in err if _FATAL.search(ln)]
-            try:
-                t = ng.vector("time")
-                if fatal or t.size == 0 or t[-1] < net.stop * (1 - 1e-9):
-                    end = float(t[-1]) if t.size else 0.0
-                    self._fail(net, phase, f"ngspice stopped at t = {end:.4g} s of {net.stop:.4g} s", fatal or err)
-                volts = np.empty((len(net.nodes), t.size))
-                for k, node in enumerate(net.nodes):
-                    volts[k] = ng.vector(node)
-            except SimulationError as exc:
-                if "no result vector" in str(exc):
-                    self._fail(net, phase, str(exc), fatal or err)
-                raise
+            fatal += [ln for ln in ng._stdout if re.search(r"error|aborted", ln, re.I)]
+            t = ng.vector("time", missing_ok=True)
+            end = float(t[-1]) if t is not None and t.size else _stopped_at(fatal)
+            if fatal or t is None or end < net.stop * (1 - 1e-9):
+                self._fail(net, end, f"ngspice stopped at t = {end:.4g} s of {net.stop:.4g} s", fatal or err)
+            volts = np.empty((len(net.nodes), t.size))
+            for k, node in enumerate(net.nodes):
+                volts[k] = ng.vector(node)
             return t, volts
         finally:
             # Free the results and the circuit, so memory stays flat over many runs.
             ng.command("destroy all")
             ng.command("remcirc")
 
-    def _fail(self, net: Netlist, phase: str, what: str, lines) -> None:
+    def _fail(self, net: Netlist, end: float, what: str, lines) -> None:
         path = self._save_netlist(net)
+        phase = "free" if end < net.free_end or net.stop <= net.free_end else "nudged"
         said = " | ".join(ln.strip() for ln in lines if ln.strip())[:600] or "nothing on stderr"
         cause = next((c for rx, c in _CAUSES if rx.search(said)), "see the ngspice messages")
-        epoch = f", epoch {self.epoch}" if self.epoch is not None else ""
+        # train() calls run() once per epoch on a substrate it created, so the run index is the
+        # epoch there; a caller that knows better sets ``self.epoch``.
+        epoch = (f" of epoch {self.epoch}" if self.epoch is not None else
+                 f" of run {self.runs - 1} of this substrate (the training epoch, when train() made it)")
         raise SimulationError(
             f"ngspice failed in the {phase} phase{epoch}: {what}. ngspice said: {said}. Likely cause: "
             f"{cause}. The netlist is saved in {path} (run it with `ngspice -b {path}`).")

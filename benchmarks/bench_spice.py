@@ -1,0 +1,97 @@
+"""Benchmark: in-the-loop XOR training on the SPICE substrate beside the ODE substrate.
+
+Runs, side by side in one process, XOR (complete graph, 5 hidden neurons, the project's
+``TrainingConfig.preset("default")`` as it is in the source when run):
+
+  1. timing: one seed, 200 epochs on ``ode`` (projected Euler, numba) and on ``spice`` (ngspice
+     through PySpice; diode clamps, and the stiff limiter); time per epoch of each, and the
+     process's peak and current RSS at epoch 10 and epoch 200 of the SPICE run (memory must not
+     grow with the number of ngspice runs). Target: 200 epochs on SPICE in under 60 s.
+  2. ``--study``: 10 seeds (one batch) on ode and on spice: seeds solved out of 10 on each, and
+     the relative difference ``||W_spice - W_ode|| / ||W_ode||`` of the final weights per seed.
+
+    .venv/bin/python benchmarks/bench_spice.py            # timing and memory (about 30 s)
+    .venv/bin/python benchmarks/bench_spice.py --study    # plus the 10-seed study (a few minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from deepcircuit import TrainingConfig, train
+from deepcircuit.substrates.spice import SpiceSubstrate
+
+
+def rss_mb() -> tuple[float, float]:
+    """(peak, current) resident set size of this process in MB (Linux /proc)."""
+    vals = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(("VmHWM:", "VmRSS:")):
+            vals[line.split(":")[0]] = int(line.split()[1]) / 1024.0
+    return vals.get("VmHWM", float("nan")), vals.get("VmRSS", float("nan"))
+
+
+def timed_training(substrate, config, seeds, record_rss=False):
+    """Train XOR; returns (result, seconds per epoch, {epoch: (peak, current RSS MB)})."""
+    marks = {}
+
+    def memory(epoch, batch, result):
+        if epoch + 1 in (10, config.epochs):
+            marks[epoch + 1] = rss_mb()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        res = train("xor", seeds=seeds, config=config, substrate=substrate,
+                    callbacks=[memory] if record_rss else [])
+        sec = time.perf_counter() - t0
+    return res, sec / config.epochs, marks
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--study", action="store_true", help="also run the 10-seed solved/weights study")
+    p.add_argument("--epochs", type=int, default=200)
+    args = p.parse_args()
+    config = TrainingConfig.preset("default").replace(epochs=args.epochs)
+    print(f"XOR, complete graph, 5 hidden, preset 'default' = {config}")
+
+    train("xor", seeds=[0], config=config.replace(epochs=1))  # compile numba before timing
+    res_ode, ode_epoch, _ = timed_training("ode", config, [0])
+    res_spice, spice_epoch, marks = timed_training("spice", config, [0], record_rss=True)
+    res_lim, lim_epoch, _ = timed_training(SpiceSubstrate(clamp="limiter"), config, [0])
+    n = config.epochs
+    print(f"\n{'substrate':<22}{'s / epoch':>12}{f'{n} epochs (s)':>18}{'x ODE':>10}")
+    for name, t in (("ode (euler, numba)", ode_epoch), ("spice (diode clamp)", spice_epoch),
+                    ("spice (limiter)", lim_epoch)):
+        print(f"{name:<22}{t:>12.4f}{t * n:>18.2f}{t / ode_epoch:>10.1f}")
+    print(f"target: {n} epochs on spice in under 60 s -> {'met' if spice_epoch * n < 60 else 'NOT met'} "
+          f"({spice_epoch * n:.1f} s)")
+    for e, (peak, cur) in sorted(marks.items()):
+        print(f"spice run, epoch {e:>3}: peak RSS {peak:.1f} MB, current RSS {cur:.1f} MB")
+    for name, r in (("diode", res_spice), ("limiter", res_lim)):
+        a, b = res_ode.networks[0].weights, r.networks[0].weights
+        print(f"seed 0, spice ({name}) vs ode: relative weight difference {np.linalg.norm(b - a) / np.linalg.norm(a):.3f}; "
+              f"training error ode {res_ode.train_error[0]:.2f}, spice {r.train_error[0]:.2f}")
+
+    if args.study:
+        seeds = list(range(10))
+        ode, ode_epoch, _ = timed_training("ode", config, seeds)
+        spi, spi_epoch, _ = timed_training("spice", config, seeds)
+        rel = [np.linalg.norm(spi.networks[k].weights - ode.networks[k].weights)
+               / np.linalg.norm(ode.networks[k].weights) for k in range(len(seeds))]
+        print(f"\n10-seed study ({n} epochs, one batch): solved ode {ode.solved}/10, spice {spi.solved}/10; "
+              f"time per epoch ode {ode_epoch:.4f} s, spice {spi_epoch:.3f} s")
+        print("seed  err_ode  err_spice  rel_weight_diff")
+        for k in seeds:
+            print(f"{k:>4}  {ode.train_error[k]:>7.2f}  {spi.train_error[k]:>9.2f}  {rel[k]:>15.3f}")
+        print(f"relative weight difference: median {np.median(rel):.3f}, max {np.max(rel):.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -346,6 +346,11 @@ class LyapunovFunction:
         The condition that certifies it, or why it is only an empirical check.
     certified : bool
         Whether the condition holds (so V must not increase along exact trajectories).
+    scope : str
+        ``"global"``: V never increases anywhere in the box [0, 1] (Gershgorin norms, energy);
+        ``"local"``: only near ``s*`` (the quadratic form, valid while the held neurons stay
+        held and the linearisation holds), so V may rise early on a trajectory that starts far
+        away; ``"none"``: not certified.
     guaranteed_rate : float or None
         Exponential decay rate (1/tau) the certificate guarantees for V, when it gives one.
     P : array (F, F) or None
@@ -383,8 +388,15 @@ class LyapunovFunction:
             return np.abs(e).max(axis=-1, initial=0.0)
         return np.einsum("...i,ij,...j->...", e, self.P, e)
 
+    @property
+    def scope(self) -> str:
+        if not self.certified:
+            return "none"
+        return "local" if self.name == "quadratic" else "global"
+
     def to_dict(self) -> dict:
         return {"name": self.name, "condition": self.condition, "certified": self.certified,
+                "scope": self.scope,
                 "guaranteed_rate": None if self.guaranteed_rate is None else _float(self.guaranteed_rate)}
 
 

@@ -74,7 +74,7 @@ class PresentationCheck:
     def to_dict(self) -> dict:
         d = {"network": self.network, "presentation": self.presentation,
              "function": self.function.name, "condition": self.function.condition,
-             "certified": self.function.certified,
+             "certified": self.function.certified, "scope": self.function.scope,
              "guaranteed_rate": None if self.function.guaranteed_rate is None
              else _float(self.function.guaranteed_rate),
              "monotone": self.monotone, "max_increase": _float(self.max_increase),

@@ -53,6 +53,8 @@ def test_lyapunov_json(trained):
     assert d["gershgorin"]["column_dominance"]["holds"] is False
     assert d["certified"] is False
     assert isinstance(d["hurwitz"], bool) and isinstance(d["lyapunov_function"], str)
+    assert d["lyapunov_certified"] == all(t["certified"] for t in d["trajectories"])
+    assert set(d["lyapunov_scope"].split("/")) == {t["scope"] for t in d["trajectories"]}
     trajs = d["trajectories"]
     assert [t["phase"] for t in trajs] == ["free"] * 4 + ["nudged"] * 4
     assert [t["input"] for t in trajs[:4]] == [[0, 0], [0, 1], [1, 0], [1, 1]]
@@ -81,6 +83,7 @@ def test_lyapunov_ep_sym_uses_its_energy(tmp_path):
     path = json.loads(p.stdout.strip().splitlines()[-1])["models"][0]
     d = json.loads(run("lyapunov", path, "--json").stdout.strip().splitlines()[-1])
     assert d["task"] == "and" and d["lyapunov_function"] == "energy" and d["lyapunov_certified"] is True
+    assert d["lyapunov_scope"] == "global"
     assert d["monotone"] is True and all(t["monotone"] for t in d["trajectories"])
 
 

@@ -59,7 +59,7 @@ def test_stable_network_is_certified_and_its_1norm_decays(leaky_net, xor):
     tr = run_free(leaky_net, inputs, s0, 300)
     chk = check_trajectory(tr, leaky_net)
     for c in chk.checks:
-        assert c.function.name == "1-norm" and c.function.certified
+        assert c.function.name == "1-norm" and c.function.certified and c.function.scope == "global"
         assert c.function.guaranteed_rate == pytest.approx(1.0)
         assert c.monotone and c.max_increase == 0.0 and c.max_increase_time is None
         assert c.settled and c.analysis.hurwitz and not c.analysis.held
@@ -87,7 +87,7 @@ def test_unstable_network_is_not_hurwitz_and_v_grows():
     assert tr.states[..., 2:].max() < 1.0 and not tr.settled[0, 0]
     chk = check_trajectory(tr, net, equilibrium=star)
     c = chk.check(0, 0)
-    assert c.function.name == "1-norm" and not c.function.certified
+    assert c.function.name == "1-norm" and not c.function.certified and c.function.scope == "none"
     assert "row dominance" not in c.function.condition and "column dominance fails" in c.function.condition
     assert not c.monotone and c.max_increase > 0 and c.max_increase_time == pytest.approx(3.5)
     assert c.v_final / c.v_initial == pytest.approx(1.05 ** 70)
@@ -123,7 +123,7 @@ def test_conditions_fail_but_the_trajectory_settles(deep_net3):
     # 'auto' finds the local quadratic certificate at the clamped equilibrium instead.
     auto = check_trajectory(tr, deep_net3)
     assert {c.function.name for c in auto.checks} == {"quadratic"}
-    assert all(c.function.certified and "local" in c.function.condition for c in auto.checks)
+    assert all(c.function.certified and c.function.scope == "local" for c in auto.checks)
 
 
 def test_deep_zero_eigenvalue_is_reported_as_marginal(deep_net3):

@@ -79,12 +79,14 @@ def run(args) -> int:
             held = ", ".join(f"{k}@{v:g}" for k, v in a.held.items()) if a is not None else "?"
             rows.append((phase, inputs[c.presentation], _yes(c.settled), held or "-",
                          a.spectral_abscissa if a is not None else float("nan"), a.status if a else "diverged",
-                         c.function.name, _yes(c.function.certified), _yes(c.monotone), c.max_increase,
+                         c.function.name, c.function.scope, _yes(c.monotone), c.max_increase,
                          c.decay_rate))
             traj.append({"phase": phase, "input": task.inputs[c.presentation, :-1].tolist(), **c.to_dict()})
     print("\nEquilibria and Lyapunov checks (V along each trajectory, s* = its final state):")
     print(format_table(["phase", "input", "settled", "held at bound", "abscissa", "status", "V",
                         "certified", "monotone", "max increase", "decay (1/tau)"], rows))
+    print("certified: 'global' = V never increases in [0, 1]; 'local' = only near s* (a trajectory "
+          "starting far away may see V rise first); 'none' = empirical check only")
 
     free = checks["free"].checks
     an = [c.analysis for c in free if c.analysis is not None]
@@ -94,9 +96,10 @@ def run(args) -> int:
     status = max((a.status for a in an), key=order.__getitem__) if len(an) == len(free) else "diverged"
     names = list(dict.fromkeys(c.function.name for ch in checks.values() for c in ch.checks))
     certified = all(c.function.certified for ch in checks.values() for c in ch.checks)
+    scopes = sorted({c.function.scope for ch in checks.values() for c in ch.checks})
     monotone = all(ch.monotone for ch in checks.values())
     print(f"\nfree phase: {status} (Hurwitz: {_yes(hurwitz)}, largest spectral abscissa {abscissa:.4g} /tau); "
-          f"V = {', '.join(names)} ({'certified' if certified else 'not certified'}): "
+          f"V = {', '.join(names)} ({'certified, ' + '/'.join(scopes) if certified else 'not certified'}): "
           f"{'non-increasing on every trajectory' if monotone else 'INCREASES on some trajectory'}")
     if args.json:
         print_json_line({
@@ -104,7 +107,8 @@ def run(args) -> int:
             "gershgorin": {name: {"holds": c.holds, "failing": list(c.failing), "min_margin": c.min_margin,
                                   "description": c.description} for name, c in g.conditions.items()},
             "certified": g.certified, "hurwitz": hurwitz, "spectral_abscissa": abscissa, "stability": status,
-            "lyapunov_function": ", ".join(names), "lyapunov_certified": certified, "monotone": monotone,
+            "lyapunov_function": ", ".join(names), "lyapunov_certified": certified,
+            "lyapunov_scope": "/".join(scopes), "monotone": monotone,
             "trajectories": traj,
         })
     return 0

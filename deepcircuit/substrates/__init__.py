@@ -14,6 +14,8 @@ from .base import Schedule, Substrate, initial_states
 #: name -> "module:Class"; adding a substrate adds a line here and touches nothing else.
 _REGISTRY: dict[str, str] = {
     "ode": "deepcircuit.substrates.ode:OdeSubstrate",
+    "brian2": "deepcircuit.substrates.brian2_rate:Brian2RateSubstrate",
+    "brian2-spiking": "deepcircuit.substrates.brian2_spiking:Brian2SpikingSubstrate",
     "spice": "deepcircuit.substrates.spice:SpiceSubstrate",
 }
 

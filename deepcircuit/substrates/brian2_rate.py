@@ -1,0 +1,439 @@
+"""The Brian2 rate substrate: DEEP as a continuous-time neuron model, with its learning rule
+inside the synapses.
+
+The whole batch is compiled into one Brian2 network:
+
+* one ``NeuronGroup`` holding ``S * P`` copies of the network, one copy per (network,
+  presentation), so a single run does a whole phase for every presentation of every network;
+* one ``Synapses`` object with block-diagonal connectivity: copy ``k`` of network ``s`` gets one
+  synapse per connection of that network's topology (pruned connections keep their synapse with
+  ``w = 0``, which makes them inert);
+* summed variables for the family's terms: DEEP's inflow ``sum_i W[i, j] s_i`` is summed onto the
+  post-synaptic neuron, its outflow factor ``sum_k W[j, k]`` onto the *pre*-synaptic neuron;
+  the EP families sum only the inflow and add their bias ``b`` and ``-s``;
+* the [0, 1] projection as a ``run_regularly`` operation right after the integration step, so
+  ``method="euler"`` is exactly the projected Euler scheme ``s <- clip(s + dt * v, 0, 1)`` of
+  :mod:`deepcircuit.substrates.ode`;
+* DEEP's learning rule in the synapses: during the nudged phase every synapse accumulates
+  ``s_pre(t) * (s_post(t) - s_post(t-1))`` and ``s_pre(t) * s_post(t)`` from Brian2 variables
+  (the neuron keeps its previous state), returned as ``nudged.meta["synaptic_traces"]`` for
+  :func:`deepcircuit.learning.stdp_update`.
+
+Time: the spec's unit time is ``tau`` (seconds, default 1 ms); Brian2 runs with
+``dt = schedule.dt * tau`` and trajectories come back in units of tau.
+
+Reuse: the Brian2 network is built and its code generated once per network structure (roles,
+family, topology masks, number of copies, dt, target) and reused across calls; weights, bias,
+inputs, targets and states are written into the existing Brian2 arrays. Brian2's own
+``Network.run`` regenerates every code object and calls ``gc.collect()`` on every call (about
+0.1 s here, more than a whole phase of this small network), so by default (``driver="prepared"``)
+the substrate generates the code objects once with ``Network.run(0 * second)`` and then calls
+those prepared code objects in the network's schedule order itself, as ``Network.run``'s
+single-clock loop does. ``driver="network"`` uses ``Network.run`` for every phase instead (same
+results; slower).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_choice, check_real
+from ..errors import DivergenceError, InvalidInputError, SubstrateUnavailableError
+from ..network import NetworkBatch
+from ..trajectory import PhaseResult, Trajectory
+from .base import Schedule, Substrate, check_run_arguments
+
+TARGETS = ("numpy", "cython")
+METHODS = ("euler", "heun", "rk2", "rk4", "exponential_euler")
+DRIVERS = ("prepared", "network")
+INSTALL_FIX = ("pip install brian2==2.9.0 (Brian2 2.9.0 also needs numpy < 2.4: "
+               "pip install 'numpy<2.4')")
+
+
+def import_brian2():
+    """Import Brian2 quietly, or raise :class:`SubstrateUnavailableError` naming the fix."""
+    try:
+        import brian2
+        from brian2.utils.logger import BrianLogger
+    except Exception as exc:  # ImportError, or AttributeError/TypeError from an incompatible numpy
+        raise SubstrateUnavailableError(
+            f"The Brian2 substrates need Brian2, which could not be imported "
+            f"({type(exc).__name__}: {exc}). Fix: {INSTALL_FIX}.") from exc
+    # Brian2 reports its automatic choices at INFO level on the console; the substrate makes
+    # every choice explicitly, so only errors are worth showing to the user.
+    BrianLogger.log_level_error()
+    return brian2
+
+
+def check_target(brian2, target: str) -> None:
+    """Raise :class:`SubstrateUnavailableError` when the code-generation ``target`` cannot work here."""
+    if target == "cython":
+        from brian2.codegen.runtime.cython_rt import CythonCodeObject
+
+        if not CythonCodeObject.is_available():  # compiles a tiny test module (cached)
+            raise SubstrateUnavailableError(
+                "Brian2's 'cython' target is not available: it needs Cython and a working C compiler "
+                "(pip install cython; apt-get install build-essential). Use target='numpy' "
+                "(--brian2-target numpy), which works everywhere.")
+
+
+@contextlib.contextmanager
+def brian2_target(brian2, target: str):
+    """Set Brian2's code-generation target for the duration of a block, then restore it."""
+    prefs = brian2.prefs
+    old = prefs["codegen.target"]
+    prefs["codegen.target"] = target
+    try:
+        yield
+    finally:
+        prefs["codegen.target"] = old
+
+
+def neuron_equations(family: str, method: str = "euler") -> str:
+    """Brian2 equations of one neuron of ``family`` (state ``s`` dimensionless, time in ``tau``).
+
+    ``v`` is the unbounded velocity ds/dt in units of 1/tau, written in the ODE substrate's
+    order of operations. ``inflow`` (and ``wout`` for the DEEP families) are summed variables
+    written by the synapses; ``free`` is 0 for clamped inputs and 1 otherwise; ``beta`` is the
+    nudging strength (1/tau) of this neuron, non-zero only on outputs in the nudged phase; ``y``
+    is its target. ``sold`` and ``dstep`` hold the previous state and the last projected step.
+    With ``method="euler"`` the step itself is :func:`euler_code` (``s`` is a parameter);
+    otherwise ``ds/dt = v / tau`` is integrated by Brian2's ``method``.
+    """
+    if family in ("deep", "deep-leaky"):
+        v = "free * (inflow - s * (wout + leak) + beta * (y - s))"
+        extra = ("wout : 1  # sum_k W[j, k], summed onto the pre-synaptic neuron\n"
+                 "leak : 1 (constant)  # gamma of deep-leaky, 0 for deep\n")
+    elif family in ("ep-asym", "ep-sym"):
+        v = "free * (inflow + b - s + beta * (y - s))"
+        extra = "b : 1 (constant)  # learned bias vector\n"
+    else:  # pragma: no cover - families are validated by the network description
+        raise InvalidInputError(f"No Brian2 equations for family {family!r}.")
+    state = "s : 1\n" if method == "euler" else "ds/dt = v / tau : 1\n"
+    return (state +
+            f"v = {v} : 1\n"
+            "inflow : 1  # sum_i W[i, j] s_i, summed onto the post-synaptic neuron\n"
+            + extra +
+            "free : 1 (constant)\n"
+            "beta : 1\n"
+            "y : 1 (constant)\n"
+            "sold : 1\n"
+            "dstep : 1\n")
+
+
+def synapse_equations(family: str) -> str:
+    """Brian2 synapse model of ``family``: weight, summed variables and the STDP accumulators."""
+    out = "w : 1\ninflow_post = w * s_pre : 1 (summed)\n"
+    if family in ("deep", "deep-leaky"):
+        out += "wout_pre = w : 1 (summed)\n"
+    return out + "acc_dpost : 1\nacc_coact : 1\n"
+
+
+#: The projection, run right after each integration step: clip to [0, 1], remember the step.
+PROJECTION_CODE = "s = clip(s, 0, 1)\ndstep = s - sold\nsold = s"
+
+
+def euler_code(family: str) -> str:
+    """Projected Euler as one custom state update (``dt_tau`` = the step in units of tau).
+
+    The velocity is built from two-operand statements in the ODE substrate's order of
+    operations, ``((inflow + c) - s * d) + beta * (y - s)``, because Brian2 passes each statement
+    through sympy, which may reassociate longer sums; two-operand sums and products are exact
+    whatever their order. The step is then ``clip(s + dt * v, 0, 1)`` as in the ODE substrate.
+    """
+    if family in ("deep", "deep-leaky"):
+        vin = "vin = inflow - s * (wout + leak)\n"
+    else:
+        vin = "vin = inflow + b\nvin = vin - s\n"
+    return (vin + "vel = free * (vin + beta * (y - s))\n"
+            "s = clip(s + dt_tau * vel, 0, 1)\n"
+            "dstep = s - sold\nsold = s")
+#: The learning rule's per-synapse accumulators (run after the projection, nudged phase only).
+TRACE_CODE = "acc_dpost += s_pre * dstep_post\nacc_coact += s_pre * s_post"
+
+
+class _CompiledNetwork:
+    """One Brian2 network for a fixed structure; reused across calls with new values."""
+
+    def __init__(self, brian2, batch: NetworkBatch, P: int, dt: float, tau: float, method: str,
+                 target: str, driver: str) -> None:
+        b2 = brian2
+        self.b2 = b2
+        self.target = target
+        self.driver = driver
+        roles = batch.roles
+        S, N = len(batch), roles.n_neurons
+        self.S, self.P, self.N = S, P, N
+        family = batch.family
+        self.deep_like = family in ("deep", "deep-leaky")
+        self.dt = dt
+        copies = S * P
+        with brian2_target(b2, target):
+            self.clock = b2.Clock(dt=dt * tau * b2.second, name="deepcircuit_clock*")
+            ns = {"tau": tau * b2.second, "dt_tau": float(dt)}
+            G = b2.NeuronGroup(copies * N, neuron_equations(family, method),
+                               method=None if method == "euler" else method, clock=self.clock,
+                               namespace=ns, name="deepcircuit_neurons*")
+            free = np.zeros(N)
+            free[roles.free] = 1.0
+            G.variables["free"].set_value(np.tile(free, copies))
+            if self.deep_like:
+                G.variables["leak"].set_value(np.full(copies * N, float(batch.params.get("gamma", 0.0))))
+            # Euler is written out as one custom update so that the arithmetic is exactly the ODE
+            # substrate's; the other methods use Brian2's state updater, then the projection.
+            code = euler_code(family) if method == "euler" else PROJECTION_CODE
+            self.projection = G.run_regularly(code, when="after_groups", order=0,
+                                              name="deepcircuit_projection*")
+            # Block-diagonal synapses, in row-major (copy, i, j) order: every target sums its
+            # inflow over i in increasing order, as the ODE substrate's loop does.
+            tmask = batch.topology_mask
+            pre, post, net_of, ii, jj = [], [], [], [], []
+            for s in range(S):
+                i, j = np.nonzero(tmask[s])
+                for p in range(P):
+                    off = (s * P + p) * N
+                    pre.append(i + off)
+                    post.append(j + off)
+                    net_of.append(np.full(i.size, s))
+                    ii.append(i)
+                    jj.append(j)
+            self.syn_net = np.concatenate(net_of)
+            self.syn_i = np.concatenate(ii)
+            self.syn_j = np.concatenate(jj)
+            Syn = b2.Synapses(G, G, synapse_equations(family), clock=self.clock, namespace=ns,
+                              name="deepcircuit_synapses*")
+            Syn.connect(i=np.concatenate(pre).astype(np.int32), j=np.concatenate(post).astype(np.int32))
+            self.traces = Syn.run_regularly(TRACE_CODE, when="after_groups", order=1,
+                                            name="deepcircuit_traces*")
+            self.monitor = b2.StateMonitor(G, "s", record=True, when="end", clock=self.clock,
+                                           name="deepcircuit_monitor*")
+            self.G, self.Syn = G, Syn
+            self.net = b2.Network(G, Syn, self.monitor)
+            self.n_codegen = 0
+            if driver == "prepared":
+                # Generate and compile every code object once (a run of zero length does all of
+                # Network.run's preparation); later phases call these code objects directly.
+                self.net.run(0 * b2.second, namespace={})
+                self.n_codegen += 1
+                self._codeobjects = self._collect_codeobjects()
+
+    # -- values --------------------------------------------------------------------------
+    def _array(self, owner, name: str) -> np.ndarray:
+        """The Brian2 array behind a variable (written in place: no code generation)."""
+        return owner.variables[name].get_value()
+
+    def set_network_values(self, batch: NetworkBatch) -> None:
+        W, b = batch.weights, batch.bias
+        self._array(self.Syn, "w")[:] = W[self.syn_net, self.syn_i, self.syn_j]
+        if not self.deep_like:
+            self._array(self.G, "b")[:] = np.repeat(b, self.P, axis=0).ravel()
+
+    def set_states(self, x0: np.ndarray) -> None:
+        flat = x0.reshape(-1)
+        self._array(self.G, "s")[:] = flat
+        self._array(self.G, "sold")[:] = flat
+        self._array(self.G, "dstep")[:] = 0.0
+
+    def set_nudge(self, beta_vec: np.ndarray, y_full: np.ndarray) -> None:
+        """Per-neuron nudging strength ``(N,)`` and targets ``(P, N)`` for every copy."""
+        self._array(self.G, "beta")[:] = np.tile(beta_vec, self.S * self.P)
+        self._array(self.G, "y")[:] = np.tile(y_full.reshape(-1), self.S)
+
+    def reset_traces(self) -> None:
+        self._array(self.Syn, "acc_dpost")[:] = 0.0
+        self._array(self.Syn, "acc_coact")[:] = 0.0
+
+    def synaptic_traces(self) -> dict:
+        """The accumulators summed over presentations, as ``(S, N, N)`` arrays."""
+        out = {}
+        for key, var in (("pre_dpost", "acc_dpost"), ("pre_post", "acc_coact")):
+            acc = np.zeros((self.S, self.N, self.N))
+            np.add.at(acc, (self.syn_net, self.syn_i, self.syn_j), self._array(self.Syn, var))
+            out[key] = acc
+        return out
+
+    # -- running -------------------------------------------------------------------------
+    def _collect_codeobjects(self) -> dict:
+        """Code objects of one step in schedule order, and those run once per phase."""
+        wout = None
+        if self.deep_like:
+            wout = self.Syn.summed_updaters["wout_pre"]
+        every, nudged, once = [], [], []
+        for obj in self.net.sorted_objects:
+            if obj is wout:
+                # sum_k W[j, k] does not change during a phase (weights are fixed), so it is
+                # evaluated once at the phase start instead of every step.
+                once.extend(obj._code_objects)
+                continue
+            nudged.extend(obj._code_objects)
+            if obj is not self.traces:
+                every.extend(obj._code_objects)
+        return {"every": every, "once": once, "nudged": nudged}
+
+    def run_phase(self, steps: int, learn: bool) -> np.ndarray:
+        """Run ``steps`` steps; return the recorded states ``(steps, S*P*N)`` (after each step)."""
+        b2 = self.b2
+        self.monitor.resize(0)
+        with brian2_target(b2, self.target):
+            if self.driver == "network":
+                self.traces.active = learn
+                self.net.run(steps * self.clock.dt, namespace={})
+                self.n_codegen += 1
+            else:
+                self._drive(steps, learn)
+        return np.array(self.monitor.variables["s"].get_value(), copy=True)
+
+    def _drive(self, steps: int, learn: bool) -> None:
+        cos = self._codeobjects
+        loop = cos["nudged"] if learn else cos["every"]
+        for co in cos["once"] + loop:
+            co.before_run()
+        for co in cos["once"]:
+            co()
+        clock = self.clock
+        timestep = clock.variables["timestep"].get_value()
+        t = clock.variables["t"].get_value()
+        dt = clock.variables["dt"].get_value()
+        timestep[0] = 0
+        t[0] = 0.0
+        for _ in range(steps):
+            for co in loop:
+                co()
+            timestep[0] += 1
+            t[0] = timestep[0] * dt[0]
+        for co in cos["once"] + loop:
+            co.after_run()
+
+
+def _structure_key(batch: NetworkBatch, P: int, dt: float) -> tuple:
+    tm = batch.topology_mask
+    return (batch.roles, batch.family, tuple(sorted(batch.params.items())), len(batch), P,
+            float(dt), tm.tobytes())
+
+
+class Brian2RateSubstrate(Substrate):
+    """DEEP-family networks as a Brian2 rate model (see the module docstring).
+
+    Parameters
+    ----------
+    target : {"numpy", "cython"}
+        Brian2 code-generation target. ``numpy`` works on every machine; ``cython`` compiles
+        each code object once (needs Cython and a C compiler; cached in Brian2's user cache,
+        ``~/.cython/brian_extensions``) and runs several times faster.
+    method : str
+        Brian2 integrator: ``euler`` (with the projection: exactly the reference scheme),
+        ``heun``, ``rk2``, ``rk4`` or ``exponential_euler``. The summed variables are updated once
+        per step, so the higher-order methods see them constant within a step.
+    tau : float
+        Seconds per unit of the model's time (the neuron time constant); default 1 ms.
+    driver : {"prepared", "network"}
+        ``prepared``: generate the code once, then call the prepared code objects (fast).
+        ``network``: call Brian2's ``Network.run`` for every phase (regenerates code each call).
+    """
+
+    name = "brian2"
+    exact = True
+
+    def __init__(self, *, target: str = "numpy", method: str = "euler", tau: float = 1e-3,
+                 driver: str = "prepared") -> None:
+        self.target = check_choice("target", target, TARGETS)
+        self.method = check_choice("method", method, METHODS)
+        self.tau = check_real("tau", tau, low=0.0, low_open=True)
+        self.driver = check_choice("driver", driver, DRIVERS)
+        # Only projected Euler reproduces the ODE substrate step for step.
+        self.exact = self.method == "euler"
+        self._brian2 = import_brian2()
+        check_target(self._brian2, self.target)
+        self._compiled: dict[tuple, _CompiledNetwork] = {}
+        #: How many Brian2 networks this instance has built (one per network structure).
+        self.n_builds = 0
+
+    def __repr__(self) -> str:
+        return (f"Brian2RateSubstrate(target={self.target!r}, method={self.method!r}, "
+                f"tau={self.tau!r}, driver={self.driver!r})")
+
+    def close(self) -> None:
+        self._compiled.clear()
+
+    def compiled(self, batch: NetworkBatch, P: int, dt: float) -> _CompiledNetwork:
+        """The Brian2 network for this structure, built on first use."""
+        key = _structure_key(batch, P, dt)
+        net = self._compiled.get(key)
+        if net is None:
+            # Keep one structure alive: a training run uses one, and Brian2 objects are heavy.
+            self._compiled.clear()
+            net = _CompiledNetwork(self._brian2, batch, P, dt, self.tau, self.method, self.target,
+                                   self.driver)
+            self._compiled[key] = net
+            self.n_builds += 1
+        return net
+
+    # -- public ------------------------------------------------------------------------
+    def run(self, networks, inputs, initial, schedule: Schedule, *, targets=None) -> PhaseResult:
+        batch = NetworkBatch.of(networks)
+        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets)
+        if schedule.stop_at_equilibrium:
+            raise InvalidInputError(
+                "stop_at_equilibrium=True is not supported on the Brian2 substrates: they run every "
+                "phase to its full length. Set stop_at_equilibrium=False or use the 'ode' substrate.")
+        W, b = batch.weights, batch.bias
+        if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+            raise DivergenceError("The weights contain non-finite values; the network has diverged.",
+                                  phase="free", magnitude=float("inf"))
+        P = inputs.shape[0]
+        net = self.compiled(batch, P, schedule.dt)
+        net.set_network_values(batch)
+        roles = batch.roles
+        N = roles.n_neurons
+        net.set_states(initial)
+        net.set_nudge(np.zeros(N), np.zeros((P, N)))
+        free = self._phase(net, batch, initial, schedule, schedule.free_steps, "free", learn=False)
+        if targets is None or schedule.nudged_steps == 0:
+            return PhaseResult(free)
+        beta_vec = np.zeros(N)
+        beta_vec[roles.outputs] = schedule.beta
+        y_full = np.zeros((P, N))
+        y_full[:, roles.outputs] = targets
+        net.set_nudge(beta_vec, y_full)
+        net.reset_traces()
+        nudged = self._phase(net, batch, free.final, schedule, schedule.nudged_steps, "nudged",
+                             learn=True)
+        return PhaseResult(free, nudged)
+
+    # -- internals -----------------------------------------------------------------------
+    def _phase(self, net: _CompiledNetwork, batch, x0, schedule, steps, phase, *, learn) -> Trajectory:
+        roles = batch.roles
+        S, P, N = x0.shape
+        rec = net.run_phase(steps, learn)
+        out = np.empty((S, P, steps + 1, N))
+        out[:, :, 0] = x0
+        out[:, :, 1:] = np.moveaxis(rec.reshape(steps, S, P, N), 0, 2)
+        times = schedule.dt * np.arange(steps + 1)
+        finite = np.isfinite(out).reshape(S, -1).all(axis=1)
+        diverged = ~finite
+        fr = roles.free
+        with np.errstate(invalid="ignore"):
+            speed = np.abs(out[:, :, -1, fr] - out[:, :, -2, fr]).max(axis=-1) / schedule.dt
+        settled = (speed < schedule.settle_tol) & finite[:, None]
+        meta: dict[str, Any] = {
+            "integrator": f"Brian2 {self.method} + [0, 1] projection ({self.target} target)",
+            "dt": schedule.dt, "tau_seconds": self.tau, "brian2_target": self.target,
+            "steps_done": np.full((S, P), steps), "final_speed": speed}
+        msg = ""
+        if diverged.any():
+            msg = (f"{phase} phase diverged for network(s) {np.flatnonzero(diverged).tolist()}: "
+                   "non-finite states")
+            meta["magnitude"] = float("inf")
+        elif not settled.all():
+            msg = (f"{phase} phase: {int((~settled).sum())} of {settled.size} (network, presentation) "
+                   f"pairs not settled after {times[-1]:.4g} tau (max |ds/dt| = {np.nanmax(speed):.3g}, "
+                   f"tolerance {schedule.settle_tol:g})")
+        if learn:
+            traces = net.synaptic_traces()
+            traces["samples"] = steps
+            meta["synaptic_traces"] = traces
+        return Trajectory(times, out, roles, phase, self.name, settled, schedule.settle_tol,
+                          diverged, msg, meta)

@@ -34,6 +34,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="'default' (project settings) or 'paper' (the reference notebooks exactly)")
     p.add_argument("--substrate", default="ode", choices=available_substrates(),
                    help="where the phases run (default: ode)")
+    p.add_argument("--brian2-target", choices=["numpy", "cython"], default=None,
+                   help="Brian2 code-generation target for the brian2 substrates (default: numpy; "
+                        "cython needs a C compiler and compiles once, then runs faster)")
     p.add_argument("--prune", choices=list(PRUNE_METHODS), default=None,
                    help="prune weak connections after each update (default: off)")
     p.add_argument("--prune-tol", type=float, default=None, help="pruning threshold on |W| (default 0.01)")
@@ -91,10 +94,19 @@ def run(args) -> int:
     config = config.replace(**overrides)
     params = {"gamma": args.gamma} if args.gamma is not None else None
     seeds = list(range(args.seed, args.seed + args.seeds)) if args.seeds >= 1 else []
+    substrate = args.substrate
+    if args.brian2_target is not None:
+        from ..errors import InvalidInputError
+        from ..substrates import get_substrate
+
+        if not substrate.startswith("brian2"):
+            raise InvalidInputError(
+                f"--brian2-target only applies to the brian2 substrates; got --substrate {substrate}.")
+        substrate = get_substrate(substrate, target=args.brian2_target)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = train(args.task, model=args.model, topology=_topology(args.topology),
-                       hidden=args.hidden, seeds=seeds, config=config, substrate=args.substrate,
+                       hidden=args.hidden, seeds=seeds, config=config, substrate=substrate,
                        params=params, progress=not args.quiet, on_divergence="report",
                        callbacks=[certificate_recorder()] if args.record_certificates else ())
     for w in caught:

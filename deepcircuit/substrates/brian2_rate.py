@@ -36,6 +36,7 @@ results; slower).
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -56,8 +57,13 @@ INSTALL_FIX = ("pip install brian2==2.9.0 (Brian2 2.9.0 also needs numpy < 2.4: 
 def import_brian2():
     """Import Brian2 quietly, or raise :class:`SubstrateUnavailableError` naming the fix."""
     try:
-        import brian2
-        from brian2.utils.logger import BrianLogger
+        # Brian2 2.9.0 builds its parsers at import with pyparsing names that pyparsing 3
+        # deprecates; those warnings are not the user's concern.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            import brian2
+            from brian2.utils.logger import BrianLogger
     except Exception as exc:  # ImportError, or AttributeError/TypeError from an incompatible numpy
         raise SubstrateUnavailableError(
             f"The Brian2 substrates need Brian2, which could not be imported "
@@ -82,12 +88,19 @@ def check_target(brian2, target: str) -> None:
 
 @contextlib.contextmanager
 def brian2_target(brian2, target: str):
-    """Set Brian2's code-generation target for the duration of a block, then restore it."""
+    """Set Brian2's code-generation target for the duration of a block, then restore it.
+
+    Inside the block, deprecation warnings are silenced: Brian2 2.9.0's equation parser uses
+    pyparsing names that pyparsing 3 deprecates, which would otherwise reach the user's console.
+    """
     prefs = brian2.prefs
     old = prefs["codegen.target"]
     prefs["codegen.target"] = target
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            yield
     finally:
         prefs["codegen.target"] = old
 

@@ -270,16 +270,14 @@ def held_neurons(network: Network, state, *, beta: float = 0.0, target=None,
     return _held(network, state, _velocity(network, state, beta, target), bound_tol, velocity_tol)
 
 
-def _held(network, state, v, bound_tol, velocity_tol) -> dict:
+def _held(network, state, v, bound_tol, velocity_tol, names=None) -> dict:
     r = network.roles
-    names = r.names
-    held = {}
-    for j in range(r.n_inputs, r.n_neurons):
-        if state[j] <= bound_tol and v[j] < -velocity_tol:
-            held[names[j]] = 0.0
-        elif state[j] >= 1.0 - bound_tol and v[j] > velocity_tol:
-            held[names[j]] = 1.0
-    return held
+    names = r.names if names is None else names
+    n_in = r.n_inputs
+    s, vf = state[n_in:], v[n_in:]
+    low = (s <= bound_tol) & (vf < -velocity_tol)
+    high = ~low & (s >= 1.0 - bound_tol) & (vf > velocity_tol)
+    return {names[n_in + j]: (0.0 if low[j] else 1.0) for j in np.flatnonzero(low | high)}
 
 
 def _check_state(network, state, beta, target):
@@ -305,30 +303,63 @@ def analyse_equilibrium(network: Network, state, *, beta: float = 0.0, target=No
     """
     network = _check_network(network)
     state, target, beta = _check_state(network, state, beta, target)
+    return _analyse(network, state[None], beta, None if target is None else target[None],
+                    bound_tol, velocity_tol, marginal_tol)[0]
+
+
+def analyse_equilibria(network: Network, states, *, beta: float = 0.0, targets=None,
+                       bound_tol: float = 1e-6, velocity_tol: float = 1e-9,
+                       marginal_tol: float = 1e-8) -> list[EquilibriumAnalysis]:
+    """:func:`analyse_equilibrium` of every row of ``states (P, N)`` (one per presentation).
+
+    ``targets (P, n_outputs)`` go with ``beta > 0``. The Jacobian and the eigenvalues are
+    computed once per distinct pattern of held neurons, so this is the fast way to analyse
+    all presentations of a network.
+    """
+    network = _check_network(network)
+    r = network.roles
+    states = check_array("states", states, shape=(None, r.n_neurons))
+    beta = check_real("beta", beta, low=0.0)
+    if beta > 0.0:
+        if targets is None:
+            raise InvalidInputError("A nudged-phase analysis (beta > 0) needs the presentations' 'targets'.")
+        targets = check_array("targets", targets, shape=(states.shape[0], r.n_outputs))
+    return _analyse(network, states, beta, targets, bound_tol, velocity_tol, marginal_tol)
+
+
+def _analyse(network, states, beta, targets, bound_tol, velocity_tol, marginal_tol) -> list:
     bound_tol = check_real("bound_tol", bound_tol, low=0.0)
     velocity_tol = check_real("velocity_tol", velocity_tol, low=0.0)
     marginal_tol = check_real("marginal_tol", marginal_tol, low=0.0)
     r = network.roles
-    v = _velocity(network, state, beta, target)
-    held = _held(network, state, v, bound_tol, velocity_tol)
     names = r.names
-    keep = [j for j in range(r.n_inputs, r.n_neurons) if names[j] not in held]
+    V = _velocity(network, states, beta, targets)
     J_free = free_jacobian(network, beta=beta)
-    idx = [j - r.n_inputs for j in keep]
-    J = J_free[np.ix_(idx, idx)]
     tol = marginal_tol * max(1.0, float(np.abs(J_free).max(initial=0.0)))
-    if J.size:
-        eig = np.linalg.eigvals(J)
-        eig = eig[np.argsort(-eig.real, kind="stable")]
-        abscissa = float(eig[0].real)
-    else:
-        eig, abscissa = np.zeros(0, dtype=complex), float("-inf")
-    status = "stable" if abscissa < -tol else ("marginal" if abscissa <= tol else "unstable")
     # The projected velocity: what a neuron at a bound actually does.
-    sf, vf = state[r.free], v[r.free]
-    vp = np.where(((sf <= 0.0) & (vf < 0.0)) | ((sf >= 1.0) & (vf > 0.0)), 0.0, vf)
-    return EquilibriumAnalysis(state, tuple(names[j] for j in keep), held, J, eig, abscissa, status,
-                               float(np.abs(vp).max(initial=0.0)), tol, beta, tuple(keep))
+    sf, vf = states[:, r.free], V[:, r.free]
+    residual = np.abs(np.where(((sf <= 0.0) & (vf < 0.0)) | ((sf >= 1.0) & (vf > 0.0)), 0.0, vf)).max(axis=1, initial=0.0)
+    spectra: dict = {}
+    out = []
+    for state, v, res in zip(states, V, residual):
+        held = _held(network, state, v, bound_tol, velocity_tol, names)
+        key = tuple(held)
+        if key not in spectra:
+            keep = tuple(j for j in range(r.n_inputs, r.n_neurons) if names[j] not in held)
+            idx = [j - r.n_inputs for j in keep]
+            J = J_free[np.ix_(idx, idx)]
+            if J.size:
+                eig = np.linalg.eigvals(J)
+                eig = eig[np.argsort(-eig.real, kind="stable")]
+                abscissa = float(eig[0].real)
+            else:
+                eig, abscissa = np.zeros(0, dtype=complex), float("-inf")
+            status = "stable" if abscissa < -tol else ("marginal" if abscissa <= tol else "unstable")
+            spectra[key] = (keep, J, eig, abscissa, status)
+        keep, J, eig, abscissa, status = spectra[key]
+        out.append(EquilibriumAnalysis(state, tuple(names[j] for j in keep), held, J, eig, abscissa,
+                                       status, float(res), tol, beta, keep))
+    return out
 
 
 # -- Lyapunov functions ----------------------------------------------------------------------

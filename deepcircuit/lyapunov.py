@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_array, check_real
-from .certificates import (FUNCTIONS, EquilibriumAnalysis, LyapunovFunction, analyse_equilibrium,
+from .certificates import (FUNCTIONS, EquilibriumAnalysis, LyapunovFunction, analyse_equilibria,
                            gershgorin, lyapunov_function)
 from .errors import InvalidInputError
 from .network import Network, NetworkBatch
@@ -207,12 +207,17 @@ def check_trajectory(trajectory: Trajectory, networks=None, *, equilibrium=None,
     checks = []
     certs = [gershgorin(n) for n in nets] if nets is not None else None
     for s in range(S):
+        analyses = [None] * P
+        finite = np.all(np.isfinite(eq[s]), axis=-1)
+        if nets is not None and finite.any():
+            ok = np.flatnonzero(finite)
+            found = analyse_equilibria(nets[s], eq[s, ok], beta=beta,
+                                       targets=targets[ok] if beta > 0.0 else None, bound_tol=bound_tol)
+            for p, a in zip(ok, found):
+                analyses[p] = a
         for p in range(P):
             target = targets[p] if (nudged and targets is not None) else None
-            analysis = None
-            finite = bool(np.all(np.isfinite(eq[s, p])))
-            if nets is not None and finite:
-                analysis = analyse_equilibrium(nets[s], eq[s, p], beta=beta, target=target, bound_tol=bound_tol)
+            analysis = analyses[p]
             if isinstance(function, LyapunovFunction):
                 V = function
             elif nets is None:
@@ -309,8 +314,7 @@ def certificate_recorder(*, bound_tol: float = 1e-6, marginal_tol: float = 1e-8)
                 out["hurwitz"].append(False)
                 out["stability"].append("diverged")
                 continue
-            an = [analyse_equilibrium(net, st, bound_tol=bound_tol, marginal_tol=marginal_tol)
-                  for st in states]
+            an = analyse_equilibria(net, states, bound_tol=bound_tol, marginal_tol=marginal_tol)
             out["spectral_abscissa"].append(float(max(a.spectral_abscissa for a in an)))
             out["hurwitz"].append(bool(all(a.hurwitz for a in an)))
             out["stability"].append(max((a.status for a in an), key=order.__getitem__))

@@ -95,7 +95,7 @@ class ClampModel:
     """
 
     kind: str = "diode"
-    saturation_current: float = 1e-7
+    saturation_current: float = 1e-6
     emission: float = 1.0
     series_resistance: float = 1.0
     stiffness: float = 1e4
@@ -325,6 +325,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     noise_dt = (nonideal.noise_interval or schedule.dt) * tau
 
     nodes: list[str] = []
+    ic_volts: list[float] = []
     ics: list[str] = []
     for s in range(S):
         edges = [(int(i), int(j)) for i, j in np.argwhere(mask[s])]
@@ -375,6 +376,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
                     add(f"S_nudge_{cp}_{names[o]} {node[o]}_nsw {node[o]}_tgt nudge_ctl 0 SWNUDGE")
             ics.append(".ic " + " ".join(f"V({node[j]})={_num(initial[s, p, j] * Vs)}" for j in free))
             nodes.extend(node[j].lower() for j in free)
+            ic_volts.extend(initial[s, p, j] * Vs for j in free)
     add("* Initial conditions: the initial states times V_scale.")
     L.extend(ics)
     add(".save " + " ".join(f"v({n})" for n in nodes))
@@ -386,10 +388,11 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
         add("run")
         add("linearize")
         add("print " + " ".join(f"v({n})" for n in nodes))
+        add("quit")
         add(".endc")
     add(".end")
     return Netlist("\n".join(L) + "\n", nodes, (S, P, N), roles.n_inputs, units, free_end, stop, dt_s,
-                   {"clamp": clamp.kind, "family": fam})
+                   {"clamp": clamp.kind, "family": fam, "initial_volts": np.array(ic_volts)})
 
 
 def standalone_netlist(network, task, *, schedule=None, seed: int = 0, state_init_high: float = 0.1,

@@ -35,7 +35,7 @@ deepcircuit deep network(s): 1 network(s) x 1 presentation(s)
 * Schedule: dt = 0.1 tau, free phase 10 steps (0 .. 0.001 s), nudged phase 5 steps with beta = 2 (.. 0.0015 s)
 * Clamp: diode (model DCLAMP)
 .options method=gear
-.model DCLAMP D(IS=1e-07 N=1 RS=1)
+.model DCLAMP D(IS=1e-06 N=1 RS=1)
 .model SWNUDGE SW(VT=0.5 VH=0 RON=1e-3 ROFF=1e12)
 V_rail_hi rail_hi 0 DC 2
 * Nudge control: 0 V in the free phase, 1 V from 0.001 s (closes every S_nudge).
@@ -228,7 +228,7 @@ def test_standalone_netlist_has_control_block():
     i = lines.index(".control")
     assert lines[i + 1:i + 5] == ["set width=100000", "set nobreak", "run", "linearize"]
     assert lines[i + 5].startswith("print v(s0p0_h0) ")
-    assert lines[-2:] == [".endc", ".end"]
+    assert lines[-3:] == ["quit", ".endc", ".end"]
     with pytest.raises(InvalidInputError, match="Task 'not' has 2 inputs"):
         standalone_netlist(net, "not")
 

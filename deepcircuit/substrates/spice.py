@@ -42,6 +42,9 @@ INSTALL_HINT = "apt-get install libngspice0-dev ngspice"
 #: stderr lines of ngspice that mean the run failed (matched case-insensitively).
 _FATAL = re.compile(r"timestep too small|error|aborted|singular matrix|gmin stepping failed|"
                     r"source stepping failed|iteration limit reached|no convergence", re.I)
+#: Lines ngspice prints while parsing a netlist it cannot use (the echoed title is not one).
+_PARSE_ERROR = re.compile(r"^\s*(error|fatal)|unknown (model|subckt|device|parameter)|could not find|"
+                          r"no such|unable to find", re.I)
 #: Likely causes, by what ngspice said, for the error message.
 _CAUSES = [
     (re.compile(r"swnudge", re.I),
@@ -166,6 +169,38 @@ def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def simulate_netlist(text: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run a netlist text (for example an exported ``.cir`` file) in ngspice's shared library.
+
+    Any ``.control`` block is dropped (the transient is run by this function). Returns
+    ``(time (T,) seconds, {node: voltage (T,) volts})`` for the nodes of the ``.save`` line.
+    """
+    lines, skip = [], False
+    for ln in text.splitlines():
+        low = ln.strip().lower()
+        if low.startswith(".control"):
+            skip = True
+        elif low.startswith(".endc"):
+            skip = False
+        elif not skip:
+            lines.append(ln)
+    saves = [ln for ln in lines if ln.lower().startswith(".save ")]
+    nodes = [re.sub(r"^v\((.*)\)$", r"\1", tok.lower()) for ln in saves for tok in ln.split()[1:]]
+    tran = next((ln.split() for ln in lines if ln.lower().startswith(".tran ")), None)
+    if tran is None:
+        raise SimulationError("The netlist has no .tran line; simulate_netlist runs transients only.")
+    stop = float(tran[2])
+    ic = {}
+    for ln in lines:
+        if ln.lower().startswith(".ic "):
+            ic.update({m.group(1).lower(): float(m.group(2))
+                       for m in re.finditer(r"v\((\S+?)\)\s*=\s*(\S+)", ln, re.I)})
+    meta = {"initial_volts": [ic[n] for n in nodes]} if all(n in ic for n in nodes) else {}
+    net = Netlist("\n".join(lines) + "\n", nodes, (0, 0, 0), 0, CircuitUnits(), stop, stop, float(tran[1]), meta)
+    t, v = SpiceSubstrate()._simulate(_load_ngspice(), net)
+    return t, dict(zip(nodes, v))
+
+
 class SpiceSubstrate(Substrate):
     """Networks as circuits in ngspice (through PySpice's shared-library interface).
 
@@ -236,7 +271,7 @@ class SpiceSubstrate(Substrate):
         """Run the netlist; returns ``(time (T,) seconds, volts (nodes, T))`` or raises."""
         try:
             parse = ng.circuit(net.text)
-            bad = [ln for ln in parse if re.search(r"error|unknown|not found|could not", ln, re.I)]
+            bad = [ln for ln in parse if _PARSE_ERROR.search(ln)]
             if bad:
                 self._fail(net, 0.0, "ngspice rejected the netlist", bad)
             err = ng.command("run")
@@ -249,6 +284,11 @@ class SpiceSubstrate(Substrate):
             volts = np.empty((len(net.nodes), t.size))
             for k, node in enumerate(net.nodes):
                 volts[k] = ng.vector(node)
+            ic = net.meta.get("initial_volts")
+            if t[0] > 0 and ic is not None and len(ic) == len(net.nodes):
+                # ngspice's first stored point is its first step; t = 0 is the .ic state.
+                t = np.concatenate([[0.0], t])
+                volts = np.concatenate([np.asarray(ic, dtype=float)[:, None], volts], axis=1)
             return t, volts
         finally:
             # Free the results and the circuit, so memory stays flat over many runs.
@@ -263,7 +303,8 @@ class SpiceSubstrate(Substrate):
         # train() calls run() once per epoch on a substrate it created, so the run index is the
         # epoch there; a caller that knows better sets ``self.epoch``.
         epoch = (f" of epoch {self.epoch}" if self.epoch is not None else
-                 f" of run {self.runs - 1} of this substrate (the training epoch, when train() made it)")
+                 f" of run {self.runs - 1} of this substrate (the training epoch, when train() made it)"
+                 if self.runs else "")
         raise SimulationError(
             f"ngspice failed in the {phase} phase{epoch}: {what}. ngspice said: {said}. Likely cause: "
             f"{cause}. The netlist is saved in {path} (run it with `ngspice -b {path}`).")

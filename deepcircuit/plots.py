@@ -148,3 +148,123 @@ def plot_certificates(history: Any, *, title: str | None = None, path: "str | Pa
     if path is not None:
         save_figure(fig, path)
     return fig
+
+
+# -- substrate comparison ----------------------------------------------------------------------
+_SUBSTRATE_COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+
+
+def plot_substrate_trajectories(comparison, *, path: "str | Path | None" = None):
+    """Free then nudged trajectories of every substrate overlaid, one panel per presentation.
+
+    Solid lines: outputs; thin lines: hidden neurons; black dotted: the accurate ODE reference.
+    Time is in units of tau, the nudged phase starting where the free phase ends.
+    """
+    from matplotlib.figure import Figure
+
+    ref = comparison.reference
+    roles = comparison.network.roles
+    P = ref.free.n_presentations
+    fig = Figure(figsize=(4.2 * P, 3.6), layout="constrained")
+    axes = fig.subplots(1, P, squeeze=False)[0]
+    t_free = ref.free.times
+    t_all = np.concatenate([t_free, t_free[-1] + ref.nudged.times])
+    outs = list(range(roles.n_neurons - roles.n_outputs, roles.n_neurons))
+    hidden = list(range(roles.n_inputs, roles.n_neurons - roles.n_outputs))
+
+    def joined(res, p, n):
+        return np.concatenate([res.free.states[0, p, :, n], res.nudged.states[0, p, :, n]])
+
+    labels = comparison.task.inputs[:, :-1].astype(int)
+    for p, ax in enumerate(axes):
+        for k, (label, inf) in enumerate(comparison.inference.items()):
+            color = _SUBSTRATE_COLORS[k % len(_SUBSTRATE_COLORS)]
+            t = np.concatenate([inf.result.free.times, inf.result.free.times[-1] + inf.result.nudged.times])
+            for n in hidden:
+                ax.plot(t, joined(inf.result, p, n), color=color, lw=0.5, alpha=0.5)
+            for n in outs:
+                ax.plot(t, joined(inf.result, p, n), color=color, lw=1.8, label=label if n == outs[0] else None)
+        for n in outs:
+            ax.plot(t_all, joined(ref, p, n), "k:", lw=1.5, label="reference (adaptive ODE)" if n == outs[0] else None)
+        ax.axvline(t_free[-1], color="grey", lw=0.8, ls="--")
+        ax.set_title(f"input {labels[p].tolist()}, target {comparison.task.targets[p].tolist()}")
+        ax.set_xlabel("time (tau)")
+        ax.set_ylim(-0.05, 1.05)
+    axes[0].set_ylabel("state (1 = V_scale)")
+    axes[0].legend(fontsize=7, loc="best")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_substrate_lyapunov(comparison, *, phase: str = "free", path: "str | Path | None" = None):
+    """V(t) along each substrate's trajectory (one panel per substrate, a line per presentation)."""
+    from matplotlib.figure import Figure
+
+    items = list(comparison.inference.items())
+    fig = Figure(figsize=(4.2 * len(items), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(items), squeeze=False)[0]
+    for ax, (label, inf) in zip(axes, items):
+        check = inf.lyapunov[phase]
+        for p in range(check.values.shape[1]):
+            v = check.values[0, p]
+            keep = v > 0
+            ax.semilogy(check.times[keep], v[keep], label=f"p{p}")
+        fn = check.checks[0].function.name if check.checks else "?"
+        ax.set_title(f"{label}: V = {fn}, {'monotone' if check.monotone else 'NOT monotone'}", fontsize=9)
+        ax.set_xlabel("time (tau)")
+    axes[0].set_ylabel(f"V ({phase} phase)")
+    axes[0].legend(fontsize=7)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_weight_matrices(networks: Mapping[str, Any], *, path: "str | Path | None" = None):
+    """``W[i, j]`` of each network as an image (rows: from, columns: to), one panel per label."""
+    from matplotlib.figure import Figure
+
+    items = list(networks.items())
+    fig = Figure(figsize=(3.8 * len(items), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(items), squeeze=False)[0]
+    vmax = max(float(np.abs(n.weights).max()) for _, n in items) or 1.0
+    im = None
+    for ax, (label, net) in zip(axes, items):
+        W = np.where(net.mask, net.weights, np.nan)
+        im = ax.imshow(W, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        names = net.roles.names
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_title(f"{label} ({net.n_connections} connections)", fontsize=9)
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label="W[i, j] (from row i to column j)")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_deviations(comparison, *, targets: Mapping[str, float] | None = None,
+                    path: "str | Path | None" = None):
+    """Bars (log scale) of each substrate's deviation from the references, with target lines."""
+    from matplotlib.figure import Figure
+
+    labels = list(comparison.inference)
+    metrics = [("max_state_deviation", "settled state vs adaptive ODE"),
+               ("trajectory_rms", "trajectory RMS vs adaptive ODE"),
+               ("euler_deviation", "max deviation vs projected-Euler ODE")]
+    fig = Figure(figsize=(max(6.0, 1.6 * len(labels) * 1.5), 3.8), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(labels))
+    w = 0.8 / len(metrics)
+    for k, (key, desc) in enumerate(metrics):
+        vals = [max(getattr(comparison.inference[l], key), 1e-17) for l in labels]
+        ax.bar(x + (k - 1) * w, vals, w, label=desc)
+    for name, value in (targets or {}).items():
+        ax.axhline(value, ls="--", lw=0.8, color="grey")
+        ax.text(len(labels) - 0.5, value, f" {name}: {value:g}", fontsize=7, va="bottom", ha="right")
+    ax.set_yscale("log")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylabel("deviation (units of V_scale)")
+    ax.legend(fontsize=7)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

@@ -1,0 +1,238 @@
+"""Substrate comparison: the same network run and trained on several substrates.
+
+Inference: every substrate runs the free and nudged phases from the same initial states, and
+is judged against the accurate ODE reference (adaptive integrator, tight tolerances): largest
+deviation of the settled states, RMS deviation of the trajectories on the common time grid
+(tau), classification, and the Lyapunov check of its own trajectories (the stability module,
+unchanged). Learning: each substrate trains from the same seed and initial weights; final
+accuracy, relative deviation of the final weights from the ODE-trained ones, sparsity, time.
+
+Substrates are named as on the command line, optionally with options:
+``"spice:clamp=limiter"``, ``"brian2:target=cython"``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import InvalidInputError
+from .network import Network, NetworkBatch
+from .stability import TrajectoryCheck, check_phases
+from .substrates import Schedule, available_substrates, get_substrate, initial_states
+from .substrates.ode import OdeSubstrate
+from .tasks import Task, get_task
+from .training import TrainingConfig, train
+from .trajectory import PhaseResult
+
+
+def parse_substrate_spec(spec: str) -> tuple[str, str, dict]:
+    """``"spice:clamp=limiter,reltol=1e-5"`` -> ``(label, "spice", {"clamp": "limiter", "reltol": 1e-5})``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise InvalidInputError(f"A substrate must be a name like 'ode' or 'spice:clamp=limiter'; got {spec!r}.")
+    spec = spec.strip()
+    name, _, opts = spec.partition(":")
+    if name not in available_substrates():
+        raise InvalidInputError(
+            f"Unknown substrate {name!r}; use one of {', '.join(map(repr, available_substrates()))}.")
+    options: dict[str, Any] = {}
+    for item in filter(None, (o.strip() for o in opts.split(";" if ";" in opts else ","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise InvalidInputError(f"Substrate option {item!r} of {spec!r} must look like key=value.")
+        options[key.strip()] = _literal(value.strip())
+    return spec, name, options
+
+
+def _literal(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+@dataclass
+class InferenceComparison:
+    """One substrate's inference against the accurate ODE reference.
+
+    Deviations are in units of the state (1.0 = V_scale); ``trajectory_rms`` is over the free
+    neurons of both phases, every presentation, on the reference's time grid (tau).
+    """
+
+    label: str
+    substrate: str
+    result: PhaseResult
+    max_state_deviation: float
+    max_state_deviation_nudged: float
+    trajectory_rms: float
+    euler_deviation: float
+    accuracy: float
+    predictions: list
+    lyapunov: dict[str, TrajectoryCheck]
+    seconds: float
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def lyapunov_monotone(self) -> bool:
+        """Whether V was non-increasing along every phase and presentation."""
+        return all(c.monotone for c in self.lyapunov.values())
+
+    def to_dict(self) -> dict:
+        return {"substrate": self.substrate, "max_state_deviation": self.max_state_deviation,
+                "max_state_deviation_nudged": self.max_state_deviation_nudged,
+                "trajectory_rms": self.trajectory_rms, "euler_deviation": self.euler_deviation,
+                "accuracy": self.accuracy,
+                "predictions": self.predictions, "lyapunov_monotone": self.lyapunov_monotone,
+                "lyapunov": {ph: {"monotone": c.monotone,
+                                  "function": c.checks[0].function.name if c.checks else None,
+                                  "max_increase": max((ch.max_increase for ch in c.checks), default=0.0)}
+                             for ph, c in self.lyapunov.items()},
+                "settled": bool(self.result.free.settled.all()), "seconds": self.seconds,
+                "meta": {k: v for k, v in self.meta.items() if isinstance(v, (int, float, str, bool))}}
+
+
+@dataclass
+class TrainingComparison:
+    """One substrate's training from the shared seed and initial weights."""
+
+    label: str
+    substrate: str
+    network: Network
+    accuracy: float
+    weight_deviation: float | None
+    sparsity: float
+    seconds: float
+    history: Any
+    diverged: str | None
+
+    def to_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "weight_deviation": self.weight_deviation,
+                "sparsity": self.sparsity, "seconds": self.seconds, "diverged": self.diverged}
+
+
+@dataclass
+class Comparison:
+    """Everything :func:`compare` measured, keyed by substrate label."""
+
+    task: Task
+    network: Network
+    schedule: Schedule
+    reference: PhaseResult
+    inference: dict[str, InferenceComparison]
+    training: dict[str, TrainingComparison] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = {}
+        for label, inf in self.inference.items():
+            d = inf.to_dict()
+            if label in self.training:
+                d["training"] = self.training[label].to_dict()
+            out[label] = d
+        return out
+
+
+def _reference_substrate(rtol: float, atol: float) -> OdeSubstrate:
+    return OdeSubstrate(method="adaptive", rtol=rtol, atol=atol)
+
+
+def compare_inference(network: Network, task: "Task | str", substrates: Sequence[str], *,
+                      schedule: Schedule | None = None, seed: int = 0, reference_rtol: float = 1e-10,
+                      reference_atol: float = 1e-12, lyapunov_rtol: float = 1e-6,
+                      lyapunov_bound_tol: float = 1e-6) -> Comparison:
+    """Run ``network`` on every substrate and judge each against the accurate ODE reference.
+
+    Parameters
+    ----------
+    network : Network
+        The (trained) network; one network, not a batch.
+    task : Task or str
+        Its inputs are the presentations; its targets drive the nudged phase.
+    substrates : sequence of str
+        Substrate specs (``"ode"``, ``"brian2"``, ``"spice:clamp=limiter"``, ...).
+    schedule : Schedule
+        Phase lengths and dt (tau); default: ``Schedule()`` (the reference's).
+    seed : int
+        Seed of the shared initial states.
+    reference_rtol, reference_atol : float
+        Tolerances of the adaptive reference integrator.
+    lyapunov_rtol, lyapunov_bound_tol : float
+        Passed to :func:`deepcircuit.stability.check_trajectory` as ``rtol`` and ``bound_tol``.
+    """
+    task = get_task(task)
+    if not isinstance(network, Network):
+        raise InvalidInputError(f"compare_inference takes one Network; got {type(network).__name__}.")
+    specs = [parse_substrate_spec(s) for s in substrates]
+    if not specs:
+        raise InvalidInputError("Give at least one substrate to compare.")
+    schedule = schedule or Schedule()
+    batch = NetworkBatch.of(network)
+    s0 = initial_states(np.random.default_rng(seed), 1, task.inputs, network.roles)
+    ref = _reference_substrate(reference_rtol, reference_atol).run(batch, task.inputs, s0, schedule,
+                                                                   targets=task.targets)
+    euler = OdeSubstrate().run(batch, task.inputs, s0, schedule, targets=task.targets)
+    fr = network.roles.free
+    out: dict[str, InferenceComparison] = {}
+    for label, name, options in specs:
+        t0 = time.perf_counter()
+        with get_substrate(name, **options) as sub:
+            res = sub.run(batch, task.inputs, s0, schedule, targets=task.targets)
+        seconds = time.perf_counter() - t0
+        dev_free = float(np.abs(res.free.final[..., fr] - ref.free.final[..., fr]).max())
+        dev_nudged = float(np.abs(res.nudged.final[..., fr] - ref.nudged.final[..., fr]).max())
+        sq, eul = [], 0.0
+        for mine, theirs, base in ((res.free, ref.free, euler.free), (res.nudged, ref.nudged, euler.nudged)):
+            if mine.times.shape != theirs.times.shape or not np.allclose(mine.times, theirs.times):
+                mine = mine.resample(np.clip(theirs.times, mine.times[0], mine.times[-1]))
+            sq.append(((mine.states[..., fr] - theirs.states[..., fr]) ** 2).ravel())
+            eul = max(eul, float(np.abs(mine.states[..., fr] - base.states[..., fr]).max()))
+        rms = float(np.sqrt(np.mean(np.concatenate(sq))))
+        checks = check_phases(res, batch, beta=schedule.beta, targets=task.targets, rtol=lyapunov_rtol,
+                              bound_tol=lyapunov_bound_tol)
+        pred = task.predict(res.free.outputs)[0]
+        meta = dict(res.free.meta)
+        out[label] = InferenceComparison(
+            label, name, res, dev_free, dev_nudged, rms, eul, float(1.0 - task.error(res.free.outputs)[0]),
+            np.asarray(pred).tolist(), checks, seconds, meta)
+    return Comparison(task, network, schedule, ref, out)
+
+
+def compare_training(initial: Network, task: "Task | str", substrates: Sequence[str], *, seed: int = 0,
+                     config: TrainingConfig | None = None, progress: bool = False) -> dict[str, TrainingComparison]:
+    """Train ``initial`` on every substrate from the same seed; compare with the ODE-trained weights.
+
+    The ODE substrate (projected Euler) is always trained as the baseline of
+    ``weight_deviation = ||W_substrate - W_ode||_F / ||W_ode||_F``.
+    """
+    task = get_task(task)
+    config = config or TrainingConfig.preset("default", model=initial.family)
+    specs = [parse_substrate_spec(s) for s in substrates]
+    if not any(name == "ode" and not opts for _, name, opts in specs):
+        specs.insert(0, ("ode", "ode", {}))
+    out: dict[str, TrainingComparison] = {}
+    for label, name, options in specs:
+        with get_substrate(name, **options) as sub:
+            r = train(task, networks=[initial], seeds=[seed], config=config, substrate=sub,
+                      progress=progress, on_divergence="report")
+        out[label] = TrainingComparison(label, name, r.networks[0], float(1.0 - r.train_error[0]), None,
+                                        float(r.networks[0].sparsity), r.seconds, r.histories[0], r.diverged[0])
+    W_ode = out["ode"].network.weights
+    norm = float(np.linalg.norm(W_ode)) or 1.0
+    for tc in out.values():
+        tc.weight_deviation = float(np.linalg.norm(tc.network.weights - W_ode) / norm)
+    return out
+
+
+def compare(network: Network, task: "Task | str", substrates: Sequence[str], *,
+            schedule: Schedule | None = None, seed: int = 0, train_from: Network | None = None,
+            config: TrainingConfig | None = None, progress: bool = False, **inference_options) -> Comparison:
+    """:func:`compare_inference`, plus :func:`compare_training` from ``train_from`` if given."""
+    comp = compare_inference(network, task, substrates, schedule=schedule, seed=seed, **inference_options)
+    if train_from is not None:
+        comp.training = compare_training(train_from, task, substrates, seed=seed, config=config,
+                                         progress=progress)
+    return comp

@@ -39,5 +39,9 @@ test-all: setup
 benchmark: setup
 	$(BIN)/python benchmarks/run_all.py
 
+# Regenerate the example SPICE netlists in netlists/ (deterministic; a test checks they are current).
+netlists: setup
+	$(BIN)/python -m deepcircuit.examples_netlists
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -221,8 +221,9 @@ class EquilibriumAnalysis:
         ``marginal_tol`` of 0: DEEP's conserved activity gives a zero eigenvalue when no
         outflow is cut by a bound) or ``"unstable"``.
     residual : float
-        Largest projected velocity ``|ds/dt|`` (1/tau) at the state: how far it is from an
-        equilibrium (0 at an exact one).
+        Largest projected velocity ``|ds/dt|`` (1/tau) at the state (velocities pointing out of
+        [0, 1] within ``bound_tol`` of a bound count as 0): how far it is from an equilibrium
+        (0 at an exact one).
     marginal_tol : float
         The tolerance used for ``"marginal"`` (1/tau, already scaled by ``max(1, max |J|)``).
     beta : float
@@ -338,7 +339,8 @@ def _analyse(network, states, beta, targets, bound_tol, velocity_tol, marginal_t
     tol = marginal_tol * max(1.0, float(np.abs(J_free).max(initial=0.0)))
     # The projected velocity: what a neuron at a bound actually does.
     sf, vf = states[:, r.free], V[:, r.free]
-    residual = np.abs(np.where(((sf <= 0.0) & (vf < 0.0)) | ((sf >= 1.0) & (vf > 0.0)), 0.0, vf)).max(axis=1, initial=0.0)
+    outward = ((sf <= bound_tol) & (vf < 0.0)) | ((sf >= 1.0 - bound_tol) & (vf > 0.0))
+    residual = np.abs(np.where(outward, 0.0, vf)).max(axis=1, initial=0.0)
     spectra: dict = {}
     out = []
     for state, v, res in zip(states, V, residual):

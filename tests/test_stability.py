@@ -155,6 +155,13 @@ def test_equilibrium_with_clamps_excludes_held_neurons():
     assert gershgorin(net, neurons=a.neurons).certified and not gershgorin(net).certified
     c = check_trajectory(tr, net).check(0, 0)
     assert c.function.name == "quadratic" and c.function.certified and c.monotone
+    # A soft clamp (a physical limiter) leaves held neurons near, not at, the bound; bound_tol
+    # says how near counts. Beyond the bound always counts.
+    soft = star + [0, 0, -0.004, 0.003, 0]
+    assert held_neurons(net, soft) == {"h1": 1.0}
+    assert held_neurons(net, soft, bound_tol=1e-2) == {"h0": 1.0, "h1": 1.0}
+    assert analyse_equilibrium(net, soft, bound_tol=1e-2).neurons == ("y0",)
+    assert analyse_equilibrium(net, soft).neurons == ("h0", "y0")
     # A neuron at the bound whose velocity points inward is not held: y0 at 1 is pulled back.
     assert "y0" not in held_neurons(net, [0, 1, 1.0, 1.0, 1.0])
 

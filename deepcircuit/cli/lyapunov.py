@@ -25,6 +25,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random initial states (default: 0)")
     p.add_argument("--function", default="auto", choices=["auto", "energy", "1-norm", "max-norm", "quadratic"],
                    help="Lyapunov function to evaluate (default: auto, the best certified one)")
+    p.add_argument("--bound-tol", type=float, default=1e-6,
+                   help="how close to 0 or 1 a neuron must be to count as held at a bound (default 1e-6; "
+                        "a substrate with a soft clamp, like a diode limiter, needs about 1e-2)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     return p
 
@@ -61,7 +64,8 @@ def run(args) -> int:
     with get_substrate(args.substrate) as sub:
         result = sub.run(NetworkBatch.of(net), task.inputs, s0, schedule, targets=task.targets)
     g = gershgorin(net)
-    checks = check_phases(result, net, beta=schedule.beta, targets=task.targets, function=args.function)
+    checks = check_phases(result, net, beta=schedule.beta, targets=task.targets, function=args.function,
+                          bound_tol=args.bound_tol)
 
     inputs = ["".join(str(int(v)) for v in x[:-1]) for x in task.inputs]
     print(f"{args.model_file}: {net.family} network, hidden {list(r.hidden)}, {net.n_connections} connections; "

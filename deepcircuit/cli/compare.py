@@ -1,0 +1,79 @@
+"""``deepcircuit compare``: one model on several substrates, side by side."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import warnings
+
+from .output import format_table, print_json_line
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    from ..tasks import TASKS
+
+    p = sub.add_parser(
+        "compare", help="run (and optionally train) a model on several substrates and compare",
+        description="Run MODEL_FILE on each substrate from the same initial states and judge each "
+                    "against the accurate ODE reference (adaptive, tight tolerances): settled-state and "
+                    "trajectory deviations, classification, Lyapunov check. With --train-epochs, also "
+                    "train the model's initial network (regenerated from its seed) on every substrate and "
+                    "compare the learned weights with the ODE-trained ones. Plots and report.md go to --out.")
+    p.add_argument("model", metavar="MODEL_FILE", help="a model file saved by 'deepcircuit train'")
+    p.add_argument("--task", default=None, choices=list(TASKS), help="task (default: the model's own)")
+    p.add_argument("--substrates", default="ode,brian2,spice",
+                   help="comma-separated substrates, options after ':' separated by ';', e.g. "
+                        "'ode,brian2,spice,spice:clamp=limiter' (default: ode,brian2,spice)")
+    p.add_argument("--train-epochs", type=int, default=0,
+                   help="also train from the model's seed and fresh initial weights on every substrate "
+                        "for this many epochs and compare the learned weights (default 0: inference only)")
+    p.add_argument("--free-steps", type=int, default=None, help="free-phase steps (default: the model's)")
+    p.add_argument("--nudged-steps", type=int, default=None, help="nudged-phase steps (default: the model's)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the initial states (default: the model's)")
+    p.add_argument("--out", default=None, help="folder for plots and report.md (default: no files)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def run(args) -> int:
+    from ..comparison import compare
+    from ..errors import InvalidInputError
+    from ..persistence import load_model
+    from ..report import HEADERS, comparison_rows, write_report
+    from ..tasks import get_task
+    from ..training import make_networks
+
+    model = load_model(args.model)
+    task = args.task or model.task
+    if task is None:
+        raise InvalidInputError(f"{args.model} does not say which task it was trained on; give --task.")
+    config = model.training_config()
+    changes = {k: v for k, v in {"free_steps": args.free_steps, "nudged_steps": args.nudged_steps}.items()
+               if v is not None}
+    if args.train_epochs:
+        changes["epochs"] = args.train_epochs
+    config = config.replace(**changes)
+    seed = args.seed if args.seed is not None else (model.seed or 0)
+    substrates = [s for s in args.substrates.split(",") if s.strip()]
+    train_from = None
+    if args.train_epochs:
+        net = model.network
+        train_from = make_networks(get_task(task), model=net.family, topology=net.topology_mask, hidden=net.roles.hidden,
+                                   seeds=[seed], config=config, params=dict(net.params))[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comp = compare(model.network, task, substrates, schedule=config.schedule, seed=seed,
+                       train_from=train_from, config=config, progress=not args.quiet)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    print(format_table(HEADERS, comparison_rows(comp)))
+    if args.out:
+        command = "deepcircuit " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
+        path = write_report(comp, args.out, model_path=args.model, command=command)
+        print(f"\nreport and plots in {path.parent}/ ({path.name}, trajectories.png, lyapunov.png, "
+              "deviations.png, weights.png)")
+    if args.json:
+        print_json_line({"task": comp.task.name, "model": args.model, "seed": seed, **comp.to_dict()})
+    return 0

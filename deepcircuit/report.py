@@ -1,0 +1,70 @@
+"""Comparison reports: the plots and a short Markdown summary, written to one folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .comparison import Comparison
+from .persistence import write_atomic
+from .plots import (plot_deviations, plot_substrate_lyapunov, plot_substrate_trajectories,
+                    plot_weight_matrices)
+
+#: Targets stated in the README (issue 6), drawn on the deviation plot.
+TARGETS = {"SPICE diode clamp (settled)": 0.03, "SPICE limiter (settled)": 0.005,
+           "Brian2 rate vs Euler": 1e-6}
+
+
+def comparison_rows(comp: Comparison) -> list[list]:
+    """One row per substrate: the numbers of the summary table."""
+    rows = []
+    for label, inf in comp.inference.items():
+        tr = comp.training.get(label)
+        rows.append([label, f"{inf.max_state_deviation:.3g}", f"{inf.trajectory_rms:.3g}",
+                     f"{inf.euler_deviation:.3g}", f"{100 * inf.accuracy:.0f} %",
+                     "yes" if inf.lyapunov_monotone else "no", f"{inf.seconds:.2f}",
+                     "-" if tr is None else f"{100 * tr.accuracy:.0f} %",
+                     "-" if tr is None or tr.weight_deviation is None else f"{tr.weight_deviation:.3g}",
+                     "-" if tr is None else f"{100 * tr.sparsity:.0f} %",
+                     "-" if tr is None else f"{tr.seconds:.1f}"])
+    return rows
+
+
+HEADERS = ["substrate", "max state dev", "traj RMS", "dev vs Euler", "accuracy", "V monotone",
+           "run s", "trained acc", "weight dev", "sparsity", "train s"]
+
+
+def write_report(comp: Comparison, out: "str | Path", *, title: str = "Substrate comparison",
+                 model_path: str | None = None, command: str | None = None) -> Path:
+    """Write ``report.md`` and the plots (PNG) into ``out``; returns the report's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_substrate_trajectories(comp, path=out / "trajectories.png")
+    plot_substrate_lyapunov(comp, path=out / "lyapunov.png")
+    plot_deviations(comp, targets=TARGETS, path=out / "deviations.png")
+    nets = {"model": comp.network}
+    nets.update({f"trained on {k}": t.network for k, t in comp.training.items()})
+    plot_weight_matrices(nets, path=out / "weights.png")
+
+    s = comp.schedule
+    lines = [f"# {title}", ""]
+    if model_path:
+        lines.append(f"Model: `{model_path}`; task: `{comp.task.name}`.")
+    if command:
+        lines.append(f"Measured by: `{command}`")
+    lines += ["", f"Schedule: dt = {s.dt:g} tau, {s.free_steps} free + {s.nudged_steps} nudged steps, "
+              f"beta = {s.beta:g}. Deviations are in units of V_scale, against the adaptive ODE "
+              "reference (settled states, trajectory RMS) and the projected-Euler ODE (dev vs Euler).", "",
+              "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in comparison_rows(comp)]
+    lines += ["", "Targets: Brian2 rate within 1e-6 of projected Euler; SPICE with diode clamps within "
+              "0.03 V_scale of the accurate reference on settled states, the stiff limiter within 0.005.", ""]
+    for label, inf in comp.inference.items():
+        dev = inf.meta.get("clamp_deviation")
+        if dev is not None:
+            lines.append(f"- {label}: clamp deviation from the ideal projection {float(dev):.3g} V_scale.")
+        if not inf.lyapunov_monotone:
+            worst = max((c.max_increase for ch in inf.lyapunov.values() for c in ch.checks), default=0.0)
+            lines.append(f"- {label}: V not monotone along its trajectory (largest increase {worst:.3g}).")
+    lines += ["", "![trajectories](trajectories.png)", "", "![Lyapunov](lyapunov.png)", "",
+              "![deviations](deviations.png)", "", "![weights](weights.png)", ""]
+    return write_atomic(out / "report.md", "\n".join(lines))

@@ -80,7 +80,7 @@ class PresentationCheck:
              "monotone": self.monotone, "max_increase": _float(self.max_increase),
              "max_increase_time": self.max_increase_time, "decay_rate": _float(self.decay_rate),
              "v_initial": _float(self.v_initial), "v_final": _float(self.v_final),
-             "tolerance": self.tolerance, "settled": self.settled, "diverged": self.diverged}
+             "tolerance": _float(self.tolerance), "settled": self.settled, "diverged": self.diverged}
         if self.analysis is not None:
             d["equilibrium"] = self.analysis.to_dict()
         return d

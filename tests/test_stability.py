@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -280,6 +281,8 @@ def test_diverged_trajectory_is_reported_not_monotone(leaky_net):
     assert c.diverged and not c.monotone and c.max_increase == np.inf
     assert c.max_increase_time == pytest.approx(0.5)
     assert c.to_dict()["max_increase"] is None  # JSON-safe
+    json.dumps(check_trajectory(bad, leaky_net).to_dict(), allow_nan=False)
+    json.dumps(gershgorin(leaky_net).to_dict(), allow_nan=False)
     d = check_trajectory(bad, leaky_net).check()  # NaN equilibrium: no analysis, still a verdict
     assert d.analysis is None and not d.monotone
 

@@ -1,0 +1,86 @@
+"""Substrate comparison: targets of issue 6 measured on a trained network, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deepcircuit import InvalidInputError, Schedule, TrainingConfig, train
+from deepcircuit.comparison import compare, compare_inference, parse_substrate_spec
+
+pytestmark = [pytest.mark.brian2, pytest.mark.spice]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    cfg = TrainingConfig.preset("default").replace(epochs=40, free_steps=400, nudged_steps=400)
+    return train("xor", seeds=[2], config=cfg), cfg
+
+
+def test_substrate_specs_parse_and_fail_clearly():
+    assert parse_substrate_spec("spice:clamp=limiter;reltol=1e-5") == (
+        "spice:clamp=limiter;reltol=1e-5", "spice", {"clamp": "limiter", "reltol": 1e-5})
+    assert parse_substrate_spec("brian2:target=numpy")[2] == {"target": "numpy"}
+    with pytest.raises(InvalidInputError, match="Unknown substrate 'pspice'; use one of 'ode'"):
+        parse_substrate_spec("pspice")
+    with pytest.raises(InvalidInputError, match="must look like key=value"):
+        parse_substrate_spec("spice:limiter")
+
+
+def test_inference_targets_on_a_trained_network(trained):
+    result, cfg = trained
+    comp = compare_inference(result.networks[0], "xor", ["ode", "brian2", "spice", "spice:clamp=limiter"],
+                             schedule=cfg.schedule, seed=0)
+    inf = comp.inference
+    # The projected-Euler ODE differs from the accurate reference only by its step error.
+    assert inf["ode"].euler_deviation == 0.0
+    assert inf["ode"].max_state_deviation < 1e-3
+    # Brian2 rate substrate: the same scheme, so within 1e-6 of projected Euler (issue 6 target).
+    assert inf["brian2"].euler_deviation <= 1e-6
+    # SPICE against the accurate reference (issue 6 targets).
+    assert inf["spice"].max_state_deviation <= 0.03
+    assert inf["spice:clamp=limiter"].max_state_deviation <= 0.005
+    assert inf["spice:clamp=limiter"].max_state_deviation < inf["spice"].max_state_deviation
+    for c in inf.values():
+        assert set(c.lyapunov) == {"free", "nudged"}
+        assert c.accuracy == inf["ode"].accuracy
+        assert np.isfinite(c.trajectory_rms)
+    d = comp.to_dict()
+    for key in ("max_state_deviation", "trajectory_rms", "accuracy", "lyapunov_monotone", "seconds"):
+        assert all(key in v for v in d.values())
+
+
+def test_training_comparison_brian2_reproduces_ode(trained):
+    result, cfg = trained
+    small = cfg.replace(epochs=5, free_steps=200, nudged_steps=200)
+    comp = compare(result.networks[0], "xor", ["ode", "brian2"], schedule=small.schedule,
+                   train_from=result.initial_networks[0], config=small)
+    assert comp.training["ode"].weight_deviation == 0.0
+    assert comp.training["brian2"].weight_deviation <= 1e-6
+
+
+def test_compare_cli_writes_report_and_json(tmp_path):
+    dc = [sys.executable, "-m", "deepcircuit"]
+    p = subprocess.run(dc + ["train", "--task", "xor", "--seeds", "1", "--seed", "3", "--epochs", "10",
+                             "--free-steps", "300", "--nudged-steps", "300", "--out", str(tmp_path / "m"),
+                             "--quiet", "--json"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    model = json.loads(p.stdout.splitlines()[-1])["models"][0]
+    p = subprocess.run(dc + ["compare", model, "--substrates", "ode,brian2,spice", "--train-epochs", "2",
+                             "--out", str(tmp_path / "cmp"), "--json", "--quiet"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout.strip().splitlines()[-1])
+    for sub in ("ode", "brian2", "spice"):
+        for key in ("max_state_deviation", "trajectory_rms", "accuracy", "lyapunov_monotone", "seconds"):
+            assert key in d[sub]
+        assert "weight_deviation" in d[sub]["training"]
+    for name in ("report.md", "trajectories.png", "lyapunov.png", "deviations.png", "weights.png"):
+        assert (tmp_path / "cmp" / name).stat().st_size > 0
+    assert "| spice |" in (tmp_path / "cmp" / "report.md").read_text()
+    p = subprocess.run(dc + ["compare", str(tmp_path / "missing.json")], capture_output=True, text=True)
+    assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr

@@ -1,0 +1,68 @@
+"""Brian2 substrate speed: 200-epoch XOR training on Brian2 (numpy, cython) beside the ODE.
+
+Run: ``.venv/bin/python benchmarks/bench_brian2.py [--epochs 200] [--seeds 1]``
+
+Everything runs in one process, side by side, with the default training settings (T1 = T2 =
+1000 Euler steps of 0.05 tau, 4 presentations). Each substrate is warmed up first (numba
+compilation, Brian2 code generation and Cython compilation, which is cached on disk) so the
+numbers are steady-state times per epoch. The issue's targets: Brian2 within 20x the ODE
+substrate's time per epoch, and a 200-epoch XOR training in under a minute. Also reports the
+time of Brian2's own ``Network.run`` per phase (``driver="network"``, code regenerated on every
+call) and the weight difference to the ODE-trained network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+from deepcircuit import get_substrate
+from deepcircuit.training import TrainingConfig, train
+
+
+def timed(substrate, cfg, seeds):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train("xor", seeds=seeds, config=cfg.replace(epochs=2), substrate=substrate)  # warm-up
+        t0 = time.perf_counter()
+        res = train("xor", seeds=seeds, config=cfg, substrate=substrate)
+        return time.perf_counter() - t0, res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=200)
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--network-driver-epochs", type=int, default=10,
+                    help="epochs timed with Brian2's Network.run per phase (0 = skip)")
+    args = ap.parse_args()
+    cfg = TrainingConfig.preset("default").replace(epochs=args.epochs)
+    seeds = list(range(args.seeds))
+    rows = []
+    t_ode, r_ode = timed("ode", cfg, seeds)
+    rows.append(("ode (numba projected Euler)", args.epochs, t_ode, r_ode))
+    for target in ("numpy", "cython"):
+        sub = get_substrate("brian2", target=target)
+        t, r = timed(sub, cfg, seeds)
+        rows.append((f"brian2 {target}", args.epochs, t, r))
+    if args.network_driver_epochs:
+        sub = get_substrate("brian2", target="numpy", driver="network")
+        n = args.network_driver_epochs
+        t, r = timed(sub, cfg.replace(epochs=n), seeds)
+        rows.append(("brian2 numpy, Network.run per phase", n, t, None))
+    per_ode = t_ode / args.epochs
+    print(f"XOR, {len(seeds)} seed(s), T1 = T2 = {cfg.free_steps} steps, {args.epochs} epochs\n")
+    print(f"{'substrate':38s} {'epochs':>6s} {'total s':>8s} {'ms/epoch':>9s} {'x ODE':>7s} "
+          f"{'200 ep. s':>9s} {'rel dW vs ODE':>14s}")
+    for name, n, t, r in rows:
+        per = t / n
+        dw = "" if r is None else f"{np.linalg.norm(r.networks[0].weights - r_ode.networks[0].weights) / np.linalg.norm(r_ode.networks[0].weights):.2e}"
+        print(f"{name:38s} {n:6d} {t:8.2f} {1e3 * per:9.2f} {per / per_ode:7.1f} {200 * per:9.1f} {dw:>14s}")
+    print("\ntargets: Brian2 <= 20x ODE per epoch; 200 epochs < 60 s")
+
+
+if __name__ == "__main__":
+    main()

@@ -119,6 +119,12 @@ def _quiet_class():
 
         def command(self, cmd: str) -> list[str]:
             """Run an ngspice command; returns its stderr lines (judged by the caller)."""
+            # ngspice keeps every command in its control structures; free them now and then
+            # (what PySpice's exec_command does every 10 000 commands).
+            self._number_of_exec_calls += 1
+            if self._number_of_exec_calls > 300:
+                self._ngspice_shared.ngSpice_Command(ffi.NULL)
+                self._number_of_exec_calls = 0
             self.clear_output()
             rc = self._ngspice_shared.ngSpice_Command(cmd.encode("ascii"))
             if rc:

@@ -61,6 +61,10 @@ class TrainingConfig:
         Pruning threshold on ``|W|`` and temperature of the stochastic sparsification.
     init_scale : float
         Standard deviation of the initial weights.
+    init_scale_free : float or None
+        Standard deviation of the initial weights on connections leaving free (hidden and
+        output) neurons; ``None`` (the reference) uses ``init_scale`` for every connection.
+        Connections leaving inputs and the bias keep ``init_scale``.
     state_init_high : float
         Initial free states are drawn from ``Uniform(0, state_init_high)`` every presentation.
     settle_tol : float
@@ -85,6 +89,7 @@ class TrainingConfig:
     prune_tol: float = 0.01
     prune_temperature: float = 5.0
     init_scale: float = 0.05
+    init_scale_free: float | None = None
     state_init_high: float = 0.1
     settle_tol: float = 1e-4
     stop_at_equilibrium: bool = False
@@ -99,6 +104,8 @@ class TrainingConfig:
         check_real("prune_tol", self.prune_tol, low=0.0)
         check_real("prune_temperature", self.prune_temperature, low=0.0, low_open=True)
         check_real("init_scale", self.init_scale, low=0.0)
+        if self.init_scale_free is not None:
+            check_real("init_scale_free", self.init_scale_free, low=0.0)
         check_real("state_init_high", self.state_init_high, low=0.0, high=1.0)
         check_real("max_weight", self.max_weight, low=0.0, low_open=True)
         if self.prune is not None:
@@ -233,8 +240,17 @@ def make_networks(task: Task, *, model: str, topology: Any, hidden, seeds: Seque
                   config: TrainingConfig, params: Mapping[str, float] | None = None) -> list[Network]:
     """The initial network of each seed (weights drawn from that seed's generator)."""
     roles = Roles(task.n_inputs, parse_hidden(hidden), task.n_outputs)
-    return [Network.create(roles, family=model, topology=topology, params=params,
-                           init_scale=config.init_scale, rng=_seed_rng(s)) for s in seeds]
+    if config.init_scale_free is None:
+        return [Network.create(roles, family=model, topology=topology, params=params,
+                               init_scale=config.init_scale, rng=_seed_rng(s)) for s in seeds]
+    # Same standard normal draws as the reference, rescaled per source row: rows of inputs and
+    # bias by init_scale, rows of free neurons by init_scale_free (this keeps ep-sym symmetric,
+    # since both directions between free neurons are free rows).
+    row_scale = np.full(roles.n_neurons, float(config.init_scale))
+    row_scale[roles.n_inputs:] = config.init_scale_free
+    nets = [Network.create(roles, family=model, topology=topology, params=params,
+                           init_scale=1.0, rng=_seed_rng(s)) for s in seeds]
+    return [n.with_weights(n.weights * row_scale[:, None]) for n in nets]
 
 
 def _seed_rng(seed: int) -> np.random.Generator:
@@ -421,4 +437,5 @@ def _progress(total: int, enabled: bool, desc: str):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="epoch", leave=False)
+    # disable=None: a bar on a terminal, nothing in logs and pipes (CI, redirected output).
+    return tqdm(total=total, desc=desc, unit="epoch", leave=False, disable=None)

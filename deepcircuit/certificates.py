@@ -179,13 +179,21 @@ def gershgorin(network: Network, *, beta: float = 0.0, neurons: Sequence | None 
     return _conditions(J, names, network.family, float(beta), tol)
 
 
+def gershgorin_margins(J: np.ndarray) -> dict:
+    """Per-neuron margins (1/tau) of the three conditions for Jacobians ``J (..., F, F)``.
+
+    Returns ``{condition: array (..., F)}``; a condition holds where its margin is positive.
+    """
+    diag = np.diagonal(J, axis1=-2, axis2=-1)
+    off = np.abs(J) * (1.0 - np.eye(J.shape[-1]))
+    return {"negative_diagonal": -diag,
+            "row_dominance": np.abs(diag) - off.sum(axis=-1),
+            "column_dominance": np.abs(diag) - off.sum(axis=-2)}
+
+
 def _conditions(J: np.ndarray, names: Sequence[str], family: str, beta: float, tol: float) -> Gershgorin:
-    diag = np.diagonal(J)
-    off = np.abs(J - np.diag(diag))
     thr = tol * max(1.0, float(np.abs(J).max(initial=0.0)))
-    margins = {"negative_diagonal": -diag,
-               "row_dominance": np.abs(diag) - off.sum(axis=1),
-               "column_dominance": np.abs(diag) - off.sum(axis=0)}
+    margins = gershgorin_margins(J)
     desc = _descriptions(family)
     conds = {}
     for name in CONDITIONS:
@@ -271,14 +279,29 @@ def held_neurons(network: Network, state, *, beta: float = 0.0, target=None,
     return _held(network, state, _velocity(network, state, beta, target), bound_tol, velocity_tol)
 
 
+def _held_masks(states, v, n_inputs, bound_tol, velocity_tol):
+    """Bool arrays ``(..., F)`` of the free neurons held at 0 and at 1 (the rule of :func:`held_neurons`)."""
+    s, vf = states[..., n_inputs:], v[..., n_inputs:]
+    low = (s <= bound_tol) & (vf < -velocity_tol)
+    high = ~low & (s >= 1.0 - bound_tol) & (vf > velocity_tol)
+    return low, high
+
+
 def _held(network, state, v, bound_tol, velocity_tol, names=None) -> dict:
     r = network.roles
     names = r.names if names is None else names
-    n_in = r.n_inputs
-    s, vf = state[n_in:], v[n_in:]
-    low = (s <= bound_tol) & (vf < -velocity_tol)
-    high = ~low & (s >= 1.0 - bound_tol) & (vf > velocity_tol)
-    return {names[n_in + j]: (0.0 if low[j] else 1.0) for j in np.flatnonzero(low | high)}
+    low, high = _held_masks(state, v, r.n_inputs, bound_tol, velocity_tol)
+    return {names[r.n_inputs + j]: (0.0 if low[j] else 1.0) for j in np.flatnonzero(low | high)}
+
+
+def _spectrum(J: np.ndarray, tol: float):
+    """Eigenvalues (largest real part first), spectral abscissa and status of ``J (R, R)``."""
+    if not J.size:
+        return np.zeros(0, dtype=complex), float("-inf"), "stable"
+    eig = np.linalg.eigvals(J)
+    eig = eig[np.argsort(-eig.real, kind="stable")]
+    abscissa = float(eig[0].real)
+    return eig, abscissa, ("stable" if abscissa < -tol else ("marginal" if abscissa <= tol else "unstable"))
 
 
 def _check_state(network, state, beta, target):
@@ -350,18 +373,46 @@ def _analyse(network, states, beta, targets, bound_tol, velocity_tol, marginal_t
             keep = tuple(j for j in range(r.n_inputs, r.n_neurons) if names[j] not in held)
             idx = [j - r.n_inputs for j in keep]
             J = J_free[np.ix_(idx, idx)]
-            if J.size:
-                eig = np.linalg.eigvals(J)
-                eig = eig[np.argsort(-eig.real, kind="stable")]
-                abscissa = float(eig[0].real)
-            else:
-                eig, abscissa = np.zeros(0, dtype=complex), float("-inf")
-            status = "stable" if abscissa < -tol else ("marginal" if abscissa <= tol else "unstable")
-            spectra[key] = (keep, J, eig, abscissa, status)
+            spectra[key] = (keep, J, *_spectrum(J, tol))
         keep, J, eig, abscissa, status = spectra[key]
         out.append(EquilibriumAnalysis(state, tuple(names[j] for j in keep), held, J, eig, abscissa,
                                        status, float(res), tol, beta, keep))
     return out
+
+
+def batch_abscissae(networks, states, *, bound_tol: float = 1e-6, velocity_tol: float = 1e-9,
+                    marginal_tol: float = 1e-8):
+    """Free-phase spectral abscissae of a batch at ``states (S, P, N)``, without the details.
+
+    The fast path of :func:`analyse_equilibria` for many networks at once (the per-epoch
+    recorder): returns ``(abscissa (S, P) in 1/tau, status (S, P) array of str)``, with the
+    same held-neuron rule, restriction and tolerances.
+    """
+    from .network import NetworkBatch
+
+    batch = NetworkBatch.of(networks)
+    r = batch.roles
+    states = check_array("states", states, shape=(len(batch), None, r.n_neurons))
+    fam, W, b = batch.family_, batch.weights, batch.bias
+    J_free = fam.jacobian(W, b, batch.params)[:, r.free, r.free]
+    low, high = _held_masks(states, fam.velocity(states, W, b, batch.params), r.n_inputs,
+                            check_real("bound_tol", bound_tol, low=0.0),
+                            check_real("velocity_tol", velocity_tol, low=0.0))
+    keep = ~(low | high)
+    marginal_tol = check_real("marginal_tol", marginal_tol, low=0.0)
+    S, P = states.shape[:2]
+    abscissa = np.empty((S, P))
+    status = np.empty((S, P), dtype=object)
+    for s in range(S):
+        tol = marginal_tol * max(1.0, float(np.abs(J_free[s]).max(initial=0.0)))
+        seen: dict = {}
+        for p in range(P):
+            key = keep[s, p].tobytes()
+            if key not in seen:
+                idx = np.flatnonzero(keep[s, p])
+                seen[key] = _spectrum(J_free[s][idx][:, idx], tol)[1:]
+            abscissa[s, p], status[s, p] = seen[key]
+    return abscissa, status
 
 
 # -- Lyapunov functions ----------------------------------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._validation import check_array, check_real
 from .certificates import (FUNCTIONS, EquilibriumAnalysis, LyapunovFunction, analyse_equilibria,
-                           gershgorin, lyapunov_function)
+                           batch_abscissae, gershgorin, gershgorin_margins, lyapunov_function)
 from .errors import InvalidInputError
 from .network import Network, NetworkBatch
 from .trajectory import PhaseResult, Trajectory
@@ -287,38 +287,39 @@ def certificate_recorder(*, bound_tol: float = 1e-6, marginal_tol: float = 1e-8)
     """
     bound_tol = check_real("bound_tol", bound_tol, low=0.0)
     marginal_tol = check_real("marginal_tol", marginal_tol, low=0.0)
+    gershgorin_tol = 1e-12  # the default of certificates.gershgorin
     order = {"stable": 0, "marginal": 1, "unstable": 2}
 
     def record(epoch: int, networks, result: PhaseResult) -> dict:
         batch = NetworkBatch.of(networks)
-        out = {k: [] for k in RECORDED}
+        r = batch.roles
         free = result.free
-        for k, net in enumerate(batch.networks):
-            reached = bool(free.settled[k].all() and not free.diverged[k])
-            if result.nudged is not None:
-                reached = reached and bool(result.nudged.settled[k].all() and not result.nudged.diverged[k])
-            out["equilibrium_reached"].append(reached)
-            if not np.all(np.isfinite(net.weights)):
-                for key in RECORDED[:-1]:
-                    out[key].append(False if key in ("gershgorin_certified", "hurwitz") else
-                                    ("diverged" if key == "stability" else float("nan")))
-                continue
-            g = gershgorin(net)
-            out["gershgorin_margin_negative_diagonal"].append(float(g["negative_diagonal"].min_margin))
-            out["gershgorin_margin_row"].append(float(g["row_dominance"].min_margin))
-            out["gershgorin_margin_column"].append(float(g["column_dominance"].min_margin))
-            out["gershgorin_certified"].append(bool(g.certified))
-            states = free.final[k]
-            if free.diverged[k] or not np.all(np.isfinite(states)):
-                out["spectral_abscissa"].append(float("nan"))
-                out["hurwitz"].append(False)
-                out["stability"].append("diverged")
-                continue
-            an = analyse_equilibria(net, states, bound_tol=bound_tol, marginal_tol=marginal_tol)
-            out["spectral_abscissa"].append(float(max(a.spectral_abscissa for a in an)))
-            out["hurwitz"].append(bool(all(a.hurwitz for a in an)))
-            out["stability"].append(max((a.status for a in an), key=order.__getitem__))
-        return out
+        reached = free.settled.all(axis=1) & ~free.diverged
+        if result.nudged is not None:
+            reached &= result.nudged.settled.all(axis=1) & ~result.nudged.diverged
+        W = batch.weights
+        ok = np.isfinite(W).reshape(len(batch), -1).all(axis=1)
+        J = batch.family_.jacobian(np.where(ok[:, None, None], W, 0.0), batch.bias, batch.params)[:, r.free, r.free]
+        thr = [gershgorin_tol * max(1.0, float(np.abs(j).max(initial=0.0))) for j in J]
+        margins = {k: np.where(ok, m.min(axis=-1), np.nan) for k, m in gershgorin_margins(J).items()}
+        certified = ok & (margins["negative_diagonal"] > thr) & (
+            (margins["row_dominance"] > thr) | (margins["column_dominance"] > thr))
+        fine = ok & ~free.diverged & np.isfinite(free.final).reshape(len(batch), -1).all(axis=1)
+        abscissa = np.full(len(batch), np.nan)
+        stability = np.array(["diverged"] * len(batch), dtype=object)
+        if fine.any():
+            sub = NetworkBatch(tuple(n for n, f in zip(batch.networks, fine) if f))
+            a, st = batch_abscissae(sub, free.final[fine], bound_tol=bound_tol, marginal_tol=marginal_tol)
+            abscissa[fine] = a.max(axis=1)
+            stability[fine] = [max(row, key=order.__getitem__) for row in st]
+        return {"gershgorin_margin_negative_diagonal": margins["negative_diagonal"].tolist(),
+                "gershgorin_margin_row": margins["row_dominance"].tolist(),
+                "gershgorin_margin_column": margins["column_dominance"].tolist(),
+                "gershgorin_certified": [bool(c) for c in certified],
+                "spectral_abscissa": abscissa.tolist(),
+                "hurwitz": [s == "stable" for s in stability],
+                "stability": [str(s) for s in stability],
+                "equilibrium_reached": [bool(x) for x in reached]}
 
     return record
 

@@ -345,3 +345,25 @@ def test_plots_return_figures_and_save_atomically(tmp_path, leaky_net, xor):
         plot_certificates({"mse": [1.0]})
     with pytest.raises(InvalidInputError, match="Cannot tell the image format"):
         plot_lyapunov(check_trajectory(tr, leaky_net), path=tmp_path / "noext")
+
+
+def test_batch_abscissae_agree_with_the_per_network_analysis(xor):
+    from deepcircuit import NetworkBatch, initial_states
+    from deepcircuit.certificates import analyse_equilibria, batch_abscissae
+
+    nets = [Network.create(Roles(3, (4,), 1), family="deep", rng=s, init_scale=0.2) for s in range(6)]
+    # Non-negative weights: a compartmental Jacobian, eigenvalues in the closed left half-plane.
+    nets[0] = nets[0].with_weights(np.abs(nets[0].weights))
+    batch = NetworkBatch.of(nets)
+    s0 = initial_states(np.random.default_rng(0), 6, xor.inputs, batch.roles, 1.0)
+    final = ODE.run(batch, xor.inputs, s0, Schedule(free_steps=300, nudged_steps=0)).free.final
+    # Interior states too: nothing held there, so DEEP's zero eigenvalue can make them marginal.
+    final = np.concatenate([final, 0.2 + 0.6 * s0], axis=1)
+    final[..., :3] = np.tile(xor.inputs, (2, 1))
+    a, st = batch_abscissae(batch, final)
+    statuses = set()
+    for k, n in enumerate(nets):
+        for p, an in enumerate(analyse_equilibria(n, final[k])):
+            assert a[k, p] == an.spectral_abscissa and st[k, p] == an.status
+            statuses.add(an.status)
+    assert statuses == {"stable", "marginal", "unstable"}  # every kind was compared

@@ -32,12 +32,39 @@ def timed(substrate, cfg, seeds):
         return time.perf_counter() - t0, res
 
 
+def spiking_sweep() -> None:
+    """How far the spiking substrate's settled state is from the ODE equilibrium."""
+    from deepcircuit import Schedule, get_task, initial_states
+    from deepcircuit.substrates.ode import OdeSubstrate
+
+    task = get_task("xor")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nets = train("xor", seeds=[6, 8], config=TrainingConfig.preset("default")).networks
+    s0 = initial_states(np.random.default_rng(0), 2, task.inputs, nets[0].roles)
+    ref = OdeSubstrate().run(nets, task.inputs, s0, Schedule(free_steps=4000)).free
+    print("spiking vs ODE equilibrium, XOR networks trained on the ODE substrate (seeds 6, 8)")
+    print(f"{'max rate':>9s} {'run (tau)':>9s} {'max|window mean - ODE| per net':>32s} {'XOR error per net':>18s} {'s':>6s}")
+    for rate, substeps in ((1000.0, 10), (5000.0, 10), (20000.0, 20)):
+        for steps in (500, 1000, 2000):
+            sub = get_substrate("brian2-spiking", max_rate=rate, substeps=substeps)
+            t0 = time.perf_counter()
+            tr = sub.run(nets, task.inputs, s0, Schedule(free_steps=steps)).free
+            el = time.perf_counter() - t0
+            wm = tr.meta["window_mean"]
+            err = np.abs(wm[..., 3:] - ref.final[..., 3:]).max(axis=(1, 2))
+            print(f"{rate:9.0f} {steps * 0.05:9.0f} {np.array2string(err, precision=2):>32s} "
+                  f"{np.array2string(task.error(wm[..., -1:]), precision=2):>18s} {el:6.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--network-driver-epochs", type=int, default=10,
                     help="epochs timed with Brian2's Network.run per phase (0 = skip)")
+    ap.add_argument("--spiking", action="store_true",
+                    help="also sweep the spiking substrate's distance from the ODE equilibrium")
     args = ap.parse_args()
     cfg = TrainingConfig.preset("default").replace(epochs=args.epochs)
     seeds = list(range(args.seeds))
@@ -62,6 +89,9 @@ def main() -> None:
         dw = "" if r is None else f"{np.linalg.norm(r.networks[0].weights - r_ode.networks[0].weights) / np.linalg.norm(r_ode.networks[0].weights):.2e}"
         print(f"{name:38s} {n:6d} {t:8.2f} {1e3 * per:9.2f} {per / per_ode:7.1f} {200 * per:9.1f} {dw:>14s}")
     print("\ntargets: Brian2 <= 20x ODE per epoch; 200 epochs < 60 s")
+    if args.spiking:
+        print()
+        spiking_sweep()
 
 
 if __name__ == "__main__":

@@ -169,11 +169,17 @@ class NonIdealities:
         return (self.mismatch == 0 and self.bits is None and self.parasitic_capacitance == 0
                 and self.noise == 0)
 
-    def mismatch_factors(self, shape: tuple[int, ...]) -> np.ndarray:
-        """Multiplicative transconductance errors ``1 + mismatch * N(0, 1)`` of shape ``(S, N, N)``."""
+    def mismatch_factors(self, n_networks: int, n_neurons: int, first: int = 0) -> np.ndarray:
+        """Transconductance errors ``1 + mismatch * N(0, 1)``, shape ``(S, N, N)``.
+
+        Network ``k`` of a batch (``first + k`` overall) draws from its own generator seeded by
+        ``(seed, first + k)``, so its chip does not depend on how the batch is split into runs.
+        """
+        shape = (n_neurons, n_neurons)
         if self.mismatch == 0:
-            return np.ones(shape)
-        return 1.0 + self.mismatch * np.random.default_rng(self.seed).standard_normal(shape)
+            return np.ones((n_networks,) + shape)
+        return np.stack([1.0 + self.mismatch * np.random.default_rng([self.seed, first + k]).standard_normal(shape)
+                         for k in range(n_networks)])
 
     def quantize(self, W: np.ndarray) -> np.ndarray:
         """Weights as the circuit realises them (quantized when ``bits`` is set)."""
@@ -232,7 +238,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
                     units: CircuitUnits | None = None, clamp: "str | ClampModel" = "diode",
                     nonideal: NonIdealities | None = None, title: str | None = None,
                     control: bool = False, options: Mapping[str, float] | None = None,
-                    max_step: float | None = None) -> Netlist:
+                    max_step: float | None = None, first_network: int = 0) -> Netlist:
     """Compile a batch, its inputs, initial states and schedule into one netlist.
 
     Every network of the batch and every presentation gets its own copy of the circuit, so one
@@ -261,6 +267,9 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
         Extra ``.options`` (for example ``{"reltol": 1e-4}``).
     max_step : float, optional
         Largest internal time step (tau); default ``schedule.dt``.
+    first_network : int
+        Index of the batch's first network in a larger batch split over several netlists (it
+        selects the mismatch draw; node names stay local to this netlist).
     """
     batch = NetworkBatch.of(networks)
     roles = batch.roles
@@ -289,7 +298,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     free = list(range(roles.n_inputs, N))
     outputs = list(range(N - roles.n_outputs, N))
     W_nom = batch.weights
-    W = nonideal.quantize(W_nom) * nonideal.mismatch_factors((S, N, N))
+    W = nonideal.quantize(W_nom) * nonideal.mismatch_factors(S, N, check_int("first_network", first_network, low=0))
     mask = batch.mask
     bias = batch.bias
 

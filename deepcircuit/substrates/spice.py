@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validation import check_real
+from .._validation import check_int, check_real
 from ..circuit import CircuitUnits, ClampModel, Netlist, NonIdealities, compile_netlist
 from ..errors import DivergenceError, SimulationError, SubstrateUnavailableError
 from ..network import NetworkBatch
@@ -162,6 +162,28 @@ class _LazyQuiet:
 _QuietNgSpice = _LazyQuiet()
 
 
+def _concat(parts: list[PhaseResult]) -> PhaseResult:
+    """Phase results of consecutive network chunks joined along the network axis."""
+    def join(trajs):
+        first = trajs[0]
+        meta = dict(first.meta)
+        meta["clamp_overshoot_max"] = max(t.meta["clamp_overshoot_max"] for t in trajs)
+        meta["clamp_overshoot_final"] = max(t.meta["clamp_overshoot_final"] for t in trajs)
+        for key in ("clamp_overshoot_per_network", "final_speed"):
+            meta[key] = np.concatenate([np.asarray(t.meta[key]) for t in trajs])
+        meta["time_points"] = [t.meta["time_points"] for t in trajs]
+        meta["seconds"] = sum(t.meta["seconds"] for t in trajs)
+        meta["peak_rss_mb"] = trajs[-1].meta["peak_rss_mb"]
+        msgs = "; ".join(t.message for t in trajs if t.message)
+        return Trajectory(first.times, np.concatenate([t.states for t in trajs]), first.roles, first.phase,
+                          first.substrate, np.concatenate([t.settled for t in trajs]), first.settle_tol,
+                          np.concatenate([t.diverged for t in trajs]), msgs, meta)
+
+    free = join([p.free for p in parts])
+    nudged = join([p.nudged for p in parts]) if parts[0].nudged is not None else None
+    return PhaseResult(free, nudged)
+
+
 def _rss_peak_mb() -> float:
     """Peak resident set size of this process (MB), from /proc or resource."""
     try:
@@ -225,6 +247,11 @@ class SpiceSubstrate(Substrate):
         Further ``.options`` for ngspice.
     netlist_dir : str or Path, optional
         Where a failing netlist is saved (default: the system temporary folder).
+    networks_per_run : int or None
+        None (default): the whole batch is one netlist, one ngspice run per phase pair. An
+        integer k splits the batch into netlists of k networks run one after the other: networks
+        in one transient share its time steps, so a batch of many seeds runs faster split
+        (measured in benchmarks/bench_spice.py).
     """
 
     name = "spice"
@@ -232,13 +259,15 @@ class SpiceSubstrate(Substrate):
 
     def __init__(self, *, clamp: "str | ClampModel" = "diode", units: CircuitUnits | None = None,
                  nonideal: NonIdealities | None = None, reltol: float = 1e-4,
-                 options: dict | None = None, netlist_dir: "str | Path | None" = None) -> None:
+                 options: dict | None = None, netlist_dir: "str | Path | None" = None,
+                 networks_per_run: int | None = None) -> None:
         self.clamp = ClampModel.of(clamp)
         self.units = units or CircuitUnits()
         self.nonideal = nonideal or NonIdealities()
         self.reltol = check_real("reltol", reltol, low=0.0, low_open=True)
         self.options = dict(options or {})
         self.netlist_dir = Path(netlist_dir) if netlist_dir is not None else Path(tempfile.gettempdir())
+        self.networks_per_run = None if networks_per_run is None else check_int("networks_per_run", networks_per_run, low=1)
         self.epoch: int | None = None  # set by callers that know it, for error messages
         self.runs = 0
         self.last_netlist: Netlist | None = None
@@ -254,20 +283,26 @@ class SpiceSubstrate(Substrate):
             raise DivergenceError("The weights contain non-finite values; the network has diverged.",
                                   phase="free", magnitude=float("inf"))
         ng = _load_ngspice()
+        run_index = self.runs
+        self.runs += 1
         nonideal = self.nonideal
-        if nonideal.noise > 0:  # fresh noise every run, reproducible from the seed
+        if nonideal.noise > 0:  # a new noise seed every run (an ngspice that honours .options seed)
             from dataclasses import replace
 
-            nonideal = replace(nonideal, seed=nonideal.seed + self.runs)
+            nonideal = replace(nonideal, seed=nonideal.seed + run_index)
         opts = {"reltol": self.reltol, **self.options}
-        net = compile_netlist(batch, inputs, initial, schedule, targets=targets, units=self.units,
-                              clamp=self.clamp, nonideal=nonideal, options=opts)
-        self.last_netlist = net
-        self.runs += 1
-        t0 = time.perf_counter()
-        time_s, volts = self._simulate(ng, net)
-        seconds = time.perf_counter() - t0
-        return self._trajectories(batch, net, inputs, time_s, volts, schedule, seconds)
+        S = len(batch)
+        k = self.networks_per_run or S
+        parts = []
+        for a in range(0, S, k):
+            sub = NetworkBatch(batch.networks[a:a + k])
+            net = compile_netlist(sub, inputs, initial[a:a + k], schedule, targets=targets, units=self.units,
+                                  clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a)
+            self.last_netlist = net
+            t0 = time.perf_counter()
+            time_s, volts = self._simulate(ng, net)
+            parts.append(self._trajectories(sub, net, inputs, time_s, volts, schedule, time.perf_counter() - t0))
+        return parts[0] if len(parts) == 1 else _concat(parts)
 
     def close(self) -> None:
         """Nothing per instance: the shared library is reused by every SpiceSubstrate."""

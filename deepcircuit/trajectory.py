@@ -43,7 +43,10 @@ class Trajectory:
     message : str
         Human-readable status (why not settled, what diverged).
     meta : dict
-        Substrate-specific details for reports (integrator, clamp deviation, ...).
+        Details for reports (integrator, timings, ...). Keys with a shared meaning:
+        ``"clamp_overshoot_max"`` (how far, in state units, a substrate with a soft bound let a
+        state go past [0, 1]) and ``"synaptic_traces"`` (STDP sums measured in the synapses; see
+        :func:`deepcircuit.learning.stdp_update`).
     """
 
     times: np.ndarray

@@ -9,6 +9,8 @@ Runs, side by side in one process, XOR (complete graph, 5 hidden neurons, the pr
      grow with the number of ngspice runs). Target: 200 epochs on SPICE in under 60 s.
   2. ``--study``: 10 seeds (one batch) on ode and on spice: seeds solved out of 10 on each, and
      the relative difference ``||W_spice - W_ode|| / ||W_ode||`` of the final weights per seed.
+     SPICE runs one ngspice transient per seed (``networks_per_run=1``), or with ``--one-netlist``
+     all ten seeds in one netlist (slower: the networks share the transient's time steps).
 
     .venv/bin/python benchmarks/bench_spice.py            # timing and memory (about 30 s)
     .venv/bin/python benchmarks/bench_spice.py --study    # plus the 10-seed study (a few minutes)
@@ -56,6 +58,8 @@ def timed_training(substrate, config, seeds, record_rss=False):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--study", action="store_true", help="also run the 10-seed solved/weights study")
+    p.add_argument("--one-netlist", action="store_true",
+                   help="study: all 10 seeds in one netlist (default: one ngspice run per seed, networks_per_run=1)")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--quick", action="store_true", help="50 epochs instead of 200 (times per epoch stay comparable)")
     args = p.parse_args()
@@ -86,10 +90,12 @@ def main() -> None:
     if args.study:
         seeds = list(range(10))
         ode, ode_epoch, _ = timed_training("ode", config, seeds)
-        spi, spi_epoch, _ = timed_training("spice", config, seeds)
+        spi_sub = SpiceSubstrate() if args.one_netlist else SpiceSubstrate(networks_per_run=1)
+        spi, spi_epoch, _ = timed_training(spi_sub, config, seeds)
         rel = [np.linalg.norm(spi.networks[k].weights - ode.networks[k].weights)
                / np.linalg.norm(ode.networks[k].weights) for k in range(len(seeds))]
-        print(f"\n10-seed study ({n} epochs, one batch): solved ode {ode.solved}/10, spice {spi.solved}/10; "
+        how = "all seeds in one netlist" if args.one_netlist else "one ngspice run per seed"
+        print(f"\n10-seed study ({n} epochs, one batch; spice: {how}): solved ode {ode.solved}/10, spice {spi.solved}/10; "
               f"time per epoch ode {ode_epoch:.4f} s, spice {spi_epoch:.3f} s")
         print("seed  err_ode  err_spice  rel_weight_diff")
         for k in seeds:

@@ -60,6 +60,7 @@ _CAUSES = [
      "Newton iterations did not converge at a time point (stiff clamp or diverging network)"),
 ]
 
+
 def _stopped_at(lines) -> float:
     """The time (s) at which ngspice gave up, from its "time = ..." message (0 if not said)."""
     for ln in lines:
@@ -96,7 +97,7 @@ def _load_ngspice():
     # PySpice logs "Unsupported Ngspice version" and every stderr line at warning/error level.
     logging.getLogger("PySpice").setLevel(logging.CRITICAL)
     try:
-        _shared = _QuietNgSpice(ngspice_id=0, send_data=False)
+        _shared = _quiet_class()(ngspice_id=0, send_data=False)
     except Exception as exc:  # cffi / ngspice initialisation failures
         raise SubstrateUnavailableError(
             f"ngspice's shared library could not be initialised through PySpice ({exc}); "
@@ -105,6 +106,7 @@ def _load_ngspice():
 
 
 def _quiet_class():
+    """PySpice's NgSpiceShared with our output callback and lean run/read helpers (imported lazily)."""
     from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi, ffi_string_utf8
 
     class QuietNgSpice(NgSpiceShared):
@@ -152,14 +154,6 @@ def _quiet_class():
             return np.frombuffer(ffi.buffer(info.v_realdata, n * 8), dtype=np.float64).copy()
 
     return QuietNgSpice
-
-
-class _LazyQuiet:
-    def __call__(self, **kw):
-        return _quiet_class()(**kw)
-
-
-_QuietNgSpice = _LazyQuiet()
 
 
 def _concat(parts: list[PhaseResult]) -> PhaseResult:

@@ -1,21 +1,7 @@
 """Model files: one trained network per file, JSON, versioned, written atomically.
 
-Format (``FORMAT = "deepcircuit-model"``, ``VERSION = 1``)::
-
-    {
-      "format": "deepcircuit-model", "version": 1, "deepcircuit_version": "0.1.0",
-      "network": {"roles": {"n_inputs": 3, "hidden": [5], "n_outputs": 1},
-                  "family": "deep", "params": {}, "topology": "complete",
-                  "weights": [[...N floats...] x N], "bias": [...N floats...],
-                  "topology_mask": [[0/1 ...]], "mask": [[0/1 ...]]},
-      "seed": 0, "task": "xor", "substrate": "ode",
-      "config": {...TrainingConfig fields...},
-      "history": {"mse": [...], "error": [...], "sparsity": [...], "update_norm": [...],
-                  "free_settled": [...], "nudged_settled": [...], "extra": {...}},
-      "metrics": {"train_error": 0.0, "mse": 0.01, "diverged": null}
-    }
-
-Floats are written with Python's shortest round-trip repr, so weights load back bit for bit.
+The format is documented in ``docs/model-file.md``. Floats are written with Python's shortest
+round-trip repr, so weights load back bit for bit.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ after their roles (``s<network>p<presentation>`` prefixes every node and element
 * ``G_syn_<copy>_<i>_<j>``: DEEP synapse i -> j, a voltage-controlled current source controlled
   by ``v_i`` that takes ``g * W[i, j] * v_i`` out of node i and puts it into node j (charge
   conservation gives DEEP's inflow minus outflow). For ``ep-asym`` / ``ep-sym`` the current is
-  injected into j from ground (nothing leaves node i).
+  injected into j from ground (nothing leaves node i). ``ep-sym``'s nonlinearity ``rho`` is the
+  hard sigmoid, which is the identity inside the clamped box, so linear sources realise it there.
 * ``R_leak_<copy>_<neuron>``: deep-leaky's leak ``-gamma * s``, conductance ``g * gamma`` to ground.
 * ``R_decay_<copy>_<neuron>``, ``I_bias_<copy>_<neuron>``: the ``-s`` (conductance ``g``) and the
   learned bias (current ``g * b * V_scale``) of the EP families.
@@ -203,11 +204,17 @@ class Netlist:
         presentation, free neuron), lower case as ngspice reports vectors.
     shape : tuple
         ``(S, P, N)`` of the states.
+    n_inputs : int
+        Number of clamped neurons (inputs and bias) per copy.
     units : CircuitUnits
     free_end : float, seconds
         Time at which the nudge switches on (end of the free phase).
     stop : float, seconds
         End of the transient.
+    step : float, seconds
+        The ``.tran`` print step (``dt * tau``).
+    meta : dict
+        ``clamp``, ``family`` and ``initial_volts`` (the ``.ic`` values in the order of ``nodes``).
     """
 
     text: str

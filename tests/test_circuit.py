@@ -242,6 +242,9 @@ def test_export_cli(tmp_path, capsys):
     assert "B_lim_s0p0_h0" in text and "S_nudge" not in text and "bits 6" in text
     assert "ngspice -b" in capsys.readouterr().out
     assert not list(out.parent.glob(".*.tmp"))  # written atomically, no leftovers
+    assert cli_main(["export", str(model), "--task", "xor", "--out", str(out), "--diode-is", "1e-5",
+                     "--diode-n", "1.5"]) == 0
+    assert ".model DCLAMP D(IS=1e-05 N=1.5 RS=1)" in out.read_text().splitlines()
     # the model file records no task: a clear error, exit 2
     assert cli_main(["export", str(model), "--out", str(out)]) == 2
     assert "pass --task" in capsys.readouterr().err

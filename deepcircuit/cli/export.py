@@ -21,6 +21,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="netlist file to write, e.g. netlists/xor.cir")
     p.add_argument("--clamp", default="diode", choices=list(CLAMP_KINDS),
                    help="clamp of the [0, 1] bound: diode model DCLAMP (default) or a stiff limiter")
+    p.add_argument("--diode-is", type=float, default=None, help="clamp diode saturation current IS in A (default 1e-6)")
+    p.add_argument("--diode-n", type=float, default=None, help="clamp diode emission coefficient N (default 1)")
+    p.add_argument("--diode-rs", type=float, default=None, help="clamp diode series resistance RS in ohm (default 1)")
+    p.add_argument("--limiter-stiffness", type=float, default=None,
+                   help="limiter conductance outside the box, in units of g (default 1e4)")
     p.add_argument("--free-only", action="store_true", help="only the free phase (no nudge)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial states (default: 0)")
     p.add_argument("--v-scale", type=float, default=None, help="volts of state 1.0 (default 10)")
@@ -43,7 +48,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args) -> int:
     from dataclasses import replace
 
-    from ..circuit import CircuitUnits, NonIdealities, standalone_netlist
+    from ..circuit import CircuitUnits, ClampModel, NonIdealities, standalone_netlist
     from ..errors import InvalidInputError
     from ..persistence import load_model, write_atomic
 
@@ -60,10 +65,13 @@ def run(args) -> int:
                                                 "transconductance": args.transconductance}.items() if v is not None})
     nonideal = NonIdealities(mismatch=args.mismatch, bits=args.bits, weight_range=args.weight_range,
                              parasitic_capacitance=args.parasitic, noise=args.noise, seed=args.nonideal_seed)
+    clamp = ClampModel(kind=args.clamp, **{k: v for k, v in {
+        "saturation_current": args.diode_is, "emission": args.diode_n, "series_resistance": args.diode_rs,
+        "stiffness": args.limiter_stiffness}.items() if v is not None})
     title = f"deepcircuit export of {args.model} on task {task} (seed {args.seed})"
     net = standalone_netlist(model.network, task, schedule=config.schedule, seed=args.seed,
                              state_init_high=config.state_init_high, nudged=not args.free_only,
-                             units=units, clamp=args.clamp, nonideal=nonideal, title=title)
+                             units=units, clamp=clamp, nonideal=nonideal, title=title)
     path = write_atomic(args.out, net.text)
     n_elem = sum(1 for ln in net.text.splitlines() if ln and ln[0] not in "*.")
     print(f"wrote {path}: {n_elem} elements, {len(net.nodes)} free nodes, transient to {net.stop:.4g} s "

@@ -14,6 +14,7 @@ Runs, side by side in one process, XOR (complete graph, 5 hidden neurons, the pr
 
     .venv/bin/python benchmarks/bench_spice.py            # timing and memory (about 30 s)
     .venv/bin/python benchmarks/bench_spice.py --study    # plus the 10-seed study (a few minutes)
+    .venv/bin/python benchmarks/bench_spice.py --study --clamp limiter [--one-netlist]
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def main() -> None:
     p.add_argument("--study", action="store_true", help="also run the 10-seed solved/weights study")
     p.add_argument("--one-netlist", action="store_true",
                    help="study: all 10 seeds in one netlist (default: one ngspice run per seed, networks_per_run=1)")
+    p.add_argument("--clamp", default="diode", choices=["diode", "limiter"], help="study: the SPICE clamp")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--quick", action="store_true", help="50 epochs instead of 200 (times per epoch stay comparable)")
     args = p.parse_args()
@@ -90,11 +92,11 @@ def main() -> None:
     if args.study:
         seeds = list(range(10))
         ode, ode_epoch, _ = timed_training("ode", config, seeds)
-        spi_sub = SpiceSubstrate() if args.one_netlist else SpiceSubstrate(networks_per_run=1)
+        spi_sub = SpiceSubstrate(clamp=args.clamp, networks_per_run=None if args.one_netlist else 1)
         spi, spi_epoch, _ = timed_training(spi_sub, config, seeds)
         rel = [np.linalg.norm(spi.networks[k].weights - ode.networks[k].weights)
                / np.linalg.norm(ode.networks[k].weights) for k in range(len(seeds))]
-        how = "all seeds in one netlist" if args.one_netlist else "one ngspice run per seed"
+        how = ("all seeds in one netlist" if args.one_netlist else "one ngspice run per seed") + f", {args.clamp} clamps"
         print(f"\n10-seed study ({n} epochs, one batch; spice: {how}): solved ode {ode.solved}/10, spice {spi.solved}/10; "
               f"time per epoch ode {ode_epoch:.4f} s, spice {spi_epoch:.3f} s")
         print("seed  err_ode  err_spice  rel_weight_diff")

@@ -60,11 +60,19 @@ class TrainingConfig:
     prune_tol, prune_temperature : float
         Pruning threshold on ``|W|`` and temperature of the stochastic sparsification.
     init_scale : float
-        Standard deviation of the initial weights.
+        Standard deviation of the initial weights (of every connection unless one of the next
+        three settings says otherwise).
+    init_scale_bias : float or None
+        Standard deviation of the initial weights leaving the bias neuron; ``None`` (the
+        reference) uses ``init_scale``. 0 starts every bias connection at zero.
     init_scale_free : float or None
         Standard deviation of the initial weights on connections leaving free (hidden and
         output) neurons; ``None`` (the reference) uses ``init_scale`` for every connection.
-        Connections leaving inputs and the bias keep ``init_scale``.
+        Connections leaving inputs keep ``init_scale`` and mean 0.
+    init_mean_free : float
+        Mean of the initial weights on connections leaving free neurons (reference: 0). A
+        positive mean gives every free neuron a positive total outflow ``sum_k W[j, k]`` at the
+        start, i.e. a stable, leaky node with graded (unclipped) states.
     state_init_high : float
         Initial free states are drawn from ``Uniform(0, state_init_high)`` every presentation.
     settle_tol : float
@@ -89,7 +97,9 @@ class TrainingConfig:
     prune_tol: float = 0.01
     prune_temperature: float = 5.0
     init_scale: float = 0.05
+    init_scale_bias: float | None = None
     init_scale_free: float | None = None
+    init_mean_free: float = 0.0
     state_init_high: float = 0.1
     settle_tol: float = 1e-4
     stop_at_equilibrium: bool = False
@@ -104,8 +114,10 @@ class TrainingConfig:
         check_real("prune_tol", self.prune_tol, low=0.0)
         check_real("prune_temperature", self.prune_temperature, low=0.0, low_open=True)
         check_real("init_scale", self.init_scale, low=0.0)
-        if self.init_scale_free is not None:
-            check_real("init_scale_free", self.init_scale_free, low=0.0)
+        for name in ("init_scale_bias", "init_scale_free"):
+            if getattr(self, name) is not None:
+                check_real(name, getattr(self, name), low=0.0)
+        check_real("init_mean_free", self.init_mean_free)
         check_real("state_init_high", self.state_init_high, low=0.0, high=1.0)
         check_real("max_weight", self.max_weight, low=0.0, low_open=True)
         if self.prune is not None:
@@ -153,8 +165,18 @@ class TrainingConfig:
         return paper.replace(**_DEFAULT_CHANGES.get(model, {}))
 
 
-#: How the project defaults differ from the paper preset, per family (see README).
-_DEFAULT_CHANGES: dict[str, dict[str, Any]] = {}
+#: How the project defaults differ from the paper preset, per family (see README and
+#: docs/training_defaults.md; benchmarks/tune_defaults.py measures both presets).
+#: For ``deep`` only the initial weights change (the dynamics, the rule, eta, beta and the phase
+#: lengths stay the paper's): input weights ~ Normal(0, 1); bias weights start at 0, so that
+#: the hidden neurons start as varied threshold functions of the inputs instead of constants;
+#: weights leaving free neurons ~ Normal(0.05, 0.1^2), small and positive on average, so that
+#: every free neuron starts with a positive total outflow (a stable, leaky node, not a
+#: self-exciting one stuck at a rail).
+_DEFAULT_CHANGES: dict[str, dict[str, Any]] = {
+    "deep": {"init_scale": 1.0, "init_scale_bias": 0.0, "init_scale_free": 0.1,
+             "init_mean_free": 0.05},
+}
 PRESETS = ("default", "paper")
 
 
@@ -240,17 +262,25 @@ def make_networks(task: Task, *, model: str, topology: Any, hidden, seeds: Seque
                   config: TrainingConfig, params: Mapping[str, float] | None = None) -> list[Network]:
     """The initial network of each seed (weights drawn from that seed's generator)."""
     roles = Roles(task.n_inputs, parse_hidden(hidden), task.n_outputs)
-    if config.init_scale_free is None:
+    if config.init_scale_bias is None and config.init_scale_free is None and config.init_mean_free == 0.0:
         return [Network.create(roles, family=model, topology=topology, params=params,
                                init_scale=config.init_scale, rng=_seed_rng(s)) for s in seeds]
-    # Same standard normal draws as the reference, rescaled per source row: rows of inputs and
-    # bias by init_scale, rows of free neurons by init_scale_free (this keeps ep-sym symmetric,
-    # since both directions between free neurons are free rows).
+    # Same standard normal draws as the reference, rescaled per source row: rows of inputs by
+    # init_scale, the bias row by init_scale_bias, rows of free neurons by init_scale_free and
+    # shifted by init_mean_free (both directions between free neurons are free rows, so ep-sym
+    # stays symmetric).
+    def _or(value, default):
+        return default if value is None else value
+
     row_scale = np.full(roles.n_neurons, float(config.init_scale))
-    row_scale[roles.n_inputs:] = config.init_scale_free
+    row_scale[roles.bias_index] = _or(config.init_scale_bias, config.init_scale)
+    row_scale[roles.n_inputs:] = _or(config.init_scale_free, config.init_scale)
+    row_mean = np.zeros(roles.n_neurons)
+    row_mean[roles.n_inputs:] = config.init_mean_free
     nets = [Network.create(roles, family=model, topology=topology, params=params,
                            init_scale=1.0, rng=_seed_rng(s)) for s in seeds]
-    return [n.with_weights(n.weights * row_scale[:, None]) for n in nets]
+    return [n.with_weights(np.where(n.mask, n.weights * row_scale[:, None] + row_mean[:, None], 0.0))
+            for n in nets]
 
 
 def _seed_rng(seed: int) -> np.random.Generator:

@@ -15,6 +15,7 @@ Runs, side by side in one process, XOR (complete graph, 5 hidden neurons, the pr
     .venv/bin/python benchmarks/bench_spice.py            # timing and memory (about 30 s)
     .venv/bin/python benchmarks/bench_spice.py --study    # plus the 10-seed study (a few minutes)
     .venv/bin/python benchmarks/bench_spice.py --study --clamp limiter [--one-netlist]
+    .venv/bin/python benchmarks/bench_spice.py --continuous   # where weight differences come from
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from deepcircuit import TrainingConfig, train
+from deepcircuit.substrates.ode import OdeSubstrate
 from deepcircuit.substrates.spice import SpiceSubstrate
 
 
@@ -61,6 +63,8 @@ def main() -> None:
     p.add_argument("--study", action="store_true", help="also run the 10-seed solved/weights study")
     p.add_argument("--one-netlist", action="store_true",
                    help="study: all 10 seeds in one netlist (default: one ngspice run per seed, networks_per_run=1)")
+    p.add_argument("--continuous", action="store_true",
+                   help="also train seeds 0, 6, 8 with the adaptive (continuous-time) ODE and compare weights (~4 min)")
     p.add_argument("--clamp", default="diode", choices=["diode", "limiter"], help="study: the SPICE clamp")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--quick", action="store_true", help="50 epochs instead of 200 (times per epoch stay comparable)")
@@ -103,6 +107,22 @@ def main() -> None:
         for k in seeds:
             print(f"{k:>4}  {ode.train_error[k]:>7.2f}  {spi.train_error[k]:>9.2f}  {rel[k]:>15.3f}")
         print(f"relative weight difference: median {np.median(rel):.3f}, max {np.max(rel):.3f}")
+
+    if args.continuous:
+        seeds = [0, 6, 8]
+        runs = {"euler": "ode", "adaptive": OdeSubstrate(method="adaptive", rtol=1e-6, atol=1e-9),
+                "limiter": SpiceSubstrate(clamp="limiter", networks_per_run=1),
+                "diode": SpiceSubstrate(networks_per_run=1)}
+        res = {k: timed_training(sub, config, seeds)[0] for k, sub in runs.items()}
+        rel = lambda a, b, k: (np.linalg.norm(res[a].networks[k].weights - res[b].networks[k].weights)
+                               / np.linalg.norm(res[b].networks[k].weights))
+        pairs = [("adaptive", "euler"), ("limiter", "adaptive"), ("limiter", "euler"), ("diode", "euler"),
+                 ("diode", "adaptive")]
+        print("\nrelative weight differences ||W_a - W_b|| / ||W_b|| (adaptive = continuous-time ODE reference)")
+        print("seed  " + "  ".join(f"{a}-vs-{b}" for a, b in pairs) + "  | train error euler/adaptive/limiter/diode")
+        for k, seed in enumerate(seeds):
+            errs = "/".join(f"{res[n].train_error[k]:.2f}" for n in runs)
+            print(f"{seed:>4}  " + "  ".join(f"{rel(a, b, k):>{len(a) + len(b) + 4}.3f}" for a, b in pairs) + f"  | {errs}")
 
 
 if __name__ == "__main__":

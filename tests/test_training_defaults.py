@@ -43,8 +43,8 @@ def test_default_initialisation_by_source_row():
     assert np.all(W[:, roles.bias_index] == 0.0)                  # bias connections start at 0
     x = W[:, : roles.bias_index][live[:, : roles.bias_index]]     # inputs: Normal(0, 1)
     assert abs(x.mean()) < 0.2 and 0.8 < x.std() < 1.2
-    f = W[:, roles.n_inputs:][live[:, roles.n_inputs:]]           # free rows: Normal(0.05, 0.1^2)
-    assert abs(f.mean() - 0.05) < 0.01 and 0.08 < f.std() < 0.12
+    f = W[:, roles.n_inputs:][live[:, roles.n_inputs:]]           # free rows: Normal(0.05, 0.05^2)
+    assert abs(f.mean() - 0.05) < 0.01 and 0.04 < f.std() < 0.06
     assert np.all(W[~live] == 0.0)
     # The same standard normal draws as the paper preset, rescaled: the sign pattern of the
     # input rows is the paper's.

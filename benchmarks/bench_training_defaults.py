@@ -1,7 +1,7 @@
 """Success rates of the ``paper`` preset and the project defaults, per block of 10 seeds.
 
 Run: ``.venv/bin/python benchmarks/bench_training_defaults.py [--blocks 100 200 300 400]
-[--model deep] [--set name=value ...] [--quick]``
+[--studies xor:complete ...] [--model deep] [--set name=value ...] [--quick]``
 
 For each task (XOR on the complete and the layered graph, AND, OR; 5 hidden neurons, 200
 epochs, ODE substrate, projected Euler) and each preset, trains one 10-seed study per block
@@ -51,6 +51,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--blocks", type=int, nargs="+", default=[100, 200, 300, 400],
                     help="first seed of each 10-seed block (default: 100 200 300 400)")
+    ap.add_argument("--studies", nargs="+", default=[f"{t}:{g}" for t, g in STUDIES], metavar="TASK:TOPOLOGY",
+                    help="which studies (default: xor:complete xor:layered and:complete or:complete)")
     ap.add_argument("--model", default="deep", help="model family (default: deep)")
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                     help="also run the default preset with these settings changed")
@@ -66,7 +68,7 @@ def main() -> int:
     heads = ["task", "topology", "preset"] + [f"seeds {b}-{b + 9}" for b in blocks] + ["total", "s / study"]
     print("| " + " | ".join(heads) + " |")
     print("|" + "|".join("---" for _ in heads) + "|")
-    for task, topology in STUDIES:
+    for task, topology in (item.split(":", 1) for item in args.studies):
         for name, cfg in presets.items():
             counts, secs = [], []
             for b in blocks:

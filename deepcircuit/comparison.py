@@ -14,7 +14,7 @@ Substrates are named as on the command line, optionally with options:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -171,7 +171,8 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
     specs = [parse_substrate_spec(s) for s in substrates]
     if not specs:
         raise InvalidInputError("Give at least one substrate to compare.")
-    schedule = schedule or Schedule()
+    # Full-length phases on every substrate, so trajectories share one time grid.
+    schedule = replace(schedule or Schedule(), stop_at_equilibrium=False)
     batch = NetworkBatch.of(network)
     s0 = initial_states(np.random.default_rng(seed), 1, task.inputs, network.roles)
     ref = _reference_substrate(reference_rtol, reference_atol).run(batch, task.inputs, s0, schedule,

@@ -54,6 +54,14 @@ def test_inference_targets_on_a_trained_network(trained):
         assert all(key in v for v in d.values())
 
 
+def test_early_stopping_schedules_are_compared_on_full_phases(trained):
+    result, cfg = trained
+    sched = Schedule(free_steps=300, nudged_steps=300, stop_at_equilibrium=True)
+    comp = compare_inference(result.networks[0], "xor", ["ode", "spice:clamp=limiter"], schedule=sched)
+    assert comp.inference["ode"].result.free.states.shape[2] == 301
+    assert comp.inference["spice:clamp=limiter"].max_state_deviation <= 0.005
+
+
 def test_training_comparison_brian2_reproduces_ode(trained):
     result, cfg = trained
     small = cfg.replace(epochs=5, free_steps=200, nudged_steps=200)

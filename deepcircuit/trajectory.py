@@ -122,6 +122,29 @@ class Trajectory:
                           self.settle_tol, self.diverged, self.message, dict(self.meta))
 
 
+def phase_status(phase: str, states: np.ndarray, speed: np.ndarray, settle_tol: float,
+                 duration: float, *, speed_name: str = "max |ds/dt|") -> tuple[np.ndarray, np.ndarray, str]:
+    """The shared verdict on a simulated phase: ``(settled (S, P), diverged (S,), message)``.
+
+    A network diverged when any of its states ``(S, P, T, N)`` is not finite; a (network,
+    presentation) is settled when ``speed (S, P)`` (1/tau; how fast the state still moves at the
+    end, as the substrate measures it) is below ``settle_tol``. ``duration`` is the phase
+    length (tau), for the message.
+    """
+    S = states.shape[0]
+    diverged = ~np.isfinite(states).reshape(S, -1).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        settled = (np.asarray(speed) < settle_tol) & ~diverged[:, None]
+    msg = ""
+    if diverged.any():
+        msg = f"{phase} phase diverged for network(s) {np.flatnonzero(diverged).tolist()}: non-finite states"
+    elif not settled.all():
+        msg = (f"{phase} phase: {int((~settled).sum())} of {settled.size} (network, presentation) pairs "
+               f"not settled after {duration:.4g} tau ({speed_name} = {np.nanmax(speed):.3g}, "
+               f"tolerance {settle_tol:g})")
+    return settled, diverged, msg
+
+
 @dataclass(frozen=True, eq=False)
 class PhaseResult:
     """The free phase and (when requested) the nudged phase that continues from it."""

@@ -44,7 +44,7 @@ import numpy as np
 from .._validation import check_choice, check_real
 from ..errors import DivergenceError, InvalidInputError, SubstrateUnavailableError
 from ..network import NetworkBatch
-from ..trajectory import PhaseResult, Trajectory
+from ..trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
 
 TARGETS = ("numpy", "cython")
@@ -72,6 +72,29 @@ def import_brian2():
     # every choice explicitly, so only errors are worth showing to the user.
     BrianLogger.log_level_error()
     return brian2
+
+
+def block_diagonal_synapses(topology_mask: np.ndarray, P: int):
+    """Synapse indices of S*P copies of the networks in one group (copy ``s*P + p`` of network s).
+
+    ``topology_mask (S, N, N)``. Returns ``(pre, post, net, i, j)``: group indices (int32) of
+    each synapse's source and target, and the network and neuron indices it stands for, in
+    row-major (copy, i, j) order, so every target sums its inflow over i in increasing order as
+    the ODE substrate's loop does.
+    """
+    S, N, _ = topology_mask.shape
+    pre, post, net_of, ii, jj = [], [], [], [], []
+    for s in range(S):
+        i, j = np.nonzero(topology_mask[s])
+        for p in range(P):
+            off = (s * P + p) * N
+            pre.append(i + off)
+            post.append(j + off)
+            net_of.append(np.full(i.size, s))
+            ii.append(i)
+            jj.append(j)
+    return (np.concatenate(pre).astype(np.int32), np.concatenate(post).astype(np.int32),
+            np.concatenate(net_of), np.concatenate(ii), np.concatenate(jj))
 
 
 def check_target(brian2, target: str) -> None:
@@ -200,25 +223,10 @@ class _CompiledNetwork:
             code = euler_code(family) if method == "euler" else PROJECTION_CODE
             self.projection = G.run_regularly(code, when="after_groups", order=0,
                                               name="deepcircuit_projection*")
-            # Block-diagonal synapses, in row-major (copy, i, j) order: every target sums its
-            # inflow over i in increasing order, as the ODE substrate's loop does.
-            tmask = batch.topology_mask
-            pre, post, net_of, ii, jj = [], [], [], [], []
-            for s in range(S):
-                i, j = np.nonzero(tmask[s])
-                for p in range(P):
-                    off = (s * P + p) * N
-                    pre.append(i + off)
-                    post.append(j + off)
-                    net_of.append(np.full(i.size, s))
-                    ii.append(i)
-                    jj.append(j)
-            self.syn_net = np.concatenate(net_of)
-            self.syn_i = np.concatenate(ii)
-            self.syn_j = np.concatenate(jj)
+            pre, post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(batch.topology_mask, P)
             Syn = b2.Synapses(G, G, synapse_equations(family), clock=self.clock, namespace=ns,
                               name="deepcircuit_synapses*")
-            Syn.connect(i=np.concatenate(pre).astype(np.int32), j=np.concatenate(post).astype(np.int32))
+            Syn.connect(i=pre, j=post)
             self.traces = Syn.run_regularly(TRACE_CODE, when="after_groups", order=1,
                                             name="deepcircuit_traces*")
             self.monitor = b2.StateMonitor(G, "s", record=True, when="end", clock=self.clock,
@@ -425,25 +433,16 @@ class Brian2RateSubstrate(Substrate):
         out[:, :, 0] = x0
         out[:, :, 1:] = np.moveaxis(rec.reshape(steps, S, P, N), 0, 2)
         times = schedule.dt * np.arange(steps + 1)
-        finite = np.isfinite(out).reshape(S, -1).all(axis=1)
-        diverged = ~finite
         fr = roles.free
         with np.errstate(invalid="ignore"):
             speed = np.abs(out[:, :, -1, fr] - out[:, :, -2, fr]).max(axis=-1) / schedule.dt
-        settled = (speed < schedule.settle_tol) & finite[:, None]
+        settled, diverged, msg = phase_status(phase, out, speed, schedule.settle_tol, float(times[-1]))
         meta: dict[str, Any] = {
             "integrator": f"Brian2 {self.method} + [0, 1] projection ({self.target} target)",
             "dt": schedule.dt, "tau_seconds": self.tau, "brian2_target": self.target,
             "steps_done": np.full((S, P), steps), "final_speed": speed}
-        msg = ""
         if diverged.any():
-            msg = (f"{phase} phase diverged for network(s) {np.flatnonzero(diverged).tolist()}: "
-                   "non-finite states")
             meta["magnitude"] = float("inf")
-        elif not settled.all():
-            msg = (f"{phase} phase: {int((~settled).sum())} of {settled.size} (network, presentation) "
-                   f"pairs not settled after {times[-1]:.4g} tau (max |ds/dt| = {np.nanmax(speed):.3g}, "
-                   f"tolerance {schedule.settle_tol:g})")
         if learn:
             traces = net.synaptic_traces()
             traces["samples"] = steps

@@ -29,9 +29,9 @@ import numpy as np
 from .._validation import check_choice, check_int, check_real
 from ..errors import DivergenceError, InvalidInputError
 from ..network import NetworkBatch
-from ..trajectory import PhaseResult, Trajectory
+from ..trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
-from .brian2_rate import TARGETS, brian2_target, check_target, import_brian2
+from .brian2_rate import TARGETS, block_diagonal_synapses, brian2_target, check_target, import_brian2
 
 
 def spiking_equations(family: str) -> str:
@@ -82,21 +82,10 @@ class _SpikingNetwork:
             if self.deep_like:
                 G.variables["leak"].set_value(np.full(copies * N, float(batch.params.get("gamma", 0.0))))
             G.run_regularly("s = clip(s, 0, 1)", when="after_groups", name="deepcircuit_spk_projection*")
-            tmask = batch.topology_mask
-            pre, post, net_of, ii, jj = [], [], [], [], []
-            for s in range(S):
-                i, j = np.nonzero(tmask[s])
-                for p in range(P):
-                    off = (s * P + p) * N
-                    pre.append(i + off)
-                    post.append(j + off)
-                    net_of.append(np.full(i.size, s))
-                    ii.append(i)
-                    jj.append(j)
-            self.syn_net, self.syn_i, self.syn_j = map(np.concatenate, (net_of, ii, jj))
+            pre, post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(batch.topology_mask, P)
             Syn = b2.Synapses(G, G, "w : 1", on_pre=spiking_on_pre(batch.family), clock=self.clock,
                               namespace=ns, name="deepcircuit_spk_synapses*")
-            Syn.connect(i=np.concatenate(pre).astype(np.int32), j=np.concatenate(post).astype(np.int32))
+            Syn.connect(i=pre, j=post)
             self.monitor = b2.StateMonitor(G, "s", record=True, when="start",
                                            dt=dt * tau * b2.second, name="deepcircuit_spk_monitor*")
             self.spikes = b2.SpikeMonitor(G, record=False, name="deepcircuit_spk_count*")
@@ -225,7 +214,6 @@ class Brian2SpikingSubstrate(Substrate):
         rec = net.run_phase(steps, schedule.dt, self.tau)
         out = np.moveaxis(rec.reshape(rec.shape[0], S, P, N), 0, 2)
         times = schedule.dt * np.arange(steps + 1)
-        finite = np.isfinite(out).reshape(S, -1).all(axis=1)
         fr = roles.free
         k = max(2, int(round(self.window * steps)))
         tail = out[:, :, -k:, :]
@@ -233,7 +221,8 @@ class Brian2SpikingSubstrate(Substrate):
         # Drift of the windowed mean (1/tau): the spiking analogue of max |ds/dt| at the end.
         drift = np.abs(tail[:, :, half:, fr].mean(axis=2) - tail[:, :, :half, fr].mean(axis=2)).max(axis=-1)
         drift = drift / (half * schedule.dt)
-        settled = (drift < schedule.settle_tol) & finite[:, None]
+        settled, diverged, msg = phase_status(phase, out, drift, schedule.settle_tol, float(times[-1]),
+                                              speed_name="drift of the windowed mean")
         n_spikes = int(net.spikes.num_spikes) - n_spikes0
         duration = steps * schedule.dt * self.tau
         meta: dict[str, Any] = {
@@ -242,13 +231,7 @@ class Brian2SpikingSubstrate(Substrate):
             "max_rate_hz": self.max_rate, "substeps": self.substeps, "brian2_target": self.target,
             "window_mean": tail.mean(axis=2), "final_speed": drift,
             "mean_rate_hz": n_spikes / (S * P * N * duration)}
-        msg = ""
-        if not finite.all():
-            msg = f"{phase} phase diverged for network(s) {np.flatnonzero(~finite).tolist()}: non-finite states"
+        if diverged.any():
             meta["magnitude"] = float("inf")
-        elif not settled.all():
-            msg = (f"{phase} phase: {int((~settled).sum())} of {settled.size} (network, presentation) "
-                   f"pairs not settled within spike noise after {times[-1]:.4g} tau (windowed drift "
-                   f"{np.nanmax(drift):.3g}, tolerance {schedule.settle_tol:g})")
         return Trajectory(times, out, roles, phase, self.name, settled, schedule.settle_tol,
-                          ~finite, msg, meta)
+                          diverged, msg, meta)

@@ -18,7 +18,7 @@ import numpy as np
 from .._validation import check_choice, check_real
 from ..errors import DivergenceError, InvalidInputError
 from ..network import NetworkBatch
-from ..trajectory import PhaseResult, Trajectory
+from ..trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
 
 try:  # numba is a declared dependency; the numpy engine still works without it.
@@ -144,18 +144,9 @@ class OdeSubstrate(Substrate):
         else:
             out, speed, meta = self._adaptive(roles, form, x0, beta_vec, y_full, schedule, steps)
             times = schedule.dt * np.arange(steps + 1)
-        finite = np.isfinite(out).reshape(S, -1).all(axis=1)
-        diverged = ~finite
-        settled = (speed < schedule.settle_tol) & finite[:, None]
-        msg = ""
+        settled, diverged, msg = phase_status(phase, out, speed, schedule.settle_tol, float(times[-1]))
         if diverged.any():
-            msg = (f"{phase} phase diverged for network(s) {np.flatnonzero(diverged).tolist()}: "
-                   "non-finite states")
             meta["magnitude"] = float("inf")
-        elif not settled.all():
-            msg = (f"{phase} phase: {int((~settled).sum())} of {settled.size} (network, presentation) "
-                   f"pairs not settled after {times[-1]:.4g} tau (max |ds/dt| = {np.nanmax(speed):.3g}, "
-                   f"tolerance {schedule.settle_tol:g})")
         meta["final_speed"] = speed
         return Trajectory(times, out, roles, phase, self.name, settled, schedule.settle_tol,
                           diverged, msg, meta)

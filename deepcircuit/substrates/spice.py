@@ -34,7 +34,7 @@ from .._validation import check_int, check_real
 from ..circuit import CircuitUnits, ClampModel, Netlist, NonIdealities, compile_netlist
 from ..errors import DivergenceError, SimulationError, SubstrateUnavailableError
 from ..network import NetworkBatch
-from ..trajectory import PhaseResult, Trajectory
+from ..trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
 
 INSTALL_HINT = "apt-get install libngspice0-dev ngspice"
@@ -379,17 +379,9 @@ class SpiceSubstrate(Substrate):
             tgt[...] = np.moveaxis(tmp.reshape(S, P, nf, steps + 1), 2, 3)
             in_phase = (t_tau >= start - 1e-12) & (t_tau <= grid[-1] + 1e-12)
             dev = over[..., in_phase]
-            finite = np.isfinite(res).reshape(S, -1).all(axis=1)
             speed = np.abs(res[:, :, -1, roles.n_inputs:] - res[:, :, -2, roles.n_inputs:]).max(axis=-1) / schedule.dt \
                 if steps >= 1 else np.full((S, P), np.inf)
-            settled = (speed < schedule.settle_tol) & finite[:, None]
-            msg = ""
-            if not finite.all():
-                msg = f"{phase} phase diverged for network(s) {np.flatnonzero(~finite).tolist()}: non-finite voltages"
-            elif not settled.all():
-                msg = (f"{phase} phase: {int((~settled).sum())} of {settled.size} (network, presentation) pairs "
-                       f"not settled after {schedule.dt * steps:.4g} tau (max |ds/dt| = {np.nanmax(speed):.3g}, "
-                       f"tolerance {schedule.settle_tol:g})")
+            settled, diverged, msg = phase_status(phase, res, speed, schedule.settle_tol, schedule.dt * steps)
             meta = {
                 "simulator": "ngspice (shared library, PySpice)", "clamp": net.meta["clamp"],
                 "units": {"v_scale": Vs, "capacitance": net.units.capacitance,
@@ -403,5 +395,5 @@ class SpiceSubstrate(Substrate):
                 "peak_rss_mb": _rss_peak_mb(),
             }
             out.append(Trajectory(grid - start, res, roles, phase, self.name, settled, schedule.settle_tol,
-                                  ~finite, msg, meta))
+                                  diverged, msg, meta))
         return PhaseResult(*out)

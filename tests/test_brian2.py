@@ -216,25 +216,30 @@ def test_spiking_inference_close_to_ode():
 
 @pytest.mark.slow
 def test_training_matches_ode_full():
-    """The issue's target: 50 default XOR epochs, same seed, same dt, relative weight difference.
+    """The issue's target: 50 XOR epochs, same seed, same dt, relative weight difference <= 1e-6.
 
-    Seeds 1 and 2 meet 1e-6 by many orders of magnitude. Seed 0 does not (about 8e-6): in its
-    late epochs the free phase no longer settles and perturbations of one rounding unit grow
-    about tenfold per epoch; the ODE substrate's own two Euler engines (numba and numpy) differ
-    by 1.1e-5 there. For seed 0 the test asserts the Brian2 difference is no larger than that.
+    With the project defaults every seed of 0-9 meets it (measured about 3e-16). With the paper
+    preset, seeds 1-9 do, but seed 0 does not (about 2e-6): in its late epochs the free phase no
+    longer settles and perturbations of one rounding unit grow about tenfold per epoch; the ODE
+    substrate's own two Euler engines (numba and numpy) differ by about 1e-5 there. For that seed
+    the test asserts the Brian2 difference is no larger than the engines' own.
     """
-    cfg = TrainingConfig.preset("default").replace(epochs=50)
+    seeds = list(range(10))
     sub = get_substrate("brian2")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for seed in (1, 2):
-            a = train("xor", seeds=[seed], config=cfg, substrate="ode").networks[0].weights
-            b = train("xor", seeds=[seed], config=cfg, substrate=sub).networks[0].weights
-            assert _rel(a, b) <= WEIGHT_RTOL
-        a = train("xor", seeds=[0], config=cfg, substrate="ode").networks[0].weights
-        b = train("xor", seeds=[0], config=cfg, substrate=sub).networks[0].weights
+        cfg = TrainingConfig.preset("default").replace(epochs=50)
+        a = train("xor", seeds=seeds, config=cfg, substrate="ode").networks
+        b = train("xor", seeds=seeds, config=cfg, substrate=sub).networks
+        for x, y in zip(a, b):
+            assert _rel(x.weights, y.weights) <= WEIGHT_RTOL
+        cfg = TrainingConfig.preset("paper").replace(epochs=50)
+        a = train("xor", seeds=seeds, config=cfg, substrate="ode").networks
+        b = train("xor", seeds=seeds, config=cfg, substrate=sub).networks
         c = train("xor", seeds=[0], config=cfg, substrate=OdeSubstrate(engine="numpy")).networks[0].weights
-    assert _rel(a, b) <= max(WEIGHT_RTOL, _rel(a, c))
+    for x, y in zip(a[1:], b[1:]):
+        assert _rel(x.weights, y.weights) <= WEIGHT_RTOL
+    assert _rel(a[0].weights, b[0].weights) <= max(WEIGHT_RTOL, _rel(a[0].weights, c))
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from .stability import TrajectoryCheck, check_phases
 from .substrates import Schedule, available_substrates, get_substrate, initial_states
 from .substrates.ode import OdeSubstrate
 from .tasks import Task, get_task
-from .training import TrainingConfig, train
+from .training import TrainingConfig, check_task_fits, train
 from .trajectory import PhaseResult
 
 
@@ -168,6 +168,7 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
     task = get_task(task)
     if not isinstance(network, Network):
         raise InvalidInputError(f"compare_inference takes one Network; got {type(network).__name__}.")
+    check_task_fits(task, network.roles)
     specs = [parse_substrate_spec(s) for s in substrates]
     if not specs:
         raise InvalidInputError("Give at least one substrate to compare.")

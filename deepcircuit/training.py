@@ -292,7 +292,7 @@ def evaluate(networks, task: "Task | str", *, substrate: "str | Substrate" = "od
     """Free-phase evaluation: returns ``(trajectory, error (S,), mse (S,))``."""
     task = get_task(task)
     batch = NetworkBatch.of(networks)
-    _check_task_fits(task, batch.roles)
+    check_task_fits(task, batch.roles)
     sub = get_substrate(substrate)
     schedule = schedule or Schedule()
     s0 = initial_states(np.random.default_rng(rng), len(batch), task.inputs, batch.roles, state_init_high)
@@ -300,7 +300,8 @@ def evaluate(networks, task: "Task | str", *, substrate: "str | Substrate" = "od
     return traj, task.error(traj.outputs), task.mse(traj.outputs)
 
 
-def _check_task_fits(task: Task, roles: Roles) -> None:
+def check_task_fits(task: Task, roles: Roles) -> None:
+    """Raise a clear error when the task's input/output widths do not match the network's."""
     if task.n_inputs != roles.n_inputs or task.n_outputs != roles.n_outputs:
         raise InvalidInputError(
             f"Task {task.name!r} has {task.n_inputs} inputs (bias included) and {task.n_outputs} "
@@ -366,7 +367,7 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
             raise InvalidInputError(f"Got {len(nets)} networks for {len(seeds)} seeds; give one per seed.")
     batch = NetworkBatch.of(nets)
     roles = batch.roles
-    _check_task_fits(task, roles)
+    check_task_fits(task, roles)
     family = batch.family_
     sub = get_substrate(substrate)
     schedule = config.schedule

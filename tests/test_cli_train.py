@@ -70,3 +70,9 @@ def test_help_documents_every_flag():
     for flag in ("--task", "--model", "--topology", "--hidden", "--epochs", "--seeds", "--seed", "--out",
                  "--preset", "--prune", "--l1", "--json", "--substrate"):
         assert flag in p.stdout
+
+
+def test_unwritable_output_folder_fails_before_training(tmp_path):
+    p = run("train", "--out", "/dev/null/models", "--epochs", "200")
+    assert p.returncode == 2 and "cannot access '/dev/null/models'" in p.stderr
+    assert "Traceback" not in p.stderr and "seed" not in p.stdout

@@ -43,6 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeepCircuitError as exc:
         print(f"deepcircuit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # A file or folder the user named cannot be read or written.
+        where = f" {exc.filename!r}" if exc.filename else ""
+        print(f"deepcircuit {args.command}: error: cannot access{where}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"deepcircuit {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -93,6 +93,9 @@ def run(args) -> int:
         overrides["sign"] = True
     config = config.replace(**overrides)
     params = {"gamma": args.gamma} if args.gamma is not None else None
+    out = Path(args.out)
+    # Fail before training, not after it, if the models cannot be saved there.
+    out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seed, args.seed + args.seeds)) if args.seeds >= 1 else []
     substrate = args.substrate
     if args.brian2_target is not None:
@@ -112,7 +115,6 @@ def run(args) -> int:
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
 
-    out = Path(args.out)
     paths = []
     for k, seed in enumerate(result.seeds):
         model = ModelFile(result.networks[k], seed=seed, task=result.task.name, substrate=result.substrate,

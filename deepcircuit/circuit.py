@@ -318,7 +318,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     add(f"* Schedule: dt = {_num(schedule.dt)} tau, free phase {schedule.free_steps} steps "
         f"(0 .. {_num(free_end)} s)" + (f", nudged phase {schedule.nudged_steps} steps with "
                                         f"beta = {_num(schedule.beta)} (.. {_num(stop)} s)" if nudged else ""))
-    add(f"* Clamp: {clamp.kind}" + (f" (model DCLAMP)" if clamp.kind == "diode"
+    add(f"* Clamp: {clamp.kind}" + (" (model DCLAMP)" if clamp.kind == "diode"
                                      else f" (B source, stiffness {_num(clamp.stiffness)} g)"))
     if not nonideal.ideal:
         add(f"* Non-idealities: mismatch {_num(nonideal.mismatch)}, bits {nonideal.bits}, weight range "

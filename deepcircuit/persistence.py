@@ -35,6 +35,23 @@ class ModelFile:
     config: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    #: Where it was loaded from (for messages); not stored in the file.
+    path: str | None = None
+
+    def task_for(self, name: str | None = None):
+        """The :class:`~deepcircuit.tasks.Task` to run: ``name``, else the one the model was trained on.
+
+        Fails with a clear message when neither is known or the task does not fit the network.
+        """
+        from .tasks import get_task
+        from .training import check_task_fits
+
+        if not (name or self.task):
+            where = f"{self.path!r}" if self.path else "This model file"
+            raise ModelFileError(f"{where} does not say which task it was trained on; give --task.")
+        task = get_task(name or self.task)
+        check_task_fits(task, self.network.roles)
+        return task
 
     def training_config(self):
         """The stored settings as a :class:`~deepcircuit.training.TrainingConfig`."""
@@ -151,4 +168,4 @@ def load_model(path: "str | Path") -> ModelFile:
     except (KeyError, TypeError, ValueError, DeepCircuitError) as exc:
         raise ModelFileError(f"{str(path)!r} is a damaged deepcircuit model file: {exc}") from None
     return ModelFile(net, d.get("seed"), d.get("task"), d.get("substrate"), d.get("config") or {},
-                     d.get("history") or {}, d.get("metrics") or {})
+                     d.get("history") or {}, d.get("metrics") or {}, str(path))

@@ -247,7 +247,7 @@ def test_export_cli(tmp_path, capsys):
     assert ".model DCLAMP D(IS=1e-05 N=1.5 RS=1)" in out.read_text().splitlines()
     # the model file records no task: a clear error, exit 2
     assert cli_main(["export", str(model), "--out", str(out)]) == 2
-    assert "pass --task" in capsys.readouterr().err
+    assert "does not say which task it was trained on; give --task" in capsys.readouterr().err
 
 
 def test_example_netlists_are_current(tmp_path):

@@ -104,7 +104,7 @@ def test_lyapunov_bad_input_gives_one_clear_line(trained, tmp_path):
     assert p.returncode == 2 and "not valid JSON" in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     p = run("lyapunov", trained, "--task", "not")
-    assert p.returncode == 2 and "Task 'not' has 2 inputs (bias included) and 1 outputs, but the model has 3" in p.stderr
+    assert p.returncode == 2 and "Task 'not' has 2 inputs (bias included) and 1 outputs, but the network has 3" in p.stderr
     p = run("lyapunov", trained, "--bound-tol", "-1")
     assert p.returncode == 2 and "'bound_tol' parameter must be in [0.0, inf]; got -1.0" in p.stderr
     p = run("lyapunov", trained, "--function", "energy")

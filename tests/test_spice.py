@@ -171,7 +171,12 @@ def test_nonidealities_change_the_circuit_not_the_code():
     # parasitic C doubles tau: the same path, slower, so after 10 tau the states differ
     assert np.abs(runs["parasitic"] - base).max() > 1e-3
     noisy = get_substrate("spice", nonideal=NonIdealities(noise=0.05, seed=3)).run(net, task.inputs, s0, sched).free
-    assert 1e-4 < np.abs(noisy.final - base).max() < 0.5
+    dev = np.abs(noisy.final - base)[..., net.roles.free]
+    # Noise moves every run (ngspice 39 ignores the noise seed, so runs differ); it perturbs the
+    # states slightly, though in this multistable network a neuron may now and then flip to
+    # another equilibrium, so the typical deviation, not the largest, is bounded.
+    assert dev.max() > 1e-4
+    assert np.median(dev) < 0.02
 
 
 def test_short_in_the_loop_training_tracks_the_ode(tmp_path):

@@ -9,12 +9,11 @@ import os
 import numpy as np
 import pytest
 
-from deepcircuit import InvalidInputError, Network, Roles, Schedule, get_substrate, get_task, train
+from deepcircuit import InvalidInputError, Network, Roles, Schedule, get_substrate, train
 from deepcircuit.certificates import (analyse_equilibrium, free_jacobian, gershgorin, held_neurons,
                                       lyapunov_function)
 from deepcircuit.lyapunov import RECORDED, certificate_recorder, check_phases, check_trajectory, evaluate_series
 from deepcircuit.training import TrainingConfig
-from deepcircuit.trajectory import Trajectory
 
 ODE = get_substrate("ode")
 

@@ -39,16 +39,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from ..comparison import compare
-    from ..errors import InvalidInputError
     from ..persistence import load_model
     from ..report import HEADERS, comparison_rows, write_report
-    from ..tasks import get_task
     from ..training import make_networks
 
     model = load_model(args.model)
-    task = args.task or model.task
-    if task is None:
-        raise InvalidInputError(f"{args.model} does not say which task it was trained on; give --task.")
+    task = model.task_for(args.task)
     config = model.training_config()
     changes = {k: v for k, v in {"free_steps": args.free_steps, "nudged_steps": args.nudged_steps}.items()
                if v is not None}
@@ -60,7 +56,7 @@ def run(args) -> int:
     train_from = None
     if args.train_epochs:
         net = model.network
-        train_from = make_networks(get_task(task), model=net.family, topology=net.topology_mask, hidden=net.roles.hidden,
+        train_from = make_networks(task, model=net.family, topology=net.topology_mask, hidden=net.roles.hidden,
                                    seeds=[seed], config=config, params=dict(net.params))[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -49,13 +49,10 @@ def run(args) -> int:
     from dataclasses import replace
 
     from ..circuit import CircuitUnits, ClampModel, NonIdealities, standalone_netlist
-    from ..errors import InvalidInputError
     from ..persistence import load_model, write_atomic
 
     model = load_model(args.model)
-    task = args.task or model.task
-    if task is None:
-        raise InvalidInputError(f"{args.model!r} does not record its task; pass --task.")
+    task = model.task_for(args.task)
     config = model.training_config()
     changes = {k: v for k, v in {"dt": args.dt, "free_steps": args.free_steps,
                                  "nudged_steps": args.nudged_steps, "beta": args.beta}.items() if v is not None}
@@ -68,7 +65,7 @@ def run(args) -> int:
     clamp = ClampModel(kind=args.clamp, **{k: v for k, v in {
         "saturation_current": args.diode_is, "emission": args.diode_n, "series_resistance": args.diode_rs,
         "stiffness": args.limiter_stiffness}.items() if v is not None})
-    title = f"deepcircuit export of {args.model} on task {task} (seed {args.seed})"
+    title = f"deepcircuit export of {args.model} on task {task.name} (seed {args.seed})"
     net = standalone_netlist(model.network, task, schedule=config.schedule, seed=args.seed,
                              state_init_high=config.state_init_high, nudged=not args.free_only,
                              units=units, clamp=clamp, nonideal=nonideal, title=title)

@@ -39,25 +39,16 @@ def _yes(b: bool) -> str:
 def run(args) -> int:
     import numpy as np
 
-    from ..errors import InvalidInputError
     from ..lyapunov import check_phases
     from ..certificates import gershgorin
     from ..network import NetworkBatch
     from ..persistence import load_model
     from ..substrates import get_substrate, initial_states
-    from ..tasks import get_task
 
     model = load_model(args.model_file)
     net = model.network
-    task_name = args.task or model.task
-    if not task_name:
-        raise InvalidInputError(f"{args.model_file!r} does not say which task it was trained on; give --task.")
-    task = get_task(task_name)
+    task = model.task_for(args.task)
     r = net.roles
-    if task.n_inputs != r.n_inputs or task.n_outputs != r.n_outputs:
-        raise InvalidInputError(
-            f"Task {task.name!r} has {task.n_inputs} inputs (bias included) and {task.n_outputs} outputs, "
-            f"but the model has {r.n_inputs} and {r.n_outputs}.")
     config = model.training_config()
     schedule = config.schedule
     s0 = initial_states(np.random.default_rng(args.seed), 1, task.inputs, r, config.state_init_high)

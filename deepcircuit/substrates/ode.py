@@ -19,7 +19,7 @@ from .._validation import check_choice, check_real
 from ..errors import DivergenceError, InvalidInputError
 from ..network import NetworkBatch
 from ..trajectory import PhaseResult, Trajectory, phase_status
-from .base import Schedule, Substrate, check_run_arguments
+from .base import Substrate, check_run_arguments
 
 try:  # numba is a declared dependency; the numpy engine still works without it.
     from numba import njit

@@ -55,7 +55,7 @@ lines = ["# deepcircuit demo: DEEP on XOR", "",
          f"training error in {t['seconds']:.1f} s; sparsity per seed: "
          + ", ".join(f"{100 * s:.0f} %" for s in t["sparsity"]) + ".", "",
          f"Studied model: `{model}`; stability: Hurwitz = {ly.get('hurwitz')}, spectral abscissa = "
-         f"{ly.get('spectral_abscissa')}, Lyapunov function: {ly.get('lyapunov_function')}.", "",
+         f"{ly.get('spectral_abscissa'):.4g} /tau, Lyapunov function: {ly.get('lyapunov_function')}.", "",
          "Gershgorin conditions: " + ", ".join(f"{k}: {'holds' if v.get('holds') else 'fails'}"
                                                 for k, v in ly.get("gershgorin", {}).items()) + ".", "",
          "Netlist: `xor.cir` (runs in plain `ngspice -b`).", "",

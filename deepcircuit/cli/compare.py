@@ -66,7 +66,9 @@ def run(args) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     print(format_table(HEADERS, comparison_rows(comp)))
     if args.out:
-        command = "deepcircuit " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
+        # The command as typed, when run from the console script (not when called from Python).
+        argv = sys.argv[1:]
+        command = "deepcircuit " + " ".join(map(shlex.quote, argv)) if argv[:1] == ["compare"] else None
         path = write_report(comp, args.out, model_path=args.model, command=command)
         print(f"\nreport and plots in {path.parent}/ ({path.name}, trajectories.png, lyapunov.png, "
               "deviations.png, weights.png)")

@@ -211,6 +211,10 @@ def plot_substrate_lyapunov(comparison, *, phase: str = "free", path: "str | Pat
             keep = v > 0
             ax.semilogy(check.times[keep], v[keep], label=f"p{p}")
         fn = check.checks[0].function.name if check.checks else "?"
+        vmax = float(np.nanmax(check.values[0])) if check.values[0].size else 0.0
+        if vmax > 0:
+            # Below ~1e-14 of its start V is rounding noise of the substrate, not dynamics.
+            ax.set_ylim(bottom=vmax * 1e-14)
         ax.set_title(f"{label}: V = {fn}, {'monotone' if check.monotone else 'NOT monotone'}", fontsize=9)
         ax.set_xlabel("time (tau)")
     axes[0].set_ylabel(f"V ({phase} phase)")

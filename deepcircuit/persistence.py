@@ -10,6 +10,7 @@ import json
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,17 +61,20 @@ class ModelFile:
         return TrainingConfig.from_dict(self.config) if self.config else TrainingConfig()
 
 
-def write_atomic(path: "str | Path", text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsynced,
-    then renamed over the target, so a crash never leaves a half-written file."""
+@contextmanager
+def atomic_output(path: "str | Path", *, suffix: str = ".tmp"):
+    """Yield a temporary path beside ``path``; when the block ends without error, the file
+    written there is fsynced and renamed over ``path``, otherwise it is removed. A crash never
+    leaves a half-written file, and an existing ``path`` survives a failed write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; saved results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -78,7 +82,13 @@ def write_atomic(path: "str | Path", text: str) -> Path:
         except FileNotFoundError:
             pass
         raise
-    return path
+
+
+def write_atomic(path: "str | Path", text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_output`); returns the path."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def _json_default(o: Any):

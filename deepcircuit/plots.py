@@ -8,8 +8,6 @@ target, so a crash never leaves a half-written image.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,24 +17,15 @@ from .errors import InvalidInputError
 
 
 def save_figure(fig, path: "str | Path", *, dpi: int = 120) -> Path:
-    """Save ``fig`` to ``path`` (format from the extension) via a temporary file + rename."""
+    """Save ``fig`` to ``path`` (format from the extension) atomically: temporary file + rename."""
+    from .persistence import atomic_output
+
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if not fmt:
         raise InvalidInputError(f"Cannot tell the image format of {str(path)!r}; give an extension like .png or .pdf.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=f".{fmt}") as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; an image is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return path
 
 

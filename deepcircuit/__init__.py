@@ -5,7 +5,8 @@ and ``spice``), and one learning/pruning/stability code base written against the
 :class:`Trajectory` form.
 """
 
-from .errors import (DeepCircuitError, DeepCircuitWarning, DivergenceError, ForbiddenConnectionError,
+from .errors import (DeepCircuitError, DeepCircuitWarning, DivergenceError, DivergenceWarning,
+                     ForbiddenConnectionError,
                      InvalidInputError, InvalidTypeError, ModelFileError, NotSettledWarning,
                      SimulationError, SubstrateUnavailableError)
 from .families import FAMILIES, get_family
@@ -13,7 +14,7 @@ from .network import Network, NetworkBatch
 from .roles import Roles
 from .substrates import Schedule, Substrate, available_substrates, get_substrate, initial_states
 from .tasks import TASKS, Task, get_task
-from .training import DivergenceWarning, History, TrainingConfig, TrainingResult, evaluate, train
+from .training import History, TrainingConfig, TrainingResult, evaluate, train
 from .trajectory import PhaseResult, Trajectory
 
 __version__ = "0.1.0"

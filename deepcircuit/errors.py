@@ -63,3 +63,7 @@ class DeepCircuitWarning(UserWarning):
 
 class NotSettledWarning(DeepCircuitWarning):
     """A phase ended before the state reached equilibrium within the tolerance."""
+
+
+class DivergenceWarning(DeepCircuitWarning):
+    """A network of a training batch diverged; it is frozen and reported, the others go on."""

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ._validation import check_choice, check_int, check_real
-from .errors import DivergenceError, InvalidInputError, NotSettledWarning
+from .errors import DivergenceError, DivergenceWarning, InvalidInputError, NotSettledWarning
 from .families import get_family
 from .learning import apply_update, weight_update
 from .network import Network, NetworkBatch
@@ -27,10 +27,6 @@ from .tasks import Task, get_task
 from .trajectory import PhaseResult
 
 PRUNE_METHODS = ("stochastic", "magnitude")
-
-
-class DivergenceWarning(NotSettledWarning):
-    """A network of a batch diverged during training; it is frozen and reported."""
 
 
 @dataclass(frozen=True)

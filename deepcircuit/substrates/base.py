@@ -108,8 +108,6 @@ class Substrate(ABC):
     """
 
     name: ClassVar[str]
-    #: Whether a training run on this substrate reproduces the ODE substrate step for step.
-    exact: ClassVar[bool] = False
 
     @abstractmethod
     def run(self, networks: NetworkBatch, inputs: np.ndarray, initial: np.ndarray,

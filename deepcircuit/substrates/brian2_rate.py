@@ -356,7 +356,6 @@ class Brian2RateSubstrate(Substrate):
     """
 
     name = "brian2"
-    exact = True
 
     def __init__(self, *, target: str = "numpy", method: str = "euler", tau: float = 1e-3,
                  driver: str = "prepared") -> None:
@@ -364,8 +363,6 @@ class Brian2RateSubstrate(Substrate):
         self.method = check_choice("method", method, METHODS)
         self.tau = check_real("tau", tau, low=0.0, low_open=True)
         self.driver = check_choice("driver", driver, DRIVERS)
-        # Only projected Euler reproduces the ODE substrate step for step.
-        self.exact = self.method == "euler"
         self._brian2 = import_brian2()
         check_target(self._brian2, self.target)
         self._compiled: dict[tuple, _CompiledNetwork] = {}

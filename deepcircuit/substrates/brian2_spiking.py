@@ -142,7 +142,6 @@ class Brian2SpikingSubstrate(Substrate):
     """
 
     name = "brian2-spiking"
-    exact = False
 
     def __init__(self, *, max_rate: float = 2000.0, tau: float = 10e-3, tau_s: float = 5e-3,
                  substeps: int = 10, target: str = "numpy", seed: int | None = 0,

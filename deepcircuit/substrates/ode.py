@@ -96,7 +96,6 @@ class OdeSubstrate(Substrate):
     """
 
     name = "ode"
-    exact = True
 
     def __init__(self, *, method: str = "euler", engine: str = "numba", rtol: float = 1e-8,
                  atol: float = 1e-10, solver: str = "RK45") -> None:

@@ -250,7 +250,6 @@ class SpiceSubstrate(Substrate):
     """
 
     name = "spice"
-    exact = False
 
     def __init__(self, *, clamp: "str | ClampModel" = "diode", units: CircuitUnits | None = None,
                  nonideal: NonIdealities | None = None, reltol: float = 1e-4,

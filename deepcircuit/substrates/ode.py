@@ -99,83 +99,106 @@ def _euler_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early
     n_in = N - F
     v = np.empty(F)
     for s in range(S):
+        A = Aff[s]
         for p in range(P):
-            for n in range(N):
-                buf[s, p, 0, n] = x[s, p, n]
+            xs = x[s, p]
+            xf = xs[n_in:]
+            a0 = acc0[s, p]
+            buf[s, p, 0] = xs
             k0 = 0
             if done[s, p] < 0:
                 for t in range(K):
-                    for jj in range(F):
-                        v[jj] = acc0[s, p, jj]
+                    v[:] = a0
                     for ii in range(F):
-                        xi = x[s, p, n_in + ii]
+                        xi = xf[ii]
+                        row = A[ii]
                         for jj in range(F):
-                            v[jj] += xi * Aff[s, ii, jj]
-                    sp = 0.0
-                    for jj in range(F):
-                        j = n_in + jj
-                        xj = x[s, p, j]
-                        vj = v[jj] + c_f[s, jj] - xj * d_f[s, jj] + beta_f[jj] * (y_f[p, jj] - xj)
-                        nx = xj + dt * vj
-                        if nx < 0.0:
-                            nx = 0.0
-                        elif nx > 1.0:
-                            nx = 1.0
-                        moved = abs(nx - xj) / dt
-                        if moved > sp or moved != moved:
-                            sp = moved
-                        v[jj] = nx
-                    for jj in range(F):
-                        x[s, p, n_in + jj] = v[jj]
-                    for n in range(N):
-                        buf[s, p, t + 1, n] = x[s, p, n]
+                            v[jj] += xi * row[jj]
+                    sp = _advance(xf, v, c_f[s], d_f[s], beta_f, y_f[p], dt)
+                    buf[s, p, t + 1] = xs
                     speed[s, p] = sp
                     k0 = t + 1
                     if stop_early and sp < tol:
                         done[s, p] = t0 + t + 1
                         break
             for t in range(k0, K):
-                for n in range(N):
-                    buf[s, p, t + 1, n] = x[s, p, n]
+                buf[s, p, t + 1] = xs
 
 
-def _fused_update(xf, V, acc0, c_f, d_f, beta_f, y_f, dt, tol, stop_early, done, speed, tg, buf, kb, n_in):
-    """The rest of one Euler step after ``V = xf @ Aff`` (BLAS): update, projection, settling.
+def _advance(xf, v, c, d, beta, y, dt):
+    """One projected Euler update of the free states ``xf`` from the inflow ``v`` (both (F,)).
 
-    ``xf (S, P, F)`` (free states) is advanced in place and written to ``buf[:, :, kb, n_in:]``;
-    ``tg`` is the global index of the new step. Frozen presentations (``done >= 0``) only copy.
+    ``ds = v + c - x d + beta (y - x)``, ``x <- clip(x + dt ds, 0, 1)``; returns ``max |dx| / dt``
+    (NaN if any state is NaN). Written as select-and-store loops the compiler vectorises; the
+    values are those of the reference's ``clip`` and ``max(|dx| / dt)`` (division is monotonic).
     """
-    S, P, F = xf.shape
+    F = xf.shape[0]
+    for jj in range(F):
+        xj = xf[jj]
+        nx = xj + dt * (v[jj] + c[jj] - xj * d[jj] + beta[jj] * (y[jj] - xj))
+        nx = 0.0 if nx < 0.0 else nx
+        nx = 1.0 if nx > 1.0 else nx
+        v[jj] = abs(nx - xj)
+        xf[jj] = nx
+    m = 0.0
+    bad = False
+    for jj in range(F):
+        a = v[jj]
+        m = a if a > m else m
+        bad |= a != a
+    return np.nan if bad else m / dt
+
+
+def _blas_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early, done, speed, buf):
+    """As :func:`_euler_chunk` (same arguments and results), but the inflow of all presentations
+    of a network is one matrix product ``x_free (P, F) @ Aff (F, F)`` per step (BLAS ``dgemm``,
+    called from the compiled code), followed by the fused update of each moving presentation.
+    """
+    S, P, N = x.shape
+    F = Aff.shape[1]
+    n_in = N - F
+    xf = np.empty((P, F))
+    V = np.empty((P, F))
+    xc = np.empty((P, F))
+    rows = np.empty(P, dtype=np.int64)
     for s in range(S):
         for p in range(P):
-            if done[s, p] >= 0:
-                for jj in range(F):
-                    buf[s, p, kb, n_in + jj] = xf[s, p, jj]
-                continue
-            sp = 0.0
+            buf[s, p, 0] = x[s, p]
             for jj in range(F):
-                xj = xf[s, p, jj]
-                vj = (V[s, p, jj] + acc0[s, p, jj]) + c_f[s, jj] - xj * d_f[s, jj] + beta_f[jj] * (y_f[p, jj] - xj)
-                nx = xj + dt * vj
-                if nx < 0.0:
-                    nx = 0.0
-                elif nx > 1.0:
-                    nx = 1.0
-                moved = abs(nx - xj) / dt
-                if moved > sp or moved != moved:
-                    sp = moved
-                xf[s, p, jj] = nx
-                buf[s, p, kb, n_in + jj] = nx
-            speed[s, p] = sp
-            if stop_early and sp < tol:
-                done[s, p] = tg
+                xf[p, jj] = x[s, p, n_in + jj]
+        A = Aff[s]
+        for t in range(K):
+            m = 0
+            for p in range(P):
+                if done[s, p] < 0:
+                    rows[m] = p
+                    m += 1
+            if m == P:
+                np.dot(xf, A, V)
+            elif m > 0:
+                # Settled presentations are frozen: multiply only the moving ones (compacted).
+                for q in range(m):
+                    xc[q] = xf[rows[q]]
+                np.dot(xc[:m], A, V[:m])
+            for q in range(m):
+                p = rows[q]
+                v = V[q]
+                v += acc0[s, p]
+                sp = _advance(xf[p], v, c_f[s], d_f[s], beta_f, y_f[p], dt)
+                speed[s, p] = sp
+                x[s, p, n_in:] = xf[p]
+                if stop_early and sp < tol:
+                    done[s, p] = t0 + t + 1
+            for p in range(P):
+                buf[s, p, t + 1] = x[s, p]
 
 
 if njit is not None:
+    _advance = njit(cache=True, nogil=True, inline="always")(_advance)
     _compiled = {
         "drive": njit(cache=True, nogil=True)(_input_drive),
         "chunk": njit(cache=True, nogil=True)(_euler_chunk),
-        "fused": njit(cache=True, nogil=True)(_fused_update),
+        "blas": njit(cache=True, nogil=True)(_blas_chunk),
     }
 else:  # pragma: no cover - broken installs only
     _compiled = None
@@ -370,10 +393,6 @@ class OdeSubstrate(Substrate):
         dt, tol = float(schedule.dt), float(schedule.settle_tol)
         done = np.full((S, P), -1, dtype=np.int64)
         speed = np.full((S, P), np.inf)
-        if engine == "blas":
-            xf = np.ascontiguousarray(x[:, :, n_in:])
-            V = np.empty_like(xf)
-
         if full:
             K = steps
         else:
@@ -384,16 +403,8 @@ class OdeSubstrate(Substrate):
         M = steps
         while t0 < steps:
             k = min(K, steps - t0)
-            if engine == "numba":
-                fn["chunk"](Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, k, dt, tol, stop, done, speed, buf)
-            else:
-                buf[:, :, 0] = x
-                for m in range(k):
-                    np.matmul(xf, Aff, out=V)
-                    fn["fused"](xf, V, acc0, c_f, d_f, beta_f, y_f, dt, tol, stop, done, speed,
-                                t0 + m + 1, buf, m + 1, n_in)
-                buf[:, :, 1:k + 1, :n_in] = x[:, :, None, :n_in]
-                x[:, :, n_in:] = xf
+            fn["chunk" if engine == "numba" else "blas"](Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, k, dt, tol,
+                                                          stop, done, speed, buf)
             if stop and (done >= 0).all():
                 M = int(done.max())
             valid = min(k, M - t0)

@@ -85,7 +85,7 @@ def _input_drive(A, x0, n_in):
     return acc0
 
 
-def _euler_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early, done, speed, buf):
+def _euler_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early, done, speed, buf, store):
     """Up to ``K`` projected Euler steps for every (network, presentation), one loop each.
 
     ``x (S, P, N)`` is the state at step ``t0`` and is advanced in place; ``buf[:, :, k]`` gets
@@ -93,44 +93,57 @@ def _euler_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early
     at which the presentation settled once it has (then it stays frozen); ``speed[s, p]`` is
     ``max |ds/dt|`` of the projected motion in its last step (1/tau). The inflow is summed over
     the neurons in index order (inputs from ``acc0`` first), the reference's order for one row.
+    With ``store`` False nothing is written to ``buf`` (only the final state is wanted).
     """
     S, P, N = x.shape
     F = Aff.shape[1]
     n_in = N - F
     v = np.empty(F)
+    vbits = v.view(np.int64)
     for s in range(S):
         A = Aff[s]
         for p in range(P):
             xs = x[s, p]
             xf = xs[n_in:]
             a0 = acc0[s, p]
-            buf[s, p, 0] = xs
+            if store:
+                for n in range(N):
+                    buf[s, p, 0, n] = xs[n]
             k0 = 0
             if done[s, p] < 0:
                 for t in range(K):
-                    v[:] = a0
+                    for jj in range(F):
+                        v[jj] = a0[jj]
                     for ii in range(F):
                         xi = xf[ii]
                         row = A[ii]
                         for jj in range(F):
                             v[jj] += xi * row[jj]
-                    sp = _advance(xf, v, c_f[s], d_f[s], beta_f, y_f[p], dt)
-                    buf[s, p, t + 1] = xs
+                    sp = _advance(xf, v, vbits, c_f[s], d_f[s], beta_f, y_f[p], dt)
+                    if store:
+                        row = buf[s, p, t + 1]
+                        for n in range(N):
+                            row[n] = xs[n]
                     speed[s, p] = sp
                     k0 = t + 1
                     if stop_early and sp < tol:
                         done[s, p] = t0 + t + 1
                         break
-            for t in range(k0, K):
-                buf[s, p, t + 1] = xs
+            if store:
+                for t in range(k0, K):
+                    row = buf[s, p, t + 1]
+                    for n in range(N):
+                        row[n] = xs[n]
 
 
-def _advance(xf, v, c, d, beta, y, dt):
+def _advance(xf, v, vbits, c, d, beta, y, dt):
     """One projected Euler update of the free states ``xf`` from the inflow ``v`` (both (F,)).
 
     ``ds = v + c - x d + beta (y - x)``, ``x <- clip(x + dt ds, 0, 1)``; returns ``max |dx| / dt``
-    (NaN if any state is NaN). Written as select-and-store loops the compiler vectorises; the
-    values are those of the reference's ``clip`` and ``max(|dx| / dt)`` (division is monotonic).
+    (NaN if any state is NaN). ``vbits`` is ``v`` viewed as int64: the bit patterns of
+    non-negative doubles order like their values (a NaN above +inf), so the maximum is an
+    integer reduction the compiler vectorises. The values are those of the reference's ``clip``
+    and ``max(|dx| / dt)`` (division by dt > 0 is monotonic).
     """
     F = xf.shape[0]
     for jj in range(F):
@@ -140,16 +153,15 @@ def _advance(xf, v, c, d, beta, y, dt):
         nx = 1.0 if nx > 1.0 else nx
         v[jj] = abs(nx - xj)
         xf[jj] = nx
-    m = 0.0
-    bad = False
+    m = np.int64(0)
     for jj in range(F):
-        a = v[jj]
-        m = a if a > m else m
-        bad |= a != a
-    return np.nan if bad else m / dt
+        b = vbits[jj]
+        m = b if b > m else m
+    vbits[0] = m  # v is scratch: read the maximum's bits back as a double
+    return v[0] / dt
 
 
-def _blas_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early, done, speed, buf):
+def _blas_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early, done, speed, buf, store):
     """As :func:`_euler_chunk` (same arguments and results), but the inflow of all presentations
     of a network is one matrix product ``x_free (P, F) @ Aff (F, F)`` per step (BLAS ``dgemm``,
     called from the compiled code), followed by the fused update of each moving presentation.
@@ -159,11 +171,14 @@ def _blas_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early,
     n_in = N - F
     xf = np.empty((P, F))
     V = np.empty((P, F))
+    Vbits = V.view(np.int64)
     xc = np.empty((P, F))
     rows = np.empty(P, dtype=np.int64)
     for s in range(S):
         for p in range(P):
-            buf[s, p, 0] = x[s, p]
+            if store:
+                for n in range(N):
+                    buf[s, p, 0, n] = x[s, p, n]
             for jj in range(F):
                 xf[p, jj] = x[s, p, n_in + jj]
         A = Aff[s]
@@ -173,24 +188,41 @@ def _blas_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early,
                 if done[s, p] < 0:
                     rows[m] = p
                     m += 1
+            if m == 0 and not store:
+                break
             if m == P:
                 np.dot(xf, A, V)
             elif m > 0:
                 # Settled presentations are frozen: multiply only the moving ones (compacted).
                 for q in range(m):
-                    xc[q] = xf[rows[q]]
+                    src = xf[rows[q]]
+                    dst = xc[q]
+                    for jj in range(F):
+                        dst[jj] = src[jj]
                 np.dot(xc[:m], A, V[:m])
             for q in range(m):
                 p = rows[q]
                 v = V[q]
-                v += acc0[s, p]
-                sp = _advance(xf[p], v, c_f[s], d_f[s], beta_f, y_f[p], dt)
+                a0 = acc0[s, p]
+                for jj in range(F):
+                    v[jj] += a0[jj]
+                xp = xf[p]
+                sp = _advance(xp, v, Vbits[q], c_f[s], d_f[s], beta_f, y_f[p], dt)
                 speed[s, p] = sp
-                x[s, p, n_in:] = xf[p]
                 if stop_early and sp < tol:
                     done[s, p] = t0 + t + 1
-            for p in range(P):
-                buf[s, p, t + 1] = x[s, p]
+            if store:
+                for p in range(P):
+                    row = buf[s, p, t + 1]
+                    xs = x[s, p]
+                    xp = xf[p]
+                    for n in range(n_in):
+                        row[n] = xs[n]
+                    for jj in range(F):
+                        row[n_in + jj] = xp[jj]
+        for p in range(P):
+            for jj in range(F):
+                x[s, p, n_in + jj] = xf[p, jj]
 
 
 if njit is not None:
@@ -398,19 +430,20 @@ class OdeSubstrate(Substrate):
         else:
             K = int(max(1, min(steps, _CHUNK_BYTES // max(1, S * P * N * 8))))
             rec = _Recorder(x0, n_in, every, learn)
-        buf = np.empty((S, P, K + 1, N))
+        store = full or learn or every > 0
+        buf = np.empty((S, P, K + 1, N) if store else (S, P, 1, N))
         t0 = 0
         M = steps
         while t0 < steps:
             k = min(K, steps - t0)
             fn["chunk" if engine == "numba" else "blas"](Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, k, dt, tol,
-                                                          stop, done, speed, buf)
+                                                          stop, done, speed, buf, store)
             if stop and (done >= 0).all():
                 M = int(done.max())
             valid = min(k, M - t0)
             if full:
                 out = buf
-            else:
+            elif store:
                 rec.add(buf, t0, valid)
             t0 += k
             if M < steps:

@@ -49,11 +49,13 @@ except ImportError:  # pragma: no cover - exercised only on broken installs
 #: Accepted values of ``engine``.
 ENGINES = ("auto", "numba", "blas", "numpy")
 
-#: The compiled loop beats one BLAS product per step while the free-neuron count is at most
-#: this (measured in benchmarks/bench_scaling.py; see docs/architecture.md) ...
-NUMBA_MAX_FREE = 48
-#: ... or while a step's multiply-adds (S * P * F * F) stay below this.
-NUMBA_MAX_WORK = 60_000
+#: ``engine="auto"`` uses the per-presentation compiled loop for batches of at most this many
+#: free neurons and (network, presentation) pairs: the logic-gate sizes, where it is as fast as
+#: the BLAS engine and sums in the reference's order (results bit-for-bit those of earlier
+#: releases). Everything larger goes to the BLAS engine, which was faster or equal at every
+#: other size measured (benchmarks/bench_scaling.py; docs/architecture.md).
+NUMBA_MAX_FREE = 16
+NUMBA_MAX_PAIRS = 64
 
 #: Bytes of one chunk of steps held at a time when not every step is kept.
 _CHUNK_BYTES = 8 * 2**20
@@ -63,7 +65,7 @@ def choose_engine(n_networks: int, n_presentations: int, n_free: int) -> str:
     """The Euler engine ``engine="auto"`` uses for a batch of this shape: ``"numba"`` or ``"blas"``."""
     if _compiled is None:
         return "blas"
-    if n_free <= NUMBA_MAX_FREE or n_networks * n_presentations * n_free * n_free <= NUMBA_MAX_WORK:
+    if n_free <= NUMBA_MAX_FREE and n_networks * n_presentations <= NUMBA_MAX_PAIRS:
         return "numba"
     return "blas"
 
@@ -190,7 +192,10 @@ def _blas_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early,
                     m += 1
             if m == 0 and not store:
                 break
-            if m == P:
+            if m == 1:
+                # One moving presentation: a vector-matrix product (BLAS dgemv).
+                np.dot(xf[rows[0]], A, V[0])
+            elif m == P:
                 np.dot(xf, A, V)
             elif m > 0:
                 # Settled presentations are frozen: multiply only the moving ones (compacted).

@@ -178,6 +178,47 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
     return PhaseResult(free, nudged)
 
 
+def _join_presentations(parts: list[PhaseResult]) -> PhaseResult:
+    """Phase results of consecutive presentation chunks (same networks) joined along the presentation axis."""
+    def join(trajs):
+        first = trajs[0]
+        meta = dict(first.meta)
+        meta["clamp_overshoot_max"] = max(t.meta["clamp_overshoot_max"] for t in trajs)
+        meta["clamp_overshoot_final"] = max(t.meta["clamp_overshoot_final"] for t in trajs)
+        meta["clamp_overshoot_per_network"] = np.max([t.meta["clamp_overshoot_per_network"] for t in trajs], axis=0)
+        meta["final_speed"] = np.concatenate([np.asarray(t.meta["final_speed"]) for t in trajs], axis=1)
+        meta["time_points"] = [t.meta["time_points"] for t in trajs]
+        meta["seconds"] = sum(t.meta["seconds"] for t in trajs)
+        meta["peak_rss_mb"] = max(t.meta["peak_rss_mb"] for t in trajs)
+        meta["ngspice_runs"] = sum(t.meta.get("ngspice_runs", 1) for t in trajs)
+        msgs = "; ".join(t.message for t in trajs if t.message)
+        return Trajectory(first.times, np.concatenate([t.states for t in trajs], axis=1), first.roles,
+                          first.phase, first.substrate, np.concatenate([t.settled for t in trajs], axis=1),
+                          first.settle_tol, np.any([t.diverged for t in trajs], axis=0), msgs, meta)
+
+    if len(parts) == 1:
+        return parts[0]
+    free = join([p.free for p in parts])
+    nudged = join([p.nudged for p in parts]) if parts[0].nudged is not None else None
+    return PhaseResult(free, nudged)
+
+
+#: ``presentations_per_run="auto"``: copies of the circuit in one netlist are limited so that it
+#: holds at most this many free nodes. ngspice's cost grows faster than the number of copies
+#: (every copy shares the time steps the stiffest one needs), so large circuits run one
+#: presentation per netlist (measured in benchmarks/bench_spice_scale.py; docs/spice.md).
+AUTO_MAX_FREE_NODES_PER_RUN = 64
+
+
+def _simulate_in_worker(net: Netlist, netlist_dir: Path, epoch, runs):
+    """Run one netlist in a worker process; returns ``(time, volts, seconds, peak RSS MB)``."""
+    sub = SpiceSubstrate(netlist_dir=netlist_dir)
+    sub.epoch, sub.runs = epoch, runs
+    t0 = time.perf_counter()
+    t, v = sub._simulate(_load_ngspice(), net)
+    return t, v, time.perf_counter() - t0, _rss_peak_mb()
+
+
 def _rss_peak_mb() -> float:
     """Peak resident set size of this process (MB), from /proc or resource."""
     try:
@@ -247,6 +288,14 @@ class SpiceSubstrate(Substrate):
         network, since networks in one transient share its time steps and a batch of seeds runs
         1.4-3.7x faster split (measured in benchmarks/bench_spice.py). None: the whole batch in
         one netlist.
+    presentations_per_run : int, "auto" or None
+        How many presentations share one netlist. "auto" (default): as many as keep a netlist at
+        most :data:`AUTO_MAX_FREE_NODES_PER_RUN` free nodes (all of them for logic gates, one
+        for a 64-100-10 network); None: all.
+    workers : int
+        Worker processes running the netlists of one call in parallel (1: in this process). The
+        ngspice library is not thread-safe and grows with every transient, so parallel runs are
+        separate processes (spawned once, reused, replaced every 100 runs).
     """
 
     name = "spice"
@@ -254,7 +303,8 @@ class SpiceSubstrate(Substrate):
     def __init__(self, *, clamp: "str | ClampModel" = "diode", units: CircuitUnits | None = None,
                  nonideal: NonIdealities | None = None, reltol: float = 1e-4,
                  options: dict | None = None, netlist_dir: "str | Path | None" = None,
-                 networks_per_run: int | None = 1) -> None:
+                 networks_per_run: int | None = 1, presentations_per_run: "int | str | None" = "auto",
+                 workers: int = 1) -> None:
         self.clamp = ClampModel.of(clamp)
         self.units = units or CircuitUnits()
         self.nonideal = nonideal or NonIdealities()
@@ -262,6 +312,11 @@ class SpiceSubstrate(Substrate):
         self.options = dict(options or {})
         self.netlist_dir = Path(netlist_dir) if netlist_dir is not None else Path(tempfile.gettempdir())
         self.networks_per_run = None if networks_per_run is None else check_int("networks_per_run", networks_per_run, low=1)
+        if presentations_per_run not in ("auto", None):
+            presentations_per_run = check_int("presentations_per_run", presentations_per_run, low=1)
+        self.presentations_per_run = presentations_per_run
+        self.workers = check_int("workers", workers, low=1)
+        self._pool = None
         self.epoch: int | None = None  # set by callers that know it, for error messages
         self.runs = 0
         self.last_netlist: Netlist | None = None
@@ -285,21 +340,76 @@ class SpiceSubstrate(Substrate):
 
             nonideal = replace(nonideal, seed=nonideal.seed + run_index)
         opts = {"reltol": self.reltol, **self.options}
-        S = len(batch)
+        S, P = len(batch), inputs.shape[0]
         k = self.networks_per_run or S
-        parts = []
+        q = self._presentations_per_run(P, min(k, S), batch.roles)
+        jobs = []
         for a in range(0, S, k):
             sub = NetworkBatch(batch.networks[a:a + k])
-            net = compile_netlist(sub, inputs, initial[a:a + k], schedule, targets=targets, units=self.units,
-                                  clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a)
-            self.last_netlist = net
-            t0 = time.perf_counter()
-            time_s, volts = self._simulate(ng, net)
-            parts.append(self._trajectories(sub, net, inputs, time_s, volts, schedule, time.perf_counter() - t0))
+            for c in range(0, P, q):
+                sl = slice(c, c + q)
+                net = compile_netlist(sub, inputs[sl], initial[a:a + k, sl], schedule,
+                                      targets=None if targets is None else targets[sl], units=self.units,
+                                      clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a)
+                jobs.append((a, sub, sl, net))
+        self.last_netlist = jobs[-1][3]
+        outputs = self._simulate_all(ng, [j[3] for j in jobs])
+        parts, chunk = [], []
+        for (a, sub, sl, net), (time_s, volts, seconds, rss) in zip(jobs, outputs):
+            res = self._trajectories(sub, net, inputs[sl], time_s, volts, schedule, seconds)
+            for tr in (res.free, res.nudged):
+                if tr is not None:
+                    tr.meta["peak_rss_mb"] = max(tr.meta["peak_rss_mb"], rss)
+            chunk.append(res)
+            if sl.stop >= P:
+                parts.append(_join_presentations(chunk))
+                chunk = []
         return parts[0] if len(parts) == 1 else _concat(parts)
 
+    def _presentations_per_run(self, P: int, networks: int, roles) -> int:
+        if self.presentations_per_run is None:
+            return P
+        if self.presentations_per_run == "auto":
+            n_free = roles.n_neurons - roles.n_inputs
+            return max(1, min(P, AUTO_MAX_FREE_NODES_PER_RUN // max(1, networks * n_free)))
+        return min(P, self.presentations_per_run)
+
+    def _simulate_all(self, ng, nets: list[Netlist]):
+        """``(time, volts, seconds, peak RSS MB)`` of every netlist, in order (in workers if asked)."""
+        if self.workers == 1 or len(nets) == 1:
+            out = []
+            for net in nets:
+                t0 = time.perf_counter()
+                t, v = self._simulate(ng, net)
+                out.append((t, v, time.perf_counter() - t0, 0.0))
+            return out
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a fork would copy this process's ngspice state and BLAS/numba threads
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, max_tasks_per_child=100,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        futures = [self._pool.submit(_simulate_in_worker, net, self.netlist_dir, self.epoch, self.runs)
+                   for net in nets]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_pool"] = None  # worker processes stay with the instance that started them
+        return state
+
     def close(self) -> None:
-        """Nothing per instance: the shared library is reused by every SpiceSubstrate."""
+        """Stop this instance's worker processes, if any (the in-process shared library is reused
+        by every SpiceSubstrate). Safe to call twice."""
+        pool, self._pool = getattr(self, "_pool", None), None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     # -- internals -----------------------------------------------------------------------
     def _simulate(self, ng, net: Netlist):

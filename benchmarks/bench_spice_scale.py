@@ -63,9 +63,13 @@ def main() -> None:
     for q in a.per_run:
         q = min(q, P)
         for w in a.workers:
-            # estimate from the same batching with another worker count, or the smaller batching
-            est = per_pres.get((q, 1), per_pres.get(max([k for k in per_pres if k[0] < q] or [(0, 0)]), 0.0)
-                               * (q if q > 1 else 1)) * P / (w if (q, 1) in per_pres else 1)
+            # estimate: the same batching with fewer workers, else the largest smaller batching
+            # with its cost per presentation growing like the copies per netlist (conservative)
+            if (q, 1) in per_pres:
+                est = per_pres[(q, 1)] * P
+            else:
+                done = [k for k in per_pres if k[0] < q and k[1] == 1]
+                est = per_pres[max(done)] * q / max(done)[0] * P if done else 0.0
             if est > a.max_seconds:
                 print(f"{q:7d} {w:7d}  skipped: estimated {est:.0f} s > --max-seconds {a.max_seconds:g}")
                 continue

@@ -61,7 +61,9 @@ def main() -> None:
     first = None
     per_pres = {}
     for q in a.per_run:
-        q = min(q, P)
+        if q > P:
+            print(f"{q:7d}  skipped: more than the {P} presentations (use --samples {q})")
+            continue
         for w in a.workers:
             # estimate: the same batching with fewer workers, else the largest smaller batching
             # with its cost per presentation growing like the copies per netlist (conservative)
@@ -76,7 +78,8 @@ def main() -> None:
             sub = SpiceSubstrate(clamp=a.clamp, presentations_per_run=q, workers=w)
             try:
                 if w > 1:  # start the workers (spawn + import) outside the timing, as a long run would
-                    sub.run(net, inputs[:w], s0[:, :w], Schedule(dt=0.05, free_steps=2, nudged_steps=0))
+                    k = min(P, w * q)
+                    sub.run(net, inputs[:k], s0[:, :k], Schedule(dt=0.05, free_steps=2, nudged_steps=0))
                 t = time.perf_counter()
                 tr = sub.run(net, inputs, s0, sched).free
                 wall = time.perf_counter() - t

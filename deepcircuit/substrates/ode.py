@@ -62,9 +62,10 @@ _CHUNK_BYTES = 8 * 2**20
 
 
 def choose_engine(n_networks: int, n_presentations: int, n_free: int) -> str:
-    """The Euler engine ``engine="auto"`` uses for a batch of this shape: ``"numba"`` or ``"blas"``."""
-    if _compiled is None:
-        return "blas"
+    """The Euler engine ``engine="auto"`` uses for a batch of this shape: ``"numba"`` or ``"blas"``
+    (``"numpy"`` if numba is missing)."""
+    if _compiled is None:  # pragma: no cover - broken installs only
+        return "numpy"
     if n_free <= NUMBA_MAX_FREE and n_networks * n_presentations <= NUMBA_MAX_PAIRS:
         return "numba"
     return "blas"
@@ -404,7 +405,6 @@ class OdeSubstrate(Substrate):
         """Returns ``(sample steps (T,), states (S, P, T, N), speed (S, P), steps done (S, P), traces)``."""
         S, P, N = x0.shape
         n_in = roles.n_inputs
-        F = N - n_in
         full = self.record == "full"
         every = 1 if full else (0 if self.record == "final" else int(self.record))
         stop = bool(schedule.stop_at_equilibrium)

@@ -88,45 +88,49 @@ def _input_drive(A, x0, n_in):
     return acc0
 
 
-def _euler_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early, done, speed, buf, store):
-    """Up to ``K`` projected Euler steps for every (network, presentation), one loop each.
+def _euler_chunk(A, c, d, beta_vec, y_full, n_in, x, t0, K, dt, tol, stop_early, done, speed, buf, store):
+    """Up to ``K`` projected Euler steps for every (network, presentation), one scalar loop each.
 
     ``x (S, P, N)`` is the state at step ``t0`` and is advanced in place; ``buf[:, :, k]`` gets
-    the state at step ``t0 + k`` (``k = 0..K``). ``done[s, p]`` is -1 while running and the step
-    at which the presentation settled once it has (then it stays frozen); ``speed[s, p]`` is
-    ``max |ds/dt|`` of the projected motion in its last step (1/tau). The inflow is summed over
-    the neurons in index order (inputs from ``acc0`` first), the reference's order for one row.
-    With ``store`` False nothing is written to ``buf`` (only the final state is wanted).
+    the state at step ``t0 + k`` (``k = 0..K``) unless ``store`` is False. ``done[s, p]`` is -1
+    while running and the step at which the presentation settled once it has (then it stays
+    frozen); ``speed[s, p]`` is ``max |ds/dt|`` of the projected motion in its last step (1/tau).
+    Plain scalar loops on purpose: this engine serves the logic-gate sizes, where setting up
+    vector loops costs more than it saves; the inflow is summed in the reference's order
+    (``s @ W`` on one row).
     """
     S, P, N = x.shape
-    F = Aff.shape[1]
-    n_in = N - F
-    v = np.empty(F)
-    vbits = v.view(np.int64)
+    v = np.empty(N)
+    xl = np.empty(N)
     for s in range(S):
-        A = Aff[s]
         for p in range(P):
-            xs = x[s, p]
-            xf = xs[n_in:]
-            a0 = acc0[s, p]
+            for n in range(N):
+                xl[n] = x[s, p, n]
             if store:
                 for n in range(N):
-                    buf[s, p, 0, n] = xs[n]
+                    buf[s, p, 0, n] = xl[n]
             k0 = 0
             if done[s, p] < 0:
                 for t in range(K):
-                    for jj in range(F):
-                        v[jj] = a0[jj]
-                    for ii in range(F):
-                        xi = xf[ii]
-                        row = A[ii]
-                        for jj in range(F):
-                            v[jj] += xi * row[jj]
-                    sp = _advance(xf, v, vbits, c_f[s], d_f[s], beta_f, y_f[p], dt)
+                    for j in range(n_in, N):
+                        acc = 0.0
+                        for i in range(N):
+                            acc += xl[i] * A[s, i, j]
+                        v[j] = acc + c[s, j] - xl[j] * d[s, j] + beta_vec[j] * (y_full[p, j] - xl[j])
+                    sp = 0.0
+                    for j in range(n_in, N):
+                        nx = xl[j] + dt * v[j]
+                        if nx < 0.0:
+                            nx = 0.0
+                        elif nx > 1.0:
+                            nx = 1.0
+                        moved = abs(nx - xl[j]) / dt
+                        if moved > sp or moved != moved:
+                            sp = moved
+                        xl[j] = nx
                     if store:
-                        row = buf[s, p, t + 1]
                         for n in range(N):
-                            row[n] = xs[n]
+                            buf[s, p, t + 1, n] = xl[n]
                     speed[s, p] = sp
                     k0 = t + 1
                     if stop_early and sp < tol:
@@ -134,9 +138,10 @@ def _euler_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early
                         break
             if store:
                 for t in range(k0, K):
-                    row = buf[s, p, t + 1]
                     for n in range(N):
-                        row[n] = xs[n]
+                        buf[s, p, t + 1, n] = xl[n]
+            for n in range(N):
+                x[s, p, n] = xl[n]
 
 
 def _advance(xf, v, vbits, c, d, beta, y, dt):
@@ -420,13 +425,16 @@ class OdeSubstrate(Substrate):
 
         fn = _compiled
         A = np.ascontiguousarray(form.A, dtype=float)
-        Aff = np.ascontiguousarray(A[:, n_in:, n_in:])
         x = np.ascontiguousarray(x0, dtype=float).copy()
-        acc0 = fn["drive"](A, x, n_in)
-        c_f = np.ascontiguousarray(np.broadcast_to(form.c, (S, N))[:, n_in:], dtype=float)
-        d_f = np.ascontiguousarray(np.broadcast_to(form.d, (S, N))[:, n_in:], dtype=float)
-        beta_f = np.ascontiguousarray(beta_vec[n_in:])
-        y_f = np.ascontiguousarray(y_full[:, n_in:])
+        c_all = np.ascontiguousarray(np.broadcast_to(form.c, (S, N)), dtype=float)
+        d_all = np.ascontiguousarray(np.broadcast_to(form.d, (S, N)), dtype=float)
+        if engine == "blas":
+            Aff = np.ascontiguousarray(A[:, n_in:, n_in:])
+            acc0 = fn["drive"](A, x, n_in)
+            c_f = np.ascontiguousarray(c_all[:, n_in:])
+            d_f = np.ascontiguousarray(d_all[:, n_in:])
+            beta_f = np.ascontiguousarray(beta_vec[n_in:])
+            y_f = np.ascontiguousarray(y_full[:, n_in:])
         dt, tol = float(schedule.dt), float(schedule.settle_tol)
         done = np.full((S, P), -1, dtype=np.int64)
         speed = np.full((S, P), np.inf)
@@ -441,8 +449,10 @@ class OdeSubstrate(Substrate):
         M = steps
         while t0 < steps:
             k = min(K, steps - t0)
-            fn["chunk" if engine == "numba" else "blas"](Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, k, dt, tol,
-                                                          stop, done, speed, buf, store)
+            if engine == "numba":
+                fn["chunk"](A, c_all, d_all, beta_vec, y_full, n_in, x, t0, k, dt, tol, stop, done, speed, buf, store)
+            else:
+                fn["blas"](Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, k, dt, tol, stop, done, speed, buf, store)
             if stop and (done >= 0).all():
                 M = int(done.max())
             valid = min(k, M - t0)

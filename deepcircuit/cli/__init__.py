@@ -18,11 +18,19 @@ from ..errors import DeepCircuitError
 COMMANDS = ["train", "lyapunov", "export", "compare"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (the option, what is allowed) and a
+    pointer to ``--help``, exit status 2, instead of a usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="deepcircuit",
         description="Train DEEP networks and run them on ODE, Brian2 and SPICE substrates.")
     parser.add_argument("--version", action="version", version=f"deepcircuit {__version__}")
@@ -37,17 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    bad = next((a for a in (sys.argv[1:] if argv is None else argv) if "\0" in str(a)), None)
+    if bad is not None:
+        print(f"deepcircuit {args.command}: error: an argument contains a NUL character: {bad!r}.",
+              file=sys.stderr)
+        return 2
     try:
         return int(args._run(args) or 0)
     except DeepCircuitError as exc:
-        print(f"deepcircuit {args.command}: error: {exc}", file=sys.stderr)
+        # One line: a message may quote user text with a newline in it.
+        print(f"deepcircuit {args.command}: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
     except OSError as exc:
         # A file or folder the user named cannot be read or written.
-        where = f" {exc.filename!r}" if exc.filename else ""
-        print(f"deepcircuit {args.command}: error: cannot access{where}: {exc.strerror or exc}",
-              file=sys.stderr)
+        where = f" {str(exc.filename)!r}" if exc.filename else ""
+        reason = " ".join(str(exc.strerror or exc).split())  # one line, whatever the OS says
+        print(f"deepcircuit {args.command}: error: cannot access{where}: {reason}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"deepcircuit {args.command}: interrupted", file=sys.stderr)

@@ -45,12 +45,16 @@ def run(args) -> int:
     from ..persistence import load_model
     from ..substrates import get_substrate, initial_states
 
+    from . import checks
+
+    checks.seed("--seed", args.seed)
     model = load_model(args.model_file)
     net = model.network
     task = model.task_for(args.task)
     r = net.roles
     config = model.training_config()
     schedule = config.schedule
+    checks.state_size(task, r.hidden, 1, schedule.free_steps, schedule.nudged_steps)
     s0 = initial_states(np.random.default_rng(args.seed), 1, task.inputs, r, config.state_init_high)
     with get_substrate(args.substrate) as sub:
         result = sub.run(NetworkBatch.of(net), task.inputs, s0, schedule, targets=task.targets)

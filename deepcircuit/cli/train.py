@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -57,30 +58,61 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _topology(arg: str):
+    """``--topology``: a named topology, or an edge-list file parsed strictly (UTF-8 text, two
+    neuron names or ASCII indices per line, '#' comments, at least one edge)."""
     from ..errors import InvalidInputError
+    from ..limits import MAX_EDGE_FILE_BYTES
 
     if arg in ("complete", "layered"):
         return arg
     path = Path(arg)
-    if not path.is_file():
+    if not arg or not path.is_file():
         raise InvalidInputError(
             f"--topology must be 'complete', 'layered' or an existing edge-list file; got {arg!r}.")
+    if path.stat().st_size > MAX_EDGE_FILE_BYTES:
+        raise InvalidInputError(
+            f"--topology file {arg!r} is {path.stat().st_size} bytes, above the limit MAX_EDGE_FILE_BYTES = "
+            f"{MAX_EDGE_FILE_BYTES} (deepcircuit.limits).")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"--topology file {arg!r}: byte {exc.start} is not UTF-8 text; an edge file is text, "
+            "'i j' per line.") from None
     edges = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         parts = line.replace(",", " ").split()
-        if len(parts) < 2:
-            raise InvalidInputError(f"{arg}:{n}: an edge line needs two neurons, 'i j'; got {line!r}.")
-        edges.append(tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts[:2]))
+        if len(parts) != 2:
+            raise InvalidInputError(
+                f"{arg!r} line {n}: an edge line is two neurons 'i j' (indices or names like x0, bias, h0, "
+                f"y0); got {len(parts)} item(s): {line!r}.")
+        edge = []
+        for p in parts:
+            if re.fullmatch(r"-?[0-9]+", p):  # ASCII digits only: '²' is a digit to str.isdigit
+                if len(p) > 9:
+                    raise InvalidInputError(f"{arg!r} line {n}: neuron index {p[:20]!r}... is far too large.")
+                edge.append(int(p))
+            elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,31}", p):
+                edge.append(p)
+            else:
+                raise InvalidInputError(
+                    f"{arg!r} line {n}: {p!r} is not a neuron; use an index (ASCII digits) or a name like "
+                    "x0, bias, h0, y0.")
+        edges.append(tuple(edge))
+    if not edges:
+        raise InvalidInputError(f"--topology file {arg!r} has no edges (only blank or comment lines).")
     return edges
 
 
 def run(args) -> int:
     from ..lyapunov import certificate_recorder
     from ..persistence import ModelFile, save_model
+    from ..tasks import get_task
     from ..training import TrainingConfig, train
+    from . import checks
 
     config = TrainingConfig.preset(args.preset, model=args.model)
     overrides = {k: v for k, v in {
@@ -91,12 +123,26 @@ def run(args) -> int:
         overrides["prune"] = args.prune
     if args.sign:
         overrides["sign"] = True
+    # Every argument is checked before any work starts or any folder is created.
+    checks.count("--epochs", args.epochs, low=None, limit="MAX_EPOCHS")
+    checks.count("--seeds", args.seeds, low=1, limit="MAX_SEEDS")
+    checks.seed("--seed", args.seed)
+    checks.seed("--seed + --seeds", args.seed + args.seeds - 1)
+    checks.count("--free-steps", args.free_steps, low=1, limit="MAX_PHASE_STEPS")
+    checks.count("--nudged-steps", args.nudged_steps, limit="MAX_PHASE_STEPS")
+    hidden = checks.hidden(args.hidden)
+    topology = _topology(args.topology)
     config = config.replace(**overrides)
     params = {"gamma": args.gamma} if args.gamma is not None else None
-    out = Path(args.out)
-    # Fail before training, not after it, if the models cannot be saved there.
-    out.mkdir(parents=True, exist_ok=True)
-    seeds = list(range(args.seed, args.seed + args.seeds)) if args.seeds >= 1 else []
+    checks.state_size(get_task(args.task), hidden, args.seeds, config.free_steps, config.nudged_steps)
+    if args.substrate == "spice":
+        checks.beta_for_circuit(config.beta)
+        if args.gamma is not None:
+            checks.beta_for_circuit(args.gamma, "--gamma")
+    # Fail before training, not after it, if the models cannot be saved there; the folder itself
+    # is created by the first save.
+    out = checks.output_folder("--out", args.out)
+    seeds = list(range(args.seed, args.seed + args.seeds))
     substrate = args.substrate
     if args.brian2_target is not None:
         from ..errors import InvalidInputError
@@ -108,8 +154,8 @@ def run(args) -> int:
         substrate = get_substrate(substrate, target=args.brian2_target)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = train(args.task, model=args.model, topology=_topology(args.topology),
-                       hidden=args.hidden, seeds=seeds, config=config, substrate=substrate,
+        result = train(args.task, model=args.model, topology=topology,
+                       hidden=hidden, seeds=seeds, config=config, substrate=substrate,
                        params=params, progress=not args.quiet, on_divergence="report",
                        callbacks=[certificate_recorder()] if args.record_certificates else ())
     for w in caught:

@@ -392,7 +392,7 @@ class Brian2RateSubstrate(Substrate):
     # -- public ------------------------------------------------------------------------
     def run(self, networks, inputs, initial, schedule: Schedule, *, targets=None) -> PhaseResult:
         batch = NetworkBatch.of(networks)
-        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets)
+        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets, schedule)
         if schedule.stop_at_equilibrium:
             raise InvalidInputError(
                 "stop_at_equilibrium=True is not supported on the Brian2 substrates: they run every "

@@ -113,7 +113,7 @@ class OdeSubstrate(Substrate):
     # -- public ------------------------------------------------------------------------
     def run(self, networks, inputs, initial, schedule, *, targets=None) -> PhaseResult:
         batch = NetworkBatch.of(networks)
-        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets)
+        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets, schedule)
         W, b = batch.weights, batch.bias
         if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
             raise DivergenceError("The weights contain non-finite values; the network has diverged.",

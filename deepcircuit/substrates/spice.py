@@ -272,7 +272,7 @@ class SpiceSubstrate(Substrate):
     # -- public ------------------------------------------------------------------------
     def run(self, networks, inputs, initial, schedule: Schedule, *, targets=None) -> PhaseResult:
         batch = NetworkBatch.of(networks)
-        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets)
+        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets, schedule)
         if not (np.all(np.isfinite(batch.weights)) and np.all(np.isfinite(batch.bias))):
             raise DivergenceError("The weights contain non-finite values; the network has diverged.",
                                   phase="free", magnitude=float("inf"))

@@ -357,6 +357,13 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     free_end = schedule.free_steps * dt_s
     stop = free_end + (schedule.nudged_steps * dt_s if nudged else 0.0)
     step_s = (max_step if max_step is not None else schedule.dt) * tau
+    from .limits import MIN_NETLIST_STEP_SECONDS
+
+    if not min(dt_s, step_s) >= MIN_NETLIST_STEP_SECONDS:
+        raise InvalidInputError(
+            f"The netlist time step dt * tau = {min(dt_s, step_s):.3g} s is below the limit "
+            f"MIN_NETLIST_STEP_SECONDS = {MIN_NETLIST_STEP_SECONDS:g} s (deepcircuit.limits); ngspice cannot "
+            "integrate it. Use a larger dt or tau = C / g.")
     names = roles.names
     free = list(range(roles.n_inputs, N))
     outputs = list(range(N - roles.n_outputs, N))

@@ -119,7 +119,7 @@ def _check_network(where: str, net: Any) -> None:
         raise _Bad(f"{where}.roles", f"the network has {n} neurons, above the limit MAX_NEURONS = "
                                      f"{MAX_NEURONS} (deepcircuit.limits)")
     fam = net["family"]
-    if fam not in FAMILIES or not isinstance(fam, str):
+    if not isinstance(fam, str) or fam not in FAMILIES:
         raise _Bad(f"{where}.family", f"must be one of {', '.join(map(repr, FAMILIES))}; got {_show(fam)}")
     params = _dict(f"{where}.params", net.get("params"))
     for k, v in params.items():

@@ -179,8 +179,9 @@ class NonIdealities:
         shape = (n_neurons, n_neurons)
         if self.mismatch == 0:
             return np.ones((n_networks,) + shape)
-        return np.stack([1.0 + self.mismatch * np.random.default_rng([self.seed, first + k]).standard_normal(shape)
-                         for k in range(n_networks)])
+        with np.errstate(over="ignore"):  # an absurd mismatch overflows to inf, refused by the netlist
+            return np.stack([1.0 + self.mismatch * np.random.default_rng([self.seed, first + k]).standard_normal(shape)
+                             for k in range(n_networks)])
 
     def quantize(self, W: np.ndarray) -> np.ndarray:
         """Weights as the circuit realises them (quantized when ``bits`` is set)."""
@@ -289,6 +290,8 @@ def _option_text(key: object, value: object) -> str:
         return f"{key}={value}"
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise InvalidInputError(f"The ngspice option {key}= must be a number or a word; got {value!r}.")
+    if isinstance(value, (int, np.integer)) and abs(int(value)) < 10 ** 15:
+        return f"{key}={int(value)}"  # an integer option (seed) stays an integer
     return f"{key}={_num(value)}"
 
 
@@ -368,7 +371,8 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     free = list(range(roles.n_inputs, N))
     outputs = list(range(N - roles.n_outputs, N))
     W_nom = batch.weights
-    W = nonideal.quantize(W_nom) * nonideal.mismatch_factors(S, N, check_int("first_network", first_network, low=0))
+    with np.errstate(over="ignore", invalid="ignore"):  # inf is refused with a clear message when written (_num)
+        W = nonideal.quantize(W_nom) * nonideal.mismatch_factors(S, N, check_int("first_network", first_network, low=0))
     mask = batch.mask
     bias = batch.bias
 

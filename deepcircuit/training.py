@@ -343,6 +343,8 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
     task = get_task(task)
     get_family(model)
     config = config or TrainingConfig.preset("default", model=model)
+    if config.epochs > 0 and config.nudged_steps < 1:
+        raise InvalidInputError("Training needs a nudged phase: 'nudged_steps' must be >= 1; got 0.")
     check_choice("on_divergence", on_divergence, ("report", "raise"))
     if isinstance(seeds, (int, np.integer)):
         seeds = list(range(check_int("seeds", seeds, low=1)))

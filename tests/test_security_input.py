@@ -342,3 +342,76 @@ def test_stale_temp_files_of_a_killed_process_are_removed_on_next_write(tmp_path
 def test_saving_a_model_leaves_no_temp_file(tmp_path):
     save_model(tmp_path / "m.json", Network.create(Roles(3, (2,), 1), rng=0))
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+# --- found beyond the list (the list is a sample) ------------------------------------------
+def test_found_train_with_zero_nudged_steps(capsys, tmp_path):
+    # Was: AttributeError 'NoneType' object has no attribute 'diverged' (found by the fuzz test).
+    fails(capsys, "train", "--nudged-steps", "0", "--out", tmp_path / "o", match="--nudged-steps")
+    from deepcircuit import InvalidInputError, TrainingConfig, train
+
+    with pytest.raises(InvalidInputError, match="nudged phase"):
+        train("xor", config=TrainingConfig(epochs=1, free_steps=5, nudged_steps=0))
+
+
+def test_found_compare_with_zero_nudged_steps(capsys, tmp_path, model_dict):
+    # Was: AttributeError 'NoneType' object has no attribute 'final'.
+    fails(capsys, "compare", MODEL, "--nudged-steps", "0", "--substrates", "ode", match="--nudged-steps")
+    model_dict["config"]["nudged_steps"] = 0
+    fails(capsys, "compare", write_model(tmp_path, model_dict), "--substrates", "ode", match="0 steps")
+
+
+def test_found_duplicate_edge_lines(capsys, tmp_path):
+    (tmp_path / "e.txt").write_text("x0 h0\nh0 y0\nx0 h0\n")
+    fails(capsys, "train", "--topology", tmp_path / "e.txt", "--out", tmp_path / "o",
+          match="line 3 repeats the edge x0 h0 of line 1")
+
+
+def test_found_absurd_mismatch_is_one_line(capsys, tmp_path):
+    # Was: two RuntimeWarning lines (numpy overflow, with source) and then an 'inf' in the netlist.
+    fails(capsys, "export", MODEL, "--mismatch", "1e308", "--out", tmp_path / "x.cir", match="not finite")
+
+
+def test_found_ngspice_seed_is_a_c_int(capsys, tmp_path):
+    # Was: '.options seed=9.22337203685e+18' (an integer written as a float, beyond a C int).
+    fails(capsys, "export", MODEL, "--noise", "0.1", "--nonideal-seed", str(2 ** 63 - 1), "--out", tmp_path / "x.cir",
+          match="2**31")
+    assert cli_main(["export", str(MODEL), "--noise", "0.1", "--nonideal-seed", "123456789", "--out",
+                     str(tmp_path / "x.cir")]) == 0
+    assert ".options method=gear seed=123456789 " in (tmp_path / "x.cir").read_text()
+
+
+def test_found_library_warnings_are_one_line(capsys, tmp_path, monkeypatch):
+    import warnings
+
+    import deepcircuit.cli.lyapunov as lyap
+
+    def warn_and_fail(args):
+        warnings.warn("something odd\nspread over lines", RuntimeWarning)
+        return 0
+
+    monkeypatch.setattr(lyap, "run", warn_and_fail)
+    assert cli_main(["lyapunov", str(MODEL)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["deepcircuit lyapunov: warning: something odd spread over lines"]
+
+
+def test_found_usage_errors_are_one_line(capsys):
+    for argv in ([], ["train", "--nope"], ["train", "--epochs", "x"], ["export", str(MODEL)],
+                 ["lyapunov", str(MODEL), "--substrate", "x"]):
+        assert cli_main(argv) == 2
+        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(err) == 1 and "error:" in err[0] and "--help" in err[0], (argv, err)
+
+
+def test_found_nul_in_an_argument(capsys, tmp_path):
+    fails(capsys, "export", MODEL, "--out", "x\x00.cir", match="NUL")
+    fails(capsys, "train", "--out", "o\x00", match="NUL")
+
+
+def test_found_symlink_loop_and_bom(capsys, tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    fails(capsys, "lyapunov", tmp_path / "a", match="symbolic links")
+    (tmp_path / "bom.json").write_text(MODEL.read_text(), encoding="utf-8-sig")
+    fails(capsys, "lyapunov", tmp_path / "bom.json", match="BOM")

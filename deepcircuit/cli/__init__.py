@@ -54,6 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deepcircuit {args.command}: error: an argument contains a NUL character: {bad!r}.",
               file=sys.stderr)
         return 2
+    import warnings
+
+    def one_line_warning(message, category, filename, lineno, file=None, line=None):
+        # A warning not caught by a subcommand (numpy, a library) is one line too, not two with
+        # the source line.
+        print(f"deepcircuit {args.command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    shown, warnings.showwarning = warnings.showwarning, one_line_warning
     try:
         return int(args._run(args) or 0)
     except DeepCircuitError as exc:
@@ -69,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"deepcircuit {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,13 +43,14 @@ def run(args) -> int:
     from ..report import HEADERS, comparison_rows, write_report
     from ..training import make_networks
 
+    from ..errors import InvalidInputError
     from . import checks
 
     # Every argument is checked before anything runs or any folder is created.
     checks.seed("--seed", args.seed)
     checks.count("--train-epochs", args.train_epochs, limit="MAX_EPOCHS")
     checks.count("--free-steps", args.free_steps, low=1, limit="MAX_PHASE_STEPS")
-    checks.count("--nudged-steps", args.nudged_steps, limit="MAX_PHASE_STEPS")
+    checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
     substrates = checks.substrate_specs(args.substrates)
     if args.out is not None:
         checks.output_folder("--out", args.out)
@@ -62,6 +63,9 @@ def run(args) -> int:
         changes["epochs"] = args.train_epochs
     config = config.replace(**changes)
     seed = args.seed if args.seed is not None else (model.seed or 0)
+    if config.nudged_steps < 1:
+        raise InvalidInputError("compare runs both phases, but the model's nudged phase has 0 steps; give "
+                                "--nudged-steps N >= 1.")
     checks.state_size(task, model.network.roles.hidden, 1, config.free_steps, config.nudged_steps)
     if "spice" in {s.partition(":")[0] for s in substrates}:
         checks.beta_for_circuit(config.beta)

@@ -58,7 +58,8 @@ def run(args) -> int:
     # Every argument is checked before the netlist is built and before anything is written.
     out = checks.output_file("--out", args.out)
     checks.seed("--seed", args.seed)
-    checks.seed("--nonideal-seed", args.nonideal_seed)
+    if not 0 <= args.nonideal_seed < 2 ** 31:  # ngspice's `.options seed` is a C int
+        raise InvalidInputError(f"--nonideal-seed must be an integer in [0, 2**31); got {args.nonideal_seed}.")
     checks.count("--free-steps", args.free_steps, low=1, limit="MAX_PHASE_STEPS")
     checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
     diode_opts = [o for o, v in (("--diode-is", args.diode_is), ("--diode-n", args.diode_n),

@@ -79,7 +79,7 @@ def _topology(arg: str):
         raise InvalidInputError(
             f"--topology file {arg!r}: byte {exc.start} is not UTF-8 text; an edge file is text, "
             "'i j' per line.") from None
-    edges = []
+    edges, seen = [], {}
     for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
@@ -101,7 +101,11 @@ def _topology(arg: str):
                 raise InvalidInputError(
                     f"{arg!r} line {n}: {p!r} is not a neuron; use an index (ASCII digits) or a name like "
                     "x0, bias, h0, y0.")
-        edges.append(tuple(edge))
+        edge = tuple(edge)
+        if edge in seen:
+            raise InvalidInputError(f"{arg!r} line {n} repeats the edge {edge[0]} {edge[1]} of line {seen[edge]}.")
+        seen[edge] = n
+        edges.append(edge)
     if not edges:
         raise InvalidInputError(f"--topology file {arg!r} has no edges (only blank or comment lines).")
     return edges
@@ -129,7 +133,7 @@ def run(args) -> int:
     checks.seed("--seed", args.seed)
     checks.seed("--seed + --seeds", args.seed + args.seeds - 1)
     checks.count("--free-steps", args.free_steps, low=1, limit="MAX_PHASE_STEPS")
-    checks.count("--nudged-steps", args.nudged_steps, limit="MAX_PHASE_STEPS")
+    checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
     hidden = checks.hidden(args.hidden)
     topology = _topology(args.topology)
     config = config.replace(**overrides)

@@ -56,13 +56,14 @@ def check_limit(what: str, value: int, limit: str) -> int:
 
 
 def check_state_size(n_networks: int, n_presentations: int, steps: int, n_neurons: int) -> int:
-    """Check that a state array ``(networks, presentations, steps + 1, neurons)`` of float64 fits
-    in :data:`MAX_STATE_BYTES`; return its size in bytes."""
-    nbytes = 8 * int(n_networks) * int(n_presentations) * (int(steps) + 1) * int(n_neurons)
+    """Check that the states ``(networks, presentations, steps + 1, neurons)`` and the weights
+    ``(networks, neurons, neurons)`` of a run, as float64, fit in :data:`MAX_STATE_BYTES`; return
+    their size in bytes."""
+    S, P, T, N = int(n_networks), int(n_presentations), int(steps) + 1, int(n_neurons)
+    nbytes = 8 * S * (P * T * N + N * N)
     if nbytes > MAX_STATE_BYTES:
         raise LimitExceededError(
-            f"The states of this run need {_mb(nbytes)} ({n_networks} network(s) x {n_presentations} "
-            f"presentation(s) x {int(steps) + 1} steps x {n_neurons} neurons x 8 bytes), above the "
-            f"limit MAX_STATE_BYTES = {_mb(MAX_STATE_BYTES)} (deepcircuit.limits); use fewer steps, "
-            "seeds or neurons.")
+            f"The states and weights of this run need {_mb(nbytes)} ({S} network(s) x ({P} presentation(s) x "
+            f"{T} steps x {N} neurons + {N} x {N} weights) x 8 bytes), above the limit MAX_STATE_BYTES = "
+            f"{_mb(MAX_STATE_BYTES)} (deepcircuit.limits); use fewer steps, seeds or neurons.")
     return nbytes

@@ -415,3 +415,9 @@ def test_found_symlink_loop_and_bom(capsys, tmp_path):
     fails(capsys, "lyapunov", tmp_path / "a", match="symbolic links")
     (tmp_path / "bom.json").write_text(MODEL.read_text(), encoding="utf-8-sig")
     fails(capsys, "lyapunov", tmp_path / "bom.json", match="BOM")
+
+
+def test_found_weights_of_many_big_networks_count_against_the_memory_limit(capsys, tmp_path):
+    # 1000 networks of 4004 neurons: 128 GB of weights although each trajectory is small.
+    fails(capsys, "train", "--hidden", "4000", "--seeds", "1000", "--free-steps", "1", "--nudged-steps", "1",
+          "--out", tmp_path / "o", match=["4004 x 4004 weights", "MAX_STATE_BYTES"])

@@ -86,7 +86,7 @@ def test_huge_epochs_in_model_file(capsys, tmp_path, model_dict):
 def test_total_state_size_is_checked_before_allocating(capsys, tmp_path):
     line = fails(capsys, "train", "--seeds", 1000, "--free-steps", 1_000_000, "--out", tmp_path / "o",
                  match="MAX_STATE_BYTES")
-    assert "1000 network(s) x 4 presentation(s)" in line
+    assert "1000 network(s) x (4 presentation(s) x 1000001 steps" in line
     # The Python API too: the substrate refuses before np.empty, whatever the caller.
     net = Network.create(Roles(3, (200,), 1), rng=0)
     task = get_task("xor")

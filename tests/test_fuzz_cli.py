@@ -55,6 +55,16 @@ OPTIONS = {
     "compare": {**COMMON, "--task": ["xor", "x"], "--substrates": SUBSTRATES, "--train-epochs": INTS,
                 "--free-steps": INTS, "--nudged-steps": INTS, "--json": None},
 }
+#: Valid values, drawn half the time so that accepted runs are exercised too.
+VALID = {"--seed": ["0", "3"], "--nonideal-seed": ["0", "7"], "--epochs": ["0", "1", "2"], "--seeds": ["1", "2"],
+         "--free-steps": ["5", "20"], "--nudged-steps": ["1", "5"], "--train-epochs": ["0", "1"],
+         "--hidden": ["1", "2", "2,1"], "--out": ["out", "out/sub"], "--beta": ["0.5", "10"], "--dt": ["0.05", "0.1"],
+         "--eta": ["1", "100"], "--gamma": ["0.1"], "--prune-tol": ["0.01"], "--l1": ["0.001"],
+         "--bound-tol": ["1e-6", "0.01"], "--v-scale": ["1", "50"], "--capacitance": ["1e-12"],
+         "--transconductance": ["1e-6"], "--mismatch": ["0.05"], "--bits": ["4", "8"], "--weight-range": ["2"],
+         "--parasitic": ["1e-14"], "--noise": ["0.01"], "--diode-is": ["1e-9"], "--diode-n": ["1.5"],
+         "--diode-rs": ["10"], "--limiter-stiffness": ["1000"], "--substrates": ["ode", "ode:method=adaptive"],
+         "--topology": ["complete", "layered", "edges.txt"]}
 #: Appended unless the example sets them: keeps a run that is accepted short.
 FAST = {"train": ["--epochs", "1", "--free-steps", "10", "--nudged-steps", "5", "--hidden", "2"],
         "export": ["--free-steps", "10", "--nudged-steps", "5"], "compare": ["--free-steps", "10", "--nudged-steps", "5"],
@@ -106,10 +116,14 @@ def cli_argv(draw):
     if command != "train":
         argv.append(draw(st.sampled_from(MODELS)))
     options = OPTIONS[command]
-    for opt in draw(st.lists(st.sampled_from(sorted(options)), max_size=5, unique=True)):
+    for opt in draw(st.lists(st.sampled_from(sorted(options)), max_size=4, unique=True)):
         argv.append(opt)
         if options[opt] is not None:
-            argv.append(draw(st.sampled_from(options[opt])) if draw(st.integers(0, 9)) else draw(st.text(max_size=8)))
+            how = draw(st.integers(0, 9))
+            if how < 5 and opt in VALID:
+                argv.append(draw(st.sampled_from(VALID[opt])))
+            else:
+                argv.append(draw(st.sampled_from(options[opt])) if how else draw(st.text(max_size=8)))
     if command == "export" and "--out" not in argv:
         argv += ["--out", "out/x.cir"]
     for k in range(0, len(FAST[command]), 2):

@@ -19,8 +19,9 @@ MAX_MODEL_FILE_BYTES = 64 * 2**20
 MAX_EDGE_FILE_BYTES = 16 * 2**20
 #: Deepest nesting of JSON arrays/objects in a model file (a valid one nests 4 deep).
 MAX_JSON_DEPTH = 32
-#: Most decimal digits of an integer in a model file (Python refuses more than 4300 anyway).
-MAX_INT_DIGITS = 18
+#: Most decimal digits of an integer in a model file (seeds go up to 2**63 - 1, 19 digits; Python
+#: refuses more than 4300 anyway, with a traceback).
+MAX_INT_DIGITS = 20
 #: Most neurons in one network (inputs, bias, hidden and outputs); weights are N x N.
 MAX_NEURONS = 4096
 #: Most hidden layers.

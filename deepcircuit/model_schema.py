@@ -32,7 +32,7 @@ def _is_real(v: Any) -> bool:
     return type(v) in (int, float)
 
 
-def _real(where: str, v: Any, *, allow_nonfinite_text: bool = False) -> float:
+def _real(where: str, v: Any) -> float:
     if _is_real(v):
         f = float(v) if not isinstance(v, int) or abs(v) < 2 ** 1023 else math.inf
         if math.isfinite(f):

@@ -421,3 +421,11 @@ def test_found_weights_of_many_big_networks_count_against_the_memory_limit(capsy
     # 1000 networks of 4004 neurons: 128 GB of weights although each trajectory is small.
     fails(capsys, "train", "--hidden", "4000", "--seeds", "1000", "--free-steps", "1", "--nudged-steps", "1",
           "--out", tmp_path / "o", match=["4004 x 4004 weights", "MAX_STATE_BYTES"])
+
+
+def test_found_largest_seed_round_trips(capsys, tmp_path):
+    # The CLI accepts seeds below 2**63; the model file written with one must load again.
+    rc = cli_main(["train", "--seed", str(2 ** 63 - 1), "--epochs", "1", "--free-steps", "5", "--nudged-steps", "2",
+                   "--hidden", "2", "--out", str(tmp_path / "o"), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    assert load_model(tmp_path / "o" / f"seed{2 ** 63 - 1}.json").seed == 2 ** 63 - 1

@@ -80,7 +80,8 @@ def _topology(arg: str):
             f"--topology file {arg!r}: byte {exc.start} is not UTF-8 text; an edge file is text, "
             "'i j' per line.") from None
     edges, seen = [], {}
-    for n, line in enumerate(text.splitlines(), 1):
+    # Lines end at '\n' only (as in an editor), not at the Unicode separators str.splitlines knows.
+    for n, line in enumerate(text.split("\n"), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue

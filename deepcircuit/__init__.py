@@ -29,6 +29,6 @@ __all__ = [
 ]
 
 # Input safety (issue 10): the size-limit error; the limits themselves are in deepcircuit.limits.
-from .errors import LimitExceededError  # noqa: E402
+from .errors import LimitExceededError, OutputWriteError  # noqa: E402
 
-__all__ += ["LimitExceededError"]
+__all__ += ["LimitExceededError", "OutputWriteError"]

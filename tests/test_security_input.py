@@ -429,3 +429,14 @@ def test_found_largest_seed_round_trips(capsys, tmp_path):
                    "--hidden", "2", "--out", str(tmp_path / "o"), "--quiet"])
     assert rc == 0, capsys.readouterr().err
     assert load_model(tmp_path / "o" / f"seed{2 ** 63 - 1}.json").seed == 2 ** 63 - 1
+
+
+def test_found_substrate_option_values_are_checked_before_the_reference_run(capsys, monkeypatch):
+    import deepcircuit.comparison as comparison
+
+    def never(*a, **k):
+        raise AssertionError("compare ran although an option value is bad")
+
+    monkeypatch.setattr(comparison, "compare", never)
+    fails(capsys, "compare", MODEL, "--substrates", "ode,spice:networks_per_run=0", match="networks_per_run")
+    fails(capsys, "compare", MODEL, "--substrates", "ode:method=rk4", match="'euler', 'adaptive'")

@@ -124,7 +124,12 @@ def substrate_specs(text: str) -> list[str]:
     specs = [s.strip() for s in text.split(",") if s.strip()]
     if not specs:
         raise InvalidInputError(f"--substrates must name at least one substrate, e.g. 'ode,spice'; got {text!r}.")
+    from ..substrates import get_substrate
+
     for spec in specs:
         label, name, options = parse_substrate_spec(spec)
         check_substrate_options(name, options, from_text=True, where=f"--substrates {label!r}")
+        # The constructor checks the values (clamp=bogus, networks_per_run=0); building it here
+        # fails before the long reference run instead of after it. It only stores options.
+        get_substrate(name, **options).close()
     return specs

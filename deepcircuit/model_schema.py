@@ -186,10 +186,9 @@ def validate_model_dict(d: Any, where: str = "the model file") -> None:
         _text("task", d.get("task"))
         _text("substrate", d.get("substrate"))
         _check_config(d.get("config"))
-        history = _dict("history", d.get("history"))
-        for k, v in history.items():
-            if not isinstance(v, (list, dict)):
-                raise _Bad(f"history.{k}", f"must be a list or an object; got {_show(v)}")
+        # History and metrics are records for people and plots, never used to build anything;
+        # their entries are free-form JSON (bounded by the size and depth limits).
+        _dict("history", d.get("history"))
         _dict("metrics", d.get("metrics"))
     except _Bad as exc:
         raise ModelFileError(f"{where} is not a valid deepcircuit model file: {exc}") from None

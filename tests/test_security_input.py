@@ -223,7 +223,7 @@ def test_model_config_string_list_or_wrong_types(capsys, tmp_path, model_dict, c
     (lambda d: d.__setitem__("network", []), "network: must be an object"),
     (lambda d: d.__setitem__("task", 7), "task: must be null or a printable name"),
     (lambda d: d.__setitem__("task", "xor\n.control"), "task: must be null or a printable name"),
-    (lambda d: d.__setitem__("history", {"mse": 3}), "history.mse: must be a list"),
+    (lambda d: d.__setitem__("history", [3]), "history: must be an object"),
     (lambda d: d.__setitem__("metrics", "x"), "metrics: must be an object"),
     (lambda d: d.__setitem__("version", True), "version True"),
 ])

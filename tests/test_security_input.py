@@ -307,7 +307,7 @@ def test_out_that_is_a_file_or_under_a_file(capsys, tmp_path):
     (tmp_path / "f").write_text("x")
     fails(capsys, "train", "--out", tmp_path / "f", match="is not a folder")
     fails(capsys, "export", MODEL, "--out", tmp_path / "f" / "x.cir", match="is a file, not a folder")
-    fails(capsys, "export", MODEL, "--out", tmp_path, match="is a folder")
+    fails(capsys, "export", MODEL, "--out", tmp_path, match="names a folder")
 
 
 # --- section 2, last bullet: recognisable temporary files, stale ones removed -------------------

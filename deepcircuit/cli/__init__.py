@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import Sequence
 
 from ..errors import DeepCircuitError
@@ -54,7 +55,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deepcircuit {args.command}: error: an argument contains a NUL character: {bad!r}.",
               file=sys.stderr)
         return 2
-    import warnings
 
     def one_line_warning(message, category, filename, lineno, file=None, line=None):
         # A warning not caught by a subcommand (numpy, a library) is one line too, not two with

@@ -440,3 +440,16 @@ def test_found_substrate_option_values_are_checked_before_the_reference_run(caps
     monkeypatch.setattr(comparison, "compare", never)
     fails(capsys, "compare", MODEL, "--substrates", "ode,spice:networks_per_run=0", match="networks_per_run")
     fails(capsys, "compare", MODEL, "--substrates", "ode:method=rk4", match="'euler', 'adaptive'")
+
+
+def test_found_control_characters_in_paths_never_reach_the_terminal_raw(capsys, tmp_path):
+    # A file name with an ESC sequence or a newline was printed raw on stdout (lyapunov's header,
+    # export's "wrote" line, train's summary): a terminal-escape injection.
+    name = tmp_path / "m\x1b]0;owned\x07\n.json"
+    shutil.copy(MODEL, name)
+    assert cli_main(["export", str(name), "--out", str(tmp_path / "o\x1b[2J.cir"), "--free-steps", "5",
+                     "--nudged-steps", "2"]) == 0
+    assert cli_main(["lyapunov", str(name)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b" in out

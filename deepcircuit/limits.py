@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from .errors import LimitExceededError
 
-#: Largest model file read, in bytes (a 1000-neuron network is about 20 MB of JSON).
+#: Largest model file read, in bytes. A model file of a network at MAX_NEURONS (1024) is 40 MB
+#: of JSON and loads in about 20 s (benchmarks/bench_model_load.py), so every network deepcircuit
+#: can train, it can also load.
 MAX_MODEL_FILE_BYTES = 64 * 2**20
 #: Largest edge-list file read by ``train --topology FILE``, in bytes.
 MAX_EDGE_FILE_BYTES = 16 * 2**20
@@ -22,8 +24,9 @@ MAX_JSON_DEPTH = 32
 #: Most decimal digits of an integer in a model file (seeds go up to 2**63 - 1, 19 digits; Python
 #: refuses more than 4300 anyway, with a traceback).
 MAX_INT_DIGITS = 20
-#: Most neurons in one network (inputs, bias, hidden and outputs); weights are N x N.
-MAX_NEURONS = 4096
+#: Most neurons in one network (inputs, bias, hidden and outputs); weights are N x N, and the
+#: model file of N = 1024 (40 MB) stays below MAX_MODEL_FILE_BYTES.
+MAX_NEURONS = 1024
 #: Most hidden layers.
 MAX_LAYERS = 256
 #: Most steps of one phase (free or nudged).

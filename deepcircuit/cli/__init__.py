@@ -34,24 +34,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class RunState:
+    """What a running subcommand has done, for the one line printed when Ctrl-C stops it.
+
+    Subcommands set ``stage`` ("in epoch 3 of 200", "while running substrate 'spice'") and
+    append every file they have finished writing to ``written``.
+    """
+
+    def __init__(self) -> None:
+        self.stage = ""
+        self.written: list[str] = []
+
+    def interrupted(self, command: str) -> str:
+        where = f" {self.stage}" if self.stage else ""
+        kept = (f"kept {len(self.written)} finished file(s): {', '.join(self.written)}" if self.written
+                else "no files were written")
+        return f"deepcircuit {command}: interrupted{where}; {kept}"
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether Ctrl-C is at the root of ``exc`` (a compiled kernel may wrap it in a SystemError)."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    state = RunState()
+    command = "".join(a for a in (argv if argv is not None else sys.argv[1:])[:1] if a in COMMANDS) or "?"
     try:
+        # Inside the try: importing the simulators takes seconds, and Ctrl-C may come then.
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
+        args.run_state = state
         return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print(state.interrupted(command), file=sys.stderr)
+        return 130
+    except SystemError as exc:
+        if not _caused_by_interrupt(exc):
+            raise
+        print(state.interrupted(command), file=sys.stderr)
+        return 130
     except DeepCircuitError as exc:
-        print(f"deepcircuit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"deepcircuit {command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         # A file or folder the user named cannot be read or written.
         where = f" {exc.filename!r}" if exc.filename else ""
-        print(f"deepcircuit {args.command}: error: cannot access{where}: {exc.strerror or exc}",
+        print(f"deepcircuit {command}: error: cannot access{where}: {exc.strerror or exc}",
               file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"deepcircuit {args.command}: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -106,12 +106,21 @@ def run(args) -> int:
             raise InvalidInputError(
                 f"--brian2-target only applies to the brian2 substrates; got --substrate {substrate}.")
         substrate = get_substrate(substrate, target=args.brian2_target)
+    state = getattr(args, "run_state", None)
+    callbacks = [certificate_recorder()] if args.record_certificates else []
+    if state is not None:  # what Ctrl-C reports: the epoch under way
+        state.stage = f"in epoch 1 of {config.epochs}" if config.epochs else "in the final evaluation"
+
+        def where(epoch, batch, result):
+            state.stage = (f"in epoch {epoch + 2} of {config.epochs}" if epoch + 1 < config.epochs
+                           else "in the final evaluation")
+        callbacks.append(where)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = train(args.task, model=args.model, topology=_topology(args.topology),
                        hidden=args.hidden, seeds=seeds, config=config, substrate=substrate,
                        params=params, progress=not args.quiet, on_divergence="report",
-                       callbacks=[certificate_recorder()] if args.record_certificates else ())
+                       callbacks=callbacks)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
 
@@ -121,7 +130,11 @@ def run(args) -> int:
                           config=config.to_dict(), history=result.histories[k].to_dict(),
                           metrics={"train_error": float(result.train_error[k]), "mse": float(result.mse[k]),
                                    "diverged": result.diverged[k]})
+        if state is not None:
+            state.stage = f"while saving the model files ({k} of {len(result.seeds)} saved)"
         paths.append(str(save_model(out / f"seed{seed}.json", model)))
+        if state is not None:
+            state.written.append(paths[-1])
 
     rows = [(seed, f"{100 * result.train_error[k]:.0f} %", result.mse[k], f"{100 * result.sparsity[k]:.0f} %",
              "diverged" if result.diverged[k] else ("solved" if result.train_error[k] == 0 else "-"))

@@ -73,6 +73,10 @@ def _stopped_at(lines) -> float:
     return 0.0
 
 
+class _WallTimeExceeded(Exception):
+    """Internal: a transient ran past its wall-time budget (seconds elapsed in ``args[0]``)."""
+
+
 _shared = None  # the one NgSpiceShared instance of this process (ngspice keeps global state)
 
 
@@ -132,6 +136,69 @@ def _quiet_class():
             if rc:
                 raise SimulationError(f"ngspice refused the command {cmd!r} (return code {rc}).")
             return list(self._stderr)
+
+        @staticmethod
+        def _background_thread_running(is_running, ngspice_id, user_data):
+            # ngspice calls this from its thread when a background run starts and ends.
+            self = ffi.from_handle(user_data)
+            self._is_running = bool(is_running)
+            if not is_running:
+                self._bg_done.set()
+            return 0
+
+        def run_transient(self, max_seconds: float | None) -> list[str]:
+            """Run the loaded circuit in ngspice's background thread; returns its stderr lines.
+
+            The main thread waits here in ``time.sleep``, so Ctrl-C reaches Python as a
+            ``KeyboardInterrupt`` at once (a foreground ``run`` executes inside the C library,
+            where a Python signal handler only runs in PySpice's callbacks, which swallow the
+            exception). On Ctrl-C or when ``max_seconds`` (wall time) is exceeded, the run is
+            halted with ``bg_halt`` before this returns or raises; a timeout raises
+            :class:`_WallTimeExceeded`.
+            """
+            import threading
+
+            self.clear_output()
+            lib = self._ngspice_shared
+            if not hasattr(self, "_bg_done"):
+                self._bg_done = threading.Event()
+            self._bg_done.clear()
+            rc = lib.ngSpice_Command(b"bg_run")
+            if rc:
+                raise SimulationError(f"ngspice refused the command 'bg_run' (return code {rc}).")
+            start = time.monotonic()
+            try:
+                # Short waits: a lock wait is interrupted by Ctrl-C, and the budget is checked.
+                while not self._bg_done.wait(0.05):
+                    if max_seconds is not None and time.monotonic() - start > max_seconds:
+                        raise _WallTimeExceeded(time.monotonic() - start)
+                while lib.ngSpice_running():  # the thread's last steps after its callback
+                    time.sleep(1e-4)
+            except BaseException:
+                self._halt()
+                raise
+            return list(self._stderr)
+
+        def _halt(self) -> None:
+            """Stop a background run and wait for ngspice's thread to end (Ctrl-C is held off)."""
+            import signal
+
+            lib = self._ngspice_shared
+            old = None
+            try:  # a second Ctrl-C while halting must not leave ngspice's thread running
+                old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            except ValueError:  # not the main thread
+                pass
+            try:
+                if lib.ngSpice_running():
+                    lib.ngSpice_Command(b"bg_halt")
+                for _ in range(500):
+                    if not lib.ngSpice_running():
+                        break
+                    time.sleep(0.01)
+            finally:
+                if old is not None:
+                    signal.signal(signal.SIGINT, old)
 
         def circuit(self, text: str) -> list[str]:
             """Load a netlist; returns the stdout and stderr lines ngspice printed while parsing."""
@@ -241,6 +308,10 @@ class SpiceSubstrate(Substrate):
         Further ``.options`` for ngspice.
     netlist_dir : str or Path, optional
         Where a failing netlist is saved (default: the system temporary folder).
+    max_seconds : float or None
+        Wall-time budget of one ngspice transient (seconds; default 600, None = no limit). A run
+        past it is halted and raises :class:`~deepcircuit.errors.SimulationError` (a stiff or
+        runaway circuit takes ever smaller time steps rather than failing).
     networks_per_run : int or None
         How many networks of a batch share one netlist (each netlist always holds every
         presentation, and both phases run in one transient). 1 (default): one ngspice run per
@@ -254,7 +325,7 @@ class SpiceSubstrate(Substrate):
     def __init__(self, *, clamp: "str | ClampModel" = "diode", units: CircuitUnits | None = None,
                  nonideal: NonIdealities | None = None, reltol: float = 1e-4,
                  options: dict | None = None, netlist_dir: "str | Path | None" = None,
-                 networks_per_run: int | None = 1) -> None:
+                 networks_per_run: int | None = 1, max_seconds: float | None = 600.0) -> None:
         self.clamp = ClampModel.of(clamp)
         self.units = units or CircuitUnits()
         self.nonideal = nonideal or NonIdealities()
@@ -262,6 +333,8 @@ class SpiceSubstrate(Substrate):
         self.options = dict(options or {})
         self.netlist_dir = Path(netlist_dir) if netlist_dir is not None else Path(tempfile.gettempdir())
         self.networks_per_run = None if networks_per_run is None else check_int("networks_per_run", networks_per_run, low=1)
+        self.max_seconds = None if max_seconds is None else check_real("max_seconds", max_seconds, low=0.0,
+                                                                       low_open=True)
         self.epoch: int | None = None  # set by callers that know it, for error messages
         self.runs = 0
         self.last_netlist: Netlist | None = None
@@ -309,7 +382,16 @@ class SpiceSubstrate(Substrate):
             bad = [ln for ln in parse if _PARSE_ERROR.search(ln)]
             if bad:
                 self._fail(net, 0.0, "ngspice rejected the netlist", bad)
-            err = ng.command("run")
+            try:
+                err = ng.run_transient(self.max_seconds)
+            except _WallTimeExceeded as exc:
+                t = ng.vector("time", missing_ok=True)
+                end = float(t[-1]) if t is not None and t.size else 0.0
+                self._fail(net, end, f"the transient ran past its wall-time budget of max_seconds = "
+                           f"{self.max_seconds:g} s ({exc.args[0]:.1f} s) at t = {end:.4g} s of "
+                           f"{net.stop:.4g} s", [], cause="too many time steps: a stiff or diverging "
+                           "circuit; try clamp='diode', smaller weights, looser reltol, or a larger "
+                           "max_seconds")
             fatal = [ln for ln in err if _FATAL.search(ln)]
             fatal += [ln for ln in ng._stdout if re.search(r"error|aborted", ln, re.I)]
             t = ng.vector("time", missing_ok=True)
@@ -330,11 +412,11 @@ class SpiceSubstrate(Substrate):
             ng.command("destroy all")
             ng.command("remcirc")
 
-    def _fail(self, net: Netlist, end: float, what: str, lines) -> None:
+    def _fail(self, net: Netlist, end: float, what: str, lines, cause: str | None = None) -> None:
         path = self._save_netlist(net)
         phase = "free" if end < net.free_end or net.stop <= net.free_end else "nudged"
         said = " | ".join(ln.strip() for ln in lines if ln.strip())[:600] or "nothing on stderr"
-        cause = next((c for rx, c in _CAUSES if rx.search(said)), "see the ngspice messages")
+        cause = cause or next((c for rx, c in _CAUSES if rx.search(said)), "see the ngspice messages")
         # train() calls run() once per epoch on a substrate it created, so the run index is the
         # epoch there; a caller that knows better sets ``self.epoch``.
         epoch = (f" of epoch {self.epoch}" if self.epoch is not None else

@@ -262,6 +262,67 @@ def check_phases(result: PhaseResult, networks, *, beta: float | None = None, ta
     return out
 
 
+@dataclass(frozen=True)
+class StabilityVerdict:
+    """What the trajectories and the linearisations together say about one phase.
+
+    Attributes
+    ----------
+    status : str
+        ``"stable"``, ``"marginal"`` or ``"unstable"`` (every trajectory settled; the worst
+        Jacobian at the equilibria it reached), ``"not-settled"`` (some trajectory still moves
+        at the end of the phase: no equilibrium was reached, so the Jacobians at the final
+        states, which are not equilibria, say nothing) or ``"diverged"``.
+    basis : str
+        The check the status rests on, in words, with its numbers.
+    settled : int
+        Presentations that settled, of ``total``.
+    total : int
+    """
+
+    status: str
+    basis: str
+    settled: int
+    total: int
+
+
+def stability_verdict(check: TrajectoryCheck) -> StabilityVerdict:
+    """The verdict on one phase from its :class:`TrajectoryCheck` (which holds the analyses).
+
+    A Jacobian is evidence only at an equilibrium: it is used only when every trajectory of
+    the phase settled (the substrate's ``settled``: ``max |ds/dt|`` below the schedule's
+    tolerance at the end). An oscillating network has no settled trajectory, whatever the
+    Jacobian at its last sample says.
+    """
+    checks = check.checks
+    total = len(checks)
+    settled = sum(c.settled for c in checks)
+    rising = [c for c in checks if not c.monotone]
+    v_note = (f"; V = {checks[0].function.name} increases along {len(rising)} of them "
+              f"(largest increase {max(c.max_increase for c in rising):.3g})") if rising else ""
+    if any(c.diverged for c in checks):
+        return StabilityVerdict("diverged", "the simulation diverged (states left [0, 1] or became "
+                                "non-finite)", settled, total)
+    if settled < total:
+        res = [c.analysis.residual for c in checks if not c.settled and c.analysis is not None]
+        speed = f" (|ds/dt| up to {max(res):.3g} /tau at the end)" if res else ""
+        return StabilityVerdict(
+            "not-settled", f"trajectories: {total - settled} of {total} did not settle in "
+            f"{float(check.times[-1]):.4g} tau{speed}, so no equilibrium was reached (an oscillation or "
+            f"a slow approach){v_note}; the Jacobians at their final states are not evidence", settled, total)
+    an = [c.analysis for c in checks]
+    if any(a is None for a in an):
+        return StabilityVerdict("settled", f"trajectories: all {total} settled (no network given for a "
+                                "linearisation)", settled, total)
+    order = {"stable": 0, "marginal": 1, "unstable": 2}
+    status = max((a.status for a in an), key=order.__getitem__)
+    abscissa = max(a.spectral_abscissa for a in an)
+    return StabilityVerdict(
+        status, f"trajectories: all {total} settled; linearisation at the equilibria they reached: "
+        f"largest spectral abscissa {abscissa:.4g} /tau ({'Hurwitz' if status == 'stable' else status}){v_note}",
+        settled, total)
+
+
 # -- during training ---------------------------------------------------------------------------
 #: Keys :func:`certificate_recorder` adds to ``History.extra`` (one value per epoch).
 RECORDED = ("gershgorin_margin_negative_diagonal", "gershgorin_margin_row", "gershgorin_margin_column",

@@ -255,7 +255,11 @@ def plot_deviations(comparison, *, targets: Mapping[str, float] | None = None,
         ax.axhline(value, ls="--", lw=0.8, color="grey")
         ax.text(len(labels) - 0.5, value, f" {name}: {value:g}", fontsize=7, va="bottom", ha="right")
     ax.set_yscale("log")
-    ax.set_xticks(x, labels, fontsize=8)
+    # "*": a substrate with presentations that had not settled (its "settled state" is not one).
+    unsettled = [bool(getattr(comparison.inference[l], "unsettled_presentations", [])) for l in labels]
+    ax.set_xticks(x, [l + ("*" if u else "") for l, u in zip(labels, unsettled)], fontsize=8)
+    if any(unsettled):
+        ax.set_title("* not settled on some presentation: final states, not equilibria", fontsize=8)
     ax.set_ylabel("deviation (units of V_scale)")
     ax.legend(fontsize=7)
     if path is not None:

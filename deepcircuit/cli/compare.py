@@ -40,7 +40,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args) -> int:
     from ..comparison import compare
     from ..persistence import load_model
-    from ..report import HEADERS, comparison_rows, write_report
+    from ..report import HEADERS, comparison_rows, unsettled_notes, write_report
     from ..training import make_networks
 
     model = load_model(args.model)
@@ -60,15 +60,21 @@ def run(args) -> int:
                                    seeds=[seed], config=config, params=dict(net.params))[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        state = getattr(args, "run_state", None)
         comp = compare(model.network, task, substrates, schedule=config.schedule, seed=seed,
-                       train_from=train_from, config=config, progress=not args.quiet)
+                       train_from=train_from, config=config, progress=not args.quiet,
+                       on_stage=None if state is None else (lambda what: setattr(state, "stage", f"while {what}")))
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(format_table(HEADERS, comparison_rows(comp)))
+    for note in unsettled_notes(comp):
+        print(note)
     if args.out:
         # The command as typed, when run from the console script (not when called from Python).
         argv = sys.argv[1:]
         command = "deepcircuit " + " ".join(map(shlex.quote, argv)) if argv[:1] == ["compare"] else None
+        if state is not None:
+            state.stage = f"while writing the report in {args.out}"
         path = write_report(comp, args.out, model_path=args.model, command=command)
         print(f"\nreport and plots in {path.parent}/ ({path.name}, trajectories.png, lyapunov.png, "
               "deviations.png, weights.png)")

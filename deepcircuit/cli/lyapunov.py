@@ -39,7 +39,7 @@ def _yes(b: bool) -> str:
 def run(args) -> int:
     import numpy as np
 
-    from ..lyapunov import check_phases
+    from ..lyapunov import check_phases, stability_verdict
     from ..certificates import gershgorin
     from ..network import NetworkBatch
     from ..persistence import load_model
@@ -85,15 +85,15 @@ def run(args) -> int:
 
     free = checks["free"].checks
     an = [c.analysis for c in free if c.analysis is not None]
-    hurwitz = bool(an) and len(an) == len(free) and all(a.hurwitz for a in an)
+    hurwitz = bool(an) and len(an) == len(free) and all(a.hurwitz for a in an) and all(c.settled for c in free)
     abscissa = max((a.spectral_abscissa for a in an), default=float("nan"))
-    order = {"stable": 0, "marginal": 1, "unstable": 2}
-    status = max((a.status for a in an), key=order.__getitem__) if len(an) == len(free) else "diverged"
+    verdict = stability_verdict(checks["free"])
+    status = verdict.status
     names = list(dict.fromkeys(c.function.name for ch in checks.values() for c in ch.checks))
     certified = all(c.function.certified for ch in checks.values() for c in ch.checks)
     scopes = sorted({c.function.scope for ch in checks.values() for c in ch.checks})
     monotone = all(ch.monotone for ch in checks.values())
-    print(f"\nfree phase: {status} (Hurwitz: {_yes(hurwitz)}, largest spectral abscissa {abscissa:.4g} /tau); "
+    print(f"\nfree phase: {status.upper() if status != 'stable' else status}, by {verdict.basis}. "
           f"V = {', '.join(names)} ({'certified, ' + '/'.join(scopes) if certified else 'not certified'}): "
           f"{'non-increasing on every trajectory' if monotone else 'INCREASES on some trajectory'}")
     if args.json:
@@ -101,7 +101,7 @@ def run(args) -> int:
             "model": args.model_file, "family": net.family, "task": task.name, "substrate": result.free.substrate,
             "gershgorin": {name: {"holds": c.holds, "failing": list(c.failing), "min_margin": c.min_margin,
                                   "description": c.description} for name, c in g.conditions.items()},
-            "certified": g.certified, "hurwitz": hurwitz, "spectral_abscissa": abscissa, "stability": status,
+            "certified": g.certified, "hurwitz": hurwitz, "spectral_abscissa": abscissa, "stability": status, "stability_basis": verdict.basis,
             "lyapunov_function": ", ".join(names), "lyapunov_certified": certified,
             "lyapunov_scope": "/".join(scopes), "monotone": monotone,
             "trajectories": traj,

@@ -78,6 +78,8 @@ def _topology(arg: str):
 
 
 def run(args) -> int:
+    import numpy as np
+
     from ..lyapunov import certificate_recorder
     from ..persistence import ModelFile, save_model
     from ..training import TrainingConfig, train
@@ -124,25 +126,33 @@ def run(args) -> int:
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
 
+    # The final evaluation reads outputs at the end of the free phase: mark those that had not settled.
+    fs = result.final_settled if result.final_settled is not None else np.ones((len(result.seeds), 1), bool)
+    unsettled = [np.flatnonzero(~fs[k]).tolist() for k in range(len(result.seeds))]
     paths = []
     for k, seed in enumerate(result.seeds):
         model = ModelFile(result.networks[k], seed=seed, task=result.task.name, substrate=result.substrate,
                           config=config.to_dict(), history=result.histories[k].to_dict(),
                           metrics={"train_error": float(result.train_error[k]), "mse": float(result.mse[k]),
-                                   "diverged": result.diverged[k]})
+                                   "diverged": result.diverged[k],
+                                   "unsettled_presentations": unsettled[k]})
         if state is not None:
             state.stage = f"while saving the model files ({k} of {len(result.seeds)} saved)"
         paths.append(str(save_model(out / f"seed{seed}.json", model)))
         if state is not None:
             state.written.append(paths[-1])
 
-    rows = [(seed, f"{100 * result.train_error[k]:.0f} %", result.mse[k], f"{100 * result.sparsity[k]:.0f} %",
+    rows = [(seed, f"{100 * result.train_error[k]:.0f} %" + ("*" if unsettled[k] else ""), result.mse[k], f"{100 * result.sparsity[k]:.0f} %",
              "diverged" if result.diverged[k] else ("solved" if result.train_error[k] == 0 else "-"))
             for k, seed in enumerate(result.seeds)]
     print(format_table(["seed", "train error", "mse", "sparsity", "status"], rows))
     print(f"\n{args.task} / {args.model} / {args.topology} / preset {args.preset} on {result.substrate}: "
           f"{result.solved}/{len(result.seeds)} seeds at 0 % training error in {result.seconds:.2f} s; "
           f"models in {out}/")
+    if any(unsettled):
+        print("* read from outputs that had not settled at the end of the final evaluation's free phase "
+              "(presentations " + "; ".join(f"seed {seed}: {u}" for seed, u in zip(result.seeds, unsettled) if u)
+              + "); not equilibria")
     for k, msg in enumerate(result.diverged):
         if msg:
             print(f"seed {result.seeds[k]} diverged: {msg}")
@@ -152,6 +162,20 @@ def run(args) -> int:
             "substrate": result.substrate, "epochs": config.epochs, "seeds": result.seeds,
             "solved": result.solved, "train_error": result.train_error, "mse": result.mse,
             "sparsity": result.sparsity, "diverged": result.diverged, "seconds": result.seconds,
+            "failed_seeds": _failed_seeds(result), "unsettled_presentations": unsettled,
+            "train_error_from_unsettled_states": [bool(u) for u in unsettled],
             "models": paths,
         })
     return 0
+
+
+def _failed_seeds(result) -> dict:
+    """Seeds that diverged or whose simulation failed: ``{seed: {reason, netlist}}`` for the JSON."""
+    import re
+
+    out = {}
+    for seed, msg in zip(result.seeds, result.diverged):
+        if msg:
+            m = re.search(r"netlist is saved in (\S+?\.cir)", msg)
+            out[str(seed)] = {"reason": msg, "netlist": m.group(1) if m else None}
+    return out

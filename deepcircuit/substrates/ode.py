@@ -114,8 +114,8 @@ class OdeSubstrate(Substrate):
     solver : str
         Adaptive only: a ``scipy.integrate.solve_ivp`` method name.
     max_evaluations : int or None
-        Adaptive only: budget of right-hand-side evaluations per phase (default 200 000, about 30x
-        what a trained XOR network needs at rtol 1e-10; None = unbounded). A stiff network makes the explicit solvers take ever smaller steps; past the
+        Adaptive only: budget of right-hand-side evaluations per phase (default 500 000: about 70x
+        what a trained XOR network needs at rtol 1e-10 and 2x what an oscillating one needs over 50 tau; None = unbounded). A stiff network makes the explicit solvers take ever smaller steps; past the
         budget the run stops with a :class:`~deepcircuit.errors.SimulationError` saying how far
         it got.
     max_seconds : float or None
@@ -125,7 +125,7 @@ class OdeSubstrate(Substrate):
     name = "ode"
 
     def __init__(self, *, method: str = "euler", engine: str = "numba", rtol: float = 1e-8,
-                 atol: float = 1e-10, solver: str = "RK45", max_evaluations: int | None = 200_000,
+                 atol: float = 1e-10, solver: str = "RK45", max_evaluations: int | None = 500_000,
                  max_seconds: float | None = 120.0) -> None:
         self.method = check_choice("method", method, ("euler", "adaptive"))
         self.engine = check_choice("engine", engine, ("numba", "numpy"))

@@ -227,7 +227,7 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
     """Phase results of consecutive network chunks joined along the network axis."""
     def join(trajs):
         first = trajs[0]
-        meta = dict(first.meta)
+        meta = dict(next((t.meta for t in trajs if "units" in t.meta), first.meta))  # a run that worked
         meta["clamp_overshoot_max"] = max(t.meta["clamp_overshoot_max"] for t in trajs)
         meta["clamp_overshoot_final"] = max(t.meta["clamp_overshoot_final"] for t in trajs)
         for key in ("clamp_overshoot_per_network", "final_speed"):
@@ -235,6 +235,8 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
         meta["time_points"] = [t.meta["time_points"] for t in trajs]
         meta["seconds"] = sum(t.meta["seconds"] for t in trajs)
         meta["peak_rss_mb"] = trajs[-1].meta["peak_rss_mb"]
+        meta["diverged_why"] = [w for t in trajs for w in t.meta.get("diverged_why", [""] * t.n_networks)]
+        meta["magnitude"] = max(float(t.meta.get("magnitude", 0.0)) for t in trajs)
         msgs = "; ".join(t.message for t in trajs if t.message)
         return Trajectory(first.times, np.concatenate([t.states for t in trajs]), first.roles, first.phase,
                           first.substrate, np.concatenate([t.settled for t in trajs]), first.settle_tol,
@@ -243,6 +245,37 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
     free = join([p.free for p in parts])
     nudged = join([p.nudged for p in parts]) if parts[0].nudged is not None else None
     return PhaseResult(free, nudged)
+
+
+def _fingerprint(batch: NetworkBatch) -> bytes:
+    """Identifies a batch's circuits (weights, biases, connections) to remember failures."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for arr in (batch.weights, batch.bias, batch.mask):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.digest()
+
+
+def _failed_part(batch: NetworkBatch, inputs, schedule: Schedule, targets, name: str, why: str) -> PhaseResult:
+    """The phases of networks whose ngspice run failed: non-finite states, marked diverged."""
+    roles = batch.roles
+    S, P, N = len(batch), inputs.shape[0], roles.n_neurons
+    out = []
+    phases = [("free", schedule.free_steps)]
+    if targets is not None and schedule.nudged_steps > 0:
+        phases.append(("nudged", schedule.nudged_steps))
+    for phase, steps in phases:
+        states = np.full((S, P, steps + 1, N), np.nan)
+        states[..., :roles.n_inputs] = inputs[None, :, None, :]
+        meta = {"clamp_overshoot_max": 0.0, "clamp_overshoot_final": 0.0,
+                "clamp_overshoot_per_network": np.zeros(S), "final_speed": np.full((S, P), np.inf),
+                "time_points": 0, "seconds": 0.0, "peak_rss_mb": _rss_peak_mb(), "magnitude": float("inf"),
+                "diverged_why": [why] * S}
+        out.append(Trajectory(schedule.dt * np.arange(steps + 1), states, roles, phase, name,
+                              np.zeros((S, P), dtype=bool), schedule.settle_tol, np.ones(S, dtype=bool),
+                              f"{phase} phase diverged: {why}", meta))
+    return PhaseResult(*out)
 
 
 def _rss_peak_mb() -> float:
@@ -308,6 +341,11 @@ class SpiceSubstrate(Substrate):
         Further ``.options`` for ngspice.
     netlist_dir : str or Path, optional
         Where a failing netlist is saved (default: the system temporary folder).
+    rail_margin : float
+        How far (units of ``V_scale``) a node may go outside the rails [0, ``V_scale``] before its
+        network counts as diverged (default 0.25). A working clamp holds a node within a diode
+        drop of its rail, about 1 % of ``V_scale`` at the default 10 V (reported per run as
+        ``meta["clamp_overshoot_max"]``); a stiff or runaway circuit leaves the rails by volts.
     max_seconds : float or None
         Wall-time budget of one ngspice transient (seconds; default 600, None = no limit). A run
         past it is halted and raises :class:`~deepcircuit.errors.SimulationError` (a stiff or
@@ -325,7 +363,8 @@ class SpiceSubstrate(Substrate):
     def __init__(self, *, clamp: "str | ClampModel" = "diode", units: CircuitUnits | None = None,
                  nonideal: NonIdealities | None = None, reltol: float = 1e-4,
                  options: dict | None = None, netlist_dir: "str | Path | None" = None,
-                 networks_per_run: int | None = 1, max_seconds: float | None = 600.0) -> None:
+                 networks_per_run: int | None = 1, max_seconds: float | None = 600.0,
+                 rail_margin: float = 0.25) -> None:
         self.clamp = ClampModel.of(clamp)
         self.units = units or CircuitUnits()
         self.nonideal = nonideal or NonIdealities()
@@ -335,8 +374,10 @@ class SpiceSubstrate(Substrate):
         self.networks_per_run = None if networks_per_run is None else check_int("networks_per_run", networks_per_run, low=1)
         self.max_seconds = None if max_seconds is None else check_real("max_seconds", max_seconds, low=0.0,
                                                                        low_open=True)
+        self.rail_margin = check_real("rail_margin", rail_margin, low=0.0, low_open=True)
         self.epoch: int | None = None  # set by callers that know it, for error messages
         self.runs = 0
+        self._failed: dict[bytes, str] = {}  # networks of a batch whose run failed, by fingerprint
         self.last_netlist: Netlist | None = None
 
     def __repr__(self) -> str:
@@ -363,11 +404,26 @@ class SpiceSubstrate(Substrate):
         parts = []
         for a in range(0, S, k):
             sub = NetworkBatch(batch.networks[a:a + k])
+            key = _fingerprint(sub)
+            if S > k and key in self._failed:
+                # Frozen by the training loop after failing: the same circuit fails again.
+                parts.append(_failed_part(sub, inputs, schedule, targets, self.name, f"still failing: "
+                                          f"{self._failed[key]}"))
+                continue
             net = compile_netlist(sub, inputs, initial[a:a + k], schedule, targets=targets, units=self.units,
                                   clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a)
             self.last_netlist = net
             t0 = time.perf_counter()
-            time_s, volts = self._simulate(ng, net)
+            try:
+                time_s, volts = self._simulate(ng, net)
+            except SimulationError as exc:
+                if S <= k:
+                    raise
+                # One network (chunk) of a batch failed: it is reported as diverged, with ngspice's
+                # reason and the saved netlist, and the other networks go on.
+                self._failed[key] = str(exc)
+                parts.append(_failed_part(sub, inputs, schedule, targets, self.name, str(exc)))
+                continue
             parts.append(self._trajectories(sub, net, inputs, time_s, volts, schedule, time.perf_counter() - t0))
         return parts[0] if len(parts) == 1 else _concat(parts)
 
@@ -463,6 +519,18 @@ class SpiceSubstrate(Substrate):
             speed = np.abs(res[:, :, -1, roles.n_inputs:] - res[:, :, -2, roles.n_inputs:]).max(axis=-1) / schedule.dt \
                 if steps >= 1 else np.full((S, P), np.inf)
             settled, diverged, msg = phase_status(phase, res, speed, schedule.settle_tol, schedule.dt * steps)
+            # A clamped node stays within a diode drop (or J / stiffness) of its rail; a node far
+            # outside the rails is a runaway circuit, not a state: the same verdict as non-finite.
+            worst = dev.max(axis=(1, 2, 3)) if dev.size else np.zeros(S)
+            runaway = worst > self.rail_margin
+            if runaway.any():
+                diverged = diverged | runaway
+                settled = settled & ~diverged[:, None]
+                msg = (f"{phase} phase diverged for network(s) {np.flatnonzero(runaway).tolist()}: node "
+                       f"voltages {float(worst.max()):.3g} V_scale outside the rails [0, V_scale] (allowed: "
+                       f"rail_margin = {self.rail_margin:g} V_scale)")
+            why = [f"node voltages {w:.3g} V_scale outside the rails (allowed {self.rail_margin:g})" if r
+                   else ("non-finite states" if d else "") for w, r, d in zip(worst, runaway, diverged)]
             meta = {
                 "simulator": "ngspice (shared library, PySpice)", "clamp": net.meta["clamp"],
                 "units": {"v_scale": Vs, "capacitance": net.units.capacitance,
@@ -471,7 +539,9 @@ class SpiceSubstrate(Substrate):
                 # outside [0, V_scale] during the phase, in units of V_scale.
                 "clamp_overshoot_max": float(dev.max()) if dev.size else 0.0,
                 "clamp_overshoot_final": float(over[..., np.searchsorted(t_tau, grid[-1] - 1e-12)].max()),
-                "clamp_overshoot_per_network": dev.max(axis=(1, 2, 3)) if dev.size else np.zeros(S),
+                "clamp_overshoot_per_network": worst,
+                **({"magnitude": float(worst.max()) + 1.0} if runaway.any() else {}),
+                "diverged_why": why,
                 "time_points": int(in_phase.sum()), "seconds": seconds, "final_speed": speed,
                 "peak_rss_mb": _rss_peak_mb(),
             }

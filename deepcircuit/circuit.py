@@ -343,6 +343,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     nodes: list[str] = []
     ic_volts: list[float] = []
     ics: list[str] = []
+    source_ics: list[str] = []
     for s in range(S):
         edges = [(int(i), int(j)) for i, j in np.argwhere(mask[s])]
         for p in range(P):
@@ -391,10 +392,21 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
                     add(f"R_nudge_{cp}_{names[o]} {node[o]} {node[o]}_nsw {_num(1.0 / (g * schedule.beta))}")
                     add(f"S_nudge_{cp}_{names[o]} {node[o]}_nsw {node[o]}_tgt nudge_ctl 0 SWNUDGE")
             ics.append(".ic " + " ".join(f"V({node[j]})={_num(initial[s, p, j] * Vs)}" for j in free))
+            # The sources' nodes too: with uic there is no operating point, so a node left out
+            # starts at 0 V and its source steps it at t = 0 through the clamp diodes, which
+            # ngspice cannot follow at large V_scale ("Timestep too small" at t = 0).
+            src_ic = [f"V({node[k]})={_num(x[k] * Vs)}" for k in range(roles.n_inputs)]
+            if nudged:
+                src_ic += [f"V({node[o]}_tgt)={_num(targets[p, k] * Vs)} V({node[o]}_nsw)="
+                           f"{_num(initial[s, p, o] * Vs)}" for k, o in enumerate(outputs)]
+            source_ics.append(".ic " + " ".join(src_ic))
             nodes.extend(node[j].lower() for j in free)
             ic_volts.extend(initial[s, p, j] * Vs for j in free)
     add("* Initial conditions: the initial states times V_scale.")
     L.extend(ics)
+    add("* Initial conditions of the rail, input, bias and target nodes (their sources' values).")
+    add(f".ic V(rail_hi)={_num(Vs)}")
+    L.extend(source_ics)
     add(".save " + " ".join(f"v({n})" for n in nodes))
     add(f".tran {_num(dt_s)} {_num(stop)} 0 {_num(step_s)} uic")
     if control:

@@ -52,6 +52,9 @@ def run(args) -> int:
     config = model.training_config()
     schedule = config.schedule
     s0 = initial_states(np.random.default_rng(args.seed), 1, task.inputs, r, config.state_init_high)
+    state = getattr(args, "run_state", None)
+    if state is not None:
+        state.stage = f"while running substrate {args.substrate!r}"
     with get_substrate(args.substrate) as sub:
         result = sub.run(NetworkBatch.of(net), task.inputs, s0, schedule, targets=task.targets)
     g = gershgorin(net)

@@ -138,11 +138,13 @@ def _quiet_class():
             return list(self._stderr)
 
         @staticmethod
-        def _background_thread_running(is_running, ngspice_id, user_data):
-            # ngspice calls this from its thread when a background run starts and ends.
+        def _background_thread_running(not_running, ngspice_id, user_data):
+            # ngspice calls this from its thread as a background run starts (False) and when it
+            # has ended (True): the flag means "not running" (measured with ngspice 42; PySpice
+            # reads it the other way round).
             self = ffi.from_handle(user_data)
-            self._is_running = bool(is_running)
-            if not is_running:
+            self._is_running = not not_running
+            if not_running and hasattr(self, "_bg_done"):
                 self._bg_done.set()
             return 0
 
@@ -190,11 +192,13 @@ def _quiet_class():
             except ValueError:  # not the main thread
                 pass
             try:
-                if lib.ngSpice_running():
-                    lib.ngSpice_Command(b"bg_halt")
-                for _ in range(500):
-                    if not lib.ngSpice_running():
+                halted = False
+                for _ in range(1000):  # up to ~10 s; ngspice stops within a time step
+                    if self._bg_done.is_set() and not lib.ngSpice_running():
                         break
+                    if not halted and lib.ngSpice_running():  # (it may not have started yet)
+                        lib.ngSpice_Command(b"bg_halt")
+                        halted = True
                     time.sleep(0.01)
             finally:
                 if old is not None:

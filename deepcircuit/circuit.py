@@ -115,6 +115,38 @@ class ClampModel:
             return clamp
         return cls(kind=check_choice("clamp", clamp, CLAMP_KINDS))
 
+    #: The largest clamp deviation accepted, in units of V_scale, at one unit of clamp current
+    #: (``g * V_scale``): beyond it the clamp does not hold states in [0, 1] (the SPICE
+    #: substrate would call the result a divergence), so such settings are refused.
+    MAX_DEVIATION = 0.1
+
+    def deviation(self, units: "CircuitUnits") -> float:
+        """How far (units of ``V_scale``) the clamp lets a node pass its rail while absorbing the
+        current ``g * V_scale`` of one unit of weight: a diode's forward drop
+        ``N * V_T * ln(1 + I / IS) + I * RS`` (V_T = 25.85 mV), or ``1 / stiffness`` for the limiter."""
+        if self.kind == "limiter":
+            return 1.0 / self.stiffness
+        current = units.current
+        drop = self.emission * 0.02585 * np.log1p(current / self.saturation_current) + current * self.series_resistance
+        return float(drop / units.v_scale)
+
+    def check_fits(self, units: "CircuitUnits") -> None:
+        """Refuse a clamp that cannot hold states in [0, 1] at these units (see :attr:`MAX_DEVIATION`)."""
+        dev = self.deviation(units)
+        if dev <= self.MAX_DEVIATION:
+            return
+        if self.kind == "limiter":
+            raise InvalidInputError(
+                f"A limiter of stiffness {_num(self.stiffness)} lets a node pass its rail by "
+                f"{100 * dev:.3g} % of V_scale per unit of current; the clamp must hold within "
+                f"{100 * self.MAX_DEVIATION:g} %: use a stiffness of at least {_num(1 / self.MAX_DEVIATION)}.")
+        raise InvalidInputError(
+            f"The clamp diodes (IS = {_num(self.saturation_current)} A, N = {_num(self.emission)}, RS = "
+            f"{_num(self.series_resistance)} ohm) drop {100 * dev:.3g} % of V_scale = {_num(units.v_scale)} V "
+            f"at the current of one unit of weight (g * V_scale = {_num(units.current)} A); the clamp must "
+            f"hold within {100 * self.MAX_DEVIATION:g} % of V_scale. Use a larger V_scale, a larger "
+            f"saturation current IS, a smaller N or RS, or the limiter clamp.")
+
     def model_line(self) -> str:
         """The ``.model`` card of the clamp diode (diode clamps only)."""
         return (f".model DCLAMP D(IS={_num(self.saturation_current)} N={_num(self.emission)} "
@@ -296,6 +328,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     conserving = fam in ("deep", "deep-leaky")
     gamma = float(batch.params.get("gamma", 0.0)) if fam == "deep-leaky" else 0.0
 
+    clamp.check_fits(units)
     g, Vs, tau = units.transconductance, units.v_scale, units.tau
     dt_s = schedule.dt * tau
     free_end = schedule.free_steps * dt_s

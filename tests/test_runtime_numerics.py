@@ -15,7 +15,7 @@ import pytest
 from deepcircuit import Network, NetworkBatch, Roles, TrainingConfig, get_task, train
 from deepcircuit.circuit import CircuitUnits, ClampModel, NonIdealities, standalone_netlist
 from deepcircuit.comparison import compare_inference
-from deepcircuit.errors import DivergenceError
+from deepcircuit.errors import DivergenceError, InvalidInputError
 from deepcircuit.lyapunov import check_phases, stability_verdict
 from deepcircuit.persistence import ModelFile, save_model
 from deepcircuit.report import comparison_rows, unsettled_notes, write_report
@@ -125,7 +125,7 @@ def _rows_in_plain_ngspice(text, tmp_path):
 
 
 GRID_CI = [(vs, clamp, ni) for vs in (0.1, 50.0, 1000.0) for clamp in ("diode", "limiter")
-           for ni in (False, True)]
+           for ni in (False, True)] + [(1.0, "diode-is1e-15", False)]
 GRID_FULL = [(vs, clamp, ni) for vs in (0.01, 0.1, 1.0, 10.0, 50.0, 100.0, 1000.0, 1e4)
              for clamp in ("diode", "limiter", "diode-n0.1", "diode-rs0", "limiter-1e7", "diode-is1e-15")
              for ni in (False, True)]
@@ -140,6 +140,12 @@ def _clamp(spec: str) -> ClampModel:
 
 def _check_netlist_runs(deep_net, tmp_path, vs, clamp, nonideal):
     ni = NonIdealities(mismatch=0.1, bits=4, parasitic_capacitance=1e-13, noise=0.01) if nonideal else NonIdealities()
+    if _clamp(clamp).deviation(CircuitUnits(v_scale=vs)) > ClampModel.MAX_DEVIATION:
+        # A clamp that cannot hold [0, 1] at this V_scale (a 0.5 V diode drop at 1 V) is refused.
+        with pytest.raises(InvalidInputError, match=r"the clamp must hold within 10 % of V_scale"):
+            standalone_netlist(deep_net, "xor", schedule=SHORT, units=CircuitUnits(v_scale=vs),
+                               clamp=_clamp(clamp), nonideal=ni)
+        return
     net = standalone_netlist(deep_net, "xor", schedule=SHORT, units=CircuitUnits(v_scale=vs),
                              clamp=_clamp(clamp), nonideal=ni)
     p, rows = _rows_in_plain_ngspice(net.text, tmp_path)
@@ -177,6 +183,19 @@ def test_export_at_v_scale_50_prints_every_row(deep_net, tmp_path):
     assert ".ic V(rail_hi)=50" in out.read_text()
     p, rows = _rows_in_plain_ngspice(out.read_text(), tmp_path)
     assert len(rows) == 201 and "too small" not in p.stdout + p.stderr
+
+
+def test_a_clamp_that_cannot_clamp_is_refused_in_one_line(deep_net, tmp_path):
+    model = tmp_path / "m.json"
+    save_model(model, ModelFile(deep_net, seed=0, task="xor"))
+    p = subprocess.run(DC + ["export", str(model), "--out", str(tmp_path / "m.cir"), "--v-scale", "1",
+                             "--diode-is", "1e-15"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert re.search(r"drop 5\d(\.\d)? % of V_scale = 1 V .* must hold within 10 % of V_scale", p.stderr)
+    assert not (tmp_path / "m.cir").exists()
+    assert ClampModel("limiter", stiffness=5).deviation(CircuitUnits()) == 0.2
+    with pytest.raises(InvalidInputError, match="stiffness of at least 10"):
+        SpiceSubstrate(clamp=ClampModel("limiter", stiffness=5))
 
 
 # -- lyapunov: the verdict agrees with the trajectories --------------------------------------

@@ -371,6 +371,7 @@ class SpiceSubstrate(Substrate):
                  rail_margin: float = 0.25) -> None:
         self.clamp = ClampModel.of(clamp)
         self.units = units or CircuitUnits()
+        self.clamp.check_fits(self.units)  # a clamp that cannot clamp at these units is refused
         self.nonideal = nonideal or NonIdealities()
         self.reltol = check_real("reltol", reltol, low=0.0, low_open=True)
         self.options = dict(options or {})

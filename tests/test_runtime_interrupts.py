@@ -131,3 +131,28 @@ def test_a_numba_systemerror_from_ctrl_c_is_an_interrupt():
         with pytest.raises(KeyboardInterrupt):
             _reraise_interrupt(exc)
         _reraise_interrupt(ValueError("unrelated"))  # anything else passes through untouched
+
+
+@pytest.mark.parametrize("name", ["brian2", "brian2-spiking"])
+def test_ctrl_c_in_a_brian2_run_is_an_interrupt(name, deep_net):
+    """Brian2 turns Ctrl-C into "stop the run here" and returns a phase cut short; deepcircuit
+    keeps it a KeyboardInterrupt (SIGINT sent to this process while the run is under way)."""
+    import os
+    import threading
+
+    from deepcircuit import NetworkBatch, get_task
+    from deepcircuit.substrates import Schedule, get_substrate, initial_states
+
+    xor = get_task("xor")
+    s0 = initial_states(np.random.default_rng(0), 1, xor.inputs, deep_net.roles)
+    with get_substrate(name) as sub:
+        sub.run(NetworkBatch.of(deep_net), xor.inputs, s0, Schedule(free_steps=10, nudged_steps=0))  # compile
+        timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                sub.run(NetworkBatch.of(deep_net), xor.inputs, s0, Schedule(free_steps=10_000_000, nudged_steps=0))
+        finally:
+            timer.cancel()
+        assert time.monotonic() - t0 < 1.0 + STOP_WITHIN

@@ -301,7 +301,7 @@ def stability_verdict(check: TrajectoryCheck) -> StabilityVerdict:
     v_note = (f"; V = {checks[0].function.name} increases along {len(rising)} of them "
               f"(largest increase {max(c.max_increase for c in rising):.3g})") if rising else ""
     if any(c.diverged for c in checks):
-        return StabilityVerdict("diverged", "the simulation diverged (states left [0, 1] or became "
+        return StabilityVerdict("diverged", "the simulation, which diverged (states far outside [0, 1] or "
                                 "non-finite)", settled, total)
     if settled < total:
         res = [c.analysis.residual for c in checks if not c.settled and c.analysis is not None]
@@ -386,4 +386,4 @@ def certificate_recorder(*, bound_tol: float = 1e-6, marginal_tol: float = 1e-8)
 
 
 __all__ = ["PresentationCheck", "TrajectoryCheck", "check_phases", "check_trajectory",
-           "certificate_recorder", "evaluate_series", "RECORDED"]
+           "certificate_recorder", "evaluate_series", "RECORDED", "StabilityVerdict", "stability_verdict"]

@@ -208,7 +208,7 @@ def test_lyapunov_does_not_call_an_oscillator_stable(tmp_path):
     d = json.loads(p.stdout.strip().splitlines()[-1])
     assert d["stability"] == "not-settled" and d["hurwitz"] is False
     assert "did not settle" in d["stability_basis"] and "not evidence" in d["stability_basis"]
-    assert "free phase: NOT-SETTLED, by trajectories: 4 of 4 did not settle" in p.stdout
+    assert "free phase: NOT-SETTLED; based on trajectories: 4 of 4 did not settle" in p.stdout
     assert "stable (Hurwitz" not in p.stdout
 
 

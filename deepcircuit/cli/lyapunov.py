@@ -96,7 +96,7 @@ def run(args) -> int:
     certified = all(c.function.certified for ch in checks.values() for c in ch.checks)
     scopes = sorted({c.function.scope for ch in checks.values() for c in ch.checks})
     monotone = all(ch.monotone for ch in checks.values())
-    print(f"\nfree phase: {status.upper() if status != 'stable' else status}, by {verdict.basis}. "
+    print(f"\nfree phase: {status.upper() if status != 'stable' else status}; based on {verdict.basis}. "
           f"V = {', '.join(names)} ({'certified, ' + '/'.join(scopes) if certified else 'not certified'}): "
           f"{'non-increasing on every trajectory' if monotone else 'INCREASES on some trajectory'}")
     if args.json:

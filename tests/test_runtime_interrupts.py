@@ -156,3 +156,21 @@ def test_ctrl_c_in_a_brian2_run_is_an_interrupt(name, deep_net):
         finally:
             timer.cancel()
         assert time.monotonic() - t0 < 1.0 + STOP_WITHIN
+
+
+def test_ctrl_c_inside_a_foreground_ngspice_call_is_raised_after_it():
+    """While the main thread is in ngspice's C code, a Ctrl-C would run Python's handler in a
+    PySpice callback, where cffi drops the exception; it is held and raised after the call."""
+    import os
+
+    from deepcircuit.substrates.spice import _DeferredInterrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    reached_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with _DeferredInterrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here: noted, not raised
+            reached_end = True
+    assert reached_end
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is given back

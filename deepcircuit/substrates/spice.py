@@ -16,6 +16,11 @@ Two PySpice 1.5 behaviours are worked around here:
 * Simulation results stay in ngspice's memory until destroyed (PySpice issues #246, #373). After
   each run the plot is destroyed and the circuit removed (``destroy all``, ``remcirc``); the one
   shared-library instance is reused for the life of the process.
+
+Ctrl-C: a foreground ``run`` executes inside the C library, where Python's signal handler only
+runs in PySpice's callbacks and cffi drops the ``KeyboardInterrupt`` raised there. Each
+transient therefore runs in ngspice's background thread while Python waits (and checks the
+wall-time budget ``max_seconds``); short foreground calls hold a Ctrl-C and raise it after.
 """
 
 from __future__ import annotations
@@ -71,6 +76,40 @@ def _stopped_at(lines) -> float:
             except ValueError:
                 pass
     return 0.0
+
+
+class _DeferredInterrupt:
+    """Hold Ctrl-C while the main thread is inside a foreground ngspice call, raise it after.
+
+    Inside the C library Python's handler would run in one of PySpice's callbacks, where cffi
+    prints and drops the ``KeyboardInterrupt``: the Ctrl-C would be lost. Loading a large
+    netlist or freeing a large plot takes long enough for that to happen.
+    """
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.hit = False
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            old = signal.getsignal(signal.SIGINT)
+            if callable(old):  # not SIG_IGN / SIG_DFL: someone (Python) handles Ctrl-C
+                self.old = old
+                signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, signum, frame):
+        self.hit = True
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+        if self.hit and exc[0] is None:
+            raise KeyboardInterrupt
+        return False
 
 
 class _WallTimeExceeded(Exception):
@@ -132,7 +171,8 @@ def _quiet_class():
                 self._ngspice_shared.ngSpice_Command(ffi.NULL)
                 self._number_of_exec_calls = 0
             self.clear_output()
-            rc = self._ngspice_shared.ngSpice_Command(cmd.encode("ascii"))
+            with _DeferredInterrupt():
+                rc = self._ngspice_shared.ngSpice_Command(cmd.encode("ascii"))
             if rc:
                 raise SimulationError(f"ngspice refused the command {cmd!r} (return code {rc}).")
             return list(self._stderr)
@@ -204,12 +244,21 @@ def _quiet_class():
                 if old is not None:
                     signal.signal(signal.SIGINT, old)
 
+        def release(self) -> None:
+            """Free the results and the circuit, so memory stays flat over many runs (both
+            commands run even if Ctrl-C comes in between; it is raised after them)."""
+            self._number_of_exec_calls += 2  # counted as in command()
+            with _DeferredInterrupt():
+                for cmd in (b"destroy all", b"remcirc"):
+                    self._ngspice_shared.ngSpice_Command(cmd)
+
         def circuit(self, text: str) -> list[str]:
             """Load a netlist; returns the stdout and stderr lines ngspice printed while parsing."""
             lines = [ln for ln in text.splitlines() if ln] + [""]
             keep = [ffi.new("char[]", ln.encode("utf8")) for ln in lines] + [ffi.NULL]
             self.clear_output()
-            rc = self._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep))
+            with _DeferredInterrupt():
+                rc = self._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep))
             if rc:
                 raise SimulationError(f"ngspice could not load the netlist (return code {rc}).")
             return list(self._stdout) + list(self._stderr)
@@ -469,9 +518,7 @@ class SpiceSubstrate(Substrate):
                 volts = np.concatenate([np.asarray(ic, dtype=float)[:, None], volts], axis=1)
             return t, volts
         finally:
-            # Free the results and the circuit, so memory stays flat over many runs.
-            ng.command("destroy all")
-            ng.command("remcirc")
+            ng.release()
 
     def _fail(self, net: Netlist, end: float, what: str, lines, cause: str | None = None) -> None:
         path = self._save_netlist(net)

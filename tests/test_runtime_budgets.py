@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from deepcircuit import Network, NetworkBatch, get_task
+from deepcircuit import NetworkBatch, get_task
 from deepcircuit.errors import InvalidInputError, SimulationError
 from deepcircuit.persistence import ModelFile, save_model
 from deepcircuit.substrates import Schedule, initial_states

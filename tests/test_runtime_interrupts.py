@@ -8,7 +8,6 @@ folder (finished files intact, no temporary files).
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess

@@ -76,7 +76,8 @@ def run(args) -> int:
             a = c.analysis
             held = ", ".join(f"{k}@{v:g}" for k, v in a.held.items()) if a is not None else "?"
             rows.append((phase, inputs[c.presentation], _yes(c.settled), held or "-",
-                         a.spectral_abscissa if a is not None else float("nan"), a.status if a else "diverged",
+                         a.spectral_abscissa if a is not None else float("nan"),
+                         ("diverged" if c.diverged or a is None else a.status if c.settled else "no equilibrium"),
                          c.function.name, c.function.scope, _yes(c.monotone), c.max_increase,
                          c.decay_rate))
             traj.append({"phase": phase, "input": task.inputs[c.presentation, :-1].tolist(), **c.to_dict()})

@@ -169,14 +169,15 @@ def correct_per_presentation(task: Task, outputs: np.ndarray) -> list[bool]:
     return [bool(not w) for w in wrong]
 
 
-def _reference_substrate(rtol: float, atol: float) -> OdeSubstrate:
-    return OdeSubstrate(method="adaptive", rtol=rtol, atol=atol)
+def _reference_substrate(rtol: float, atol: float, **budget) -> OdeSubstrate:
+    return OdeSubstrate(method="adaptive", rtol=rtol, atol=atol, **budget)
 
 
 def compare_inference(network: Network, task: "Task | str", substrates: Sequence[str], *,
                       schedule: Schedule | None = None, seed: int = 0, reference_rtol: float = 1e-10,
                       reference_atol: float = 1e-12, lyapunov_rtol: float = 1e-6,
-                      lyapunov_bound_tol: float = 1e-6, progress: bool = False,
+                      lyapunov_bound_tol: float = 1e-6, reference_max_evaluations: "int | None" = 500_000,
+                      reference_max_seconds: "float | None" = 120.0, progress: bool = False,
                       on_stage: "Callable[[str], None] | None" = None) -> Comparison:
     """Run ``network`` on every substrate and judge each against the accurate ODE reference.
 
@@ -198,6 +199,9 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
         Passed to :func:`deepcircuit.stability.check_trajectory` as ``rtol`` and ``bound_tol``;
         ``bound_tol`` is raised to twice the clamp overshoot a substrate reports in
         ``meta["clamp_overshoot_max"]`` (soft clamps hold neurons slightly past the bound).
+    reference_max_evaluations, reference_max_seconds : int, float or None
+        Work budget of the adaptive reference per phase (see :class:`OdeSubstrate`); a stiff
+        network stops with a :class:`~deepcircuit.errors.SimulationError` instead of running on.
     progress : bool
         Show a bar on stderr naming the run under way (on a terminal only).
     on_stage : callable, optional
@@ -237,8 +241,9 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
 
     try:
         stage("running the adaptive ODE reference")
-        ref = _reference_substrate(reference_rtol, reference_atol).run(batch, task.inputs, s0, schedule,
-                                                                       targets=task.targets)
+        ref = _reference_substrate(reference_rtol, reference_atol, max_evaluations=reference_max_evaluations,
+                                   max_seconds=reference_max_seconds).run(batch, task.inputs, s0, schedule,
+                                                                          targets=task.targets)
         done()
         stage("running the projected-Euler ODE")
         euler = OdeSubstrate().run(batch, task.inputs, s0, schedule, targets=task.targets)

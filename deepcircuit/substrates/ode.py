@@ -290,7 +290,8 @@ class OdeSubstrate(Substrate):
                 f"stiff: {exc} of the adaptive reference ({self.solver}, rtol={self.rtol:g}, "
                 f"atol={self.atol:g}) did not reach t = {t_end:g} tau (stopped at t = {budget['t']:.4g} "
                 f"tau); the network is too stiff for it (very large weights?). Try solver={alt}, "
-                f"or raise max_evaluations / max_seconds.") from None
+                f"or raise max_evaluations / max_seconds (compare: --reference-max-evaluations / "
+                f"--reference-max-seconds).") from None
         if sol.status < 0 or sol.y.shape[1] != steps + 1:
             raise DivergenceError(f"The adaptive integrator failed: {sol.message}", phase="free")
         ys = np.clip(sol.y.T.reshape((steps + 1,) + shape), 0.0, 1.0)

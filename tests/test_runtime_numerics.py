@@ -101,6 +101,7 @@ def test_one_failing_seed_is_reported_and_the_others_train(monkeypatch, tmp_path
         assert len(r.histories[k]) == 3 and not np.allclose(r.networks[k].weights, r.initial_networks[k].weights)
     failed = _failed_seeds(r)
     assert list(failed) == ["1"] and failed["1"]["netlist"] == kept
+    assert failed["1"]["epoch"] == 1 and failed["1"]["phase"] == "free"
     # A single network still raises (nothing else to carry on with).
     with pytest.raises(Exception, match="ngspice"):
         broken = SpiceSubstrate(netlist_dir=tmp_path)

@@ -177,5 +177,8 @@ def _failed_seeds(result) -> dict:
     for seed, msg in zip(result.seeds, result.diverged):
         if msg:
             m = re.search(r"netlist is saved in (\S+?\.cir)", msg)
-            out[str(seed)] = {"reason": msg, "netlist": m.group(1) if m else None}
+            when = re.match(r"(?:(\w+) phase diverged|weights diverged) in (?:the update of )?epoch (\d+)", msg)
+            out[str(seed)] = {"epoch": int(when.group(2)) if when else None,
+                              "phase": (when.group(1) or "update") if when else None,
+                              "reason": msg, "netlist": m.group(1) if m else None}
     return out

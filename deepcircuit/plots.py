@@ -176,7 +176,9 @@ def plot_substrate_trajectories(comparison, *, path: "str | Path | None" = None)
         for n in outs:
             ax.plot(t_all, joined(ref, p, n), "k:", lw=1.5, label="reference (adaptive ODE)" if n == outs[0] else None)
         ax.axvline(t_free[-1], color="grey", lw=0.8, ls="--")
-        ax.set_title(f"input {labels[p].tolist()}, target {comparison.task.targets[p].tolist()}")
+        moving = [label for label, inf in comparison.inference.items() if not inf.result.free.settled[0, p]]
+        ax.set_title(f"input {labels[p].tolist()}, target {comparison.task.targets[p].tolist()}"
+                     + (f"\nnot settled: {', '.join(moving)}" if moving else ""), fontsize=9)
         ax.set_xlabel("time (tau)")
         ax.set_ylim(-0.05, 1.05)
     axes[0].set_ylabel("state (1 = V_scale)")

@@ -239,6 +239,10 @@ def test_compare_marks_accuracy_from_unsettled_states(tmp_path):
     assert row[4].endswith("%*") and row[1].endswith("*")
     notes = unsettled_notes(comp)
     assert notes[0].startswith("* ode: presentation(s) [0, 1, 2, 3] of the free phase had not settled")
+    from deepcircuit.plots import plot_deviations, plot_substrate_trajectories
+
+    assert [t.get_text() for t in plot_deviations(comp).axes[0].get_xticklabels()] == ["ode*"]
+    assert "not settled: ode" in plot_substrate_trajectories(comp).axes[0].get_title()
     report = write_report(comp, tmp_path / "rep").read_text()
     assert "%* |" in report and "accuracy on the settled presentations only: none settled" in report
 

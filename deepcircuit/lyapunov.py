@@ -225,8 +225,15 @@ def check_trajectory(trajectory: Trajectory, networks=None, *, equilibrium=None,
                     "Give the 'networks' that made the trajectory (to choose and certify V), or "
                     "pass a ready LyapunovFunction as 'function'.")
             else:
-                V = lyapunov_function(nets[s], function=function, analysis=analysis, beta=beta,
-                                      certificates=certs[s])
+                # The Jacobian at s* certifies only if s* is an equilibrium: for a trajectory
+                # that did not settle, "auto" does not pick the quadratic V on its strength, and
+                # an explicit quadratic V is an empirical check only.
+                at_rest = bool(trajectory.settled[s, p])
+                V = lyapunov_function(nets[s], function=function, analysis=analysis if at_rest else None,
+                                      beta=beta, certificates=certs[s]) \
+                    if at_rest or function != "quadratic" or analysis is None else _uncertified(
+                        lyapunov_function(nets[s], function=function, analysis=analysis, beta=beta,
+                                          certificates=certs[s]))
             with np.errstate(invalid="ignore", over="ignore"):
                 values[s, p] = V(trajectory.states[s, p], eq[s, p], target=target)
             r = evaluate_series(trajectory.times, values[s, p], rtol=rtol, atol=atol, floor=floor)
@@ -235,6 +242,14 @@ def check_trajectory(trajectory: Trajectory, networks=None, *, equilibrium=None,
                 float(values[s, p, 0]), float(values[s, p, -1]), r["tolerance"],
                 bool(trajectory.settled[s, p]), bool(trajectory.diverged[s]), analysis))
     return TrajectoryCheck(trajectory.phase, trajectory.times, values, tuple(checks))
+
+
+def _uncertified(V: LyapunovFunction) -> LyapunovFunction:
+    from dataclasses import replace
+
+    return replace(V, certified=False, guaranteed_rate=None,
+                   condition="none: the trajectory did not settle, so s* is not an equilibrium and the "
+                             "Jacobian there certifies nothing; empirical check only")
 
 
 def _networks(networks, S: int, trajectory: Trajectory) -> list[Network] | None:

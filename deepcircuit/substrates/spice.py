@@ -214,6 +214,8 @@ def _quiet_class():
                 while not self._bg_done.wait(0.05):
                     if max_seconds is not None and time.monotonic() - start > max_seconds:
                         raise _WallTimeExceeded(time.monotonic() - start)
+                    if time.monotonic() - start > 2.0 and not lib.ngSpice_running():
+                        break  # no thread is running and none said it ended: never wait for ever
                 while lib.ngSpice_running():  # the thread's last steps after its callback
                     time.sleep(1e-4)
             except BaseException:

@@ -191,7 +191,7 @@ def _quiet_class():
         def run_transient(self, max_seconds: float | None) -> list[str]:
             """Run the loaded circuit in ngspice's background thread; returns its stderr lines.
 
-            The main thread waits here in ``time.sleep``, so Ctrl-C reaches Python as a
+            The main thread waits here (short lock waits), so Ctrl-C reaches Python as a
             ``KeyboardInterrupt`` at once (a foreground ``run`` executes inside the C library,
             where a Python signal handler only runs in PySpice's callbacks, which swallow the
             exception). On Ctrl-C or when ``max_seconds`` (wall time) is exceeded, the run is

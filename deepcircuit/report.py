@@ -60,16 +60,25 @@ HEADERS = ["substrate", "max state dev", "traj RMS", "dev vs Euler", "accuracy",
 
 
 def write_report(comp: Comparison, out: "str | Path", *, title: str = "Substrate comparison",
-                 model_path: str | None = None, command: str | None = None) -> Path:
-    """Write ``report.md`` and the plots (PNG) into ``out``; returns the report's path."""
+                 model_path: str | None = None, command: str | None = None,
+                 written: "list | None" = None) -> Path:
+    """Write ``report.md`` and the plots (PNG) into ``out``; returns the report's path.
+
+    ``written``, if given, gets the path of each file as soon as it is complete (so an
+    interrupted run can say which ones it kept)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    done = written if written is not None else []
     plot_substrate_trajectories(comp, path=out / "trajectories.png")
+    done.append(str(out / "trajectories.png"))
     plot_substrate_lyapunov(comp, path=out / "lyapunov.png")
+    done.append(str(out / "lyapunov.png"))
     plot_deviations(comp, targets=TARGETS, path=out / "deviations.png")
+    done.append(str(out / "deviations.png"))
     nets = {"model": comp.network}
     nets.update({f"trained on {k}": t.network for k, t in comp.training.items()})
     plot_weight_matrices(nets, path=out / "weights.png")
+    done.append(str(out / "weights.png"))
 
     s = comp.schedule
     lines = [f"# {title}", ""]
@@ -96,4 +105,6 @@ def write_report(comp: Comparison, out: "str | Path", *, title: str = "Substrate
             lines.append(f"- {label}: V not monotone along its trajectory (largest increase {worst:.3g}).")
     lines += ["", "![trajectories](trajectories.png)", "", "![Lyapunov](lyapunov.png)", "",
               "![deviations](deviations.png)", "", "![weights](weights.png)", ""]
-    return write_atomic(out / "report.md", "\n".join(lines))
+    path = write_atomic(out / "report.md", "\n".join(lines))
+    done.append(str(path))
+    return path

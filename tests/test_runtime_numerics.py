@@ -243,7 +243,10 @@ def test_compare_marks_accuracy_from_unsettled_states(tmp_path):
 
     assert [t.get_text() for t in plot_deviations(comp).axes[0].get_xticklabels()] == ["ode*"]
     assert "not settled: ode" in plot_substrate_trajectories(comp).axes[0].get_title()
-    report = write_report(comp, tmp_path / "rep").read_text()
+    kept = []  # what an interrupted `compare --out` reports as finished
+    report = write_report(comp, tmp_path / "rep", written=kept).read_text()
+    assert [p.rsplit("/", 1)[1] for p in kept] == ["trajectories.png", "lyapunov.png", "deviations.png",
+                                                   "weights.png", "report.md"]
     assert "%* |" in report and "accuracy on the settled presentations only: none settled" in report
 
 

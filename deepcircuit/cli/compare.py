@@ -82,7 +82,8 @@ def run(args) -> int:
         command = "deepcircuit " + " ".join(map(shlex.quote, argv)) if argv[:1] == ["compare"] else None
         if state is not None:
             state.stage = f"while writing the report in {args.out}"
-        path = write_report(comp, args.out, model_path=args.model, command=command)
+        path = write_report(comp, args.out, model_path=args.model, command=command,
+                            written=None if state is None else state.written)
         print(f"\nreport and plots in {path.parent}/ ({path.name}, trajectories.png, lyapunov.png, "
               "deviations.png, weights.png)")
     if args.json:

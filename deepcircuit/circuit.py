@@ -116,6 +116,38 @@ class ClampModel:
             return clamp
         return cls(kind=check_choice("clamp", clamp, CLAMP_KINDS))
 
+    #: The largest clamp deviation accepted, in units of V_scale, at one unit of clamp current
+    #: (``g * V_scale``): beyond it the clamp does not hold states in [0, 1] (the SPICE
+    #: substrate would call the result a divergence), so such settings are refused.
+    MAX_DEVIATION = 0.1
+
+    def deviation(self, units: "CircuitUnits") -> float:
+        """How far (units of ``V_scale``) the clamp lets a node pass its rail while absorbing the
+        current ``g * V_scale`` of one unit of weight: a diode's forward drop
+        ``N * V_T * ln(1 + I / IS) + I * RS`` (V_T = 25.85 mV), or ``1 / stiffness`` for the limiter."""
+        if self.kind == "limiter":
+            return 1.0 / self.stiffness
+        current = units.current
+        drop = self.emission * 0.02585 * np.log1p(current / self.saturation_current) + current * self.series_resistance
+        return float(drop / units.v_scale)
+
+    def check_fits(self, units: "CircuitUnits") -> None:
+        """Refuse a clamp that cannot hold states in [0, 1] at these units (see :attr:`MAX_DEVIATION`)."""
+        dev = self.deviation(units)
+        if dev <= self.MAX_DEVIATION:
+            return
+        if self.kind == "limiter":
+            raise InvalidInputError(
+                f"A limiter of stiffness {_num(self.stiffness)} lets a node pass its rail by "
+                f"{100 * dev:.3g} % of V_scale per unit of current; the clamp must hold within "
+                f"{100 * self.MAX_DEVIATION:g} %: use a stiffness of at least {_num(1 / self.MAX_DEVIATION)}.")
+        raise InvalidInputError(
+            f"The clamp diodes (IS = {_num(self.saturation_current)} A, N = {_num(self.emission)}, RS = "
+            f"{_num(self.series_resistance)} ohm) drop {100 * dev:.3g} % of V_scale = {_num(units.v_scale)} V "
+            f"at the current of one unit of weight (g * V_scale = {_num(units.current)} A); the clamp must "
+            f"hold within {100 * self.MAX_DEVIATION:g} % of V_scale. Use a larger V_scale, a larger "
+            f"saturation current IS, a smaller N or RS, or the limiter clamp.")
+
     def model_line(self) -> str:
         """The ``.model`` card of the clamp diode (diode clamps only)."""
         return (f".model DCLAMP D(IS={_num(self.saturation_current)} N={_num(self.emission)} "
@@ -366,6 +398,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     conserving = fam in ("deep", "deep-leaky")
     gamma = float(batch.params.get("gamma", 0.0)) if fam == "deep-leaky" else 0.0
 
+    clamp.check_fits(units)
     g, Vs, tau = units.transconductance, units.v_scale, units.tau
     dt_s = schedule.dt * tau
     free_end = schedule.free_steps * dt_s
@@ -433,6 +466,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     nodes: list[str] = []
     ic_volts: list[float] = []
     ics: list[str] = []
+    source_ics: list[str] = []
     for s in range(S):
         edges = [(int(i), int(j)) for i, j in np.argwhere(mask[s])]
         for p in range(P):
@@ -481,10 +515,21 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
                     add(f"R_nudge_{cp}_{names[o]} {node[o]} {node[o]}_nsw {_num(r_nudge)}")
                     add(f"S_nudge_{cp}_{names[o]} {node[o]}_nsw {node[o]}_tgt nudge_ctl 0 SWNUDGE")
             ics.append(".ic " + " ".join(f"V({node[j]})={_num(initial[s, p, j] * Vs)}" for j in free))
+            # The sources' nodes too: with uic there is no operating point, so a node left out
+            # starts at 0 V and its source steps it at t = 0 through the clamp diodes, which
+            # ngspice cannot follow at large V_scale ("Timestep too small" at t = 0).
+            src_ic = [f"V({node[k]})={_num(x[k] * Vs)}" for k in range(roles.n_inputs)]
+            if nudged:
+                src_ic += [f"V({node[o]}_tgt)={_num(targets[p, k] * Vs)} V({node[o]}_nsw)="
+                           f"{_num(initial[s, p, o] * Vs)}" for k, o in enumerate(outputs)]
+            source_ics.append(".ic " + " ".join(src_ic))
             nodes.extend(node[j].lower() for j in free)
             ic_volts.extend(initial[s, p, j] * Vs for j in free)
     add("* Initial conditions: the initial states times V_scale.")
     L.extend(ics)
+    add("* Initial conditions of the rail, input, bias and target nodes (their sources' values).")
+    add(f".ic V(rail_hi)={_num(Vs)}")
+    L.extend(source_ics)
     add(".save " + " ".join(f"v({n})" for n in nodes))
     add(f".tran {_num(dt_s)} {_num(stop)} 0 {_num(step_s)} uic")
     if control:

@@ -31,6 +31,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--free-steps", type=int, default=None, help="free-phase steps (default: the model's)")
     p.add_argument("--nudged-steps", type=int, default=None, help="nudged-phase steps (default: the model's)")
     p.add_argument("--seed", type=int, default=None, help="seed of the initial states (default: the model's)")
+    p.add_argument("--reference-max-seconds", type=float, default=120.0,
+                   help="wall-time budget of the adaptive ODE reference per phase, in seconds (default 120)")
+    p.add_argument("--reference-max-evaluations", type=int, default=500_000,
+                   help="budget of right-hand-side evaluations of the adaptive ODE reference per phase "
+                        "(default 500000); a stiff model stops with an error when it is used up")
     p.add_argument("--out", default=None, help="folder for plots and report.md (default: no files)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -40,7 +45,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args) -> int:
     from ..comparison import compare
     from ..persistence import load_model
-    from ..report import HEADERS, comparison_rows, write_report
+    from ..report import HEADERS, comparison_rows, unsettled_notes, write_report
     from ..training import make_networks
 
     from ..errors import InvalidInputError
@@ -76,16 +81,25 @@ def run(args) -> int:
                                    seeds=[seed], config=config, params=dict(net.params))[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        state = getattr(args, "run_state", None)
         comp = compare(model.network, task, substrates, schedule=config.schedule, seed=seed,
-                       train_from=train_from, config=config, progress=not args.quiet)
+                       train_from=train_from, config=config, progress=not args.quiet,
+                       reference_max_evaluations=args.reference_max_evaluations,
+                       reference_max_seconds=args.reference_max_seconds,
+                       on_stage=None if state is None else (lambda what: setattr(state, "stage", f"while {what}")))
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(format_table(HEADERS, comparison_rows(comp)))
+    for note in unsettled_notes(comp):
+        print(note)
     if args.out:
         # The command as typed, when run from the console script (not when called from Python).
         argv = sys.argv[1:]
         command = "deepcircuit " + " ".join(map(shlex.quote, argv)) if argv[:1] == ["compare"] else None
-        path = write_report(comp, args.out, model_path=args.model, command=command)
+        if state is not None:
+            state.stage = f"while writing the report in {shown_path(args.out)}"
+        path = write_report(comp, args.out, model_path=args.model, command=command,
+                            written=None if state is None else state.written)
         print(f"\nreport and plots in {shown_path(path.parent)}/ ({path.name}, trajectories.png, lyapunov.png, "
               "deviations.png, weights.png)")
     if args.json:

@@ -101,6 +101,8 @@ def run(args) -> int:
                              state_init_high=config.state_init_high, nudged=not args.free_only,
                              units=units, clamp=clamp, nonideal=nonideal, title=title)
     path = write_atomic(out, net.text)
+    if getattr(args, "run_state", None) is not None:
+        args.run_state.written.append(str(path))
     n_elem = sum(1 for ln in net.text.splitlines() if ln and ln[0] not in "*.")
     shown = shown_path(path)  # a file name may hold spaces or control characters
     print(f"wrote {shown}: {n_elem} elements, {len(net.nodes)} free nodes, transient to {net.stop:.4g} s "

@@ -113,6 +113,8 @@ def _topology(arg: str):
 
 
 def run(args) -> int:
+    import numpy as np
+
     from ..lyapunov import certificate_recorder
     from ..persistence import ModelFile, save_model
     from ..tasks import get_task
@@ -157,30 +159,51 @@ def run(args) -> int:
             raise InvalidInputError(
                 f"--brian2-target only applies to the brian2 substrates; got --substrate {substrate}.")
         substrate = get_substrate(substrate, target=args.brian2_target)
+    state = getattr(args, "run_state", None)
+    callbacks = [certificate_recorder()] if args.record_certificates else []
+    if state is not None:  # what Ctrl-C reports: the epoch under way
+        state.stage = f"in epoch 1 of {config.epochs}" if config.epochs else "in the final evaluation"
+
+        def where(epoch, batch, result):
+            state.stage = (f"in epoch {epoch + 2} of {config.epochs}" if epoch + 1 < config.epochs
+                           else "in the final evaluation")
+        callbacks.append(where)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = train(args.task, model=args.model, topology=topology,
                        hidden=hidden, seeds=seeds, config=config, substrate=substrate,
                        params=params, progress=not args.quiet, on_divergence="report",
-                       callbacks=[certificate_recorder()] if args.record_certificates else ())
+                       callbacks=callbacks)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
 
+    # The final evaluation reads outputs at the end of the free phase: mark those that had not settled.
+    fs = result.final_settled if result.final_settled is not None else np.ones((len(result.seeds), 1), bool)
+    unsettled = [np.flatnonzero(~fs[k]).tolist() for k in range(len(result.seeds))]
     paths = []
     for k, seed in enumerate(result.seeds):
         model = ModelFile(result.networks[k], seed=seed, task=result.task.name, substrate=result.substrate,
                           config=config.to_dict(), history=result.histories[k].to_dict(),
                           metrics={"train_error": float(result.train_error[k]), "mse": float(result.mse[k]),
-                                   "diverged": result.diverged[k]})
+                                   "diverged": result.diverged[k],
+                                   "unsettled_presentations": unsettled[k]})
+        if state is not None:
+            state.stage = f"while saving the model files ({k} of {len(result.seeds)} saved)"
         paths.append(str(save_model(out / f"seed{seed}.json", model)))
+        if state is not None:
+            state.written.append(paths[-1])
 
-    rows = [(seed, f"{100 * result.train_error[k]:.0f} %", result.mse[k], f"{100 * result.sparsity[k]:.0f} %",
+    rows = [(seed, f"{100 * result.train_error[k]:.0f} %" + ("*" if unsettled[k] else ""), result.mse[k], f"{100 * result.sparsity[k]:.0f} %",
              "diverged" if result.diverged[k] else ("solved" if result.train_error[k] == 0 else "-"))
             for k, seed in enumerate(result.seeds)]
     print(format_table(["seed", "train error", "mse", "sparsity", "status"], rows))
     print(f"\n{args.task} / {args.model} / {shown_path(args.topology)} / preset {args.preset} on {result.substrate}: "
           f"{result.solved}/{len(result.seeds)} seeds at 0 % training error in {result.seconds:.2f} s; "
           f"models in {shown_path(out)}/")
+    if any(unsettled):
+        print("* read from outputs that had not settled at the end of the final evaluation's free phase "
+              "(presentations " + "; ".join(f"seed {seed}: {u}" for seed, u in zip(result.seeds, unsettled) if u)
+              + "); not equilibria")
     for k, msg in enumerate(result.diverged):
         if msg:
             print(f"seed {result.seeds[k]} diverged: {msg}")
@@ -190,6 +213,23 @@ def run(args) -> int:
             "substrate": result.substrate, "epochs": config.epochs, "seeds": result.seeds,
             "solved": result.solved, "train_error": result.train_error, "mse": result.mse,
             "sparsity": result.sparsity, "diverged": result.diverged, "seconds": result.seconds,
+            "failed_seeds": _failed_seeds(result), "unsettled_presentations": unsettled,
+            "train_error_from_unsettled_states": [bool(u) for u in unsettled],
             "models": paths,
         })
     return 0
+
+
+def _failed_seeds(result) -> dict:
+    """Seeds that diverged or whose simulation failed: ``{seed: {reason, netlist}}`` for the JSON."""
+    import re
+
+    out = {}
+    for seed, msg in zip(result.seeds, result.diverged):
+        if msg:
+            m = re.search(r"netlist is saved in (\S+?\.cir)", msg)
+            when = re.match(r"(?:(\w+) phase diverged|weights diverged) in (?:the update of )?epoch (\d+)", msg)
+            out[str(seed)] = {"epoch": int(when.group(2)) if when else None,
+                              "phase": (when.group(1) or "update") if when else None,
+                              "reason": msg, "netlist": m.group(1) if m else None}
+    return out

@@ -71,6 +71,9 @@ def import_brian2():
     # Brian2 reports its automatic choices at INFO level on the console; the substrate makes
     # every choice explicitly, so only errors are worth showing to the user.
     BrianLogger.log_level_error()
+    # Brian2 turns Ctrl-C during a run into "stop at this time step" and returns normally, with
+    # the phase cut short; a Ctrl-C must stop deepcircuit, so it stays a KeyboardInterrupt.
+    brian2.prefs.core.stop_on_keyboard_interrupt = False
     return brian2
 
 

@@ -65,9 +65,13 @@ class CircuitUnits:
     transconductance: float = 1e-6
 
     def __post_init__(self) -> None:
-        check_real("v_scale", self.v_scale, low=0.0, low_open=True)
-        check_real("capacitance", self.capacitance, low=0.0, low_open=True)
-        check_real("transconductance", self.transconductance, low=0.0, low_open=True)
+        from . import limits
+
+        check_real("v_scale", self.v_scale, low=limits.V_SCALE_RANGE[0], high=limits.V_SCALE_RANGE[1])
+        check_real("capacitance", self.capacitance, low=limits.CAPACITANCE_RANGE[0],
+                   high=limits.CAPACITANCE_RANGE[1])
+        check_real("transconductance", self.transconductance, low=limits.TRANSCONDUCTANCE_RANGE[0],
+                   high=limits.TRANSCONDUCTANCE_RANGE[1])
 
     @property
     def tau(self) -> float:

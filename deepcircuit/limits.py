@@ -40,6 +40,12 @@ MAX_STATE_BYTES = 4 * 2**30
 #: Smallest netlist time step dt * tau, seconds: ngspice fails ("Timestep too small") near 1e-306 s
 #: and integrates fine at 1e-46 s (measured with ngspice 42 on an exported XOR netlist).
 MIN_NETLIST_STEP_SECONDS = 1e-30
+#: Allowed circuit scales (volts, farads, siemens). Exported netlists are tested in plain ngspice
+#: at V_scale 0.1 to 1000 V (tests/test_runtime_numerics.py); outside that range nothing is known
+#: to work, and 1e308 V still "ran" while printing garbage, so it is refused.
+V_SCALE_RANGE = (0.1, 1000.0)
+CAPACITANCE_RANGE = (1e-18, 1e-3)
+TRANSCONDUCTANCE_RANGE = (1e-12, 1.0)
 #: Longest piece of user text (file name, task name, ...) copied into a netlist comment.
 MAX_NETLIST_TEXT = 200
 

@@ -453,3 +453,13 @@ def test_found_control_characters_in_paths_never_reach_the_terminal_raw(capsys, 
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b" in out
+
+
+@pytest.mark.parametrize("option,value", [("--v-scale", "1e308"), ("--v-scale", "0.001"),
+                                          ("--capacitance", "10"), ("--transconductance", "1e-20")])
+def test_circuit_scales_outside_the_tested_range_are_refused(capsys, tmp_path, option, value):
+    # 1e308 V once exported and "ran" in ngspice, printing garbage; the allowed ranges are the
+    # ones exported netlists are tested at (deepcircuit.limits.V_SCALE_RANGE and neighbours).
+    name = option.lstrip("-").replace("-", "_")
+    fails(capsys, "export", MODEL, "--out", tmp_path / "x.cir", option, value, match=name)
+    assert not (tmp_path / "x.cir").exists()

@@ -317,3 +317,35 @@ def _relabel(raw: RawData, y: np.ndarray, classes: tuple) -> np.ndarray:
                 f"classes the model knows ({', '.join(shown(c, 12) for c in classes[:10])}).")
         out[y == k] = index[name]
     return out
+
+
+def dataset_for_model(model, *, task: str | None = None, data: "str | Path | None" = None,
+                      test: "str | Path | None" = None) -> Dataset:
+    """The data set to run a saved model on, split and scaled as when it was trained.
+
+    ``model`` is a :class:`~deepcircuit.persistence.ModelFile`. With neither ``task`` nor
+    ``data``, its own data set (a built-in set is split again with the stored seed and scaled
+    with the stored scaler; a user file must be given again as ``data``) or its logic task.
+    """
+    stored = model.dataset if isinstance(model.dataset, Mapping) else None
+    if data is not None and task is not None:
+        raise InvalidInputError("Give either --task NAME or --data FILE, not both.")
+    if data is not None:
+        if stored is None or stored.get("source") != "file":
+            what = stored.get("name") if stored else model.task
+            raise InvalidInputError(
+                f"This model was trained on {shown(what)}, not on a data file; use --task instead of --data.")
+        files = stored.get("files") or {}
+        if test is None and files.get("test"):
+            raise InvalidInputError("This model was trained with a separate test file; give it again with --test FILE.")
+        return Dataset.from_dict(stored, data=data, test=test)
+    if task is not None:
+        if stored is not None and str(task).lower() == str(stored.get("name", "")).lower():
+            return Dataset.from_dict(stored)
+        return load_dataset(task)
+    if stored is not None:
+        return Dataset.from_dict(stored)
+    if not model.task:
+        where = f"{model.path!r}" if model.path else "This model file"
+        raise ModelFileError(f"{where} does not say which task it was trained on; give --task.")
+    return load_dataset(model.task)

@@ -14,6 +14,8 @@ from .network import Network, NetworkBatch
 from .roles import Roles
 from .substrates import Schedule, Substrate, available_substrates, get_substrate, initial_states
 from .tasks import TASKS, Task, get_task
+from .data_builtin import BUILTIN_DATASETS
+from .data_split import Dataset, load_dataset
 from .training import History, TrainingConfig, TrainingResult, evaluate, train
 from .trajectory import PhaseResult, Trajectory
 
@@ -26,4 +28,5 @@ __all__ = [
     "Network", "NetworkBatch", "Roles", "Schedule", "Substrate", "available_substrates",
     "get_substrate", "initial_states", "TASKS", "Task", "get_task", "History", "TrainingConfig",
     "TrainingResult", "evaluate", "train", "PhaseResult", "Trajectory", "__version__",
+    "BUILTIN_DATASETS", "Dataset", "load_dataset",
 ]

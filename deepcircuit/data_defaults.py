@@ -36,13 +36,15 @@ _LOGIC = DatasetDefaults()
 _DIGITS = DatasetDefaults("layered", (100,), {
     "batch_size": 64, "free_steps": 1000, "nudged_steps": 1000, "epochs": 30,
     "stop_at_equilibrium": True}, "prototype configuration (issue 11)")
-#: Small tabular sets: one hidden layer, minibatches, phases stopped at equilibrium.
+#: Small tabular sets: minibatches, phases stopped at equilibrium. The complete graph with 10
+#: hidden neurons: on iris (20 epochs, 10 tau phases, seeds 0-1) it reached 80-93 % test
+#: accuracy where layered 4-20-3 stayed at 67 % (one class separated, two confused).
 _SMALL = {"batch_size": 16, "free_steps": 1000, "nudged_steps": 1000, "epochs": 100, "stop_at_equilibrium": True}
 
 _TABLE: dict[str, DatasetDefaults] = {
     "digits": _DIGITS,
-    "iris": DatasetDefaults("layered", (20,), dict(_SMALL), "not tuned"),
-    "moons": DatasetDefaults("layered", (20,), dict(_SMALL, epochs=50), "not tuned"),
+    "iris": DatasetDefaults("complete", (10,), dict(_SMALL), "lightly tuned"),
+    "moons": DatasetDefaults("complete", (10,), dict(_SMALL, epochs=50), "not tuned"),
     "parity": DatasetDefaults("complete", (10,), {"epochs": 300, "stop_at_equilibrium": True}, "not tuned"),
     # A user file: a modest layered network; every value can be overridden.
     "file": DatasetDefaults("layered", (32,), dict(_SMALL, epochs=50), "generic"),

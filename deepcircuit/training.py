@@ -463,6 +463,9 @@ def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = 
     settings = {"beta": config.beta, "beta0": config.beta0, "beta1": config.beta1,
                 "nudged_steps": config.nudged_steps}
     frozen = frozen_mask(roles, config.freeze) if config.freeze else None
+    if frozen is not None and family.symmetric:
+        # A symmetric family's twin connections move together: freezing one freezes both.
+        frozen = (frozen[0] | frozen[0].T, frozen[1])
     # Minibatch order: one generator for every seed (networks of a batch share presentations).
     order_rng = np.random.default_rng(config.shuffle_seed)
     # Test/validation evaluations draw initial states from their own generators, so that

@@ -16,7 +16,8 @@ from .substrates import Schedule, Substrate, available_substrates, get_substrate
 from .tasks import TASKS, Task, get_task
 from .data_builtin import BUILTIN_DATASETS
 from .data_split import Dataset, load_dataset
-from .training import History, TrainingConfig, TrainingResult, evaluate, train
+from .comparison import compare_predictions
+from .training import History, TrainingConfig, TrainingResult, evaluate, predict, train
 from .trajectory import PhaseResult, Trajectory
 
 __version__ = "0.1.0"
@@ -28,5 +29,5 @@ __all__ = [
     "Network", "NetworkBatch", "Roles", "Schedule", "Substrate", "available_substrates",
     "get_substrate", "initial_states", "TASKS", "Task", "get_task", "History", "TrainingConfig",
     "TrainingResult", "evaluate", "train", "PhaseResult", "Trajectory", "__version__",
-    "BUILTIN_DATASETS", "Dataset", "load_dataset",
+    "BUILTIN_DATASETS", "Dataset", "load_dataset", "predict", "compare_predictions",
 ]

@@ -377,6 +377,28 @@ def evaluate(networks, task: "Task | str", *, substrate: "str | Substrate" = "od
     return traj, task.error(traj.outputs), task.mse(traj.outputs)
 
 
+def predict(networks, task: "Task | Dataset | str", *, substrate: "str | Substrate" = "ode",
+            schedule: Schedule | None = None, seed: int = 0, state_init_high: float = 0.1) -> np.ndarray:
+    """Predicted labels ``(S, P)`` of each network on every presentation of ``task`` (free phase).
+
+    Unlike :func:`evaluate` it keeps only the settled outputs (presentations run in
+    memory-bounded chunks), so it suits a whole test split of a data set. A :class:`Dataset`
+    (or a name) is predicted on its test split. Labels are class indices (argmax readout) or
+    bits (threshold readout, shape ``(S, P, n_outputs)``).
+    """
+    task = load_dataset(task).test if not isinstance(task, Task) else task
+    batch = NetworkBatch.of(networks)
+    check_task_fits(task, batch.roles)
+    sub = get_substrate(substrate)
+    try:
+        rngs = [np.random.default_rng([check_int("seed", seed, low=0), k]) for k in range(len(batch))]
+        score = evaluate_split(sub, batch, task, rngs, schedule or Schedule(), state_init_high, keep_outputs=True)
+    finally:
+        if isinstance(substrate, str):  # ours to close; a caller's substrate stays open
+            sub.close()
+    return np.asarray(task.predict(score.outputs))
+
+
 def check_task_fits(task: Task, roles: Roles) -> None:
     """Raise a clear error when the task's input/output widths do not match the network's."""
     if task.n_inputs != roles.n_inputs or task.n_outputs != roles.n_outputs:

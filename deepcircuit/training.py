@@ -91,8 +91,10 @@ class TrainingConfig:
     early_stopping : int or None
         Stop a seed when its validation accuracy has not improved for this many evaluations and
         keep its best-validation weights (needs a validation split). ``None`` = off.
-    eval_every : int
+    eval_every : int or None
         Evaluate the test (and validation) split every this many epochs (0 = only at the end).
+        ``None``: every epoch for data sets; only at the end for logic tasks and parity tables,
+        whose test set is the training table (measured every epoch anyway as ``History.error``).
     """
 
     epochs: int = 200
@@ -120,7 +122,7 @@ class TrainingConfig:
     shuffle_seed: int = 0
     freeze: tuple = ()
     early_stopping: int | None = None
-    eval_every: int = 1
+    eval_every: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None:
@@ -128,7 +130,8 @@ class TrainingConfig:
         check_int("shuffle_seed", self.shuffle_seed, low=0)
         if self.early_stopping is not None:
             check_int("early_stopping", self.early_stopping, low=1)
-        check_int("eval_every", self.eval_every, low=0)
+        if self.eval_every is not None:
+            check_int("eval_every", self.eval_every, low=0)
         freeze = (self.freeze,) if isinstance(self.freeze, str) else tuple(self.freeze or ())
         frozen_mask(Roles(2, (1,), 1), freeze)  # validates the group names
         object.__setattr__(self, "freeze", freeze)
@@ -494,6 +497,10 @@ def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = 
     # evaluating never changes what training draws (logic tasks keep their exact figures).
     eval_rngs = [np.random.default_rng([s, _EVAL_STREAM]) for s in seeds]
 
+    eval_every = config.eval_every
+    if eval_every is None:
+        eval_every = 0 if dataset.test_is_train and dataset.validation is None else 1
+
     S = len(seeds)
     W, b, mask = batch.weights, batch.bias, batch.mask
     histories = [History() for _ in seeds]
@@ -545,7 +552,7 @@ def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = 
             extra = run_callbacks(callbacks, epoch, batch, result)
             nan = np.full(S, np.nan)
             test = valid = None
-            if config.eval_every and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
+            if eval_every and ((epoch + 1) % eval_every == 0 or epoch + 1 == config.epochs):
                 test = evaluate_split(sub, batch, dataset.test, eval_rngs, schedule, config.state_init_high)
                 if dataset.validation is not None:
                     valid = evaluate_split(sub, batch, dataset.validation, eval_rngs, schedule,

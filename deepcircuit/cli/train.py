@@ -220,6 +220,13 @@ def run(args) -> int:
         print(f"{head}: test accuracy {100 * np.mean(acc):.1f} +- {100 * np.std(acc):.1f} % over "
               f"{len(acc)} seed(s) (train {100 * np.mean(result.train_accuracy):.1f} %) in "
               f"{result.seconds:.1f} s; models in {out}/")
+        hs = [h for h in result.histories if len(h)]
+        if hs:
+            mean = lambda key: float(np.mean([getattr(h, key)[-1] for h in hs]))  # noqa: E731
+            print(f"last epoch (train split): phases used {mean('free_steps_used'):.0f} of {config.free_steps} "
+                  f"free and {mean('nudged_steps_used'):.0f} of {config.nudged_steps} nudged steps per "
+                  f"presentation; {100 * (1 - mean('free_settled')):.1f} % (free) and "
+                  f"{100 * (1 - mean('nudged_settled')):.1f} % (nudged) not settled")
     for k, msg in enumerate(result.diverged):
         if msg:
             print(f"seed {result.seeds[k]} diverged: {msg}")

@@ -67,8 +67,24 @@ def run_on_data(args, model, dataset, config) -> int:
     rows = [(label, f"{100 * c.accuracy:.1f} %", f"{100 * c.agreement:.1f} %", f"{100 * c.settled:.0f} %",
              f"{c.seconds:.1f}") for label, c in comp.items()]
     print(format_table(["substrate", f"accuracy ({task.split})", "agrees with ODE", "settled", "seconds"], rows))
-    print(f"\n{dataset.name}: the first {task.n_presentations} samples of the {task.split} split "
-          f"(split seed {dataset.split_seed}), free phase of {config.schedule.free_duration:g} tau")
+    what = (f"{dataset.name}: the first {task.n_presentations} samples of the {task.split} split "
+            f"(split seed {dataset.split_seed}), free phase of {config.schedule.free_duration:g} tau")
+    print(f"\n{what}")
+    if args.out:
+        from pathlib import Path
+
+        from ..persistence import write_atomic
+
+        argv = sys.argv[1:]
+        command = "deepcircuit " + " ".join(map(shlex.quote, argv)) if argv[:1] == ["compare"] else None
+        lines = ["# Substrate comparison on a data set", "",
+                 f"Model: `{args.model}`; {what}.", *([f"Command: `{command}`", ""] if command else [""]),
+                 "| substrate | accuracy (" + task.split + ") | agrees with ODE | settled | seconds |",
+                 "|---|---|---|---|---|",
+                 *[f"| {label} | {100 * c.accuracy:.1f} % | {100 * c.agreement:.1f} % | {100 * c.settled:.0f} % | "
+                   f"{c.seconds:.1f} |" for label, c in comp.items()], ""]
+        path = write_atomic(Path(args.out) / "report.md", "\n".join(lines))
+        print(f"report in {path}")
     if args.json:
         print_json_line({"task": dataset.name, "model": args.model, "seed": seed, "split": task.split,
                          "n_samples": task.n_presentations,

@@ -91,3 +91,22 @@ def test_dataset_round_trips_through_the_model_file_form():
 def test_bad_split_options_are_refused(kw, msg):
     with pytest.raises(InvalidInputError, match=msg):
         load_dataset("iris", **kw)
+
+
+def test_a_saved_model_finds_its_data_set_again(tmp_path):
+    from deepcircuit import Network, Roles
+    from deepcircuit.data_split import dataset_for_model
+    from deepcircuit.persistence import ModelFile, load_model, save_model
+
+    ds = load_dataset("iris", split_seed=2)
+    net = Network.create(Roles(5, (3,), 3), rng=0)
+    path = save_model(tmp_path / "m.json", ModelFile(net, seed=0, task="iris", dataset=ds.to_dict()))
+    m = load_model(path)
+    again = dataset_for_model(m)
+    assert np.array_equal(again.test.inputs, ds.test.inputs)
+    assert np.array_equal(m.task_for().inputs, ds.test.inputs)  # task_for: the test split
+    with pytest.raises(InvalidInputError, match="not on a data file; use --task"):
+        dataset_for_model(m, data=tmp_path / "x.csv")
+    # A logic-task model file without the field (older files too) still resolves its task.
+    old = load_model(save_model(tmp_path / "x.json", ModelFile(Network.create(Roles(3, (2,), 1), rng=0), task="xor")))
+    assert old.dataset is None and dataset_for_model(old).train.n_presentations == 4

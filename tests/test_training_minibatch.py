@@ -4,8 +4,6 @@ per-split history, and the data-set path from the API and the CLI."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -132,13 +130,21 @@ def test_iris_learns_well_above_chance_on_the_test_split():
     assert r.test_accuracy[0] >= 0.8, r.test_accuracy
 
 
-def test_cli_trains_on_a_csv_file_and_compare_and_export_reuse_its_scaler(tmp_path):
+def test_cli_trains_on_a_csv_file_and_compare_and_export_reuse_its_scaler(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from deepcircuit.cli import main
+
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 2)) * [3.0, 50.0] + [10.0, -200.0]
     y = (x[:, 0] > 10).astype(int)
     csv = tmp_path / "d.csv"
     csv.write_text("u,v,cls\n" + "".join(f"{a},{b},{'hi' if c else 'lo'}\n" for (a, b), c in zip(x, y)))
-    run = lambda *a: subprocess.run([sys.executable, "-m", "deepcircuit", *a], capture_output=True, text=True)
+    def run(*argv):
+        code = main(list(argv))
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
     out = tmp_path / "m"
     p = run("train", "--data", str(csv), "--hidden", "4", "--epochs", "2", "--free-steps", "60",
             "--nudged-steps", "60", "--batch-size", "16", "--out", str(out), "--json", "--quiet")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -20,13 +20,12 @@ from .errors import DivergenceError, DivergenceWarning, InvalidInputError, NotSe
 from .families import get_family
 from .network import Network, NetworkBatch
 from .roles import Roles
-from .substrates import Schedule, Substrate, get_substrate, initial_states
 from .data_defaults import dataset_defaults
 from .data_split import Dataset, load_dataset
-from .tasks import Task, get_task
+from .substrates import Schedule, Substrate, get_substrate, initial_states
+from .tasks import Task
 from .training_steps import (EpochCallback, EpochTally, epoch_batches, evaluate_split, frozen_mask,
                              prune_step, rule_step, run_callbacks, run_phases)
-from .trajectory import PhaseResult
 
 PRUNE_METHODS = ("stochastic", "magnitude")
 
@@ -653,11 +652,6 @@ class _EarlyStopping:
             if saved is not None:
                 W[k], b[k], mask[k] = saved
         return W, b, mask
-
-
-def _draw_initial(rngs, task: Task, roles: Roles, high: float) -> np.ndarray:
-    """Initial states ``(S, P, N)``, each network's drawn from its own generator."""
-    return np.concatenate([initial_states(g, 1, task.inputs, roles, high) for g in rngs])
 
 
 def _progress(total: int, enabled: bool, desc: str):

@@ -178,8 +178,25 @@ def _read_npz(path: Path):
     return x, y, tuple(f"x{k}" for k in range(x.shape[1]))
 
 
+def _numeric_labels(labels: np.ndarray) -> np.ndarray:
+    """Text labels that are all numbers become numbers, so that "1" and "1.0" are one class."""
+    if labels.dtype.kind not in "US":
+        return labels
+    try:
+        values = labels.astype(float)
+    except ValueError:
+        return labels
+    return values if np.isfinite(values).all() else labels
+
+
+def _class_name(value) -> str:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _validated(path: Path, x: np.ndarray, labels: np.ndarray, names: tuple) -> RawData:
-    classes, y = np.unique(labels, return_inverse=True)
+    classes, y = np.unique(_numeric_labels(labels), return_inverse=True)
     if len(classes) < 2:
         raise InvalidInputError(
             f"{path.name}: every row has the label {shown(classes[0], 20)}; a classification task needs "
@@ -192,4 +209,4 @@ def _validated(path: Path, x: np.ndarray, labels: np.ndarray, names: tuple) -> R
         raise InvalidInputError(
             f"{path.name}: column {shown(names[c])} is constant (every row is {x[0, c]:g}); it carries no "
             "information and cannot be scaled to [0, 1]: remove it.")
-    return RawData(path.stem, x, y.astype(int), tuple(names), tuple(str(c) for c in classes))
+    return RawData(path.stem, x, y.astype(int), tuple(names), tuple(_class_name(c) for c in classes))

@@ -34,6 +34,11 @@ def test_csv_with_text_labels_and_a_named_target(tmp_path):
     assert ds.to_dict()["files"]["target"] == "label"
 
 
+def test_numeric_labels_written_differently_are_one_class(tmp_path):
+    ds = load_dataset(write(tmp_path, "a,y\n1,1\n2,1.0\n3,0\n4,0.0\n5,2\n6,2e0\n"), test_fraction=0.5)
+    assert ds.class_names == ("0", "1", "2")
+
+
 def test_npz_and_a_separate_test_file(tmp_path):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(30, 3)), np.arange(30) % 3

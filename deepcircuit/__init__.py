@@ -31,3 +31,8 @@ __all__ = [
     "TrainingResult", "evaluate", "train", "PhaseResult", "Trajectory", "__version__",
     "BUILTIN_DATASETS", "Dataset", "load_dataset", "predict", "compare_predictions",
 ]
+
+# Input safety (issue 10): the size-limit error; the limits themselves are in deepcircuit.limits.
+from .errors import LimitExceededError, OutputWriteError  # noqa: E402
+
+__all__ += ["LimitExceededError", "OutputWriteError"]

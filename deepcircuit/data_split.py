@@ -159,8 +159,7 @@ class Dataset:
 
         A user file is not stored in the model: pass ``data`` (and ``test`` if it had one).
         """
-        if not isinstance(d, Mapping) or "name" not in d or "source" not in d:
-            raise ModelFileError("The model file's 'dataset' field is damaged (needs 'name' and 'source').")
+        check_dataset_dict(d)
         source, name = d["source"], d["name"]
         if source == "logic":
             return load_dataset(name)
@@ -179,6 +178,41 @@ class Dataset:
                           scaler=Scaler.from_dict(d["scaler"]) if d.get("scaler") else None,
                           class_names=tuple(d["classes"]) if d.get("classes") else None)
         return ds
+
+
+def check_dataset_dict(d: Any) -> None:
+    """Check the types of a model file's ``dataset`` field; raise :class:`ModelFileError` naming
+    the first bad entry. (The values are checked again when the data set is rebuilt.)"""
+    def bad(key, want, got):
+        raise ModelFileError(f"The model file's dataset.{key} must be {want}; got {str(got)[:40]!r}.")
+
+    if not isinstance(d, Mapping):
+        raise ModelFileError("The model file's 'dataset' field must be an object.")
+    for key in ("name", "source"):
+        if not isinstance(d.get(key), str) or not d[key] or len(d[key]) > 200 or not d[key].isprintable():
+            bad(key, "a printable string of 1 to 200 characters", d.get(key))
+    if d["source"] not in ("logic", "builtin", "file"):
+        bad("source", "'logic', 'builtin' or 'file'", d["source"])
+    if d.get("readout") is not None and d["readout"] not in ("argmax", "threshold"):
+        bad("readout", "'argmax' or 'threshold'", d["readout"])
+    if "split_seed" in d and (type(d["split_seed"]) is not int or not 0 <= d["split_seed"] < 2**63):
+        bad("split_seed", "an integer >= 0", d["split_seed"])
+    for key in ("test_fraction", "validation_fraction"):
+        if key in d and (type(d[key]) not in (int, float) or not 0 <= d[key] < 1):
+            bad(key, "a number in [0, 1)", d[key])
+    classes = d.get("classes")
+    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)
+                                or len(set(classes)) != len(classes)):
+        bad("classes", "a list of distinct strings", classes)
+    files = d.get("files")
+    if files is not None:
+        if not isinstance(files, Mapping):
+            bad("files", "an object or null", files)
+        for key in ("data", "test", "target"):
+            if files.get(key) is not None and not isinstance(files[key], str):
+                bad(f"files.{key}", "a string or null", files[key])
+    if d.get("scaler") is not None:
+        Scaler.from_dict(d["scaler"]) if isinstance(d["scaler"], Mapping) else bad("scaler", "an object", d["scaler"])
 
 
 def _task(name: str, split: str, inputs: np.ndarray, y: np.ndarray, n_classes: int, readout: str) -> Task:

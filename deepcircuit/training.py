@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ._validation import check_choice, check_int, check_real
-from .errors import DivergenceError, DivergenceWarning, InvalidInputError, NotSettledWarning
+from .errors import DivergenceError, DivergenceWarning, InvalidInputError, InvalidTypeError, NotSettledWarning
 from .families import get_family
 from .network import Network, NetworkBatch
 from .roles import Roles
@@ -131,6 +131,8 @@ class TrainingConfig:
             check_int("early_stopping", self.early_stopping, low=1)
         if self.eval_every is not None:
             check_int("eval_every", self.eval_every, low=0)
+        if self.freeze is not None and not isinstance(self.freeze, (str, list, tuple)):
+            raise InvalidTypeError(f"The 'freeze' parameter must be connection group names; got {self.freeze!r}.")
         freeze = (self.freeze,) if isinstance(self.freeze, str) else tuple(self.freeze or ())
         frozen_mask(Roles(2, (1,), 1), freeze)  # validates the group names
         object.__setattr__(self, "freeze", freeze)
@@ -297,6 +299,9 @@ class TrainingResult:
     test_mse: np.ndarray | None = None
     validation_error: np.ndarray | None = None
     best_epoch: list | None = None
+    #: ``(S, P)``: whether each presentation of the final train-split evaluation settled; ``train_error``
+    #: and ``mse`` read the outputs at the end of the phase either way.
+    final_settled: np.ndarray | None = None
 
     @property
     def train_accuracy(self) -> np.ndarray:
@@ -457,6 +462,8 @@ def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = 
     topology = defaults.topology if topology is None else topology
     hidden = defaults.hidden if hidden is None else hidden
     config = config or TrainingConfig.for_task(dataset, model=model)
+    if config.epochs > 0 and config.nudged_steps < 1:
+        raise InvalidInputError("Training needs a nudged phase: 'nudged_steps' must be >= 1; got 0.")
     check_choice("on_divergence", on_divergence, ("report", "raise"))
     if config.early_stopping is not None and dataset.validation is None:
         raise InvalidInputError("Early stopping needs a validation split; give a validation fraction "
@@ -526,8 +533,8 @@ def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = 
                 result = run_phases(sub, batch, part, rngs, schedule, config.state_init_high)
                 for ph in (result.free, result.nudged):
                     for k in np.flatnonzero(ph.diverged & active):
-                        fail(k, f"{ph.phase} phase diverged in epoch {epoch} (non-finite states)",
-                             ph.phase, epoch, float("inf"))
+                        why = (ph.meta.get("diverged_why") or [""] * len(seeds))[k] or "non-finite states"
+                        fail(k, f"{ph.phase} phase diverged in epoch {epoch} ({why})", ph.phase, epoch, float("inf"))
                 upd_step = rule_step(family.rule, result, settings, W, b, mask, eta=config.eta, l1=config.l1,
                                      sign=config.sign, max_weight=config.max_weight, frozen=frozen)
                 tally.add(part, result, upd_step.step, schedule)
@@ -616,7 +623,8 @@ def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = 
                           seconds=time.perf_counter() - t_start, dataset=dataset,
                           test_error=test.error, test_mse=test.mse,
                           validation_error=valid.error if valid is not None else None,
-                          best_epoch=stopper.best_epoch if stopper.enabled else None)
+                          best_epoch=stopper.best_epoch if stopper.enabled else None,
+                          final_settled=final.settled_each)
 
 
 #: Entropy added to a seed for the generator of test/validation evaluations.

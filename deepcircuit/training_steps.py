@@ -138,8 +138,9 @@ class SplitScore:
 
     error: np.ndarray
     mse: np.ndarray
-    settled: np.ndarray
+    settled: np.ndarray                 # fraction of presentations settled, (S,)
     outputs: np.ndarray | None = None   # (S, P, n_outputs) when kept
+    settled_each: np.ndarray | None = None  # (S, P) bool: which presentations settled
 
     @property
     def accuracy(self) -> np.ndarray:
@@ -164,8 +165,9 @@ def evaluate_split(sub: Substrate, batch: NetworkBatch, task: Task, rngs, schedu
         outs.append(free.outputs)
         settled.append(free.settled)
     out = np.concatenate(outs, axis=1)
+    each = np.concatenate(settled, axis=1).astype(bool)
     return SplitScore(np.asarray(task.error(out), dtype=float), np.asarray(task.mse(out), dtype=float),
-                      np.concatenate(settled, axis=1).mean(axis=1), out if keep_outputs else None)
+                      each.mean(axis=1), out if keep_outputs else None, each)
 
 
 @dataclass

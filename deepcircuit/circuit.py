@@ -40,7 +40,8 @@ from ._validation import check_array, check_choice, check_int, check_real
 from .errors import InvalidInputError
 from .network import NetworkBatch
 
-CLAMP_KINDS = ("diode", "limiter")
+CLAMP_KINDS = ("diode", "limiter", "precision")
+TRANSCONDUCTOR_KINDS = ("vccs", "ota")
 #: Rise time of the nudge switch's control, as a fraction of the sampling interval dt.
 _SWITCH_RISE = 1e-3
 
@@ -57,14 +58,19 @@ class CircuitUnits:
         Capacitance ``C`` of every neuron node.
     transconductance : float, siemens
         Unit transconductance ``g``: a synapse of weight ``W`` has transconductance ``g * W``.
+    supply_headroom : float, volts
+        The supply ``VDD`` of the active parts (OTA synapses, precision clamps) is
+        ``V_scale + supply_headroom``: an output stage needs about 1 V above its largest output.
     """
 
     v_scale: float = 10.0
     capacitance: float = 1e-12
     transconductance: float = 1e-6
+    supply_headroom: float = 1.0
 
     def __post_init__(self) -> None:
         check_real("v_scale", self.v_scale, low=0.0, low_open=True)
+        check_real("supply_headroom", self.supply_headroom, low=0.0)
         check_real("capacitance", self.capacitance, low=0.0, low_open=True)
         check_real("transconductance", self.transconductance, low=0.0, low_open=True)
 
@@ -77,6 +83,11 @@ class CircuitUnits:
     def current(self) -> float:
         """Current of one unit of weight at state 1.0: ``g * V_scale`` (amperes)."""
         return self.transconductance * self.v_scale
+
+    @property
+    def vdd(self) -> float:
+        """Supply voltage of the active parts: ``V_scale + supply_headroom`` (volts)."""
+        return self.v_scale + self.supply_headroom
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,17 @@ class ClampModel:
     uramp(-v))`` (ngspice ``B`` element): zero inside the box, a conductance ``stiffness * g`` to
     the rail outside it; a node absorbing current ``J * g * V_scale`` overshoots by ``J / stiffness``
     in units of ``V_scale``.
+
+    ``kind="precision"``: an active precision clamp per rail (the "superdiode" a circuit designer
+    builds): an op-amp of open-loop gain ``opamp_gain`` compares the node with the rail and drives
+    a diode (model ``DPREC``: ``precision_diode_is``, N = 1, RS = 10 ohm, a small-signal silicon
+    junction) whose other end is the node, so the diode's forward drop is divided by the gain. The
+    op-amp is a behavioural voltage source ``B_oplo`` / ``B_ophi`` whose output swings at most
+    ``opamp_swing`` volts around its rail (``tanh`` saturation, as a real output stage). Each
+    op-amp draws ``opamp_quiescent`` amperes from the supply ``VDD``, and the current the lower
+    clamp pushes into a node comes from ``VDD`` as well (``B_sup_clamp``), so the clamp's energy is
+    counted. Defaults: gain 1e4 (80 dB, a general-purpose CMOS op-amp at DC), quiescent 1 uA per
+    op-amp (a micropower part), swing 2 V.
     """
 
     kind: str = "diode"
@@ -100,6 +122,10 @@ class ClampModel:
     emission: float = 1.0
     series_resistance: float = 1.0
     stiffness: float = 1e4
+    opamp_gain: float = 1e4
+    opamp_quiescent: float = 1e-6
+    opamp_swing: float = 2.0
+    precision_diode_is: float = 1e-14
 
     def __post_init__(self) -> None:
         check_choice("clamp kind", self.kind, CLAMP_KINDS)
@@ -107,6 +133,10 @@ class ClampModel:
         check_real("emission", self.emission, low=0.0, low_open=True)
         check_real("series_resistance", self.series_resistance, low=0.0)
         check_real("stiffness", self.stiffness, low=0.0, low_open=True)
+        check_real("opamp_gain", self.opamp_gain, low=1.0)
+        check_real("opamp_quiescent", self.opamp_quiescent, low=0.0)
+        check_real("opamp_swing", self.opamp_swing, low=0.0, low_open=True)
+        check_real("precision_diode_is", self.precision_diode_is, low=0.0, low_open=True)
 
     @classmethod
     def of(cls, clamp: "str | ClampModel") -> "ClampModel":
@@ -116,9 +146,73 @@ class ClampModel:
         return cls(kind=check_choice("clamp", clamp, CLAMP_KINDS))
 
     def model_line(self) -> str:
-        """The ``.model`` card of the clamp diode (diode clamps only)."""
+        """The ``.model`` card of the clamp diode (diode and precision clamps)."""
+        if self.kind == "precision":
+            return f".model DPREC D(IS={_num(self.precision_diode_is)} N=1 RS=10)"
         return (f".model DCLAMP D(IS={_num(self.saturation_current)} N={_num(self.emission)} "
                 f"RS={_num(self.series_resistance)})")
+
+
+@dataclass(frozen=True)
+class TransconductorModel:
+    """The synapse: an ideal VCCS (``kind="vccs"``, default) or an OTA (``kind="ota"``).
+
+    An OTA synapse of weight ``W`` (transconductance ``gm = g * W``) is the behavioural source
+    ``B_syn ... I = gm * V_L * tanh((v_i + v_os) / V_L)``: the ideal ``gm * v_i`` for small inputs,
+    limited to ``+-I_bias = +-|gm| * V_L`` (a differential pair's tail current), where
+    ``V_L = linear_range * V_scale``. Every OTA output has an output resistance
+    ``gain / |gm|`` to ground (lumped per node as ``R_out_<copy>_<neuron>``), its input an offset
+    ``v_os ~ Normal(0, offset^2)`` drawn once per synapse (one chip), and it draws a quiescent
+    current ``branches * I_bias`` from the supply ``VDD`` (one source ``V_dd_<copy>`` per array;
+    the quiescent currents of an array are one current source ``I_q_<copy>``), so the supply
+    current is the array's consumption: a class-A stage draws its bias whatever it outputs.
+
+    Parameters (defaults are assumptions, stated in docs/hardware.md)
+    ----------
+    kind : "vccs" or "ota"
+    linear_range : float, units of V_scale
+        Input at which the output reaches ``tanh(1)`` = 76 % of the linear value; 1.0 stands for a
+        wide-linear-range OTA (source-degenerated or bump-linearised pair) sized to the signal.
+    gain : float
+        Intrinsic gain ``gm * r_out`` (100: one cascode-free CMOS stage, 40 dB).
+    offset : float, volts
+        Standard deviation of the input offset (2 mV: matched input pair of moderate area).
+    branches : float
+        Quiescent current in units of the tail current (2: tail plus mirrored output branch;
+        DEEP synapses need a second mirrored output for the outflow, hence the default 3).
+    seed : int
+        Seed of the offset draw (per network, like the mismatch draw).
+    """
+
+    kind: str = "vccs"
+    linear_range: float = 1.0
+    gain: float = 100.0
+    offset: float = 2e-3
+    branches: float = 3.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("transconductor kind", self.kind, TRANSCONDUCTOR_KINDS)
+        check_real("linear_range", self.linear_range, low=0.0, low_open=True)
+        check_real("gain", self.gain, low=0.0, low_open=True)
+        check_real("offset", self.offset, low=0.0)
+        check_real("branches", self.branches, low=0.0)
+        check_int("seed", self.seed, low=0)
+
+    @classmethod
+    def of(cls, model: "str | TransconductorModel | None") -> "TransconductorModel":
+        """A transconductor from ``"vccs"``, ``"ota"``, None (the VCCS) or a model."""
+        if isinstance(model, TransconductorModel):
+            return model
+        return cls(kind=check_choice("transconductor", model or "vccs", TRANSCONDUCTOR_KINDS))
+
+    def offsets(self, n_networks: int, n_neurons: int, first: int = 0) -> np.ndarray:
+        """Input offsets (volts), shape ``(S, N, N)``; network ``first + k`` seeded by ``(seed, first + k)``."""
+        shape = (n_neurons, n_neurons)
+        if self.offset == 0:
+            return np.zeros((n_networks,) + shape)
+        return np.stack([self.offset * np.random.default_rng([self.seed, 7919, first + k]).standard_normal(shape)
+                         for k in range(n_networks)])
 
 
 @dataclass(frozen=True)
@@ -245,7 +339,8 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
                     units: CircuitUnits | None = None, clamp: "str | ClampModel" = "diode",
                     nonideal: NonIdealities | None = None, title: str | None = None,
                     control: bool = False, options: Mapping[str, float] | None = None,
-                    max_step: float | None = None, first_network: int = 0) -> Netlist:
+                    max_step: float | None = None, first_network: int = 0,
+                    transconductor: "str | TransconductorModel | None" = None) -> Netlist:
     """Compile a batch, its inputs, initial states and schedule into one netlist.
 
     Every network of the batch and every presentation gets its own copy of the circuit, so one
@@ -277,12 +372,15 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     first_network : int
         Index of the batch's first network in a larger batch split over several netlists (it
         selects the mismatch draw; node names stay local to this netlist).
+    transconductor : "vccs", "ota" or TransconductorModel
+        The synapse model (:class:`TransconductorModel`); default the ideal VCCS.
     """
     batch = NetworkBatch.of(networks)
     roles = batch.roles
     units = units or CircuitUnits()
     clamp = ClampModel.of(clamp)
     nonideal = nonideal or NonIdealities()
+    ota = TransconductorModel.of(transconductor)
     S, N = len(batch), roles.n_neurons
     inputs = check_array("inputs", inputs, shape=(None, roles.n_inputs))
     P = inputs.shape[0]
@@ -306,6 +404,8 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     outputs = list(range(N - roles.n_outputs, N))
     W_nom = batch.weights
     W = nonideal.quantize(W_nom) * nonideal.mismatch_factors(S, N, check_int("first_network", first_network, low=0))
+    v_os = ota.offsets(S, N, first_network) if ota.kind == "ota" else None
+    supplied = ota.kind == "ota" or clamp.kind == "precision"  # active parts: a VDD per array
     mask = batch.mask
     bias = batch.bias
 
@@ -319,7 +419,14 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
         f"(0 .. {_num(free_end)} s)" + (f", nudged phase {schedule.nudged_steps} steps with "
                                         f"beta = {_num(schedule.beta)} (.. {_num(stop)} s)" if nudged else ""))
     add(f"* Clamp: {clamp.kind}" + (" (model DCLAMP)" if clamp.kind == "diode"
-                                     else f" (B source, stiffness {_num(clamp.stiffness)} g)"))
+                                     else f" (B source, stiffness {_num(clamp.stiffness)} g)" if clamp.kind == "limiter"
+                                     else f" (op-amp gain {_num(clamp.opamp_gain)} driving model DPREC, "
+                                          f"quiescent {_num(clamp.opamp_quiescent)} A per op-amp)"))
+    if ota.kind == "ota":
+        add(f"* Synapses: OTA, linear range {_num(ota.linear_range)} V_scale, gain gm*r_out {_num(ota.gain)}, "
+            f"offset {_num(ota.offset)} V rms (seed {ota.seed}), quiescent {_num(ota.branches)} x I_bias")
+    if supplied:
+        add(f"* Supply: VDD = {_num(units.vdd)} V, one source V_dd_<copy> per array.")
     if not nonideal.ideal:
         add(f"* Non-idealities: mismatch {_num(nonideal.mismatch)}, bits {nonideal.bits}, weight range "
             f"{_num(nonideal.weight_range)}, parasitic C {_num(nonideal.parasitic_capacitance)} F, "
@@ -329,7 +436,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
         opts["seed"] = nonideal.seed
     opts.update(options or {})
     add(".options " + " ".join(f"{k}={v if isinstance(v, str) else _num(v)}" for k, v in opts.items()))
-    if clamp.kind == "diode":
+    if clamp.kind in ("diode", "precision"):
         add(clamp.model_line())
     if nudged:
         add(".model SWNUDGE SW(VT=0.5 VH=0 RON=1e-3 ROFF=1e12)")
@@ -343,6 +450,9 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     nodes: list[str] = []
     ic_volts: list[float] = []
     ics: list[str] = []
+    supplies: list[str] = []  # V_dd source per copy, in (network, presentation) order
+    quiescent: list[float] = []  # static supply current per copy (A)
+    meas: list[str] = []
     for s in range(S):
         edges = [(int(i), int(j)) for i, j in np.argwhere(mask[s])]
         for p in range(P):
@@ -365,9 +475,11 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
                 if clamp.kind == "diode":
                     add(f"D_lo_{cp}_{names[j]} 0 {node[j]} DCLAMP")
                     add(f"D_hi_{cp}_{names[j]} {node[j]} rail_hi DCLAMP")
-                else:
+                elif clamp.kind == "limiter":
                     add(f"B_lim_{cp}_{names[j]} {node[j]} 0 I = {_num(g * clamp.stiffness)}*"
                         f"(uramp(V({node[j]})-{_num(Vs)}) - uramp(-V({node[j]})))")
+                else:
+                    L.extend(_precision_clamp(cp, names[j], node[j], Vs, clamp))
                 if gamma > 0:
                     add(f"R_leak_{cp}_{names[j]} {node[j]} 0 {_num(1.0 / (g * gamma))}")
                 if not conserving:
@@ -378,13 +490,40 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
                 if nonideal.noise > 0:
                     add(f"I_noise_{cp}_{names[j]} 0 {node[j]} DC 0 TRNOISE({_num(nonideal.noise * g * Vs)} "
                         f"{_num(noise_dt)} 0 0)")
+            g_out = np.zeros(N)  # OTA output conductances at each node (S)
+            i_q = 0.0
             for i, j in edges:
                 w_nom = W_nom[s, i, j]
                 gm = g * W[s, i, j]
                 src = node[i] if conserving else "0"
                 add(f"* {names[i]} -> {names[j]}: W = {_num(w_nom)}"
                     + ("" if W[s, i, j] == w_nom else f" (realised {_num(W[s, i, j])})"))
-                add(f"G_syn_{cp}_{names[i]}_{names[j]} {src} {node[j]} {node[i]} 0 {_num(gm)}")
+                if ota.kind == "vccs":
+                    add(f"G_syn_{cp}_{names[i]}_{names[j]} {src} {node[j]} {node[i]} 0 {_num(gm)}")
+                    continue
+                v_lin = ota.linear_range * Vs
+                add(f"B_syn_{cp}_{names[i]}_{names[j]} {src} {node[j]} I = {_num(gm * v_lin)}*"
+                    f"tanh((V({node[i]})+{_num(v_os[s, i, j])})/{_num(v_lin)})")
+                g_out[j] += abs(gm) / ota.gain
+                if conserving:
+                    g_out[i] += abs(gm) / ota.gain
+                i_q += ota.branches * abs(gm) * v_lin
+            for j in free:
+                if g_out[j] > 0:
+                    add(f"R_out_{cp}_{names[j]} {node[j]} 0 {_num(1.0 / g_out[j])}")
+            if supplied:
+                if clamp.kind == "precision":
+                    i_q += 2 * len(free) * clamp.opamp_quiescent
+                    # The lower clamp's op-amp sources the current it pushes into its node from VDD.
+                    add(f"B_sup_clamp_{cp} vdd_{cp} 0 I = " + " + ".join(
+                        f"max(-i(B_oplo_{cp}_{names[j]}),0)" for j in free))
+                add(f"V_dd_{cp} vdd_{cp} 0 DC {_num(units.vdd)}")
+                add(f"I_q_{cp} vdd_{cp} 0 DC {_num(i_q)}")
+                supplies.append(f"v_dd_{cp}")
+                quiescent.append(i_q)
+                meas.append(f".meas tran q_free_{cp} INTEG i(V_dd_{cp}) from=0 to={_num(free_end)}")
+                if nudged:
+                    meas.append(f".meas tran q_nudged_{cp} INTEG i(V_dd_{cp}) from={_num(free_end)} to={_num(stop)}")
             if nudged:
                 for k, o in enumerate(outputs):
                     add(f"V_target_{cp}_{names[o]} {node[o]}_tgt 0 DC {_num(targets[p, k] * Vs)}")
@@ -395,7 +534,10 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
             ic_volts.extend(initial[s, p, j] * Vs for j in free)
     add("* Initial conditions: the initial states times V_scale.")
     L.extend(ics)
-    add(".save " + " ".join(f"v({n})" for n in nodes))
+    add(".save " + " ".join([f"v({n})" for n in nodes] + [f"i({v})" for v in supplies]))
+    if meas:
+        add("* Charge drawn from each supply (C; negative = drawn), per phase: energy = -VDD * q.")
+        L.extend(meas)
     add(f".tran {_num(dt_s)} {_num(stop)} 0 {_num(step_s)} uic")
     if control:
         add(".control")
@@ -407,14 +549,63 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
         add("quit")
         add(".endc")
     add(".end")
+    devices = [device_counts(L, copy_prefix(s, 0)) for s in range(S)] if P else []
     return Netlist("\n".join(L) + "\n", nodes, (S, P, N), roles.n_inputs, units, free_end, stop, dt_s,
-                   {"clamp": clamp.kind, "family": fam, "initial_volts": np.array(ic_volts)})
+                   {"clamp": clamp.kind, "family": fam, "initial_volts": np.array(ic_volts),
+                    "transconductor": ota.kind, "supplies": supplies, "vdd": units.vdd if supplied else None,
+                    "quiescent_current": np.array(quiescent), "devices": devices})
+
+
+#: Element-name prefixes of the devices of one array, by kind (see :func:`device_counts`).
+#: ``R_out`` (an OTA's own output resistance), ``I_q`` / ``B_sup_clamp`` (the quiescent and clamp
+#: supply currents) and ``I_noise`` are models of other devices, not devices; ``B_oplo`` / ``B_ophi``
+#: (a precision clamp's op-amps) are counted with their diode as one clamp.
+DEVICE_PREFIXES = {
+    "transconductors": ("G_syn_", "B_syn_"),
+    "capacitors": ("C_",),
+    "switches": ("S_nudge_",),
+    "clamps": ("D_lo_", "D_hi_", "D_plo_", "D_phi_", "B_lim_"),
+    "resistors": ("R_nudge_", "R_leak_", "R_decay_"),
+    "sources": ("V_in_", "V_bias_", "V_target_", "V_dd_", "I_bias_"),
+}
+
+
+def device_counts(lines, copy: str) -> dict[str, int]:
+    """Devices of one array (the elements of copy ``copy``, e.g. ``"s0p0"``), by kind.
+
+    A ``B_lim`` limiter clamps both rails and counts as two clamps (one per rail, like the diodes);
+    the shared ``V_rail_hi`` and ``V_nudge_ctl`` count once as sources.
+    """
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    out = {k: 0 for k in DEVICE_PREFIXES}
+    tag_mid, tag_end = f"_{copy}_", f"_{copy}"
+    for ln in lines:
+        name = ln.split(" ", 1)[0]
+        if not name or name[0] in "*." or not (tag_mid in name + "_" or name.endswith(tag_end)):
+            continue
+        for kind, prefixes in DEVICE_PREFIXES.items():
+            if name.startswith(prefixes):
+                out[kind] += 2 if name.startswith("B_lim_") else 1
+                break
+    out["sources"] += sum(1 for ln in lines if ln.startswith(("V_rail_hi ", "V_nudge_ctl ")))
+    return out
+
+
+def _precision_clamp(cp: str, name: str, node: str, v_hi: float, clamp: ClampModel) -> list[str]:
+    """The two op-amp driven diodes of a precision clamp at ``node`` (see :class:`ClampModel`)."""
+    a, sw = _num(clamp.opamp_gain), _num(clamp.opamp_swing)
+    return [f"B_oplo_{cp}_{name} {node}_oplo 0 V = {sw}*tanh({a}*(0-V({node}))/{sw})",
+            f"D_plo_{cp}_{name} {node}_oplo {node} DPREC",
+            f"B_ophi_{cp}_{name} {node}_ophi 0 V = {_num(v_hi)}+{sw}*tanh({a}*({_num(v_hi)}-V({node}))/{sw})",
+            f"D_phi_{cp}_{name} {node} {node}_ophi DPREC"]
 
 
 def standalone_netlist(network, task, *, schedule=None, seed: int = 0, state_init_high: float = 0.1,
                        nudged: bool = True, units: CircuitUnits | None = None,
                        clamp: "str | ClampModel" = "diode", nonideal: NonIdealities | None = None,
-                       title: str | None = None, options: Mapping[str, float] | None = None) -> Netlist:
+                       title: str | None = None, options: Mapping[str, float] | None = None,
+                       transconductor: "str | TransconductorModel | None" = None) -> Netlist:
     """A netlist of one network on every presentation of ``task`` that plain ``ngspice -b`` runs.
 
     The initial free states are drawn from ``Uniform(0, state_init_high)`` with ``seed`` (as in
@@ -437,4 +628,5 @@ def standalone_netlist(network, task, *, schedule=None, seed: int = 0, state_ini
     opts = {"reltol": 1e-4, **dict(options or {})}
     return compile_netlist(network, task.inputs, s0, schedule,
                            targets=task.targets if nudged else None, units=units, clamp=clamp,
-                           nonideal=nonideal, title=title, control=True, options=opts)
+                           nonideal=nonideal, title=title, control=True, options=opts,
+                           transconductor=transconductor)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_int, check_real
-from ..circuit import CircuitUnits, ClampModel, Netlist, NonIdealities, compile_netlist
+from ..circuit import CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel, compile_netlist
 from ..errors import DivergenceError, SimulationError, SubstrateUnavailableError
 from ..network import NetworkBatch
 from ..trajectory import PhaseResult, Trajectory, phase_status
@@ -168,6 +168,10 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
         meta["time_points"] = [t.meta["time_points"] for t in trajs]
         meta["seconds"] = sum(t.meta["seconds"] for t in trajs)
         meta["peak_rss_mb"] = trajs[-1].meta["peak_rss_mb"]
+        if "supply" in first.meta:
+            meta["supply"] = [x for t in trajs for x in t.meta["supply"]]
+        if first.meta.get("devices") is not None:
+            meta["devices"] = [d for t in trajs for d in t.meta["devices"]]
         msgs = "; ".join(t.message for t in trajs if t.message)
         return Trajectory(first.times, np.concatenate([t.states for t in trajs]), first.roles, first.phase,
                           first.substrate, np.concatenate([t.settled for t in trajs]), first.settle_tol,
@@ -176,6 +180,27 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
     free = join([p.free for p in parts])
     nudged = join([p.nudged for p in parts]) if parts[0].nudged is not None else None
     return PhaseResult(free, nudged)
+
+
+def _read_supply(ng, net: Netlist, t: np.ndarray) -> "dict | None":
+    """The supply currents and ``.meas`` charges of a run (None when the netlist has no supply).
+
+    Returns ``{"vdd": V, "time_s": (T,), "current_A": (S, P, T) drawn from VDD (positive),
+    "quiescent_A": (S, P), "meas_charge_C": {name: C}}``; the ``.meas`` results are parsed from
+    ngspice's output ("q_free_s0p0 = -4.8e-08 from= ..."), negative = drawn from the source.
+    """
+    names = net.meta.get("supplies") or []
+    if not names:
+        return None
+    S, P, _ = net.shape
+    cur = np.stack([-ng.vector(f"i({v})") for v in names]).reshape(S, P, -1)
+    meas = {}
+    for ln in ng._stdout:
+        m = re.match(r"\s*(q_(?:free|nudged)_\S+)\s*=\s*([-+0-9.eE]+)", ln)
+        if m:
+            meas[m.group(1).lower()] = float(m.group(2))
+    return {"vdd": float(net.meta["vdd"]), "time_s": np.asarray(t, dtype=float), "current_A": cur,
+            "quiescent_A": np.asarray(net.meta["quiescent_current"]).reshape(S, P), "meas_charge_C": meas}
 
 
 def _rss_peak_mb() -> float:
@@ -241,6 +266,10 @@ class SpiceSubstrate(Substrate):
         Further ``.options`` for ngspice.
     netlist_dir : str or Path, optional
         Where a failing netlist is saved (default: the system temporary folder).
+    transconductor : "vccs", "ota" or TransconductorModel
+        The synapse: ideal VCCS (default) or an OTA with a supply (see ``circuit.TransconductorModel``).
+        With an OTA or a precision clamp the supply currents are read back and the free trajectory's
+        ``meta["supply"]`` holds them (``deepcircuit.hardware_figures`` turns them into energies).
     networks_per_run : int or None
         How many networks of a batch share one netlist (each netlist always holds every
         presentation, and both phases run in one transient). 1 (default): one ngspice run per
@@ -254,8 +283,10 @@ class SpiceSubstrate(Substrate):
     def __init__(self, *, clamp: "str | ClampModel" = "diode", units: CircuitUnits | None = None,
                  nonideal: NonIdealities | None = None, reltol: float = 1e-4,
                  options: dict | None = None, netlist_dir: "str | Path | None" = None,
-                 networks_per_run: int | None = 1) -> None:
+                 networks_per_run: int | None = 1,
+                 transconductor: "str | TransconductorModel | None" = None) -> None:
         self.clamp = ClampModel.of(clamp)
+        self.transconductor = TransconductorModel.of(transconductor)
         self.units = units or CircuitUnits()
         self.nonideal = nonideal or NonIdealities()
         self.reltol = check_real("reltol", reltol, low=0.0, low_open=True)
@@ -265,9 +296,11 @@ class SpiceSubstrate(Substrate):
         self.epoch: int | None = None  # set by callers that know it, for error messages
         self.runs = 0
         self.last_netlist: Netlist | None = None
+        self._supply: dict | None = None  # supply currents of the last ngspice run (None: no supply)
 
     def __repr__(self) -> str:
-        return f"SpiceSubstrate(clamp={self.clamp.kind!r}, units={self.units})"
+        return (f"SpiceSubstrate(clamp={self.clamp.kind!r}, transconductor={self.transconductor.kind!r}, "
+                f"units={self.units})")
 
     # -- public ------------------------------------------------------------------------
     def run(self, networks, inputs, initial, schedule: Schedule, *, targets=None) -> PhaseResult:
@@ -291,11 +324,16 @@ class SpiceSubstrate(Substrate):
         for a in range(0, S, k):
             sub = NetworkBatch(batch.networks[a:a + k])
             net = compile_netlist(sub, inputs, initial[a:a + k], schedule, targets=targets, units=self.units,
-                                  clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a)
+                                  clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a,
+                                  transconductor=self.transconductor)
             self.last_netlist = net
             t0 = time.perf_counter()
             time_s, volts = self._simulate(ng, net)
-            parts.append(self._trajectories(sub, net, inputs, time_s, volts, schedule, time.perf_counter() - t0))
+            part = self._trajectories(sub, net, inputs, time_s, volts, schedule, time.perf_counter() - t0)
+            if self._supply is not None:
+                part.free.meta["supply"] = [self._supply]  # one entry per ngspice run (networks in order)
+            part.free.meta["devices"] = net.meta.get("devices")
+            parts.append(part)
         return parts[0] if len(parts) == 1 else _concat(parts)
 
     def close(self) -> None:
@@ -319,6 +357,7 @@ class SpiceSubstrate(Substrate):
             volts = np.empty((len(net.nodes), t.size))
             for k, node in enumerate(net.nodes):
                 volts[k] = ng.vector(node)
+            self._supply = _read_supply(ng, net, t)
             ic = net.meta.get("initial_volts")
             if t[0] > 0 and ic is not None and len(ic) == len(net.nodes):
                 # ngspice's first stored point is its first step; t = 0 is the .ic state.

@@ -119,7 +119,7 @@ def figures_of_merit(result: PhaseResult, *, tol: float = 0.01) -> dict:
         t, cur, vdd = sup["time_s"], sup["current_A"], sup["vdd"]
         inside = t <= free_end * (1 + 1e-12)
         peak.append(vdd * cur[..., inside].max(axis=-1))
-        q = np.trapz(cur[..., inside], t[inside], axis=-1)
+        q = np.trapezoid(cur[..., inside], t[inside], axis=-1)
         mean.append(vdd * q / (t[inside][-1] - t[0]))
         static.append(vdd * sup["quiescent_A"])
         # ngspice's own .meas INTEG of the same current (negative: drawn from the source).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .comparison import Comparison
+from .hardware_figures import format_si
 from .persistence import write_atomic
 from .plots import (plot_deviations, plot_substrate_lyapunov, plot_substrate_trajectories,
                     plot_weight_matrices)
@@ -25,12 +26,23 @@ def comparison_rows(comp: Comparison) -> list[list]:
                      "-" if tr is None else f"{100 * tr.accuracy:.0f} %",
                      "-" if tr is None or tr.weight_deviation is None else f"{tr.weight_deviation:.3g}",
                      "-" if tr is None else f"{100 * tr.sparsity:.0f} %",
-                     "-" if tr is None else f"{tr.seconds:.1f}"])
+                     "-" if tr is None else f"{tr.seconds:.1f}",
+                     *hardware_cells(inf.hardware)])
     return rows
 
 
 HEADERS = ["substrate", "max state dev", "traj RMS", "dev vs Euler", "accuracy", "V monotone",
-           "run s", "trained acc", "weight dev", "sparsity", "train s"]
+           "run s", "trained acc", "weight dev", "sparsity", "train s",
+           "E/inference", "E/step", "settling", "devices", "area"]
+
+
+def hardware_cells(hw: dict) -> list[str]:
+    """The hardware columns of a row: energies, settling time, device count, area ('-' if none)."""
+    dev = hw.get("devices")
+    area = hw.get("area_um2")
+    return [format_si(hw.get("energy_per_inference_J"), "J"), format_si(hw.get("energy_per_step_J"), "J"),
+            format_si(hw.get("settling_time_s"), "s"), "-" if not dev else str(sum(dev.values())),
+            "-" if area is None else f"{area / 1e6:.3g} mm^2"]
 
 
 def write_report(comp: Comparison, out: "str | Path", *, title: str = "Substrate comparison",
@@ -57,7 +69,11 @@ def write_report(comp: Comparison, out: "str | Path", *, title: str = "Substrate
               "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in comparison_rows(comp)]
     lines += ["", "Targets: Brian2 rate within 1e-6 of projected Euler; SPICE with diode clamps within "
-              "0.03 V_scale of the accurate reference on settled states, the stiff limiter within 0.005.", ""]
+              "0.03 V_scale of the accurate reference on settled states, the stiff limiter within 0.005.",
+              "Hardware figures (SPICE; docs/hardware.md): energy from the supply VDD (OTA synapses, "
+              "precision clamps; '-' with ideal VCCS synapses and passive clamps: no supply), per array and "
+              "presentation until every node is within 1 % of V_scale of its final value; devices and area "
+              "of one array.", ""]
     for label, inf in comp.inference.items():
         dev = inf.meta.get("clamp_deviation")
         if dev is not None:

@@ -12,6 +12,7 @@ from .output import format_table, print_json_line
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..tasks import TASKS
+    from .hardware_options import add_transconductor_arguments
 
     p = sub.add_parser(
         "compare", help="run (and optionally train) a model on several substrates and compare",
@@ -31,6 +32,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--free-steps", type=int, default=None, help="free-phase steps (default: the model's)")
     p.add_argument("--nudged-steps", type=int, default=None, help="nudged-phase steps (default: the model's)")
     p.add_argument("--seed", type=int, default=None, help="seed of the initial states (default: the model's)")
+    add_transconductor_arguments(p)
     p.add_argument("--out", default=None, help="folder for plots and report.md (default: no files)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -42,6 +44,7 @@ def run(args) -> int:
     from ..persistence import load_model
     from ..report import HEADERS, comparison_rows, write_report
     from ..training import make_networks
+    from .hardware_options import transconductor_from_args
 
     model = load_model(args.model)
     task = model.task_for(args.task)
@@ -53,6 +56,13 @@ def run(args) -> int:
     config = config.replace(**changes)
     seed = args.seed if args.seed is not None else (model.seed or 0)
     substrates = [s for s in args.substrates.split(",") if s.strip()]
+    ota = transconductor_from_args(args)
+    if ota is not None:  # --transconductor applies to every spice substrate that does not name its own
+        extra = f"transconductor={ota.kind}" + "".join(
+            f";ota_{k}={getattr(args, 'ota_' + k)}" for k in ("linear_range", "gain", "offset")
+            if getattr(args, "ota_" + k) is not None)
+        substrates = [s if not s.strip().startswith("spice") or "transconductor=" in s
+                      else s.strip() + (";" if ":" in s else ":") + extra for s in substrates]
     train_from = None
     if args.train_epochs:
         net = model.network

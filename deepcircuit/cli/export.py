@@ -8,6 +8,7 @@ import argparse
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..circuit import CLAMP_KINDS
     from ..tasks import TASKS
+    from .hardware_options import add_transconductor_arguments
 
     p = sub.add_parser(
         "export", help="write a model as a standalone SPICE netlist (runs in `ngspice -b`)",
@@ -20,12 +21,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="task whose presentations the netlist holds (default: the model's task)")
     p.add_argument("--out", required=True, help="netlist file to write, e.g. netlists/xor.cir")
     p.add_argument("--clamp", default="diode", choices=list(CLAMP_KINDS),
-                   help="clamp of the [0, 1] bound: diode model DCLAMP (default) or a stiff limiter")
+                   help="clamp of the [0, 1] bound: diode model DCLAMP (default), a stiff limiter, or an "
+                        "op-amp precision clamp")
     p.add_argument("--diode-is", type=float, default=None, help="clamp diode saturation current IS in A (default 1e-6)")
     p.add_argument("--diode-n", type=float, default=None, help="clamp diode emission coefficient N (default 1)")
     p.add_argument("--diode-rs", type=float, default=None, help="clamp diode series resistance RS in ohm (default 1)")
     p.add_argument("--limiter-stiffness", type=float, default=None,
                    help="limiter conductance outside the box, in units of g (default 1e4)")
+    p.add_argument("--opamp-gain", type=float, default=None,
+                   help="open-loop gain of the precision clamp's op-amps (default 1e4)")
+    add_transconductor_arguments(p)
     p.add_argument("--free-only", action="store_true", help="only the free phase (no nudge)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial states (default: 0)")
     p.add_argument("--v-scale", type=float, default=None, help="volts of state 1.0 (default 10)")
@@ -50,6 +55,7 @@ def run(args) -> int:
 
     from ..circuit import CircuitUnits, ClampModel, NonIdealities, standalone_netlist
     from ..persistence import load_model, write_atomic
+    from .hardware_options import transconductor_from_args
 
     model = load_model(args.model)
     task = model.task_for(args.task)
@@ -64,13 +70,17 @@ def run(args) -> int:
                              parasitic_capacitance=args.parasitic, noise=args.noise, seed=args.nonideal_seed)
     clamp = ClampModel(kind=args.clamp, **{k: v for k, v in {
         "saturation_current": args.diode_is, "emission": args.diode_n, "series_resistance": args.diode_rs,
-        "stiffness": args.limiter_stiffness}.items() if v is not None})
+        "stiffness": args.limiter_stiffness, "opamp_gain": args.opamp_gain}.items() if v is not None})
     title = f"deepcircuit export of {args.model} on task {task.name} (seed {args.seed})"
     net = standalone_netlist(model.network, task, schedule=config.schedule, seed=args.seed,
                              state_init_high=config.state_init_high, nudged=not args.free_only,
-                             units=units, clamp=clamp, nonideal=nonideal, title=title)
+                             units=units, clamp=clamp, nonideal=nonideal, title=title,
+                             transconductor=transconductor_from_args(args))
     path = write_atomic(args.out, net.text)
     n_elem = sum(1 for ln in net.text.splitlines() if ln and ln[0] not in "*.")
     print(f"wrote {path}: {n_elem} elements, {len(net.nodes)} free nodes, transient to {net.stop:.4g} s "
           f"(tau = {units.tau:.4g} s); run it with `ngspice -b {path}`")
+    if net.meta.get("supplies"):
+        print(f"supply VDD = {units.vdd:.4g} V per array; ngspice prints the charge each array draws per phase "
+              f"(q_free_*, q_nudged_*, coulombs; energy = -VDD * q)")
     return 0

@@ -15,6 +15,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     from ..substrates import available_substrates
     from ..tasks import TASKS
     from ..training import PRESETS, PRUNE_METHODS
+    from ..circuit import CLAMP_KINDS
+    from .hardware_options import add_transconductor_arguments
 
     p = sub.add_parser(
         "train", help="train networks on a task (one per seed) and save them",
@@ -37,6 +39,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--brian2-target", choices=["numpy", "cython"], default=None,
                    help="Brian2 code-generation target for the brian2 substrates (default: numpy; "
                         "cython needs a C compiler and compiles once, then runs faster)")
+    add_transconductor_arguments(p)
+    p.add_argument("--clamp", default=None, choices=list(CLAMP_KINDS),
+                   help="clamp of the SPICE circuit: diode (default), limiter or precision (op-amp clamp)")
     p.add_argument("--prune", choices=list(PRUNE_METHODS), default=None,
                    help="prune weak connections after each update (default: off)")
     p.add_argument("--prune-tol", type=float, default=None, help="pruning threshold on |W| (default 0.01)")
@@ -77,6 +82,22 @@ def _topology(arg: str):
     return edges
 
 
+def _circuit_substrate(args, substrate):
+    """The SPICE substrate with the --transconductor / --clamp the user asked for (else unchanged)."""
+    from ..errors import InvalidInputError
+    from ..substrates import get_substrate
+    from .hardware_options import transconductor_from_args
+
+    ota = transconductor_from_args(args)
+    if ota is None and args.clamp is None:
+        return substrate
+    if substrate != "spice":
+        raise InvalidInputError(f"--transconductor, --ota-* and --clamp apply to --substrate spice; got "
+                                f"--substrate {substrate if isinstance(substrate, str) else substrate.name}.")
+    options = {k: v for k, v in {"transconductor": ota, "clamp": args.clamp}.items() if v is not None}
+    return get_substrate("spice", **options)
+
+
 def run(args) -> int:
     from ..lyapunov import certificate_recorder
     from ..persistence import ModelFile, save_model
@@ -106,6 +127,7 @@ def run(args) -> int:
             raise InvalidInputError(
                 f"--brian2-target only applies to the brian2 substrates; got --substrate {substrate}.")
         substrate = get_substrate(substrate, target=args.brian2_target)
+    substrate = _circuit_substrate(args, substrate)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = train(args.task, model=args.model, topology=_topology(args.topology),

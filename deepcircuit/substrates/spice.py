@@ -32,7 +32,7 @@ import numpy as np
 
 from .._validation import check_int, check_real
 from ..circuit import CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel, compile_netlist
-from ..errors import DivergenceError, SimulationError, SubstrateUnavailableError
+from ..errors import DivergenceError, InvalidInputError, SimulationError, SubstrateUnavailableError
 from ..network import NetworkBatch
 from ..trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
@@ -266,6 +266,9 @@ class SpiceSubstrate(Substrate):
         Further ``.options`` for ngspice.
     netlist_dir : str or Path, optional
         Where a failing netlist is saved (default: the system temporary folder).
+    ota_linear_range, ota_gain, ota_offset, opamp_gain : float, optional
+        Change one parameter of the OTA or of the precision clamp's op-amps (for substrate specs
+        such as ``"spice:transconductor=ota;ota_gain=50"``).
     transconductor : "vccs", "ota" or TransconductorModel
         The synapse: ideal VCCS (default) or an OTA with a supply (see ``circuit.TransconductorModel``).
         With an OTA or a precision clamp the supply currents are read back and the free trajectory's
@@ -284,9 +287,21 @@ class SpiceSubstrate(Substrate):
                  nonideal: NonIdealities | None = None, reltol: float = 1e-4,
                  options: dict | None = None, netlist_dir: "str | Path | None" = None,
                  networks_per_run: int | None = 1,
-                 transconductor: "str | TransconductorModel | None" = None) -> None:
+                 transconductor: "str | TransconductorModel | None" = None,
+                 ota_linear_range: float | None = None, ota_gain: float | None = None,
+                 ota_offset: float | None = None, opamp_gain: float | None = None) -> None:
+        from dataclasses import replace
+
         self.clamp = ClampModel.of(clamp)
+        if opamp_gain is not None:
+            self.clamp = replace(self.clamp, opamp_gain=opamp_gain)
         self.transconductor = TransconductorModel.of(transconductor)
+        ota_params = {k: v for k, v in {"linear_range": ota_linear_range, "gain": ota_gain,
+                                        "offset": ota_offset}.items() if v is not None}
+        if ota_params:
+            if self.transconductor.kind != "ota":
+                raise InvalidInputError("The ota_* options of the spice substrate need transconductor='ota'.")
+            self.transconductor = replace(self.transconductor, **ota_params)
         self.units = units or CircuitUnits()
         self.nonideal = nonideal or NonIdealities()
         self.reltol = check_real("reltol", reltol, low=0.0, low_open=True)

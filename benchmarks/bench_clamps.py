@@ -1,0 +1,126 @@
+"""Benchmark: clamp fidelity of the SPICE circuit on random directed networks (issue 13).
+
+Random DEEP networks with 5 to 40 hidden neurons (3 inputs with the bias, 1 output), complete and
+sparse (each allowed connection kept with probability 0.3) graphs, weights ~ Normal(0, scale^2)
+for several scales, the four XOR presentations from Uniform(0, 0.1) initial states, free phase
+(1000 steps of dt = 0.05 tau). Each clamp's settled states are compared with an accurate
+integration of the ideal projected dynamics (``get_substrate("ode", method="adaptive")``, rtol
+1e-8): per presentation the largest deviation over the free neurons (units of V_scale). A
+presentation whose deviation exceeds 0.1 is counted as "in another equilibrium". Presentations
+where the reference itself did not settle are left out (counted). Printed per clamp and per
+network size: median, 95th percentile and largest deviation, share in another equilibrium, and
+the SPICE time; then the choice of default by the rule "most faithful, then fastest".
+
+    .venv/bin/python benchmarks/bench_clamps.py            # 4 networks per (size, graph, scale)
+    .venv/bin/python benchmarks/bench_clamps.py --quick    # 1 network per cell, sizes 5 and 20
+    .venv/bin/python benchmarks/bench_clamps.py --networks 8 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import numpy as np
+
+from deepcircuit import Network, Roles, Schedule, get_substrate, initial_states
+from deepcircuit.tasks import get_task
+
+CLAMPS = ("diode", "limiter", "precision")
+OTHER_EQUILIBRIUM = 0.1  # deviation (V_scale) beyond which a presentation sits in another equilibrium
+
+
+def random_network(hidden: int, graph: str, scale: float, rng: np.random.Generator) -> Network:
+    """A random DEEP network: complete graph, or each allowed connection kept with probability 0.3."""
+    roles = Roles(3, [hidden], 1)
+    net = Network.create(roles, topology="complete", init_scale=scale, rng=rng)
+    if graph == "complete":
+        return net
+    keep = net.mask & (rng.random(net.mask.shape) < 0.3)
+    return net.pruned(keep)
+
+
+def run(sizes, graphs, scales, n_networks: int, seed: int = 0) -> dict:
+    task = get_task("xor")
+    schedule = Schedule(free_steps=1000, nudged_steps=0)
+    ref_sub = get_substrate("ode", method="adaptive", rtol=1e-8, atol=1e-10)
+    subs = {c: get_substrate("spice", clamp=c) for c in CLAMPS}
+    rng = np.random.default_rng(seed)
+    rows = {c: {h: {"dev": [], "seconds": 0.0} for h in sizes} for c in CLAMPS}
+    skipped = 0
+    for h in sizes:
+        for graph in graphs:
+            for scale in scales:
+                for _ in range(n_networks):
+                    net = random_network(h, graph, scale, rng)
+                    s0 = initial_states(rng, 1, task.inputs, net.roles)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        ref = ref_sub.run(net, task.inputs, s0, schedule).free
+                    ok = np.asarray(ref.settled[0], dtype=bool)
+                    skipped += int((~ok).sum())
+                    fr = net.roles.free
+                    for c, sub in subs.items():
+                        t0 = time.perf_counter()
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            res = sub.run(net, task.inputs, s0, schedule).free
+                        rows[c][h]["seconds"] += time.perf_counter() - t0
+                        dev = np.abs(res.final[0][:, fr] - ref.final[0][:, fr]).max(axis=-1)
+                        rows[c][h]["dev"].extend(dev[ok].tolist())
+    return {"rows": rows, "skipped": skipped}
+
+
+def summarise(devs) -> dict:
+    d = np.asarray(devs)
+    return {"n": int(d.size), "median": float(np.median(d)), "p95": float(np.percentile(d, 95)),
+            "max": float(d.max()), "other_equilibrium": float(np.mean(d > OTHER_EQUILIBRIUM))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="sizes 5 and 20, one network per cell")
+    ap.add_argument("--networks", type=int, default=4, help="networks per (size, graph, scale) cell")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="also write the summary as JSON to this file")
+    args = ap.parse_args()
+    sizes = (5, 20) if args.quick else (5, 10, 20, 40)
+    graphs, scales = ("complete", "sparse"), (0.3, 1.0, 3.0)
+    n = 1 if args.quick else args.networks
+    t0 = time.perf_counter()
+    out = run(sizes, graphs, scales, n, args.seed)
+    print(f"{len(sizes)} sizes x {len(graphs)} graphs x {len(scales)} weight scales x {n} networks x 4 "
+          f"presentations; reference: adaptive ODE (rtol 1e-8); {out['skipped']} presentations left out "
+          f"(reference not settled); {time.perf_counter() - t0:.0f} s in all (2 shared cores, loaded)\n")
+    summary = {}
+    print(f"{'clamp':10s} {'hidden':>6s} {'n':>4s} {'median':>9s} {'p95':>9s} {'max':>9s} "
+          f"{'other eq.':>9s} {'spice s':>8s}")
+    for c in CLAMPS:
+        summary[c] = {}
+        for h, r in out["rows"][c].items():
+            s = summarise(r["dev"]) | {"seconds": r["seconds"]}
+            summary[c][h] = s
+            print(f"{c:10s} {h:6d} {s['n']:4d} {s['median']:9.2g} {s['p95']:9.2g} {s['max']:9.2g} "
+                  f"{100 * s['other_equilibrium']:8.1f}% {s['seconds']:8.1f}")
+        allr = summarise([d for r in out["rows"][c].values() for d in r["dev"]])
+        secs = sum(r["seconds"] for r in out["rows"][c].values())
+        summary[c]["all"] = allr | {"seconds": secs}
+        print(f"{c:10s} {'all':>6s} {allr['n']:4d} {allr['median']:9.2g} {allr['p95']:9.2g} {allr['max']:9.2g} "
+              f"{100 * allr['other_equilibrium']:8.1f}% {secs:8.1f}")
+    # The default: the clamp with the smallest 95th percentile among those with no presentation in
+    # another equilibrium; among clamps within a factor 2 of it, the fastest.
+    cand = [c for c in CLAMPS if summary[c]["all"]["other_equilibrium"] == 0] or list(CLAMPS)
+    best = min(summary[c]["all"]["p95"] for c in cand)
+    close = [c for c in cand if summary[c]["all"]["p95"] <= 2 * best + 1e-12]
+    choice = min(close, key=lambda c: summary[c]["all"]["seconds"])
+    print(f"\nfaithful clamps (no presentation in another equilibrium): {', '.join(cand)}; "
+          f"most faithful p95 {best:.2g}; choice by fidelity then speed: {choice}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"summary": summary, "choice": choice, "skipped": out["skipped"]}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -17,6 +17,8 @@ from .tasks import TASKS, Task, get_task
 from .training import History, TrainingConfig, TrainingResult, evaluate, train
 from .trajectory import PhaseResult, Trajectory
 
+from .hardware_figures import figures_of_merit
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -27,3 +29,4 @@ __all__ = [
     "get_substrate", "initial_states", "TASKS", "Task", "get_task", "History", "TrainingConfig",
     "TrainingResult", "evaluate", "train", "PhaseResult", "Trajectory", "__version__",
 ]
+__all__ += ["figures_of_merit"]

@@ -23,6 +23,14 @@ after their roles (``s<network>p<presentation>`` prefixes every node and element
 * Non-idealities (:class:`NonIdealities`): ``C_par_...`` parasitic capacitance, ``I_noise_...``
   transient noise current (ngspice ``TRNOISE``); mismatch and quantization change the ``G_syn``
   values.
+* OTA synapses (:class:`TransconductorModel`, ``transconductor="ota"``): ``B_syn_<copy>_<i>_<j>``
+  (a tanh-limited behavioural current source) replaces ``G_syn``; ``R_out_<copy>_<neuron>`` the
+  OTAs' output resistance at the node; ``V_dd_<copy>`` the array's supply and ``I_q_<copy>`` the
+  quiescent current every active part draws from it; ``.meas tran q_free_<copy>`` /
+  ``q_nudged_<copy>`` the charge drawn from the supply per phase (energy = ``-VDD * q``).
+* Precision clamp (``ClampModel(kind="precision")``): ``B_oplo`` / ``B_ophi`` op-amps driving
+  ``D_plo`` / ``D_phi`` diodes per node, ``B_sup_clamp_<copy>`` the lower clamps' current drawn from
+  ``V_dd_<copy>``.
 
 Units (SI): ``V_scale`` volts, ``C`` farads, ``g`` siemens, so ``tau = C / g`` seconds; a time of
 ``t`` in units of tau is ``t * tau`` seconds in the netlist. Weights are dimensionless multiples

@@ -49,6 +49,9 @@ from .errors import InvalidInputError
 from .network import NetworkBatch
 
 CLAMP_KINDS = ("diode", "limiter", "precision")
+#: The clamp of the circuit when none is named: chosen by benchmarks/bench_clamps.py (the most
+#: faithful to the ideal projection on random networks; docs/hardware.md has the figures).
+DEFAULT_CLAMP = "precision"
 TRANSCONDUCTOR_KINDS = ("vccs", "ota")
 #: Rise time of the nudge switch's control, as a fraction of the sampling interval dt.
 _SWITCH_RISE = 1e-3
@@ -102,7 +105,9 @@ class CircuitUnits:
 class ClampModel:
     """The bound to [0, 1]: a clamp of every free node to the rails 0 V and ``V_scale``.
 
-    ``kind="diode"`` (default): two diodes per node, model ``DCLAMP`` with saturation current
+    ``kind="precision"`` is the default (:data:`DEFAULT_CLAMP`).
+
+    ``kind="diode"``: two diodes per node, model ``DCLAMP`` with saturation current
     ``saturation_current`` (A), emission coefficient ``emission`` and series resistance
     ``series_resistance`` (ohm). A diode conducts softly: a node at a bound is pushed outside it
     by about ``emission * V_T * ln(I / IS)`` (``V_T`` = 25.85 mV at 27 C), where ``I`` is the current
@@ -125,7 +130,7 @@ class ClampModel:
     op-amp (a micropower part), swing 2 V.
     """
 
-    kind: str = "diode"
+    kind: str = DEFAULT_CLAMP
     saturation_current: float = 1e-6
     emission: float = 1.0
     series_resistance: float = 1.0
@@ -344,7 +349,7 @@ def copy_prefix(s: int, p: int) -> str:
 
 
 def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
-                    units: CircuitUnits | None = None, clamp: "str | ClampModel" = "diode",
+                    units: CircuitUnits | None = None, clamp: "str | ClampModel" = DEFAULT_CLAMP,
                     nonideal: NonIdealities | None = None, title: str | None = None,
                     control: bool = False, options: Mapping[str, float] | None = None,
                     max_step: float | None = None, first_network: int = 0,
@@ -611,7 +616,7 @@ def _precision_clamp(cp: str, name: str, node: str, v_hi: float, clamp: ClampMod
 
 def standalone_netlist(network, task, *, schedule=None, seed: int = 0, state_init_high: float = 0.1,
                        nudged: bool = True, units: CircuitUnits | None = None,
-                       clamp: "str | ClampModel" = "diode", nonideal: NonIdealities | None = None,
+                       clamp: "str | ClampModel" = DEFAULT_CLAMP, nonideal: NonIdealities | None = None,
                        title: str | None = None, options: Mapping[str, float] | None = None,
                        transconductor: "str | TransconductorModel | None" = None) -> Netlist:
     """A netlist of one network on every presentation of ``task`` that plain ``ngspice -b`` runs.

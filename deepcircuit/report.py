@@ -11,7 +11,7 @@ from .plots import (plot_deviations, plot_substrate_lyapunov, plot_substrate_tra
                     plot_weight_matrices)
 
 #: Targets stated in the README (issue 6), drawn on the deviation plot.
-TARGETS = {"SPICE diode clamp (settled)": 0.03, "SPICE limiter (settled)": 0.005,
+TARGETS = {"SPICE diode clamp (settled)": 0.03, "SPICE limiter / precision clamp (settled)": 0.005,
            "Brian2 rate vs Euler": 1e-6}
 
 
@@ -69,7 +69,8 @@ def write_report(comp: Comparison, out: "str | Path", *, title: str = "Substrate
               "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in comparison_rows(comp)]
     lines += ["", "Targets: Brian2 rate within 1e-6 of projected Euler; SPICE with diode clamps within "
-              "0.03 V_scale of the accurate reference on settled states, the stiff limiter within 0.005.",
+              "0.03 V_scale of the accurate reference on settled states, the stiff limiter and the precision "
+              "clamp (the default, issue 13) within 0.005.",
               "Hardware figures (SPICE; docs/hardware.md): energy from the supply VDD (OTA synapses, "
               "precision clamps; '-' with ideal VCCS synapses and passive clamps: no supply), per array and "
               "presentation until every node is within 1 % of V_scale of its final value; devices and area "

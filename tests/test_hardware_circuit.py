@@ -30,7 +30,7 @@ def test_ota_synapse_lines_supply_and_meas(small):
     ota = TransconductorModel(kind="ota", linear_range=0.5, gain=50.0, offset=0.0, branches=2.0)
     units = CircuitUnits(v_scale=4.0, supply_headroom=0.5)
     n = compile_netlist(net, task.inputs, s0, Schedule(free_steps=10, nudged_steps=5), targets=task.targets,
-                        units=units, transconductor=ota)
+                        units=units, transconductor=ota, clamp="diode")
     text = n.text
     assert not _lines(text, "G_syn_")
     g, W = units.transconductance, net.weights
@@ -59,7 +59,7 @@ def test_ota_synapse_lines_supply_and_meas(small):
 
 def test_vccs_netlist_has_no_supply(small):
     task, net, s0 = small
-    n = compile_netlist(net, task.inputs, s0, Schedule(free_steps=10, nudged_steps=0))
+    n = compile_netlist(net, task.inputs, s0, Schedule(free_steps=10, nudged_steps=0), clamp="diode")
     assert not _lines(n.text, "V_dd_") and not _lines(n.text, ".meas") and n.meta["supplies"] == []
     assert _lines(n.text, "G_syn_s0p0_")
 

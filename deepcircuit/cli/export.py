@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from ..circuit import CLAMP_KINDS
+    from ..circuit import CLAMP_KINDS, DEFAULT_CLAMP
     from ..tasks import TASKS
     from .hardware_options import add_transconductor_arguments
 
@@ -20,9 +20,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--task", default=None, choices=list(TASKS),
                    help="task whose presentations the netlist holds (default: the model's task)")
     p.add_argument("--out", required=True, help="netlist file to write, e.g. netlists/xor.cir")
-    p.add_argument("--clamp", default="diode", choices=list(CLAMP_KINDS),
-                   help="clamp of the [0, 1] bound: diode model DCLAMP (default), a stiff limiter, or an "
-                        "op-amp precision clamp")
+    p.add_argument("--clamp", default=None, choices=list(CLAMP_KINDS),
+                   help=f"clamp of the [0, 1] bound: op-amp precision clamp, diode model DCLAMP, or a stiff "
+                        f"limiter (default {DEFAULT_CLAMP})")
     p.add_argument("--diode-is", type=float, default=None, help="clamp diode saturation current IS in A (default 1e-6)")
     p.add_argument("--diode-n", type=float, default=None, help="clamp diode emission coefficient N (default 1)")
     p.add_argument("--diode-rs", type=float, default=None, help="clamp diode series resistance RS in ohm (default 1)")
@@ -53,7 +53,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args) -> int:
     from dataclasses import replace
 
-    from ..circuit import CircuitUnits, ClampModel, NonIdealities, standalone_netlist
+    from ..circuit import DEFAULT_CLAMP, CircuitUnits, ClampModel, NonIdealities, standalone_netlist
+    from ..errors import InvalidInputError
     from ..persistence import load_model, write_atomic
     from .hardware_options import transconductor_from_args
 
@@ -68,7 +69,13 @@ def run(args) -> int:
                                                 "transconductance": args.transconductance}.items() if v is not None})
     nonideal = NonIdealities(mismatch=args.mismatch, bits=args.bits, weight_range=args.weight_range,
                              parasitic_capacitance=args.parasitic, noise=args.noise, seed=args.nonideal_seed)
-    clamp = ClampModel(kind=args.clamp, **{k: v for k, v in {
+    kind = args.clamp or DEFAULT_CLAMP
+    for flags, values, needs in ((("--diode-is", "--diode-n", "--diode-rs"), (args.diode_is, args.diode_n, args.diode_rs),
+                                  "diode"), (("--limiter-stiffness",), (args.limiter_stiffness,), "limiter"),
+                                 (("--opamp-gain",), (args.opamp_gain,), "precision")):
+        if kind != needs and any(v is not None for v in values):
+            raise InvalidInputError(f"{', '.join(flags)} apply to --clamp {needs}; the clamp is {kind!r}.")
+    clamp = ClampModel(kind=kind, **{k: v for k, v in {
         "saturation_current": args.diode_is, "emission": args.diode_n, "series_resistance": args.diode_rs,
         "stiffness": args.limiter_stiffness, "opamp_gain": args.opamp_gain}.items() if v is not None})
     title = f"deepcircuit export of {args.model} on task {task.name} (seed {args.seed})"

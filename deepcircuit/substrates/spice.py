@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_int, check_real
-from ..circuit import CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel, compile_netlist
+from ..circuit import DEFAULT_CLAMP, CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel, compile_netlist
 from ..errors import DivergenceError, InvalidInputError, SimulationError, SubstrateUnavailableError
 from ..network import NetworkBatch
 from ..trajectory import PhaseResult, Trajectory, phase_status
@@ -232,7 +232,7 @@ def simulate_netlist(text: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         elif not skip:
             lines.append(ln)
     saves = [ln for ln in lines if ln.lower().startswith(".save ")]
-    nodes = [re.sub(r"^v\((.*)\)$", r"\1", tok.lower()) for ln in saves for tok in ln.split()[1:]]
+    nodes = [m.group(1) for ln in saves for tok in ln.split()[1:] if (m := re.match(r"^v\((.*)\)$", tok.lower()))]
     tran = next((ln.split() for ln in lines if ln.lower().startswith(".tran ")), None)
     if tran is None:
         raise SimulationError("The netlist has no .tran line; simulate_netlist runs transients only.")
@@ -253,8 +253,9 @@ class SpiceSubstrate(Substrate):
 
     Parameters
     ----------
-    clamp : "diode", "limiter" or ClampModel
-        The [0, 1] bound: diode clamps (default, model ``DCLAMP``) or a stiff behavioural limiter.
+    clamp : "precision", "diode", "limiter" or ClampModel
+        The [0, 1] bound: op-amp precision clamps (default, chosen by benchmarks/bench_clamps.py),
+        diode clamps (model ``DCLAMP``) or a stiff behavioural limiter.
     units : CircuitUnits
         ``V_scale`` (V), ``C`` (F), ``g`` (S); ``tau = C / g``.
     nonideal : NonIdealities
@@ -283,7 +284,7 @@ class SpiceSubstrate(Substrate):
 
     name = "spice"
 
-    def __init__(self, *, clamp: "str | ClampModel" = "diode", units: CircuitUnits | None = None,
+    def __init__(self, *, clamp: "str | ClampModel" = DEFAULT_CLAMP, units: CircuitUnits | None = None,
                  nonideal: NonIdealities | None = None, reltol: float = 1e-4,
                  options: dict | None = None, netlist_dir: "str | Path | None" = None,
                  networks_per_run: int | None = 1,

@@ -115,9 +115,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="sizes 5 and 20, one network per cell")
     ap.add_argument("--networks", type=int, default=4, help="networks per (size, graph, scale) cell")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sizes", default=None, help="comma-separated hidden sizes (default 5,10,20,40)")
     ap.add_argument("--json", default=None, help="also write the summary as JSON to this file")
     args = ap.parse_args()
     sizes = (5, 20) if args.quick else (5, 10, 20, 40)
+    if args.sizes:
+        sizes = tuple(int(x) for x in args.sizes.split(","))
     graphs, scales = ("complete", "sparse"), (0.3, 1.0, 3.0)
     n = 1 if args.quick else args.networks
     t0 = time.perf_counter()

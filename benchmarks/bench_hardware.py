@@ -4,11 +4,13 @@ The network: the project's default initial XOR network (``TrainingConfig.preset(
 seed 0) with N hidden neurons, of the ``deep-leaky`` family with gamma = 1 (plain DEEP conserves
 activity: its free dynamics has a zero eigenvalue and settles only when clamps engage, so many
 random initial networks do not settle within the free phase and have no settling time; the leak
-makes every run settle; ``--model deep`` measures plain DEEP and reports unsettled runs as such), on a sparse graph of fan-in 8 (every free neuron receives 8
-connections from random other neurons: the device count grows linearly with N, and N = 200 stays
-simulable; ``--complete`` uses complete graphs, whose simulation time grows about as N^3), OTA synapses (``transconductor="ota"``, the
-documented defaults) and the default clamp, one presentation (x = [1, 0], bias 1; targets 1),
-free phase 1000 steps + nudged phase 1000 steps of dt = 0.05 tau. Measured on each circuit
+makes every run settle; ``--model deep`` measures plain DEEP and reports unsettled runs as such),
+on a sparse graph of fan-in 8 (every free neuron receives 8 connections from random other
+neurons: the device count grows linearly with N, and N = 200 stays simulable; ``--complete`` uses
+complete graphs, whose simulation time grows about as N^3), OTA synapses
+(``transconductor="ota"``, the documented defaults), diode clamps (passive, so the OTAs are the
+only consumers; ``--clamp precision`` adds the op-amps), one presentation (x = [1, 0], bias 1;
+target 1), free phase 1000 steps + nudged phase 1000 steps of dt = 0.05 tau. Measured on each circuit
 (``deepcircuit.hardware_figures``): settling time, energy per inference and per training step from
 the supply current integrated over ngspice's own time points, peak power, devices and area.
 
@@ -107,7 +109,8 @@ def row(r: dict) -> str:
     return (f"{r['N']:4d} {r['v_scale']:4g} {format_si(r['C'], 'F'):>8s} {r['otas']:6d} "
             f"{r['area'] / 1e6:8.3g}mm2 {format_si(r['t_settle'], 's'):>9s} {format_si(r['t_lin'], 's'):>9s} "
             f"{format_si(r['e_inf'], 'J'):>9s} {format_si(r['e_step'], 'J'):>9s} {format_si(r['e_static'], 'J'):>9s} "
-            f"{r['e_inf'] / r['e_static']:7.4f} {format_si(r['e_charge'], 'J'):>9s} {r['e_inf'] / max(r['e_charge'], 1e-300):7.3g} "
+            f"{r['e_inf'] / r['e_static']:7.4f} {format_si(r['e_charge'], 'J'):>9s} "
+            f"{r['e_inf'] / max(r['e_charge'], 1e-300):7.3g} "
             f"{format_si(r['peak'], 'W'):>8s} {r['meas']:7.1e} {r['seconds']:6.1f}")
 
 

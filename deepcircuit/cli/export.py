@@ -70,9 +70,10 @@ def run(args) -> int:
     nonideal = NonIdealities(mismatch=args.mismatch, bits=args.bits, weight_range=args.weight_range,
                              parasitic_capacitance=args.parasitic, noise=args.noise, seed=args.nonideal_seed)
     kind = args.clamp or DEFAULT_CLAMP
-    for flags, values, needs in ((("--diode-is", "--diode-n", "--diode-rs"), (args.diode_is, args.diode_n, args.diode_rs),
-                                  "diode"), (("--limiter-stiffness",), (args.limiter_stiffness,), "limiter"),
-                                 (("--opamp-gain",), (args.opamp_gain,), "precision")):
+    for flags, values, needs in (
+            (("--diode-is", "--diode-n", "--diode-rs"), (args.diode_is, args.diode_n, args.diode_rs), "diode"),
+            (("--limiter-stiffness",), (args.limiter_stiffness,), "limiter"),
+            (("--opamp-gain",), (args.opamp_gain,), "precision")):
         if kind != needs and any(v is not None for v in values):
             raise InvalidInputError(f"{', '.join(flags)} apply to --clamp {needs}; the clamp is {kind!r}.")
     clamp = ClampModel(kind=kind, **{k: v for k, v in {

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_int, check_real
-from ..circuit import DEFAULT_CLAMP, CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel, compile_netlist
+from ..circuit import (DEFAULT_CLAMP, CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel,
+                       compile_netlist)
 from ..errors import DivergenceError, InvalidInputError, SimulationError, SubstrateUnavailableError
 from ..network import NetworkBatch
 from ..trajectory import PhaseResult, Trajectory, phase_status

@@ -29,6 +29,7 @@ Checked against the analytic expectation in one table:
     .venv/bin/python benchmarks/bench_hardware.py              # N = 5 .. 200, V_scale and C sweeps
     .venv/bin/python benchmarks/bench_hardware.py --quick      # N = 5 .. 50, shorter sweeps
     .venv/bin/python benchmarks/bench_hardware.py --out runs/bench_hardware   # plots there
+    .venv/bin/python benchmarks/bench_hardware.py --epoch-cost   # CPU s per training epoch by clamp
 """
 
 from __future__ import annotations
@@ -147,6 +148,28 @@ def plot(rows_n, rows_v, rows_c, out: Path) -> Path:
     return path
 
 
+def epoch_cost(epochs: int = 3) -> None:
+    """CPU time per XOR training epoch (1 seed, default preset) for every clamp and synapse model,
+    side by side in this process (``time.process_time``: ngspice runs in-process, and the machine's
+    load does not enter); the best of two repetitions."""
+    from deepcircuit import train
+
+    cfg = TrainingConfig.preset("default").replace(epochs=epochs)
+    res: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(2):
+            for clamp in ("diode", "limiter", "precision"):
+                for tc in ("vccs", "ota"):
+                    sub = SpiceSubstrate(clamp=clamp, transconductor=tc)
+                    t0 = time.process_time()
+                    train("xor", seeds=[0], config=cfg, substrate=sub, progress=False)
+                    res.setdefault((clamp, tc), []).append((time.process_time() - t0) / epochs)
+    base = min(res[("diode", "vccs")])
+    for (clamp, tc), v in res.items():
+        print(f"{clamp:10s} {tc:5s} CPU s/epoch {min(v):.3f}  x{min(v) / base:.1f} of diode + vccs")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="N = 5 .. 50 and three-point sweeps")
@@ -155,7 +178,12 @@ def main() -> None:
     ap.add_argument("--model", default="deep-leaky", choices=["deep-leaky", "deep"],
                     help="family (default deep-leaky with gamma = 1: every run settles)")
     ap.add_argument("--complete", action="store_true", help="complete graphs (N up to 50) instead of fan-in 8")
+    ap.add_argument("--epoch-cost", action="store_true",
+                    help="only the CPU time per XOR training epoch of every clamp and synapse model")
     args = ap.parse_args()
+    if args.epoch_cost:
+        epoch_cost()
+        return
     sizes = (5, 10, 20, 50) if args.quick or args.complete else (5, 10, 20, 50, 100, 200)
     fan_in = None if args.complete else 8
     v_scales = (1.0, 5.0, 20.0) if args.quick else (1.0, 2.0, 5.0, 10.0, 20.0)

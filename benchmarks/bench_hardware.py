@@ -30,6 +30,7 @@ Checked against the analytic expectation in one table:
     .venv/bin/python benchmarks/bench_hardware.py --quick      # N = 5 .. 50, shorter sweeps
     .venv/bin/python benchmarks/bench_hardware.py --out runs/bench_hardware   # plots there
     .venv/bin/python benchmarks/bench_hardware.py --epoch-cost   # CPU s per training epoch by clamp
+    .venv/bin/python benchmarks/bench_hardware.py --transfer runs/xor_vccs   # trained models on OTA
 """
 
 from __future__ import annotations
@@ -170,6 +171,23 @@ def epoch_cost(epochs: int = 3) -> None:
         print(f"{clamp:10s} {tc:5s} CPU s/epoch {min(v):.3f}  x{min(v) / base:.1f} of diode + vccs")
 
 
+def transfer(folder: str) -> None:
+    """XOR networks trained in the loop (model files ``seed*.json`` in ``folder``) run, without
+    retraining, on diode-clamped circuits with ideal VCCS and with OTA synapses: the free phase
+    from the same initial states (seed 0); training error per network and whether it settled."""
+    from deepcircuit import evaluate
+    from deepcircuit.persistence import load_model
+
+    paths = sorted(Path(folder).glob("seed*.json"), key=lambda p: int(p.stem[4:]))
+    nets = [load_model(p).network for p in paths]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for tc in ("vccs", "ota"):
+            traj, err, _ = evaluate(nets, "xor", substrate=SpiceSubstrate(clamp="diode", transconductor=tc), rng=0)
+            print(f"{tc:5s} error per network {np.round(err, 2).tolist()}; solved {int((err == 0).sum())} of "
+                  f"{len(err)}; settled within the free phase: {traj.settled.all(axis=1).tolist()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="N = 5 .. 50 and three-point sweeps")
@@ -180,7 +198,12 @@ def main() -> None:
     ap.add_argument("--complete", action="store_true", help="complete graphs (N up to 50) instead of fan-in 8")
     ap.add_argument("--epoch-cost", action="store_true",
                     help="only the CPU time per XOR training epoch of every clamp and synapse model")
+    ap.add_argument("--transfer", metavar="FOLDER", default=None,
+                    help="only: run the XOR models in FOLDER (seed*.json) on VCCS and OTA circuits")
     args = ap.parse_args()
+    if args.transfer:
+        transfer(args.transfer)
+        return
     if args.epoch_cost:
         epoch_cost()
         return

@@ -50,9 +50,10 @@ from .errors import InvalidInputError
 from .network import NetworkBatch
 
 CLAMP_KINDS = ("diode", "limiter", "precision")
-#: The clamp of the circuit when none is named: chosen by benchmarks/bench_clamps.py (the most
-#: faithful to the ideal projection on random networks; docs/hardware.md has the figures).
-DEFAULT_CLAMP = "precision"
+#: The clamp of the circuit when none is named. benchmarks/bench_clamps.py finds the precision
+#: clamp the most faithful, but it costs 5-15x the simulation time and a runaway circuit grinds
+#: for minutes in it instead of failing fast; docs/hardware.md has the figures and the reasons.
+DEFAULT_CLAMP = "diode"
 TRANSCONDUCTOR_KINDS = ("vccs", "ota")
 #: Rise time of the nudge switch's control, as a fraction of the sampling interval dt.
 _SWITCH_RISE = 1e-3
@@ -110,9 +111,7 @@ class CircuitUnits:
 class ClampModel:
     """The bound to [0, 1]: a clamp of every free node to the rails 0 V and ``V_scale``.
 
-    ``kind="precision"`` is the default (:data:`DEFAULT_CLAMP`).
-
-    ``kind="diode"``: two diodes per node, model ``DCLAMP`` with saturation current
+    ``kind="diode"`` (default, :data:`DEFAULT_CLAMP`): two diodes per node, model ``DCLAMP`` with saturation current
     ``saturation_current`` (A), emission coefficient ``emission`` and series resistance
     ``series_resistance`` (ohm). A diode conducts softly: a node at a bound is pushed outside it
     by about ``emission * V_T * ln(I / IS)`` (``V_T`` = 25.85 mV at 27 C), where ``I`` is the current

@@ -250,10 +250,11 @@ def test_export_cli(tmp_path, capsys):
     assert cli_main(["export", str(model), "--task", "xor", "--out", str(out), "--clamp", "diode",
                      "--diode-is", "1e-5", "--diode-n", "1.5"]) == 0
     assert ".model DCLAMP D(IS=1e-05 N=1.5 RS=1)" in out.read_text().splitlines()
-    # the default clamp is the precision clamp; diode parameters without --clamp diode are refused
-    assert cli_main(["export", str(model), "--task", "xor", "--out", str(out)]) == 0
+    # the precision clamp; diode parameters with it are refused
+    assert cli_main(["export", str(model), "--task", "xor", "--out", str(out), "--clamp", "precision"]) == 0
     assert ".model DPREC D(IS=1e-14 N=1 RS=10)" in out.read_text().splitlines()
-    assert cli_main(["export", str(model), "--task", "xor", "--out", str(out), "--diode-is", "1e-5"]) == 2
+    assert cli_main(["export", str(model), "--task", "xor", "--out", str(out), "--clamp", "precision",
+                     "--diode-is", "1e-5"]) == 2
     assert "--diode-is, --diode-n, --diode-rs apply to --clamp diode" in capsys.readouterr().err
     # the model file records no task: a clear error, exit 2
     assert cli_main(["export", str(model), "--out", str(out)]) == 2

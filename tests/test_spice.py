@@ -92,7 +92,7 @@ def _parse_ngspice_print(out: str, n_cols: int) -> np.ndarray:
 
 
 @pytest.mark.skipif(shutil.which("ngspice") is None, reason="needs the ngspice program")
-@pytest.mark.parametrize("name", ["xor_trained", "xor_pruned", "xor_trained_limiter", "xor_trained_diode"])
+@pytest.mark.parametrize("name", ["xor_trained", "xor_pruned", "xor_trained_limiter", "xor_trained_precision"])
 def test_example_netlists_run_in_plain_ngspice_as_in_pyspice(name):
     path = NETLISTS / f"{name}.cir"
     text = path.read_text()

@@ -23,8 +23,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="task whose presentations the netlist holds (default: the model's task)")
     p.add_argument("--out", required=True, help="netlist file to write, e.g. netlists/xor.cir")
     p.add_argument("--clamp", default=None, choices=list(CLAMP_KINDS),
-                   help=f"clamp of the [0, 1] bound: op-amp precision clamp, diode model DCLAMP, or a stiff "
-                        f"limiter (default {DEFAULT_CLAMP})")
+                   help=f"clamp of the [0, 1] bound: diode model DCLAMP, a stiff limiter, or an op-amp "
+                        f"precision clamp (default {DEFAULT_CLAMP})")
     p.add_argument("--diode-is", type=float, default=None, help="clamp diode saturation current IS in A (default 1e-6)")
     p.add_argument("--diode-n", type=float, default=None, help="clamp diode emission coefficient N (default 1)")
     p.add_argument("--diode-rs", type=float, default=None, help="clamp diode series resistance RS in ohm (default 1)")

@@ -42,7 +42,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "cython needs a C compiler and compiles once, then runs faster)")
     add_transconductor_arguments(p)
     p.add_argument("--clamp", default=None, choices=list(CLAMP_KINDS),
-                   help="clamp of the SPICE circuit: precision (op-amp clamp, default), diode or limiter")
+                   help="clamp of the SPICE circuit: diode (default), limiter or precision (op-amp clamp)")
     p.add_argument("--prune", choices=list(PRUNE_METHODS), default=None,
                    help="prune weak connections after each update (default: off)")
     p.add_argument("--prune-tol", type=float, default=None, help="pruning threshold on |W| (default 0.01)")

@@ -413,9 +413,9 @@ class SpiceSubstrate(Substrate):
 
     Parameters
     ----------
-    clamp : "precision", "diode", "limiter" or ClampModel
-        The [0, 1] bound: op-amp precision clamps (default, chosen by benchmarks/bench_clamps.py),
-        diode clamps (model ``DCLAMP``) or a stiff behavioural limiter.
+    clamp : "diode", "limiter", "precision" or ClampModel
+        The [0, 1] bound: diode clamps (default, model ``DCLAMP``), a stiff behavioural limiter, or
+        op-amp precision clamps (the most faithful; see docs/hardware.md).
     units : CircuitUnits
         ``V_scale`` (V), ``C`` (F), ``g`` (S); ``tau = C / g``.
     nonideal : NonIdealities

@@ -20,6 +20,7 @@ the SPICE time; then the choice of default by the rule "most faithful, then fast
     .venv/bin/python benchmarks/bench_clamps.py            # 4 networks per (size, graph, scale)
     .venv/bin/python benchmarks/bench_clamps.py --quick    # 1 network per cell, sizes 5 and 20
     .venv/bin/python benchmarks/bench_clamps.py --networks 8 --json out.json
+    .venv/bin/python benchmarks/bench_clamps.py --runaway  # each clamp on a runaway circuit
 """
 
 from __future__ import annotations
@@ -110,6 +111,30 @@ def line(c, h, s) -> str:
             f"{s['robust_max']:9.2g} {100 * s['robust_other']:8.1f}% {s['seconds']:8.1f}")
 
 
+def runaway(budget: float = 120.0) -> None:
+    """How each clamp handles a runaway circuit: a 5-hidden XOR network with its weights x 1e6 (the
+    case of tests/test_runtime_numerics.py), free + nudged phase of 100 steps, ``max_seconds``
+    = ``budget``: rail divergence detected (and how fast) or the wall-time budget used up."""
+    from deepcircuit import NetworkBatch, SimulationError
+    from deepcircuit.substrates.spice import SpiceSubstrate
+
+    task = get_task("xor")
+    net = Network.create(Roles(3, (5,), 1), family="deep", rng=1)
+    s0 = initial_states(np.random.default_rng(0), 1, task.inputs, net.roles)
+    bad = NetworkBatch.of(net.with_weights(net.weights * 1e6))
+    for c in CLAMPS:
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = SpiceSubstrate(clamp=c, max_seconds=budget).run(
+                    bad, task.inputs, s0, Schedule(free_steps=100, nudged_steps=100), targets=task.targets)
+            what = "diverged (rail divergence detected)" if r.free.diverged.all() else "did not diverge"
+        except SimulationError as exc:
+            what = f"SimulationError: {str(exc)[:120]}"
+        print(f"{c:10s} {time.perf_counter() - t0:7.1f} s  {what}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="sizes 5 and 20, one network per cell")
@@ -117,7 +142,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sizes", default=None, help="comma-separated hidden sizes (default 5,10,20,40)")
     ap.add_argument("--json", default=None, help="also write the summary as JSON to this file")
+    ap.add_argument("--runaway", action="store_true", help="only: each clamp on a runaway circuit (weights x 1e6)")
     args = ap.parse_args()
+    if args.runaway:
+        runaway()
+        return
     sizes = (5, 20) if args.quick else (5, 10, 20, 40)
     if args.sizes:
         sizes = tuple(int(x) for x in args.sizes.split(","))

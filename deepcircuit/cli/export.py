@@ -70,9 +70,9 @@ def run(args) -> int:
     checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
     diode_opts = [o for o, v in (("--diode-is", args.diode_is), ("--diode-n", args.diode_n),
                                  ("--diode-rs", args.diode_rs)) if v is not None]
-    if args.clamp == "limiter" and diode_opts:
+    if (args.clamp or DEFAULT_CLAMP) == "limiter" and diode_opts:
         raise InvalidInputError(f"{', '.join(diode_opts)} only apply to --clamp diode; got --clamp limiter.")
-    if args.clamp == "diode" and args.limiter_stiffness is not None:
+    if (args.clamp or DEFAULT_CLAMP) == "diode" and args.limiter_stiffness is not None:
         raise InvalidInputError("--limiter-stiffness only applies to --clamp limiter; got --clamp diode.")
     if args.free_only and (args.nudged_steps is not None or args.beta is not None):
         raise InvalidInputError("--nudged-steps and --beta do not apply with --free-only (no nudged phase).")

@@ -14,8 +14,13 @@ from .network import Network, NetworkBatch
 from .roles import Roles
 from .substrates import Schedule, Substrate, available_substrates, get_substrate, initial_states
 from .tasks import TASKS, Task, get_task
-from .training import History, TrainingConfig, TrainingResult, evaluate, train
+from .data_builtin import BUILTIN_DATASETS
+from .data_split import Dataset, load_dataset
+from .comparison import compare_predictions
+from .training import History, TrainingConfig, TrainingResult, evaluate, predict, train
 from .trajectory import PhaseResult, Trajectory
+
+from .hardware_figures import figures_of_merit
 
 __version__ = "0.1.0"
 
@@ -26,9 +31,11 @@ __all__ = [
     "Network", "NetworkBatch", "Roles", "Schedule", "Substrate", "available_substrates",
     "get_substrate", "initial_states", "TASKS", "Task", "get_task", "History", "TrainingConfig",
     "TrainingResult", "evaluate", "train", "PhaseResult", "Trajectory", "__version__",
+    "BUILTIN_DATASETS", "Dataset", "load_dataset", "predict", "compare_predictions",
 ]
 
 # Input safety (issue 10): the size-limit error; the limits themselves are in deepcircuit.limits.
 from .errors import LimitExceededError, OutputWriteError  # noqa: E402
 
 __all__ += ["LimitExceededError", "OutputWriteError"]
+__all__ += ["figures_of_merit"]

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import DivergenceError, InvalidInputError
+from .hardware_figures import summary as hardware_summary
 from .network import Network, NetworkBatch
 from .stability import TrajectoryCheck, check_phases
 from .substrates import Schedule, available_substrates, get_substrate, initial_states
@@ -27,6 +28,11 @@ from .substrates.ode import OdeSubstrate
 from .tasks import Task, get_task
 from .training import TrainingConfig, check_task_fits, train
 from .trajectory import PhaseResult
+
+
+#: Hardware figures every substrate's entry of ``compare --json`` carries (None where they do not exist).
+HARDWARE_KEYS = ("energy_per_inference_J", "energy_per_step_J", "settling_time_s", "peak_power_W",
+                 "mean_power_W", "devices", "area_um2")
 
 
 def parse_substrate_spec(spec: str) -> tuple[str, str, dict]:
@@ -76,6 +82,9 @@ class InferenceComparison:
     lyapunov: dict[str, TrajectoryCheck]
     seconds: float
     meta: dict = field(default_factory=dict)
+    #: Hardware figures of merit (``hardware_figures.summary``): energy, settling time, devices;
+    #: None where a substrate has no such figure.
+    hardware: dict = field(default_factory=dict)
     #: Per presentation: did the free phase settle (``max |ds/dt|`` below the schedule's
     #: ``settle_tol`` at its end)? ``accuracy`` reads the outputs at the end either way.
     settled: list = field(default_factory=list)
@@ -114,6 +123,7 @@ class InferenceComparison:
                                   "max_increase": max((ch.max_increase for ch in c.checks), default=0.0)}
                              for ph, c in self.lyapunov.items()},
                 "settled": bool(self.result.free.settled.all()), "seconds": self.seconds,
+                **{k: self.hardware.get(k) for k in HARDWARE_KEYS},
                 "meta": {k: v for k, v in self.meta.items() if isinstance(v, (int, float, str, bool))}}
 
 
@@ -285,7 +295,7 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
         meta = dict(res.free.meta)
         out[label] = InferenceComparison(
             label, name, res, dev_free, dev_nudged, rms, eul, float(1.0 - task.error(res.free.outputs)[0]),
-            np.asarray(pred).tolist(), checks, seconds, meta,
+            np.asarray(pred).tolist(), checks, seconds, meta, hardware_summary(res),
             settled=[bool(x) for x in res.free.settled[0]], correct=correct_per_presentation(task, res.free.outputs[0]))
     return Comparison(task, network, schedule, ref, out)
 
@@ -332,3 +342,74 @@ def compare(network: Network, task: "Task | str", substrates: Sequence[str], *,
         comp.training = compare_training(train_from, task, substrates, seed=seed, config=config,
                                          progress=progress, on_stage=on_stage)
     return comp
+
+
+@dataclass
+class PredictionComparison:
+    """One substrate's predictions on the samples of a data set's split, against the ODE's.
+
+    ``accuracy`` is on ``split`` (normally ``test``); ``agreement`` is the fraction of samples
+    whose predicted class equals the projected-Euler ODE's (the substrate training uses);
+    ``settled`` the fraction of samples whose free phase reached equilibrium.
+    """
+
+    label: str
+    substrate: str
+    split: str
+    accuracy: float
+    agreement: float
+    settled: float
+    predictions: list
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"substrate": self.substrate, "split": self.split, "accuracy": self.accuracy,
+                "agreement_with_ode": self.agreement, "settled": self.settled,
+                "seconds": self.seconds, "n_samples": len(self.predictions)}
+
+
+def compare_predictions(network: Network, task: Task, substrates: Sequence[str], *,
+                        schedule: Schedule | None = None, seed: int = 0,
+                        state_init_high: float = 0.1) -> dict[str, PredictionComparison]:
+    """Free-phase predictions of ``network`` on every presentation of ``task``, per substrate.
+
+    Made for data sets (hundreds of samples, hundreds of neurons): only the settled outputs
+    are kept (presentations run in memory-bounded chunks), and each substrate is judged by its
+    accuracy and by how often its predicted class agrees with the projected-Euler ODE's. Every
+    substrate starts from the same initial states (drawn from ``seed``). ``task`` is a resolved
+    Task (for example ``Dataset.test.subset(range(100))``); nothing is looked up by name.
+    """
+    from .training_steps import evaluate_split
+
+    if not isinstance(task, Task):
+        raise InvalidInputError(f"compare_predictions takes a resolved Task; got {type(task).__name__}.")
+    check_task_fits(task, network.roles)
+    specs = [parse_substrate_spec(s) for s in substrates]
+    if not specs:
+        raise InvalidInputError("Give at least one substrate to compare.")
+    # Full-length free phases everywhere: every substrate is judged on the same time budget.
+    schedule = replace(schedule or Schedule(), stop_at_equilibrium=False)
+    batch = NetworkBatch.of(network)
+
+    def run(sub):
+        t0 = time.perf_counter()
+        score = evaluate_split(sub, batch, task, [np.random.default_rng(seed)], schedule, state_init_high,
+                               keep_outputs=True)
+        return score, time.perf_counter() - t0
+
+    ref, ref_seconds = run(OdeSubstrate())
+    ref_pred = np.asarray(task.predict(ref.outputs[0]))
+    out: dict[str, PredictionComparison] = {}
+    for label, name, options in specs:
+        if name == "ode" and not options:
+            score, seconds = ref, ref_seconds
+        else:
+            with get_substrate(name, **options) as sub:
+                score, seconds = run(sub)
+        pred = np.asarray(task.predict(score.outputs[0]))
+        same = pred == ref_pred
+        if same.ndim > 1:
+            same = same.all(axis=-1)
+        out[label] = PredictionComparison(label, name, task.split, float(score.accuracy[0]),
+                                          float(same.mean()), float(score.settled[0]), pred.tolist(), seconds)
+    return out

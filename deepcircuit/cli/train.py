@@ -77,9 +77,14 @@ def _topology(arg: str):
     return edges
 
 
-def run(args) -> int:
+def train_from_args(args, *, substrate=None):
+    """Train as ``deepcircuit train`` does from parsed arguments; returns ``(result, config)``.
+
+    ``deepcircuit sweep`` calls this for each run, so every ``train`` option is a sweep axis.
+    ``substrate`` (a substrate instance) replaces ``args.substrate`` when given. Warnings are
+    printed to stderr as one line each.
+    """
     from ..lyapunov import certificate_recorder
-    from ..persistence import ModelFile, save_model
     from ..training import TrainingConfig, train
 
     config = TrainingConfig.preset(args.preset, model=args.model)
@@ -93,19 +98,18 @@ def run(args) -> int:
         overrides["sign"] = True
     config = config.replace(**overrides)
     params = {"gamma": args.gamma} if args.gamma is not None else None
-    out = Path(args.out)
-    # Fail before training, not after it, if the models cannot be saved there.
-    out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seed, args.seed + args.seeds)) if args.seeds >= 1 else []
-    substrate = args.substrate
+    if substrate is None:
+        substrate = args.substrate
     if args.brian2_target is not None:
         from ..errors import InvalidInputError
         from ..substrates import get_substrate
 
-        if not substrate.startswith("brian2"):
+        if not args.substrate.startswith("brian2"):
             raise InvalidInputError(
-                f"--brian2-target only applies to the brian2 substrates; got --substrate {substrate}.")
-        substrate = get_substrate(substrate, target=args.brian2_target)
+                f"--brian2-target only applies to the brian2 substrates; got --substrate {args.substrate}.")
+        if isinstance(substrate, str):
+            substrate = get_substrate(substrate, target=args.brian2_target)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = train(args.task, model=args.model, topology=_topology(args.topology),
@@ -114,6 +118,16 @@ def run(args) -> int:
                        callbacks=[certificate_recorder()] if args.record_certificates else ())
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
+    return result, config
+
+
+def run(args) -> int:
+    from ..persistence import ModelFile, save_model
+
+    out = Path(args.out)
+    # Fail before training, not after it, if the models cannot be saved there.
+    out.mkdir(parents=True, exist_ok=True)
+    result, config = train_from_args(args)
 
     paths = []
     for k, seed in enumerate(result.seeds):

@@ -150,6 +150,16 @@ def done_ids(out: "str | Path") -> set[str]:
     return {p.stem for p in d.glob("*.json")} if d.is_dir() else set()
 
 
+def remove_partial_files(out: "str | Path") -> int:
+    """Delete temporary files a killed sweep left behind (never read: results are renamed into place)."""
+    n = 0
+    for sub in (RUNS, MODELS, RESULTS):
+        for p in (Path(out) / sub).glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
 def save_outcome(out: "str | Path", outcome: dict) -> dict:
     """Write a run's model file, then its row (atomically, in that order); returns the row."""
     out = Path(out)
@@ -266,6 +276,7 @@ def run_sweep(runs: Sequence[Run], out: "str | Path", *, client=None, compare_to
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    remove_partial_files(out)
     done = done_ids(out)
     todo = [r for r in runs if r.id not in done]
     outcome = SweepOutcome(total=len(runs), skipped=len(runs) - len(todo))

@@ -162,16 +162,24 @@ def remove_partial_files(out: "str | Path") -> int:
 
 def save_outcome(out: "str | Path", outcome: dict) -> dict:
     """Write a run's model file, then its row (atomically, in that order); returns the row."""
-    out = Path(out)
-    row = dict(outcome["row"])
-    if outcome.get("model") is not None:
-        path = out / MODELS / f"{row['id']}.json"
-        write_atomic(path, json.dumps(outcome["model"], indent=1, allow_nan=False) + "\n")
-        row["model_file"] = str(Path(MODELS) / path.name)
-    else:
-        row["model_file"] = None
-    write_atomic(out / RUNS / f"{row['id']}.json", json.dumps(row, allow_nan=False) + "\n")
+    row = outcome_row(outcome)
+    write_outcome(out, outcome, row)
     return row
+
+
+def outcome_row(outcome: dict) -> dict:
+    """The row to store for ``outcome``: its row plus where its model file goes."""
+    row = dict(outcome["row"])
+    row["model_file"] = str(Path(MODELS) / f"{row['id']}.json") if outcome.get("model") is not None else None
+    return row
+
+
+def write_outcome(out: "str | Path", outcome: dict, row: dict) -> None:
+    """Write the model file, then the row file; each atomically (temporary file, fsync, rename)."""
+    out = Path(out)
+    if row.get("model_file"):
+        write_atomic(out / row["model_file"], json.dumps(outcome["model"], indent=1, allow_nan=False) + "\n")
+    write_atomic(out / RUNS / f"{row['id']}.json", json.dumps(row, allow_nan=False) + "\n")
 
 
 def gather(out: "str | Path") -> Path:
@@ -219,6 +227,9 @@ class SweepOutcome:
         return self.counts["failed"]
 
 
+KEY_PREFIX = "deepcircuit-run-"
+
+
 @contextlib.contextmanager
 def dask_client(*, workers: int | None = None, scheduler: str | None = None,
                 memory_limit: str | None = None, restart_after: str | None = None):
@@ -247,6 +258,9 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None,
               "distributed.worker.memory.target": False,
               "distributed.worker.memory.terminate": 0.95 if memory_limit else False,
               "distributed.scheduler.allowed-failures": 2,
+              # Send every run to a worker at once: a worker never waits on the scheduler between
+              # runs (tiny runs would otherwise pay a round trip each); stealing rebalances.
+              "distributed.scheduler.worker-saturation": float("inf"),
               # a run's seconds can exceed the default 1 s before work stealing kicks in needlessly
               "distributed.scheduler.work-stealing": True,
               "distributed.logging.distributed": "error"}
@@ -293,8 +307,16 @@ def run_sweep(runs: Sequence[Run], out: "str | Path", *, client=None, compare_to
 
 def _execute(client, todo: Sequence[Run], out: Path, compare_to, outcome: SweepOutcome, progress: bool,
              on_row) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     from distributed import as_completed
 
+    (out / RUNS).mkdir(parents=True, exist_ok=True)
+    (out / MODELS).mkdir(parents=True, exist_ok=True)
+    # Files are written by a few threads: each write waits on fsync (the GIL is released
+    # meanwhile), so writes overlap each other and the next results instead of queueing.
+    writer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sweep-writer")
+    writes = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -304,20 +326,25 @@ def _execute(client, todo: Sequence[Run], out: Path, compare_to, outcome: SweepO
     futures = []
     for run in todo:
         # The key names the run, so resubmitting an identical run (another client) reuses it.
-        f = client.submit(execute_run, run, compare_to, key=f"deepcircuit-run-{run.id}", pure=False)
+        f = client.submit(execute_run, run, compare_to, key=f"{KEY_PREFIX}{run.id}", pure=False)
         by_key[f.key] = run
         futures.append(f)
     try:
-        for f in as_completed(futures):
+        # with_results: results stream to the client in the background, not one round trip each.
+        for f, result in as_completed(futures, with_results=True, raise_errors=False):
             run = by_key[f.key]
-            try:
-                result = f.result()
-            except Exception as exc:  # the worker process died (KilledWorker) or similar
+            if isinstance(result, BaseException):  # the worker process died (KilledWorker) or similar
+                exc = result
                 result = {"row": {"id": run.id, **run.params, "run_seed": run.run_seed, "status": "failed",
                                   "error": f"{type(exc).__name__}: {exc}", "seconds": None,
                                   "command": run.command()}, "model": None}
             f.release()
-            row = save_outcome(out, result)
+            row = outcome_row(result)
+            writes.append(writer.submit(write_outcome, out, result, row))
+            if len(writes) > 64:  # surface a failed write (disk full, permissions) promptly
+                for w in writes[:-32]:
+                    w.result()
+                writes = writes[-32:]
             outcome.counts[row["status"]] = outcome.counts.get(row["status"], 0) + 1
             if on_row is not None:
                 on_row(row)
@@ -327,7 +354,10 @@ def _execute(client, todo: Sequence[Run], out: Path, compare_to, outcome: SweepO
                                 remaining=len(todo) - sum(c.values()), refresh=False)
                 bar.update(1)
     finally:
+        writer.shutdown(wait=True)
         if bar is not None:
             bar.close()
         for f in futures:
             f.release()
+    for w in writes:
+        w.result()

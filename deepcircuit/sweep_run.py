@@ -281,11 +281,14 @@ def dask_client(*, workers: int | None = None, scheduler: str | None = None,
 
 def run_sweep(runs: Sequence[Run], out: "str | Path", *, client=None, compare_to: str | None = None,
               progress: bool = True, on_row: Callable[[dict], None] | None = None,
-              **client_options) -> SweepOutcome:
+              on_client: Callable[[Any], None] | None = None, **client_options) -> SweepOutcome:
     """Run every run of ``runs`` not already done under ``out``; gather; return the counts.
 
     ``client`` is a ``distributed.Client`` to use; otherwise one is made with
     :func:`dask_client` (``workers``, ``scheduler``, ``memory_limit``, ``restart_after``).
+    ``on_row(row)`` is called for every finished run, ``on_client(client)`` once the client is
+    connected (the command line prints the dashboard address there). Interrupted (Ctrl-C),
+    the rows finished so far are gathered before the interruption propagates.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -297,9 +300,13 @@ def run_sweep(runs: Sequence[Run], out: "str | Path", *, client=None, compare_to
     if todo:
         with (contextlib.nullcontext(client) if client is not None else dask_client(**client_options)) as c:
             outcome.dashboard = c.dashboard_link
-            if on_row is None and progress:
-                print(f"dask dashboard: {c.dashboard_link}", flush=True)
-            _execute(c, todo, out, compare_to, outcome, progress, on_row)
+            if on_client is not None:
+                on_client(c)
+            try:
+                _execute(c, todo, out, compare_to, outcome, progress, on_row)
+            except KeyboardInterrupt:
+                gather(out)
+                raise
     outcome.results = gather(out) if done_ids(out) else None
     outcome.seconds = time.perf_counter() - t0
     return outcome

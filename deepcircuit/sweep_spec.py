@@ -351,7 +351,7 @@ def expand(spec: SweepSpec) -> list[Run]:
             except InvalidInputError as exc:
                 raise InvalidInputError(f"{', '.join(f'{substrate}:{k}={v}' for k, v in sub_opts.items())}: "
                                         f"{exc}") from None
-            except TypeError as exc:
+            except (TypeError, ValueError) as exc:  # includes InvalidTypeError from the settings' checks
                 raise InvalidInputError(f"substrate {substrate!r} with options {sub_opts}: {exc}") from None
             built[key] = True
         params = {dest: getattr(ns, dest) for dest in options}

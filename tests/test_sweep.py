@@ -158,6 +158,7 @@ def test_cli_exit_status_counts_failed_runs_and_report(client, tmp_path, capsys)
     text = capsys.readouterr().out
     assert rc == 2  # two failed runs
     assert "2 ok, 2 failed, 0 diverged" in text
+    assert f"dask dashboard: {client.dashboard_link}" in text
     report = (tmp_path / "report.md").read_text()
     assert "## `topology`" in report and "## Failures" in report
     assert (tmp_path / "plots" / "topology.png").stat().st_size > 0

@@ -143,7 +143,8 @@ def run(args) -> int:
         print(f"{len(runs)} runs ({len(done)} already done); swept: {axes}", flush=True)
     outcome = run_sweep(runs, out, compare_to=spec.compare_to, progress=not args.quiet,
                         workers=args.workers, scheduler=args.scheduler, memory_limit=args.memory_limit,
-                        restart_after=args.restart_after)
+                        restart_after=args.restart_after,
+                        on_client=lambda c: print(f"dask dashboard: {c.dashboard_link}", flush=True))
     c = outcome.counts
     print(f"{sum(c.values())} runs executed in {outcome.seconds:.1f} s: {c['ok']} ok, {c['failed']} failed, "
           f"{c['diverged']} diverged; {outcome.skipped} were already done; results in "

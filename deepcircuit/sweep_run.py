@@ -78,9 +78,11 @@ def execute_run(run: Run, compare_to: str | None = None) -> dict:
             diverged = result.diverged[0]
             row.update(train_accuracy=1.0 - float(result.train_error[0]), mse=float(result.mse[0]),
                        sparsity=float(result.sparsity[0]))
-            test_error = getattr(result, "test_error", None)  # data sets with a held-out split
-            if test_error is not None:
-                row["test_accuracy"] = 1.0 - float(np.asarray(test_error)[0])
+            # Training results that know a held-out split report its accuracy (data sets).
+            for key in ("train_accuracy", "test_accuracy"):
+                value = getattr(result, key, None)
+                if value is not None:
+                    row[key] = float(np.asarray(value)[0])
             if diverged:
                 row.update(status="diverged", error=diverged)
             else:

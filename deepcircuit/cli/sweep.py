@@ -78,38 +78,50 @@ def spec_from_args(args):
 
 
 def _estimate(runs, out: Path, workers: int) -> str:
-    """Time estimate: from finished runs under ``out`` if any, else one short calibration run."""
+    """Time estimate: from finished runs under ``out`` if any, else short calibration runs.
+
+    A run's time is modelled as ``fixed + per_epoch * epochs`` per substrate: fitted to the
+    finished runs (mean seconds per epoch when all share one epoch count), or measured here with
+    a warm-up run, then runs of 1 and 3 epochs of the first pending run of each substrate.
+    """
     import json
+    from dataclasses import replace
 
     from ..sweep_run import RUNS, execute_run
 
-    per: dict[str, list[float]] = {}
+    model: dict[str, tuple[float, float]] = {}
+    finished: dict[str, list[tuple[int, float]]] = {}
     for p in (out / RUNS).glob("*.json") if (out / RUNS).is_dir() else ():
         try:
             row = json.loads(p.read_text())
         except (OSError, ValueError):
             continue
         if row.get("seconds") and row.get("epochs") is not None:
-            per.setdefault(row.get("substrate"), []).append(row["seconds"] / max(int(row["epochs"]), 1))
+            finished.setdefault(row.get("substrate"), []).append((int(row["epochs"]), float(row["seconds"])))
+    for sub, pts in finished.items():
+        model[sub] = (0.0, sum(t for _, t in pts) / max(sum(e for e, _ in pts), 1))
     how = "from the finished runs"
-    for sub in {r.substrate for r in runs} - set(per):
-        # One real run of 2 epochs on this substrate; time scales with the number of epochs.
-        from dataclasses import replace
 
-        first = next(r for r in runs if r.substrate == sub)
-        argv = list(first.argv)
+    def timed(run, epochs: int) -> float:
+        argv = list(run.argv)
         if "--epochs" in argv:
-            argv[argv.index("--epochs") + 1] = "2"
+            argv[argv.index("--epochs") + 1] = str(epochs)
         else:
-            argv += ["--epochs", "2"]
-        row = execute_run(replace(first, argv=tuple(argv)))["row"]
-        per[sub] = [row["seconds"] / 2]
-        how = "from a 2-epoch calibration run per substrate"
+            argv += ["--epochs", str(epochs)]
+        return execute_run(replace(run, argv=tuple(argv)))["row"]["seconds"]
+
+    for sub in sorted({r.substrate for r in runs} - set(model)):
+        first = next(r for r in runs if r.substrate == sub)
+        timed(first, 1)  # warm-up: imports, JIT compilation, simulator start
+        t1, t3 = timed(first, 1), timed(first, 3)
+        per_epoch = max((t3 - t1) / 2, 0.0)
+        model[sub] = (max(t1 - per_epoch, 0.0), per_epoch)
+        how = "from calibration runs of 1 and 3 epochs"
     total = 0.0
     for r in runs:
         epochs = r.params.get("epochs")
-        epochs = 200 if epochs is None else int(epochs)
-        total += sum(per[r.substrate]) / len(per[r.substrate]) * max(epochs, 1)
+        fixed, per_epoch = model[r.substrate]
+        total += fixed + per_epoch * (200 if epochs is None else int(epochs))
     return f"about {total / max(workers, 1):.0f} s on {workers} worker(s) ({how}; rough)"
 
 

@@ -302,6 +302,9 @@ def run_sweep(runs: Sequence[Run], out: "str | Path", *, client=None, compare_to
     if todo:
         with (contextlib.nullcontext(client) if client is not None else dask_client(**client_options)) as c:
             outcome.dashboard = c.dashboard_link
+            from .sweep_worker import LoadSubstrates
+
+            c.register_plugin(LoadSubstrates({r.substrate for r in todo}))
             if on_client is not None:
                 on_client(c)
             try:

@@ -162,3 +162,15 @@ def test_cli_exit_status_counts_failed_runs_and_report(client, tmp_path, capsys)
     report = (tmp_path / "report.md").read_text()
     assert "## `topology`" in report and "## Failures" in report
     assert (tmp_path / "plots" / "topology.png").stat().st_size > 0
+
+
+@pytest.mark.brian2
+def test_brian2_runs_in_dask_worker_processes(client, tmp_path):
+    """Brian2 must be imported in a worker's main thread (a plugin does it), then runs as rows."""
+    pytest.importorskip("brian2")
+    runs = expand(SweepSpec({}, {"substrate": "brian2", "epochs": "1", "free_steps": "20", "nudged_steps": "20",
+                                 "dt": "0.1"}))
+    outcome = run_sweep(runs, tmp_path, client=client, progress=False)
+    df = _rows(tmp_path)
+    assert outcome.counts["ok"] == 1, df["error"].tolist()
+    assert df.loc[0, "substrate"] == "brian2" and 0 <= df.loc[0, "train_accuracy"] <= 1

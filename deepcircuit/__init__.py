@@ -32,3 +32,8 @@ __all__ = [
     "SweepSpec", "expand_sweep", "load_sweep_spec", "run_sweep", "load_sweep_results", "write_sweep_report",
     "wilson_interval",
 ]
+
+# Input safety (issue 10): the size-limit error; the limits themselves are in deepcircuit.limits.
+from .errors import LimitExceededError, OutputWriteError  # noqa: E402
+
+__all__ += ["LimitExceededError", "OutputWriteError"]

@@ -9,11 +9,6 @@ from pathlib import Path
 
 from .output import print_json_line
 
-#: Sweep options; every other option is a ``train`` option held fixed for every run.
-_OWN = ("out", "spec", "grid", "seeds", "zip", "dry_run", "workers", "scheduler", "compare_to",
-        "memory_limit", "restart_after", "report", "quiet", "json")
-
-
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..sweep_spec import train_options
 
@@ -69,7 +64,10 @@ def spec_from_args(args):
 
     base = load_spec(args.spec) if args.spec else SweepSpec()
     axes = dict(parse_grid(g) for g in args.grid)
-    fixed = {k: v for k, v in vars(args).items() if k not in _OWN and not k.startswith("_") and k != "command"}
+    from ..sweep_spec import train_options
+
+    options = train_options()
+    fixed = {k: v for k, v in vars(args).items() if k in options}
     if args.seeds < 1:
         from ..errors import InvalidInputError
 
@@ -153,7 +151,17 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if not args.quiet:
         print(f"{len(runs)} runs ({len(done)} already done); swept: {axes}", flush=True)
-    outcome = run_sweep(runs, out, compare_to=spec.compare_to, progress=not args.quiet,
+    state = getattr(args, "run_state", None)  # what Ctrl-C reports
+    finished = [0]
+    todo = len(runs) - len(done)
+
+    def on_row(row):
+        finished[0] += 1
+        if state is not None:
+            state.stage = (f"with {finished[0]} of {todo} runs finished (their rows are kept under "
+                           f"{out}/runs; rerun the same command to resume)")
+
+    outcome = run_sweep(runs, out, compare_to=spec.compare_to, progress=not args.quiet, on_row=on_row,
                         workers=args.workers, scheduler=args.scheduler, memory_limit=args.memory_limit,
                         restart_after=args.restart_after,
                         on_client=lambda c: print(f"dask dashboard: {c.dashboard_link}", flush=True))

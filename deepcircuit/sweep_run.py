@@ -199,7 +199,10 @@ def gather(out: "str | Path") -> Path:
             continue
     df = pd.DataFrame(rows)
     for col in df.columns:
-        if df[col].dtype == object:
+        kinds = {type(r[col]) for r in rows if r.get(col) is not None}
+        if kinds == {int} and df[col].dtype != object:  # integers with gaps: keep them integers
+            df[col] = df[col].astype("Int64")
+        elif df[col].dtype == object:
             kinds = {type(v) for v in df[col] if v is not None and not (isinstance(v, float) and math.isnan(v))}
             if kinds == {int, float}:
                 df[col] = pd.to_numeric(df[col])

@@ -89,10 +89,16 @@ def substrate_options(name: str) -> dict[str, tuple[str, type | None]]:
         out[pname] = (pname, None)
     for pname in list(out):
         hint = hints.get(pname)
-        for t in (hint, *typing.get_args(hint)):
-            if isinstance(t, type) and dataclasses.is_dataclass(t):
-                for f in dataclasses.fields(t):
-                    out.setdefault(f.name, (pname, t))
+        kinds = [t for t in (hint, *typing.get_args(hint)) if isinstance(t, type)]
+        holders = [t for t in kinds if dataclasses.is_dataclass(t)]
+        for t in holders:
+            for f in dataclasses.fields(t):
+                out.setdefault(f.name, (pname, t))
+        # An axis value is a number, string or switch: arguments that only take a settings
+        # object or a mapping (nonideal, units, options) are set through their fields instead.
+        if out.get(pname) == (pname, None) and kinds and not any(
+                t in (str, int, float, bool) for t in kinds):
+            del out[pname]
     return out
 
 
@@ -343,6 +349,9 @@ def expand(spec: SweepSpec) -> list[Run]:
         used_substrates.add(substrate)
         sub_opts = {k.partition(":")[2]: _literal(v) for k, v in values.items()
                     if ":" in k and k.partition(":")[0] == substrate}
+        for k, v in sub_opts.items():
+            if not isinstance(v, (int, float, str, bool)):
+                raise InvalidInputError(f"{substrate}:{k} takes a number, a string or true/false; got {v!r}.")
         key = _canonical({"substrate": substrate, **sub_opts})
         if key not in built:
             try:

@@ -72,6 +72,8 @@ def test_settings_dataclass_fields_are_substrate_options():
     (SweepSpec({"spice:mismatch": ["0.1"]}), "no run uses substrate 'spice'; add --substrate spice"),
     (SweepSpec({"sign": ["perhaps"]}), "'sign' is a switch: use true or false"),
     (SweepSpec({"seeds": ["3"]}), "'seeds' is not an axis"),
+    (SweepSpec({"spice:nonideal": ["x"]}, {"substrate": "spice"}), "has no option 'nonideal'"),
+    (SweepSpec({"spice:mismatch": [[0.1]]}, {"substrate": "spice"}), "takes a number, a string or true/false"),
     (SweepSpec({"seed": ["1", "2"]}, seeds=3), "either a 'seed' axis or --seeds"),
 ])
 def test_bad_specs_fail_with_one_clear_line(spec, match):

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .output import print_json_line
+from .output import print_json_line, shown_path
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..sweep_spec import train_options
@@ -159,7 +159,7 @@ def run(args) -> int:
         finished[0] += 1
         if state is not None:
             state.stage = (f"with {finished[0]} of {todo} runs finished (their rows are kept under "
-                           f"{out}/runs; rerun the same command to resume)")
+                           f"{shown_path(out)}/runs; rerun the same command to resume)")
 
     outcome = run_sweep(runs, out, compare_to=spec.compare_to, progress=not args.quiet, on_row=on_row,
                         workers=args.workers, scheduler=args.scheduler, memory_limit=args.memory_limit,
@@ -168,12 +168,12 @@ def run(args) -> int:
     c = outcome.counts
     print(f"{sum(c.values())} runs executed in {outcome.seconds:.1f} s: {c['ok']} ok, {c['failed']} failed, "
           f"{c['diverged']} diverged; {outcome.skipped} were already done; results in "
-          f"{outcome.results.parent if outcome.results else '-'}/")
+          f"{shown_path(outcome.results.parent) if outcome.results else '-'}/")
     if args.report and outcome.results:
         from ..sweep_report import write_sweep_report
 
         path = write_sweep_report(out)
-        print(f"report: {path}")
+        print(f"report: {shown_path(path)}")
     if args.json:
         print_json_line({"runs": outcome.total, "executed": sum(c.values()), "skipped": outcome.skipped,
                          **c, "seconds": outcome.seconds, "results": str(outcome.results),

@@ -26,5 +26,7 @@ def run(args) -> int:
     if done_ids(args.out):
         gather(args.out)  # rows of runs finished since the last gather (an interrupted sweep)
     path = write_sweep_report(Path(args.out))
-    print(f"report: {path} (plots in {path.parent / 'plots'}/)")
+    from .output import shown_path
+
+    print(f"report: {shown_path(path)} (plots in {shown_path(path.parent / 'plots')}/)")
     return 0

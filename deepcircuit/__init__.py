@@ -17,7 +17,10 @@ from .sweep_report import load_results as load_sweep_results, wilson_interval, w
 from .sweep_run import run_sweep
 from .sweep_spec import SweepSpec, expand as expand_sweep, load_spec as load_sweep_spec
 from .tasks import TASKS, Task, get_task
-from .training import History, TrainingConfig, TrainingResult, evaluate, train
+from .data_builtin import BUILTIN_DATASETS
+from .data_split import Dataset, load_dataset
+from .comparison import compare_predictions
+from .training import History, TrainingConfig, TrainingResult, evaluate, predict, train
 from .trajectory import PhaseResult, Trajectory
 
 __version__ = "0.1.0"
@@ -31,6 +34,7 @@ __all__ = [
     "TrainingResult", "evaluate", "train", "PhaseResult", "Trajectory", "__version__",
     "SweepSpec", "expand_sweep", "load_sweep_spec", "run_sweep", "load_sweep_results", "write_sweep_report",
     "wilson_interval",
+    "BUILTIN_DATASETS", "Dataset", "load_dataset", "predict", "compare_predictions",
 ]
 
 # Input safety (issue 10): the size-limit error; the limits themselves are in deepcircuit.limits.

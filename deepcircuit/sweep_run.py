@@ -73,7 +73,8 @@ def execute_run(run: Run, compare_to: str | None = None) -> dict:
             # A substrate's own randomness (mismatch draw, noise) follows the run: each seed is a new chip.
             options["seed"] = run.run_seed
         with contextlib.redirect_stderr(err), build_substrate(args.substrate, options) as sub:
-            result, config = train_from_args(args, substrate=sub)
+            # The client writes every file; nothing is written in the worker.
+            result, config = train_from_args(args, out=Path("."), substrate=sub)
             model = _model_dict(result, config)
             diverged = result.diverged[0]
             row.update(train_accuracy=1.0 - float(result.train_error[0]), mse=float(result.mse[0]),

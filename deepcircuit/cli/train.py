@@ -180,12 +180,14 @@ def dataset_from_args(args):
                         readout=args.readout)
 
 
-def train_from_args(args, out: "Path | None" = None):
+def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     """Parsed ``train`` arguments to a finished training: returns ``(result, config)``.
 
     The one place that turns options into a :func:`deepcircuit.train` call (``sweep`` reuses it).
     Every argument is checked before any work starts; ``out``, if given, is the checked output
-    folder. Warnings raised during training are printed to stderr, one line each.
+    folder. ``substrate`` (a substrate instance, as ``sweep`` builds for ``spice:mismatch=...``)
+    replaces ``args.substrate`` when given. Warnings raised during training are printed to
+    stderr, one line each.
     """
     from ..data_defaults import dataset_defaults
     from ..lyapunov import certificate_recorder
@@ -225,16 +227,19 @@ def train_from_args(args, out: "Path | None" = None):
         if args.gamma is not None:
             checks.beta_for_circuit(args.gamma, "--gamma")
     seeds = list(range(args.seed, args.seed + args.seeds))
-    substrate = args.substrate
+    if substrate is None:
+        substrate = args.substrate
     if args.brian2_target is not None:
         from ..errors import InvalidInputError
         from ..substrates import get_substrate
 
-        if not substrate.startswith("brian2"):
+        if not args.substrate.startswith("brian2"):
             raise InvalidInputError(
-                f"--brian2-target only applies to the brian2 substrates; got --substrate {substrate}.")
-        substrate = get_substrate(substrate, target=args.brian2_target)
-    substrate = _circuit_substrate(args, substrate)
+                f"--brian2-target only applies to the brian2 substrates; got --substrate {args.substrate}.")
+        if isinstance(substrate, str):
+            substrate = get_substrate(substrate, target=args.brian2_target)
+    if isinstance(substrate, str):  # a substrate object (from the sweep) already has its options
+        substrate = _circuit_substrate(args, substrate)
     state = getattr(args, "run_state", None)
     callbacks = [certificate_recorder()] if args.record_certificates else []
     if state is not None:  # what Ctrl-C reports: the epoch under way

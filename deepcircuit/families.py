@@ -59,6 +59,14 @@ class Family:
         n = W.shape[-1]
         return np.swapaxes(f.A, -1, -2) - f.d[..., :, None] * np.eye(n)
 
+    def form_gradient(self, gA: np.ndarray, gc: np.ndarray, gd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Chain rule through :meth:`linear_form`: ``(dL/dW, dL/db)`` from ``dL/dA, dL/dc, dL/dd``.
+
+        ``linear_form`` is affine in ``(W, b)``, so this is exact. Used by the gradient check
+        (:mod:`deepcircuit.gradient_check`).
+        """
+        raise NotImplementedError
+
     def energy(self, s: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Energy of the state (only families with an energy function define it)."""
         raise InvalidInputError(f"The {self.name!r} family has no energy function; only 'ep-sym' does.")
@@ -72,6 +80,10 @@ class Deep(Family):
     def linear_form(self, W, b, params):
         return LinearForm(A=W, c=np.zeros(W.shape[:-1]), d=W.sum(axis=-1))
 
+    def form_gradient(self, gA, gc, gd):
+        # A = W and d_i = sum_k W[i, k]: W[i, j] is both j's inflow and i's outflow.
+        return gA + gd[..., :, None], np.zeros(gc.shape)
+
 
 class DeepLeaky(Family):
     name = "deep-leaky"
@@ -83,6 +95,9 @@ class DeepLeaky(Family):
         gamma = float(params.get("gamma", self.defaults["gamma"]))
         return LinearForm(A=W, c=np.zeros(W.shape[:-1]), d=W.sum(axis=-1) + gamma)
 
+    def form_gradient(self, gA, gc, gd):
+        return gA + gd[..., :, None], np.zeros(gc.shape)
+
 
 class EpAsym(Family):
     name = "ep-asym"
@@ -92,6 +107,9 @@ class EpAsym(Family):
 
     def linear_form(self, W, b, params):
         return LinearForm(A=W, c=b, d=np.ones(W.shape[:-1]))
+
+    def form_gradient(self, gA, gc, gd):
+        return gA, gc
 
 
 class EpSym(Family):
@@ -105,6 +123,9 @@ class EpSym(Family):
         # With rho = hard sigmoid and states kept in [0, 1], rho(s) = s and rho'(s) = 1, so
         # -dE/ds reduces to s @ W + b - s.
         return LinearForm(A=W, c=b, d=np.ones(W.shape[:-1]))
+
+    def form_gradient(self, gA, gc, gd):
+        return gA, gc
 
     def energy(self, s, W, b):
         """``E = 1/2 sum s_i^2 - 1/2 sum_{i != j} Ws_ij s_i s_j - sum b_i s_i`` for ``s (..., N)``.

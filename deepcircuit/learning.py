@@ -54,6 +54,24 @@ def stdp_update(nudged: Trajectory, *, beta0: float = 0.0, beta1: float = 1.0,
     return np.matmul(np.swapaxes(pre, 1, 2), post) / (P * T2)
 
 
+def stdp2_update(nudged: Trajectory, *, beta0: float = 0.0, beta1: float = 1.0,
+                 nominal_steps: int | None = None) -> np.ndarray:
+    """DEEP's rule with both endpoints: post-synaptic change minus pre-synaptic change.
+
+    ``dW[i, j] = stdp[i, j] - stdp[i, i]``: the ``beta1`` term becomes
+    ``sum_t s_i(t) ((s_j(t) - s_j(t-1)) - (s_i(t) - s_i(t-1)))`` (a clamped input's own change
+    is 0, so its synapses keep DEEP's update). Still local: synapse i -> j reads only s_i and
+    s_j. Why: at a DEEP equilibrium ``-dL/dW[i, j] = s_i (lambda_j - lambda_i)``, since
+    W[i, j] is both j's inflow and i's outflow; DEEP's rule has the first term only (see
+    ``docs/gradient.md``). Same arguments and units as :func:`stdp_update`.
+    """
+    dW = stdp_update(nudged, beta0=0.0, beta1=beta1, nominal_steps=nominal_steps)
+    dW = dW - np.diagonal(dW, axis1=-2, axis2=-1)[..., :, None]
+    if beta0 != 0.0:
+        dW = dW + stdp_update(nudged, beta0=beta0, beta1=0.0, nominal_steps=nominal_steps)
+    return dW
+
+
 def endpoint_update(result: PhaseResult, *, beta: float) -> tuple[np.ndarray, np.ndarray]:
     """Asymmetric EP's rule from the two settled states.
 
@@ -86,8 +104,12 @@ def _nudged(result: PhaseResult) -> Trajectory:
     return result.nudged
 
 
+#: The learning rules by name (the families choose theirs in ``families.py``).
+RULES = ("stdp", "stdp2", "endpoint", "contrastive")
+
+
 def weight_update(rule: str, result: PhaseResult, settings: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """The update ``(dW, db)`` of ``rule`` (``stdp``, ``endpoint`` or ``contrastive``).
+    """The update ``(dW, db)`` of ``rule`` (``stdp``, ``stdp2``, ``endpoint`` or ``contrastive``).
 
     ``settings`` provides ``beta`` (nudging), ``beta0``, ``beta1`` and ``nudged_steps``.
     """
@@ -95,11 +117,15 @@ def weight_update(rule: str, result: PhaseResult, settings: Mapping[str, float])
         dW = stdp_update(_nudged(result), beta0=settings["beta0"], beta1=settings["beta1"],
                          nominal_steps=settings["nudged_steps"])
         return dW, np.zeros(dW.shape[:-1])
+    if rule == "stdp2":
+        dW = stdp2_update(_nudged(result), beta0=settings["beta0"], beta1=settings["beta1"],
+                          nominal_steps=settings["nudged_steps"])
+        return dW, np.zeros(dW.shape[:-1])
     if rule == "endpoint":
         return endpoint_update(result, beta=settings["beta"])
     if rule == "contrastive":
         return contrastive_update(result, beta=settings["beta"])
-    raise InvalidInputError(f"Unknown learning rule {rule!r}; use 'stdp', 'endpoint' or 'contrastive'.")
+    raise InvalidInputError(f"Unknown learning rule {rule!r}; use one of {', '.join(map(repr, RULES))}.")
 
 
 def apply_update(W: np.ndarray, b: np.ndarray, dW: np.ndarray, db: np.ndarray, mask: np.ndarray, *,

@@ -15,7 +15,7 @@ from typing import Sequence
 from ..errors import DeepCircuitError
 
 #: Subcommand modules under deepcircuit.cli, in the order --help lists them.
-COMMANDS = ["train", "lyapunov", "export", "compare"]
+COMMANDS = ["train", "lyapunov", "export", "compare", "gradcheck"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,6 +37,8 @@ class Family:
     #: Which learning rule trains it: "stdp" (DEEP's trajectory rule), "endpoint" (asymmetric
     #: EP), or "contrastive" (symmetric EP).
     rule: ClassVar[str]
+    #: Every rule the family can train with (its own ``rule`` first); see :func:`select_rule`.
+    rules: ClassVar[tuple[str, ...]] = ()
     #: Family parameters with their defaults (dimensionless, in units of 1/tau for rates).
     defaults: ClassVar[Mapping[str, float]] = {}
     #: Whether the family has a learned per-neuron bias vector ``b`` besides the bias neuron.
@@ -76,6 +78,8 @@ class Deep(Family):
     name = "deep"
     summary = "DEEP: ds_j = sum_i W[i,j] s_i - s_j sum_k W[j,k] (inflow minus outflow)"
     rule = "stdp"
+    # stdp2: DEEP's rule with both endpoints' changes (post minus pre), closer to the gradient.
+    rules = ("stdp", "stdp2")
 
     def linear_form(self, W, b, params):
         return LinearForm(A=W, c=np.zeros(W.shape[:-1]), d=W.sum(axis=-1))
@@ -89,6 +93,7 @@ class DeepLeaky(Family):
     name = "deep-leaky"
     summary = "leaky DEEP: DEEP plus a leak -gamma * s_j on every free neuron"
     rule = "stdp"
+    rules = ("stdp", "stdp2")
     defaults = {"gamma": 0.1}
 
     def linear_form(self, W, b, params):
@@ -103,6 +108,7 @@ class EpAsym(Family):
     name = "ep-asym"
     summary = "asymmetric (vector-field) EP: ds = s @ W + b - s; endpoint rule"
     rule = "endpoint"
+    rules = ("endpoint",)
     has_bias_vector = True
 
     def linear_form(self, W, b, params):
@@ -116,6 +122,7 @@ class EpSym(Family):
     name = "ep-sym"
     summary = "symmetric EP (Scellier & Bengio 2017): Hopfield energy, W = W.T; contrastive rule"
     rule = "contrastive"
+    rules = ("contrastive",)
     has_bias_vector = True
     symmetric = True
 
@@ -152,3 +159,18 @@ def get_family(name: str) -> Family:
     except (KeyError, TypeError):
         raise InvalidInputError(
             f"Unknown model family {name!r}; use one of {', '.join(map(repr, FAMILIES))}.") from None
+
+
+def select_rule(family: "Family | str", rule: str | None = None) -> str:
+    """The learning rule a network of ``family`` trains with: ``rule``, or the family's own.
+
+    A rule the family cannot use (for example ``stdp2``, which needs DEEP's trajectories, on an
+    EP family) fails with the family's choices.
+    """
+    fam = family if isinstance(family, Family) else get_family(family)
+    if rule is None:
+        return fam.rule
+    if rule not in fam.rules:
+        raise InvalidInputError(
+            f"The {fam.name!r} family cannot train with rule {rule!r}; use one of {', '.join(map(repr, fam.rules))}.")
+    return rule

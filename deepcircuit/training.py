@@ -17,8 +17,8 @@ import numpy as np
 
 from ._validation import check_choice, check_int, check_real
 from .errors import DivergenceError, DivergenceWarning, InvalidInputError, NotSettledWarning
-from .families import get_family
-from .learning import apply_update, weight_update
+from .families import get_family, select_rule
+from .learning import RULES, apply_update, weight_update
 from .network import Network, NetworkBatch
 from .pruning import magnitude_prune, stochastic_sparsify, symmetric_keep
 from .roles import Roles
@@ -77,6 +77,9 @@ class TrainingConfig:
         End phases early once settled (saves time; off in the reference).
     max_weight : float
         A network whose largest ``|W|`` exceeds this is declared diverged.
+    rule : None or str
+        Learning rule; ``None`` (default) is the family's own. ``"stdp2"`` (deep, deep-leaky):
+        DEEP's rule with the pre-synaptic neuron's change subtracted (see ``docs/gradient.md``).
     """
 
     epochs: int = 200
@@ -100,6 +103,7 @@ class TrainingConfig:
     settle_tol: float = 1e-4
     stop_at_equilibrium: bool = False
     max_weight: float = 1e6
+    rule: str | None = None
 
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, low=0)
@@ -118,6 +122,8 @@ class TrainingConfig:
         check_real("max_weight", self.max_weight, low=0.0, low_open=True)
         if self.prune is not None:
             check_choice("prune", self.prune, PRUNE_METHODS)
+        if self.rule is not None:
+            check_choice("rule", self.rule, RULES)
         self.schedule  # validates dt, steps, beta, settle_tol
 
     @property
@@ -365,6 +371,7 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
     roles = batch.roles
     check_task_fits(task, roles)
     family = batch.family_
+    rule = select_rule(family, config.rule)
     sub = get_substrate(substrate)
     schedule = config.schedule
     settings = {"beta": config.beta, "beta0": config.beta0, "beta1": config.beta1,
@@ -394,7 +401,7 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
                     fail(k, f"{ph.phase} phase diverged in epoch {epoch} (non-finite states)",
                          ph.phase, epoch, float("inf"))
             err, mse = task.error(result.free.outputs), task.mse(result.free.outputs)
-            dW, db = weight_update(family.rule, result, settings)
+            dW, db = weight_update(rule, result, settings)
             step = config.eta * (np.sign(dW) if config.sign else dW)
             step_norm = np.linalg.norm(np.where(mask, step, 0.0).reshape(S, -1), axis=1)
             W_new, b_new = apply_update(W, b, dW, db, mask, eta=config.eta, l1=config.l1, sign=config.sign)

@@ -121,3 +121,16 @@ def test_cli_gradcheck_json_and_errors(tmp_path):
     missing = subprocess.run(DC + ["gradcheck", str(tmp_path / "nope.json")], capture_output=True, text=True,
                              timeout=60)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_training_with_the_stdp2_rule_and_rule_choice():
+    from deepcircuit import InvalidInputError, train
+
+    cfg = TrainingConfig.preset("default").replace(epochs=3, free_steps=100, nudged_steps=100)
+    a = train("xor", seeds=[0], config=cfg)
+    b = train("xor", seeds=[0], config=cfg.replace(rule="stdp2"))
+    assert not np.allclose(a.networks[0].weights, b.networks[0].weights)
+    with pytest.raises(InvalidInputError, match="cannot train with rule 'stdp2'"):
+        train("xor", model="ep-asym", seeds=[0], config=cfg.replace(rule="stdp2"))
+    with pytest.raises(InvalidInputError, match="rule"):
+        cfg.replace(rule="hebb")

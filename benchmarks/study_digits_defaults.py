@@ -249,7 +249,26 @@ def run(cfg: Config, *, log=print, eval_every: int = 1, validation: bool = False
             curve.append(row)
             log(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))
     return {"config": asdict(cfg), "curve": curve, "test": curve[-1]["test"], "train": curve[-1]["train"],
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "W0": np.asarray(net.weights), "W": h.W}
+
+
+def digits_alignment(W: np.ndarray, cfg: Config, *, samples: int = 64, betas=(10.0, 1.0, 0.1)) -> dict:
+    """Cosine of DEEP's rule (stdp) and the two-endpoint rule (stdp2) with -gradient on digits.
+
+    ``samples`` validation presentations, the ODE substrate with this configuration's schedule,
+    :func:`deepcircuit.gradient_check.gradient_check`; by weight group.
+    """
+    from deepcircuit.gradient_check import gradient_check
+    from deepcircuit.tasks import Task
+
+    _, _, Xva, yva = load_data(validation=True)
+    net = make_network(cfg).with_weights(W)
+    task = Task("digits-validation", Xva[:samples], np.eye(10)[yva[:samples]], "argmax")
+    sched = Schedule(dt=cfg.dt, free_steps=int(round(cfg.free_tau / cfg.dt)),
+                     nudged_steps=int(round(cfg.nudged_tau / cfg.dt)), beta=cfg.beta)
+    rep = gradient_check(net, task, betas=betas, schedule=sched, rules={"deep": "stdp", "deep-stdp2": "stdp2"},
+                         symmetric=False, fd_entries=0)
+    return rep.to_dict()
 
 
 def parse_set(items):
@@ -287,10 +306,12 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--eval-every", type=int, default=1)
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--alignment", action="store_true",
+                    help="also measure the gradient alignment at the start and end of each run")
     ap.add_argument("--test", action="store_true",
                     help="report on the test split (default for --run); studies use the validation split")
     args = ap.parse_args(argv)
-    base = replace(Config(), **({} if args.run else STUDY_BASE), **parse_set(args.set))
+    base = replace(Config(), **{**({} if args.run else STUDY_BASE), **parse_set(args.set)})
     if args.epochs is not None:
         base = replace(base, epochs=args.epochs)
     print(f"harness vs ODE substrate: max |dW difference| = {check_against_substrate(base):.2e}", flush=True)
@@ -301,6 +322,18 @@ def main(argv=None):
         print(f"== {name}: {asdict(cfg)}", flush=True)
         results[name] = run(cfg, log=lambda m: print(m, flush=True), eval_every=args.eval_every,
                             validation=not (args.run or args.test))
+        if args.alignment:
+            for when in ("W0", "W"):
+                d = digits_alignment(results[name][when], cfg)
+                print(f"alignment ({'start' if when == 'W0' else 'end'}): singular {d['singular']}/"
+                      f"{d['presentations']}, |grad| {d['gradient_norm']:.3g}", flush=True)
+                for rule, a in d["rules"].items():
+                    print(f"  {rule}: beta {a['beta']} cosine {np.round(a['cosine'], 3).tolist()}", flush=True)
+                    for g, v in a["groups"].items():
+                        print(f"    {g}: {np.round(v, 3).tolist()}", flush=True)
+                results[name][f"alignment_{when}"] = d
+    for r in results.values():
+        r.pop("W0", None), r.pop("W", None)
     split = "test" if (args.run or args.test) else "validation"
     print(f"\n| study | {split} acc | train acc | seconds |\n| --- | --- | --- | --- |")
     for name, r in results.items():

@@ -185,13 +185,17 @@ class Harness:
         return dW, sp_free
 
     def predict(self, x, rng, chunk=512):
-        out, unsettled = [], 0
+        out, unsettled, rail = [], 0, 0.0
+        r = self.r
         for k in range(0, len(x), chunk):
             s = self.initial(x[k:k + chunk], rng)
             s, sp, _ = self.phase(s, int(round(self.cfg.free_tau / self.cfg.dt)))
-            out.append(s[:, -self.r.n_outputs:])
+            out.append(s[:, -r.n_outputs:])
             unsettled += int(np.sum(sp > 1e-4))
+            hid = s[:, r.n_inputs:r.n_neurons - r.n_outputs]
+            rail += float(np.sum((hid <= 0.0) | (hid >= 1.0)))
         o = np.vstack(out)
+        self.hidden_at_rail = rail / (len(x) * (r.n_neurons - r.n_inputs - r.n_outputs))
         return o, unsettled / len(x)
 
 
@@ -244,7 +248,7 @@ def run(cfg: Config, *, log=print, eval_every: int = 1, validation: bool = False
             sat = float(np.mean((o_tr <= 0.0) | (o_tr >= 1.0)))
             row = {"epoch": epoch + 1, "test": float(np.mean(o_te.argmax(1) == yte)),
                    "train": float(np.mean(o_tr.argmax(1) == ytr)), "unsettled_test": uns,
-                   "out_at_rail": sat, "seconds": time.perf_counter() - t0,
+                   "out_at_rail": sat, "hidden_at_rail": h.hidden_at_rail, "seconds": time.perf_counter() - t0,
                    **{f"update_{g}": v for g, v in norms.items()}}
             curve.append(row)
             log(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))

@@ -58,18 +58,27 @@ def stdp2_update(nudged: Trajectory, *, beta0: float = 0.0, beta1: float = 1.0,
                  nominal_steps: int | None = None) -> np.ndarray:
     """DEEP's rule with both endpoints: post-synaptic change minus pre-synaptic change.
 
-    ``dW[i, j] = stdp[i, j] - stdp[i, i]``: the ``beta1`` term becomes
+    ``dW[i, j] = stdp[i, j] - beta1 * own[i]``, ``own[i]`` the pre-synaptic neuron's
+    ``stdp[i, i]`` computed from the states: the ``beta1`` term becomes
     ``sum_t s_i(t) ((s_j(t) - s_j(t-1)) - (s_i(t) - s_i(t-1)))`` (a clamped input's own change
     is 0, so its synapses keep DEEP's update). Still local: synapse i -> j reads only s_i and
     s_j. Why: at a DEEP equilibrium ``-dL/dW[i, j] = s_i (lambda_j - lambda_i)``, since
     W[i, j] is both j's inflow and i's outflow; DEEP's rule has the first term only (see
     ``docs/gradient.md``). Same arguments and units as :func:`stdp_update`.
     """
-    dW = stdp_update(nudged, beta0=0.0, beta1=beta1, nominal_steps=nominal_steps)
-    dW = dW - np.diagonal(dW, axis1=-2, axis2=-1)[..., :, None]
-    if beta0 != 0.0:
-        dW = dW + stdp_update(nudged, beta0=beta0, beta1=0.0, nominal_steps=nominal_steps)
-    return dW
+    dW = stdp_update(nudged, beta0=beta0, beta1=beta1, nominal_steps=nominal_steps)
+    # The pre-synaptic neuron's own term sum_t s_i(t) (s_i(t) - s_i(t-1)) comes from the states
+    # (on hardware: one accumulator per neuron). Synaptic traces, where a substrate measures
+    # them, have no i -> i synapse, so it is never read from them.
+    s = nudged.states
+    S, P, T, N = s.shape
+    traces = nudged.meta.get("synaptic_traces")
+    if nominal_steps is not None:
+        T2 = int(nominal_steps)
+    else:
+        T2 = int(traces["samples"]) if traces is not None else T - 1
+    own = np.sum(s[:, :, 1:, :] * (s[:, :, 1:, :] - s[:, :, :-1, :]), axis=(1, 2)) / (P * T2)
+    return dW - beta1 * own[..., :, None]
 
 
 def endpoint_update(result: PhaseResult, *, beta: float) -> tuple[np.ndarray, np.ndarray]:

@@ -134,3 +134,19 @@ def test_training_with_the_stdp2_rule_and_rule_choice():
         train("xor", model="ep-asym", seeds=[0], config=cfg.replace(rule="stdp2"))
     with pytest.raises(InvalidInputError, match="rule"):
         cfg.replace(rule="hebb")
+
+
+def test_stdp2_with_synaptic_traces_uses_the_states_for_the_own_term(deep_net, xor):
+    # A substrate that measures the STDP sums in its synapses has no i -> i synapse (zero
+    # diagonal); the pre-synaptic neuron's own term must still be there.
+    from dataclasses import replace
+
+    s0 = initial_states(np.random.default_rng(0), 1, xor.inputs, deep_net.roles, 0.1)
+    res = get_substrate("ode").run(NetworkBatch.of(deep_net), xor.inputs, s0,
+                                   Schedule(free_steps=50, nudged_steps=50, beta=1.0), targets=xor.targets)
+    s = res.nudged.states
+    pre_dpost = np.einsum("sptn,sptm->snm", s[:, :, 1:], s[:, :, 1:] - s[:, :, :-1]) * deep_net.mask
+    traced = replace(res.nudged, meta={**res.nudged.meta, "synaptic_traces": {
+        "pre_dpost": pre_dpost, "pre_post": np.zeros_like(pre_dpost), "samples": 50}})
+    np.testing.assert_allclose(stdp2_update(traced) * deep_net.mask, stdp2_update(res.nudged) * deep_net.mask,
+                               atol=1e-15)

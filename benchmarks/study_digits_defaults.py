@@ -168,10 +168,15 @@ class Harness:
         """The configured local rule from the STDP sums of P presentations (before eta)."""
         T2 = int(round(self.cfg.nudged_tau / self.cfg.dt))
         dW = sums / (P * T2)
-        if self.cfg.rule == "stdp2":
+        if self.cfg.rule in ("stdp2", "stdp2-kp"):
             # minus the pre-synaptic neuron's own change: sum_t s_i(t) (s_i(t) - s_i(t-1))
             dW = dW - np.diag(dW)[:, None]
-        elif self.cfg.rule != "stdp":
+        if self.cfg.rule == "stdp2-kp":
+            # feedback synapse o -> h takes the update of its forward twin h -> o (Kolen-Pollack
+            # style; still local: both read only s_h and s_o), so feedback follows the readout
+            back = self.groups["back"]
+            dW = np.where(back, dW.T, dW)
+        elif self.cfg.rule not in ("stdp", "stdp2"):
             raise ValueError(f"unknown rule {self.cfg.rule!r}")
         return np.where(self.mask, dW, 0.0)
 
@@ -315,14 +320,16 @@ def main(argv=None):
     ap.add_argument("--test", action="store_true",
                     help="report on the test split (default for --run); studies use the validation split")
     args = ap.parse_args(argv)
-    base = replace(Config(), **{**({} if args.run else STUDY_BASE), **parse_set(args.set)})
+    changes = parse_set(args.set)
+    base = replace(Config(), **{**({} if args.run else STUDY_BASE), **changes})
     if args.epochs is not None:
         base = replace(base, epochs=args.epochs)
     print(f"harness vs ODE substrate: max |dW difference| = {check_against_substrate(base):.2e}", flush=True)
     names = ["run"] if args.run else (args.study or list(STUDIES))
     results = {}
     for name in names:
-        cfg = base if name == "run" else replace(base, **STUDIES[name])
+        # --set wins over the study's own changes
+        cfg = base if name == "run" else replace(base, **{**STUDIES[name], **changes})
         print(f"== {name}: {asdict(cfg)}", flush=True)
         results[name] = run(cfg, log=lambda m: print(m, flush=True), eval_every=args.eval_every,
                             validation=not (args.run or args.test))

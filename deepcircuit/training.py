@@ -77,6 +77,9 @@ class TrainingConfig:
         End phases early once settled (saves time; off in the reference).
     max_weight : float
         A network whose largest ``|W|`` exceeds this is declared diverged.
+    eta_input, eta_feedback : float
+        Factors on ``eta`` for the weights leaving input neurons (bias included) and leaving
+        output neurons (the feedback weights); 1 = the same rate as every other weight.
     rule : None or str
         Learning rule; ``None`` (default) is the family's own. ``"stdp2"`` (deep, deep-leaky):
         DEEP's rule with the pre-synaptic neuron's change subtracted (see ``docs/gradient.md``).
@@ -103,6 +106,8 @@ class TrainingConfig:
     settle_tol: float = 1e-4
     stop_at_equilibrium: bool = False
     max_weight: float = 1e6
+    eta_input: float = 1.0
+    eta_feedback: float = 1.0
     rule: str | None = None
 
     def __post_init__(self) -> None:
@@ -124,6 +129,8 @@ class TrainingConfig:
             check_choice("prune", self.prune, PRUNE_METHODS)
         if self.rule is not None:
             check_choice("rule", self.rule, RULES)
+        check_real("eta_input", self.eta_input, low=0.0)
+        check_real("eta_feedback", self.eta_feedback, low=0.0)
         self.schedule  # validates dt, steps, beta, settle_tol
 
     @property
@@ -402,6 +409,12 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
                          ph.phase, epoch, float("inf"))
             err, mse = task.error(result.free.outputs), task.mse(result.free.outputs)
             dW, db = weight_update(rule, result, settings)
+            if config.eta_input != 1.0 or config.eta_feedback != 1.0:
+                # per-layer learning rates: scale the rows of the source neurons
+                row = np.ones(roles.n_neurons)
+                row[: roles.n_inputs] = config.eta_input
+                row[roles.n_neurons - roles.n_outputs:] = config.eta_feedback
+                dW = dW * row[:, None]
             step = config.eta * (np.sign(dW) if config.sign else dW)
             step_norm = np.linalg.norm(np.where(mask, step, 0.0).reshape(S, -1), axis=1)
             W_new, b_new = apply_update(W, b, dW, db, mask, eta=config.eta, l1=config.l1, sign=config.sign)

@@ -150,3 +150,17 @@ def test_stdp2_with_synaptic_traces_uses_the_states_for_the_own_term(deep_net, x
         "pre_dpost": pre_dpost, "pre_post": np.zeros_like(pre_dpost), "samples": 50}})
     np.testing.assert_allclose(stdp2_update(traced) * deep_net.mask, stdp2_update(res.nudged) * deep_net.mask,
                                atol=1e-15)
+
+
+def test_per_layer_learning_rates_freeze_and_scale_rows():
+    from deepcircuit import train
+
+    cfg = TrainingConfig.preset("default").replace(epochs=2, free_steps=100, nudged_steps=100)
+    base = train("xor", seeds=[0], config=cfg)
+    frozen = train("xor", seeds=[0], config=cfg.replace(eta_input=0.0, eta_feedback=0.0))
+    W0 = base.initial_networks[0].weights
+    Wf = frozen.networks[0].weights
+    np.testing.assert_array_equal(Wf[:3], W0[:3])       # input and bias rows frozen
+    np.testing.assert_array_equal(Wf[-1], W0[-1])       # feedback row of the output frozen
+    assert not np.allclose(Wf[3:-1], W0[3:-1])          # hidden rows still learn
+    assert not np.allclose(base.networks[0].weights[:3], W0[:3])

@@ -55,7 +55,7 @@ class Config:
     nudged_tau: float = 50.0
     beta: float = 10.0
     eta: float = 100.0
-    rule: str = "stdp"              # "stdp" or "stdp2"
+    rule: str = "stdp"              # "stdp", "stdp2" or "stdp2-mirror"
     gamma: float = 0.0              # leak (deep-leaky); 0 = deep
     init_in: float = 1.0            # std of input -> hidden weights
     init_in_mean: float = 0.0
@@ -168,10 +168,10 @@ class Harness:
         """The configured local rule from the STDP sums of P presentations (before eta)."""
         T2 = int(round(self.cfg.nudged_tau / self.cfg.dt))
         dW = sums / (P * T2)
-        if self.cfg.rule in ("stdp2", "stdp2-kp"):
+        if self.cfg.rule in ("stdp2", "stdp2-mirror"):
             # minus the pre-synaptic neuron's own change: sum_t s_i(t) (s_i(t) - s_i(t-1))
             dW = dW - np.diag(dW)[:, None]
-        if self.cfg.rule == "stdp2-kp":
+        if self.cfg.rule == "stdp2-mirror":
             # feedback synapse o -> h takes the update of its forward twin h -> o (Kolen-Pollack
             # style; still local: both read only s_h and s_o), so feedback follows the readout
             back = self.groups["back"]
@@ -189,12 +189,12 @@ class Harness:
         self.W = np.where(self.mask, self.W + self.lr * dW, 0.0)
         return dW, sp_free
 
-    def predict(self, x, rng, chunk=512):
+    def predict(self, x, rng, chunk=512, tau=None):
         out, unsettled, rail = [], 0, 0.0
         r = self.r
         for k in range(0, len(x), chunk):
             s = self.initial(x[k:k + chunk], rng)
-            s, sp, _ = self.phase(s, int(round(self.cfg.free_tau / self.cfg.dt)))
+            s, sp, _ = self.phase(s, int(round((tau or self.cfg.free_tau) / self.cfg.dt)))
             out.append(s[:, -r.n_outputs:])
             unsettled += int(np.sum(sp > 1e-4))
             hid = s[:, r.n_inputs:r.n_neurons - r.n_outputs]
@@ -206,7 +206,7 @@ class Harness:
 
 def check_against_substrate(cfg: Config, n: int = 8) -> float:
     """Run one small minibatch through the ODE substrate and ``weight_update``; return the largest
-    difference of the update from this harness's (raises if above 1e-9)."""
+    difference of the update of every rule from this harness's (raises if above 1e-9)."""
     Xtr, ytr, _, _ = load_data()
     small = replace(cfg, hidden=12, free_tau=2.0, nudged_tau=2.0)
     net = make_network(small)
@@ -216,12 +216,14 @@ def check_against_substrate(cfg: Config, n: int = 8) -> float:
     sched = Schedule(dt=small.dt, free_steps=int(round(small.free_tau / small.dt)),
                      nudged_steps=int(round(small.nudged_tau / small.dt)), beta=small.beta)
     res = get_substrate("ode").run(NetworkBatch.of(net), x, s0[None], sched, targets=y)
-    ref = weight_update("stdp", res, {"beta": small.beta, "beta0": 0.0, "beta1": 1.0,
-                                      "nudged_steps": sched.nudged_steps})[0][0]
     s, _, _ = h.phase(s0, sched.free_steps)
     _, _, sums = h.phase(s, sched.nudged_steps, small.beta, y, accumulate=True)
-    mine = replace(small, rule="stdp")
-    err = float(np.abs(Harness(net, mine).rule(sums, n) - np.where(net.mask, ref, 0.0)).max())
+    err = 0.0
+    for rule in ("stdp", "stdp2", "stdp2-mirror"):
+        ref = weight_update(rule, res, {"beta": small.beta, "beta0": 0.0, "beta1": 1.0,
+                                        "nudged_steps": sched.nudged_steps})[0][0]
+        mine = Harness(net, replace(small, rule=rule)).rule(sums, n)
+        err = max(err, float(np.abs(mine - np.where(net.mask, ref, 0.0)).max()))
     if err > 1e-9:
         raise AssertionError(f"harness and ODE substrate disagree by {err:.3g}")
     return err
@@ -257,7 +259,12 @@ def run(cfg: Config, *, log=print, eval_every: int = 1, validation: bool = False
                    **{f"update_{g}": v for g, v in norms.items()}}
             curve.append(row)
             log(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))
-    return {"config": asdict(cfg), "curve": curve, "test": curve[-1]["test"], "train": curve[-1]["train"],
+    # The same final network with a 5x longer free phase: are the predictions those of settled states?
+    o_long, uns_long = h.predict(Xte, rng, tau=5 * cfg.free_tau)
+    long = {"test_long_free_phase": float(np.mean(o_long.argmax(1) == yte)), "unsettled_long": uns_long,
+            "long_free_tau": 5 * cfg.free_tau}
+    log(json.dumps(long))
+    return {"config": asdict(cfg), "curve": curve, "test": curve[-1]["test"], "train": curve[-1]["train"], **long,
             "seconds": time.perf_counter() - t0, "W0": np.asarray(net.weights), "W": h.W}
 
 

@@ -78,8 +78,9 @@ class Deep(Family):
     name = "deep"
     summary = "DEEP: ds_j = sum_i W[i,j] s_i - s_j sum_k W[j,k] (inflow minus outflow)"
     rule = "stdp"
-    # stdp2: DEEP's rule with both endpoints' changes (post minus pre), closer to the gradient.
-    rules = ("stdp", "stdp2")
+    # stdp2: DEEP's rule with both endpoints' changes (post minus pre), closer to the gradient;
+    # stdp2-mirror: the same, with backward synapses taking their forward twin's update.
+    rules = ("stdp", "stdp2", "stdp2-mirror")
 
     def linear_form(self, W, b, params):
         return LinearForm(A=W, c=np.zeros(W.shape[:-1]), d=W.sum(axis=-1))
@@ -93,7 +94,7 @@ class DeepLeaky(Family):
     name = "deep-leaky"
     summary = "leaky DEEP: DEEP plus a leak -gamma * s_j on every free neuron"
     rule = "stdp"
-    rules = ("stdp", "stdp2")
+    rules = ("stdp", "stdp2", "stdp2-mirror")
     defaults = {"gamma": 0.1}
 
     def linear_form(self, W, b, params):

@@ -37,8 +37,9 @@ from .tasks import Task, get_task
 from .trajectory import PhaseResult
 
 #: The rules compared, keyed by the family that trains with them (``deep-leaky`` shares
-#: ``deep``'s rule), plus the two-endpoint variant of DEEP's rule.
-RULE_OF = {"deep": "stdp", "deep-stdp2": "stdp2", "ep-asym": "endpoint", "ep-sym": "contrastive"}
+#: ``deep``'s rule), plus the two-endpoint variants of DEEP's rule.
+RULE_OF = {"deep": "stdp", "deep-stdp2": "stdp2", "deep-stdp2-mirror": "stdp2-mirror", "ep-asym": "endpoint",
+           "ep-sym": "contrastive"}
 #: Default betas of the sweep (1/tau).
 DEFAULT_BETAS = (10.0, 1.0, 0.1, 0.01)
 

@@ -81,6 +81,20 @@ def stdp2_update(nudged: Trajectory, *, beta0: float = 0.0, beta1: float = 1.0,
     return dW - beta1 * own[..., :, None]
 
 
+def mirror_backward(dW: np.ndarray, n_inputs: int) -> np.ndarray:
+    """Backward synapses take the update of their forward twin: ``dW[i, j] <- dW[j, i]`` for free
+    ``i > j`` (in state order: inputs, hidden, outputs, so output -> hidden is backward).
+
+    With the two-endpoint rule this keeps the feedback weights following the forward weights
+    (as in Kolen-Pollack learning), so the error that flows back through them keeps pointing the
+    right way. Still local: ``dW[j, i]`` reads only s_i and s_j, the two ends of synapse i -> j.
+    """
+    N = dW.shape[-1]
+    idx = np.arange(N)
+    back = (idx[:, None] > idx[None, :]) & (idx[None, :] >= n_inputs)
+    return np.where(back, np.swapaxes(dW, -1, -2), dW)
+
+
 def endpoint_update(result: PhaseResult, *, beta: float) -> tuple[np.ndarray, np.ndarray]:
     """Asymmetric EP's rule from the two settled states.
 
@@ -114,11 +128,11 @@ def _nudged(result: PhaseResult) -> Trajectory:
 
 
 #: The learning rules by name (the families choose theirs in ``families.py``).
-RULES = ("stdp", "stdp2", "endpoint", "contrastive")
+RULES = ("stdp", "stdp2", "stdp2-mirror", "endpoint", "contrastive")
 
 
 def weight_update(rule: str, result: PhaseResult, settings: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """The update ``(dW, db)`` of ``rule`` (``stdp``, ``stdp2``, ``endpoint`` or ``contrastive``).
+    """The update ``(dW, db)`` of ``rule`` (one of :data:`RULES`).
 
     ``settings`` provides ``beta`` (nudging), ``beta0``, ``beta1`` and ``nudged_steps``.
     """
@@ -126,9 +140,12 @@ def weight_update(rule: str, result: PhaseResult, settings: Mapping[str, float])
         dW = stdp_update(_nudged(result), beta0=settings["beta0"], beta1=settings["beta1"],
                          nominal_steps=settings["nudged_steps"])
         return dW, np.zeros(dW.shape[:-1])
-    if rule == "stdp2":
-        dW = stdp2_update(_nudged(result), beta0=settings["beta0"], beta1=settings["beta1"],
+    if rule in ("stdp2", "stdp2-mirror"):
+        nudged = _nudged(result)
+        dW = stdp2_update(nudged, beta0=settings["beta0"], beta1=settings["beta1"],
                           nominal_steps=settings["nudged_steps"])
+        if rule == "stdp2-mirror":
+            dW = mirror_backward(dW, nudged.roles.n_inputs)
         return dW, np.zeros(dW.shape[:-1])
     if rule == "endpoint":
         return endpoint_update(result, beta=settings["beta"])

@@ -111,7 +111,7 @@ def test_cli_gradcheck_json_and_errors(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout.strip().splitlines()[-1])
-    assert set(d["rules"]) == {"deep", "deep-stdp2", "ep-asym", "ep-sym"}
+    assert set(d["rules"]) == {"deep", "deep-stdp2", "deep-stdp2-mirror", "ep-asym", "ep-sym"}
     r = d["rules"]["ep-sym"]
     assert r["beta"] == [1.0, 0.01] and len(r["cosine"]) == len(r["norm_ratio"]) == 2
     assert d["finite_difference_error"] < 1e-5 and r["cosine"][1] > 0.99
@@ -164,3 +164,16 @@ def test_per_layer_learning_rates_freeze_and_scale_rows():
     np.testing.assert_array_equal(Wf[-1], W0[-1])       # feedback row of the output frozen
     assert not np.allclose(Wf[3:-1], W0[3:-1])          # hidden rows still learn
     assert not np.allclose(base.networks[0].weights[:3], W0[:3])
+
+
+def test_stdp2_mirror_copies_the_forward_update_to_backward_synapses(deep_net, xor):
+    s0 = initial_states(np.random.default_rng(0), 1, xor.inputs, deep_net.roles, 0.1)
+    res = get_substrate("ode").run(NetworkBatch.of(deep_net), xor.inputs, s0,
+                                   Schedule(free_steps=50, nudged_steps=50, beta=1.0), targets=xor.targets)
+    st = {"beta": 1.0, "beta0": 0.0, "beta1": 1.0, "nudged_steps": 50}
+    a, _ = weight_update("stdp2", res, st)
+    m, _ = weight_update("stdp2-mirror", res, st)
+    h, y = 3, 8                                            # h0 -> y0 forward, y0 -> h0 backward
+    assert m[0, y, h] == a[0, h, y] and m[0, h, y] == a[0, h, y]
+    np.testing.assert_array_equal(m[0, :3], a[0, :3])      # input rows untouched
+    assert not np.allclose(m, a)

@@ -48,9 +48,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--free-steps", type=int, default=None, help="free-phase steps T1 (overrides the preset)")
     p.add_argument("--nudged-steps", type=int, default=None, help="nudged-phase steps T2 (overrides the preset)")
     p.add_argument("--gamma", type=float, default=None, help="leak rate of deep-leaky (1/tau)")
-    p.add_argument("--rule", default=None, choices=["stdp", "stdp2", "endpoint", "contrastive"],
+    p.add_argument("--rule", default=None, choices=["stdp", "stdp2", "stdp2-mirror", "endpoint", "contrastive"],
                    help="learning rule (default: the family's own; stdp2 = DEEP's rule with both "
-                        "endpoints' changes, see docs/gradient.md)")
+                        "endpoints' changes; stdp2-mirror = stdp2 with backward synapses taking their forward "
+                        "twin's update; see docs/gradient.md)")
     p.add_argument("--record-certificates", action="store_true",
                    help="record stability certificates every epoch in each model's history "
                         "(Gershgorin margins, spectral abscissa, equilibrium reached)")

@@ -113,6 +113,7 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, low=0)
         check_real("eta", self.eta, low=0.0)
+        check_real("beta", self.beta, low=0.0)  # Schedule allows -beta (gradient check); training does not
         check_real("beta0", self.beta0)
         check_real("beta1", self.beta1)
         check_real("l1", self.l1, low=0.0)
@@ -239,6 +240,9 @@ class TrainingResult:
     mse: np.ndarray
     diverged: list[str | None]
     seconds: float
+    #: ``(S, P)``: whether each presentation of the final evaluation settled; ``train_error``
+    #: and ``mse`` read the outputs at the end of the phase either way.
+    final_settled: np.ndarray | None = None
 
     @property
     def solved(self) -> int:
@@ -356,6 +360,8 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
     task = get_task(task)
     get_family(model)
     config = config or TrainingConfig.preset("default", model=model)
+    if config.epochs > 0 and config.nudged_steps < 1:
+        raise InvalidInputError("Training needs a nudged phase: 'nudged_steps' must be >= 1; got 0.")
     check_choice("on_divergence", on_divergence, ("report", "raise"))
     if isinstance(seeds, (int, np.integer)):
         seeds = list(range(check_int("seeds", seeds, low=1)))
@@ -405,8 +411,8 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
             result = sub.run(batch, task.inputs, s0, schedule, targets=task.targets)
             for ph in (result.free, result.nudged):
                 for k in np.flatnonzero(ph.diverged & active):
-                    fail(k, f"{ph.phase} phase diverged in epoch {epoch} (non-finite states)",
-                         ph.phase, epoch, float("inf"))
+                    why = (ph.meta.get("diverged_why") or [""] * len(seeds))[k] or "non-finite states"
+                    fail(k, f"{ph.phase} phase diverged in epoch {epoch} ({why})", ph.phase, epoch, float("inf"))
             err, mse = task.error(result.free.outputs), task.mse(result.free.outputs)
             dW, db = weight_update(rule, result, settings)
             if config.eta_input != 1.0 or config.eta_feedback != 1.0:
@@ -470,7 +476,8 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
     return TrainingResult(task=task, model=model, substrate=sub.name, config=config, seeds=seeds,
                           initial_networks=nets, networks=list(batch.networks), histories=histories,
                           train_error=np.asarray(final_err, dtype=float), mse=np.asarray(final_mse, dtype=float),
-                          diverged=diverged, seconds=time.perf_counter() - t_start)
+                          diverged=diverged, seconds=time.perf_counter() - t_start,
+                          final_settled=np.asarray(final.settled, dtype=bool))
 
 
 def _draw_initial(rngs, task: Task, roles: Roles, high: float) -> np.ndarray:

@@ -10,8 +10,8 @@ negative gradient of the settled MSE (over networks with a non-zero gradient), b
 and how many presentations had a singular interior Jacobian (no gradient).
 
 Part 2, during training: ``--train-seeds`` networks trained with the default preset of ``deep``
-(rule stdp), ``deep`` with the two-endpoint rule (stdp2) and ``ep-asym``; the cosine of the
-family's own rule at beta = 0.1 and at the training beta every ``--every`` epochs. Figures:
+(rule stdp) and of ``ep-asym``; the cosine of the family's own rule at beta = 0.1 and at the
+training beta every ``--every`` epochs. Figures:
 cosine against beta (part 1) and against epoch (part 2) in ``--out``.
 """
 
@@ -57,7 +57,7 @@ def summarise(reps, label: str) -> list[str]:
 
 
 def during_training(family: str, rule: str | None, seeds: int, epochs: int, every: int) -> dict:
-    cfg = TrainingConfig.preset("default", model=family).replace(epochs=epochs)
+    cfg = TrainingConfig.preset("default", model=family).replace(epochs=epochs, rule=rule)
     rules = {rule or family: rule or RULES[family][family]}
     record: dict = {"epoch": [], "cos_small": [], "cos_train": []}
 
@@ -76,10 +76,7 @@ def during_training(family: str, rule: str | None, seeds: int, epochs: int, ever
         record["cos_train"].append(ct)
         return None
 
-    # The rule variant trains through the same loop: only the family's rule name changes.
-    from deepcircuit import training as tr
-    res = train("xor", model=family, hidden=5, seeds=seeds, config=cfg, callbacks=[cb],
-                **({"rule": rule} if rule and "rule" in tr.train.__code__.co_varnames else {}))
+    res = train("xor", model=family, hidden=5, seeds=seeds, config=cfg, callbacks=[cb])
     record["solved"] = res.solved
     return record
 

@@ -31,6 +31,7 @@ of ``g``. The compiled text is standard SPICE that plain ``ngspice -b`` accepts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -64,9 +65,13 @@ class CircuitUnits:
     transconductance: float = 1e-6
 
     def __post_init__(self) -> None:
-        check_real("v_scale", self.v_scale, low=0.0, low_open=True)
-        check_real("capacitance", self.capacitance, low=0.0, low_open=True)
-        check_real("transconductance", self.transconductance, low=0.0, low_open=True)
+        from . import limits
+
+        check_real("v_scale", self.v_scale, low=limits.V_SCALE_RANGE[0], high=limits.V_SCALE_RANGE[1])
+        check_real("capacitance", self.capacitance, low=limits.CAPACITANCE_RANGE[0],
+                   high=limits.CAPACITANCE_RANGE[1])
+        check_real("transconductance", self.transconductance, low=limits.TRANSCONDUCTANCE_RANGE[0],
+                   high=limits.TRANSCONDUCTANCE_RANGE[1])
 
     @property
     def tau(self) -> float:
@@ -301,6 +306,18 @@ def spice_comment_text(text: object, max_len: int | None = None) -> str:
     return s if len(s) <= max_len else s[: max_len - 3] + "..."
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _check_inert(lines: list[str]) -> None:
+    # Defence in depth: whatever a future change interpolates, a line with a control character,
+    # a non-ASCII character or an ngspice '*#' control comment never leaves compile_netlist.
+    for n, ln in enumerate(lines, 1):
+        if not (ln.isascii() and ln.isprintable()) or ln.startswith("*#"):
+            raise InvalidInputError(f"Line {n} of the netlist would not be inert: {spice_comment_text(ln, 80)!r}; "
+                                    "text must reach a netlist through spice_comment_text.")
+
+
 def _title_line(title: str) -> str:
     # The first line of a netlist is its title. ngspice treats a title starting with '*ng_script'
     # as a control script, so a title is made inert and always starts with a letter or digit.
@@ -310,8 +327,6 @@ def _title_line(title: str) -> str:
 
 def _option_text(key: object, value: object) -> str:
     """One ``key=value`` of an ``.options`` card; keys are identifiers, values numbers or words."""
-    import re
-
     if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", key):
         raise InvalidInputError(f"An ngspice option name must be a word like 'reltol'; got {key!r}.")
     if isinstance(value, str):
@@ -401,6 +416,10 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
             f"MIN_NETLIST_STEP_SECONDS = {MIN_NETLIST_STEP_SECONDS:g} s (deepcircuit.limits); ngspice cannot "
             "integrate it. Use a larger dt or tau = C / g.")
     names = roles.names
+    # Neuron names become node and element names: identifiers only, whatever produced them.
+    odd = [n for n in names if not _IDENTIFIER.fullmatch(n)]
+    if odd:
+        raise InvalidInputError(f"Neuron names must be identifiers ([A-Za-z][A-Za-z0-9_]*) in a netlist; got {odd[0]!r}.")
     free = list(range(roles.n_inputs, N))
     outputs = list(range(N - roles.n_outputs, N))
     W_nom = batch.weights
@@ -527,6 +546,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
         add("quit")
         add(".endc")
     add(".end")
+    _check_inert(L)
     return Netlist("\n".join(L) + "\n", nodes, (S, P, N), roles.n_inputs, units, free_end, stop, dt_s,
                    {"clamp": clamp.kind, "family": fam, "initial_volts": np.array(ic_volts)})
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from .errors import LimitExceededError
 
-#: Largest model file read, in bytes (a 1000-neuron network is about 20 MB of JSON).
+#: Largest model file read, in bytes. A model file of a network at MAX_NEURONS (1024) is 40 MB
+#: of JSON and loads in about 20 s (benchmarks/bench_model_load.py), so every network deepcircuit
+#: can train, it can also load.
 MAX_MODEL_FILE_BYTES = 64 * 2**20
 #: Largest edge-list file read by ``train --topology FILE``, in bytes.
 MAX_EDGE_FILE_BYTES = 16 * 2**20
@@ -22,8 +24,9 @@ MAX_JSON_DEPTH = 32
 #: Most decimal digits of an integer in a model file (seeds go up to 2**63 - 1, 19 digits; Python
 #: refuses more than 4300 anyway, with a traceback).
 MAX_INT_DIGITS = 20
-#: Most neurons in one network (inputs, bias, hidden and outputs); weights are N x N.
-MAX_NEURONS = 4096
+#: Most neurons in one network (inputs, bias, hidden and outputs); weights are N x N, and the
+#: model file of N = 1024 (40 MB) stays below MAX_MODEL_FILE_BYTES.
+MAX_NEURONS = 1024
 #: Most hidden layers.
 MAX_LAYERS = 256
 #: Most steps of one phase (free or nudged).
@@ -37,6 +40,12 @@ MAX_STATE_BYTES = 4 * 2**30
 #: Smallest netlist time step dt * tau, seconds: ngspice fails ("Timestep too small") near 1e-306 s
 #: and integrates fine at 1e-46 s (measured with ngspice 42 on an exported XOR netlist).
 MIN_NETLIST_STEP_SECONDS = 1e-30
+#: Allowed circuit scales (volts, farads, siemens). Exported netlists are tested in plain ngspice
+#: at V_scale 0.1 to 1000 V (tests/test_runtime_numerics.py); outside that range nothing is known
+#: to work, and 1e308 V still "ran" while printing garbage, so it is refused.
+V_SCALE_RANGE = (0.1, 1000.0)
+CAPACITANCE_RANGE = (1e-18, 1e-3)
+TRANSCONDUCTANCE_RANGE = (1e-12, 1.0)
 #: Longest piece of user text (file name, task name, ...) copied into a netlist comment.
 MAX_NETLIST_TEXT = 200
 

@@ -154,3 +154,12 @@ def test_saved_model_round_trip_under_a_hostile_name(tmp_path):
     net = Network.create(Roles(3, (2,), 1), rng=0)
     path = save_model(tmp_path / "a\nb.json", net)
     assert path.exists() and [p.name for p in tmp_path.iterdir()] == ["a\nb.json"]
+
+
+def test_compile_netlist_refuses_a_line_that_is_not_inert(monkeypatch):
+    # Defence in depth: even if a future change interpolated raw text, it would not get out.
+    import deepcircuit.circuit as circuit
+
+    monkeypatch.setattr(circuit, "_num", lambda x: "1\n.control\nshell touch PWNED\n.endc")
+    with pytest.raises(InvalidInputError, match="would not be inert"):
+        standalone_netlist(Network.create(Roles(3, (2,), 1), rng=0), "xor")

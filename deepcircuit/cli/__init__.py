@@ -55,7 +55,10 @@ class RunState:
 
     def interrupted(self, command: str) -> str:
         where = f" {self.stage}" if self.stage else ""
-        kept = (f"kept {len(self.written)} finished file(s): {', '.join(self.written)}" if self.written
+        from .output import shown_path  # file names may hold newlines: the line stays one line
+
+        kept = (f"kept {len(self.written)} finished file(s): {', '.join(map(shown_path, self.written))}"
+                if self.written
                 else "no files were written")
         return f"deepcircuit {command}: interrupted{where}; {kept}"
 

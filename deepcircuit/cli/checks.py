@@ -59,7 +59,8 @@ def output_file(option: str, value: str) -> Path:
         raise InvalidInputError(f"{option} must name a file to write; got {value!r}.")
     path = Path(value)
     if path.is_dir() or value.endswith(("/", os.sep)):
-        raise InvalidInputError(f"{option} {value!r} is a folder; give a file name such as {value.rstrip('/')}/x.cir.")
+        raise InvalidInputError(f"{option} {value!r} names a folder; give a file name such as "
+                                f"{value.rstrip('/') or '.'}/x.cir.")
     _creatable(option, path.parent)
     return path
 

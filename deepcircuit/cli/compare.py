@@ -7,7 +7,7 @@ import shlex
 import sys
 import warnings
 
-from .output import format_table, print_json_line
+from .output import format_table, print_json_line, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -97,10 +97,10 @@ def run(args) -> int:
         argv = sys.argv[1:]
         command = "deepcircuit " + " ".join(map(shlex.quote, argv)) if argv[:1] == ["compare"] else None
         if state is not None:
-            state.stage = f"while writing the report in {args.out}"
+            state.stage = f"while writing the report in {shown_path(args.out)}"
         path = write_report(comp, args.out, model_path=args.model, command=command,
                             written=None if state is None else state.written)
-        print(f"\nreport and plots in {path.parent}/ ({path.name}, trajectories.png, lyapunov.png, "
+        print(f"\nreport and plots in {shown_path(path.parent)}/ ({path.name}, trajectories.png, lyapunov.png, "
               "deviations.png, weights.png)")
     if args.json:
         print_json_line({"task": comp.task.name, "model": args.model, "seed": seed, **comp.to_dict()})

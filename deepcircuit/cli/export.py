@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import shlex
+
+from .output import shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -103,7 +104,7 @@ def run(args) -> int:
     if getattr(args, "run_state", None) is not None:
         args.run_state.written.append(str(path))
     n_elem = sum(1 for ln in net.text.splitlines() if ln and ln[0] not in "*.")
-    shown = shlex.quote(str(path))  # a file name may hold spaces or newlines: quote it for the shell
+    shown = shown_path(path)  # a file name may hold spaces or control characters
     print(f"wrote {shown}: {n_elem} elements, {len(net.nodes)} free nodes, transient to {net.stop:.4g} s "
           f"(tau = {units.tau:.4g} s); run it with `ngspice -b {shown}`")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .output import format_table, print_json_line
+from .output import format_table, print_json_line, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -66,7 +66,7 @@ def run(args) -> int:
                           bound_tol=args.bound_tol)
 
     inputs = ["".join(str(int(v)) for v in x[:-1]) for x in task.inputs]
-    print(f"{args.model_file}: {net.family} network, hidden {list(r.hidden)}, {net.n_connections} connections; "
+    print(f"{shown_path(args.model_file)}: {net.family} network, hidden {list(r.hidden)}, {net.n_connections} connections; "
           f"task {task.name}; substrate {result.free.substrate}; dt {schedule.dt:g} tau, "
           f"{schedule.free_steps} + {schedule.nudged_steps} steps, beta {schedule.beta:g}")
     print("\nGershgorin conditions on the free-neuron Jacobian (network alone, free phase):")

@@ -8,7 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .output import format_table, print_json_line
+from .output import format_table, print_json_line, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -201,9 +201,9 @@ def run(args) -> int:
              "diverged" if result.diverged[k] else ("solved" if result.train_error[k] == 0 else "-"))
             for k, seed in enumerate(result.seeds)]
     print(format_table(["seed", "train error", "mse", "sparsity", "status"], rows))
-    print(f"\n{args.task} / {args.model} / {args.topology} / preset {args.preset} on {result.substrate}: "
+    print(f"\n{args.task} / {args.model} / {shown_path(args.topology)} / preset {args.preset} on {result.substrate}: "
           f"{result.solved}/{len(result.seeds)} seeds at 0 % training error in {result.seconds:.2f} s; "
-          f"models in {out}/")
+          f"models in {shown_path(out)}/")
     if any(unsettled):
         print("* read from outputs that had not settled at the end of the final evaluation's free phase "
               "(presentations " + "; ".join(f"seed {seed}: {u}" for seed, u in zip(result.seeds, unsettled) if u)

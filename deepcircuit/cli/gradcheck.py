@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from .output import format_table, print_json_line
+from .output import format_table, print_json_line, shown_path
 
 
 def _positive(text: str) -> float:
@@ -61,7 +61,7 @@ def run(args) -> int:
                             symmetric=not args.no_symmetric, seed=args.seed, fd_entries=args.fd_entries,
                             settings={"beta0": config.beta0, "beta1": config.beta1})
     d = report.to_dict()
-    print(f"{args.model_file}: {net.family} network, hidden {list(net.roles.hidden)}, {net.n_connections} "
+    print(f"{shown_path(args.model_file)}: {net.family} network, hidden {list(net.roles.hidden)}, {net.n_connections} "
           f"connections; task {task.name}; substrate {report.substrate}; settled loss {report.loss:.4g}; "
           f"|gradient| {report.gradient_norm:.4g}")
     if report.message:
@@ -83,7 +83,7 @@ def run(args) -> int:
         from ..plots import gradient_alignment_figure
 
         gradient_alignment_figure({"": report}, path=args.plot)
-        print(f"wrote {args.plot}")
+        print(f"wrote {shown_path(args.plot)}")
     if args.json:
         print_json_line({"model": args.model_file, **d})
     return 0

@@ -21,6 +21,8 @@ from .comparison import compare_predictions
 from .training import History, TrainingConfig, TrainingResult, evaluate, predict, train
 from .trajectory import PhaseResult, Trajectory
 
+from .hardware_figures import figures_of_merit
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -38,3 +40,4 @@ __all__ = [
 from .errors import LimitExceededError, OutputWriteError  # noqa: E402
 
 __all__ += ["LimitExceededError", "OutputWriteError"]
+__all__ += ["figures_of_merit"]

@@ -17,6 +17,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     from ..data_builtin import BUILTIN_DATASETS
     from ..tasks import TASKS
     from ..training import PRESETS, PRUNE_METHODS
+    from ..circuit import CLAMP_KINDS
+    from .hardware_options import add_transconductor_arguments
     from ..training_steps import FREEZE_GROUPS
 
     p = sub.add_parser(
@@ -69,6 +71,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--brian2-target", choices=["numpy", "cython"], default=None,
                    help="Brian2 code-generation target for the brian2 substrates (default: numpy; "
                         "cython needs a C compiler and compiles once, then runs faster)")
+    add_transconductor_arguments(p)
+    p.add_argument("--clamp", default=None, choices=list(CLAMP_KINDS),
+                   help="clamp of the SPICE circuit: diode (default), limiter or precision (op-amp clamp)")
     p.add_argument("--prune", choices=list(PRUNE_METHODS), default=None,
                    help="prune weak connections after each update (default: off)")
     p.add_argument("--prune-tol", type=float, default=None, help="pruning threshold on |W| (default 0.01)")
@@ -147,6 +152,22 @@ def _topology(arg: str):
     return edges
 
 
+def _circuit_substrate(args, substrate):
+    """The SPICE substrate with the --transconductor / --clamp the user asked for (else unchanged)."""
+    from ..errors import InvalidInputError
+    from ..substrates import get_substrate
+    from .hardware_options import transconductor_from_args
+
+    ota = transconductor_from_args(args)
+    if ota is None and args.clamp is None:
+        return substrate
+    if substrate != "spice":
+        raise InvalidInputError(f"--transconductor, --ota-* and --clamp apply to --substrate spice; got "
+                                f"--substrate {substrate if isinstance(substrate, str) else substrate.name}.")
+    options = {k: v for k, v in {"transconductor": ota, "clamp": args.clamp}.items() if v is not None}
+    return get_substrate("spice", **options)
+
+
 def dataset_from_args(args):
     """The task resolved once from --task / --data and the split options (a Dataset)."""
     from ..data_split import load_dataset
@@ -218,6 +239,7 @@ def train_from_args(args, out: "Path | None" = None):
             raise InvalidInputError(
                 f"--brian2-target only applies to the brian2 substrates; got --substrate {substrate}.")
         substrate = get_substrate(substrate, target=args.brian2_target)
+    substrate = _circuit_substrate(args, substrate)
     state = getattr(args, "run_state", None)
     callbacks = [certificate_recorder()] if args.record_certificates else []
     if state is not None:  # what Ctrl-C reports: the epoch under way

@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_int, check_real
-from ..circuit import CircuitUnits, ClampModel, Netlist, NonIdealities, compile_netlist
-from ..errors import DivergenceError, SimulationError, SubstrateUnavailableError
+from ..circuit import (DEFAULT_CLAMP, CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel,
+                       compile_netlist)
+from ..errors import DivergenceError, InvalidInputError, SimulationError, SubstrateUnavailableError
 from ..network import NetworkBatch
 from ..trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
@@ -292,6 +293,14 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
         meta["peak_rss_mb"] = trajs[-1].meta["peak_rss_mb"]
         meta["diverged_why"] = [w for t in trajs for w in t.meta.get("diverged_why", [""] * t.n_networks)]
         meta["magnitude"] = max(float(t.meta.get("magnitude", 0.0)) for t in trajs)
+        sup = [t.meta.get("supply") for t in trajs]
+        meta.pop("supply", None)
+        if all(x is not None for x in sup):  # energies only when every run had its supply read
+            meta["supply"] = [x for part in sup for x in part]
+        devs = [t.meta.get("devices") for t in trajs]
+        meta.pop("devices", None)
+        if all(d is not None for d in devs):
+            meta["devices"] = [d for part in devs for d in part]
         msgs = "; ".join(t.message for t in trajs if t.message)
         return Trajectory(first.times, np.concatenate([t.states for t in trajs]), first.roles, first.phase,
                           first.substrate, np.concatenate([t.settled for t in trajs]), first.settle_tol,
@@ -300,6 +309,27 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
     free = join([p.free for p in parts])
     nudged = join([p.nudged for p in parts]) if parts[0].nudged is not None else None
     return PhaseResult(free, nudged)
+
+
+def _read_supply(ng, net: Netlist, t: np.ndarray) -> "dict | None":
+    """The supply currents and ``.meas`` charges of a run (None when the netlist has no supply).
+
+    Returns ``{"vdd": V, "time_s": (T,), "current_A": (S, P, T) drawn from VDD (positive),
+    "quiescent_A": (S, P), "meas_charge_C": {name: C}}``; the ``.meas`` results are parsed from
+    ngspice's output ("q_free_s0p0 = -4.8e-08 from= ..."), negative = drawn from the source.
+    """
+    names = net.meta.get("supplies") or []
+    if not names:
+        return None
+    S, P, _ = net.shape
+    cur = np.stack([-ng.vector(f"i({v})") for v in names]).reshape(S, P, -1)
+    meas = {}
+    for ln in ng._stdout:
+        m = re.match(r"\s*(q_(?:free|nudged)_\S+)\s*=\s*([-+0-9.eE]+)", ln)
+        if m:
+            meas[m.group(1).lower()] = float(m.group(2))
+    return {"vdd": float(net.meta["vdd"]), "time_s": np.asarray(t, dtype=float), "current_A": cur,
+            "quiescent_A": np.asarray(net.meta["quiescent_current"]).reshape(S, P), "meas_charge_C": meas}
 
 
 def _fingerprint(batch: NetworkBatch) -> bytes:
@@ -362,7 +392,7 @@ def simulate_netlist(text: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         elif not skip:
             lines.append(ln)
     saves = [ln for ln in lines if ln.lower().startswith(".save ")]
-    nodes = [re.sub(r"^v\((.*)\)$", r"\1", tok.lower()) for ln in saves for tok in ln.split()[1:]]
+    nodes = [m.group(1) for ln in saves for tok in ln.split()[1:] if (m := re.match(r"^v\((.*)\)$", tok.lower()))]
     tran = next((ln.split() for ln in lines if ln.lower().startswith(".tran ")), None)
     if tran is None:
         raise SimulationError("The netlist has no .tran line; simulate_netlist runs transients only.")
@@ -383,8 +413,9 @@ class SpiceSubstrate(Substrate):
 
     Parameters
     ----------
-    clamp : "diode", "limiter" or ClampModel
-        The [0, 1] bound: diode clamps (default, model ``DCLAMP``) or a stiff behavioural limiter.
+    clamp : "diode", "limiter", "precision" or ClampModel
+        The [0, 1] bound: diode clamps (default, model ``DCLAMP``), a stiff behavioural limiter, or
+        op-amp precision clamps (the most faithful; see docs/hardware.md).
     units : CircuitUnits
         ``V_scale`` (V), ``C`` (F), ``g`` (S); ``tau = C / g``.
     nonideal : NonIdealities
@@ -405,6 +436,13 @@ class SpiceSubstrate(Substrate):
         Wall-time budget of one ngspice transient (seconds; default 600, None = no limit). A run
         past it is halted and raises :class:`~deepcircuit.errors.SimulationError` (a stiff or
         runaway circuit takes ever smaller time steps rather than failing).
+    ota_linear_range, ota_gain, ota_offset, opamp_gain : float, optional
+        Change one parameter of the OTA or of the precision clamp's op-amps (for substrate specs
+        such as ``"spice:transconductor=ota;ota_gain=50"``).
+    transconductor : "vccs", "ota" or TransconductorModel
+        The synapse: ideal VCCS (default) or an OTA with a supply (see ``circuit.TransconductorModel``).
+        With an OTA or a precision clamp the supply currents are read back and the free trajectory's
+        ``meta["supply"]`` holds them (``deepcircuit.hardware_figures`` turns them into energies).
     networks_per_run : int or None
         How many networks of a batch share one netlist (each netlist always holds every
         presentation, and both phases run in one transient). 1 (default): one ngspice run per
@@ -415,12 +453,26 @@ class SpiceSubstrate(Substrate):
 
     name = "spice"
 
-    def __init__(self, *, clamp: "str | ClampModel" = "diode", units: CircuitUnits | None = None,
+    def __init__(self, *, clamp: "str | ClampModel" = DEFAULT_CLAMP, units: CircuitUnits | None = None,
                  nonideal: NonIdealities | None = None, reltol: float = 1e-4,
                  options: dict | None = None, netlist_dir: "str | Path | None" = None,
                  networks_per_run: int | None = 1, max_seconds: float | None = 600.0,
-                 rail_margin: float = 0.25) -> None:
+                 rail_margin: float = 0.25,
+                 transconductor: "str | TransconductorModel | None" = None,
+                 ota_linear_range: float | None = None, ota_gain: float | None = None,
+                 ota_offset: float | None = None, opamp_gain: float | None = None) -> None:
+        from dataclasses import replace
+
         self.clamp = ClampModel.of(clamp)
+        if opamp_gain is not None:
+            self.clamp = replace(self.clamp, opamp_gain=opamp_gain)
+        self.transconductor = TransconductorModel.of(transconductor)
+        ota_params = {k: v for k, v in {"linear_range": ota_linear_range, "gain": ota_gain,
+                                        "offset": ota_offset}.items() if v is not None}
+        if ota_params:
+            if self.transconductor.kind != "ota":
+                raise InvalidInputError("The ota_* options of the spice substrate need transconductor='ota'.")
+            self.transconductor = replace(self.transconductor, **ota_params)
         self.units = units or CircuitUnits()
         self.clamp.check_fits(self.units)  # a clamp that cannot clamp at these units is refused
         self.nonideal = nonideal or NonIdealities()
@@ -435,9 +487,11 @@ class SpiceSubstrate(Substrate):
         self.runs = 0
         self._failed: dict[bytes, str] = {}  # networks of a batch whose run failed, by fingerprint
         self.last_netlist: Netlist | None = None
+        self._supply: dict | None = None  # supply currents of the last ngspice run (None: no supply)
 
     def __repr__(self) -> str:
-        return f"SpiceSubstrate(clamp={self.clamp.kind!r}, units={self.units})"
+        return (f"SpiceSubstrate(clamp={self.clamp.kind!r}, transconductor={self.transconductor.kind!r}, "
+                f"units={self.units})")
 
     # -- public ------------------------------------------------------------------------
     def run(self, networks, inputs, initial, schedule: Schedule, *, targets=None) -> PhaseResult:
@@ -467,7 +521,8 @@ class SpiceSubstrate(Substrate):
                                           f"{self._failed[key]}"))
                 continue
             net = compile_netlist(sub, inputs, initial[a:a + k], schedule, targets=targets, units=self.units,
-                                  clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a)
+                                  clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a,
+                                  transconductor=self.transconductor)
             self.last_netlist = net
             t0 = time.perf_counter()
             try:
@@ -480,7 +535,11 @@ class SpiceSubstrate(Substrate):
                 self._failed[key] = str(exc)
                 parts.append(_failed_part(sub, inputs, schedule, targets, self.name, str(exc)))
                 continue
-            parts.append(self._trajectories(sub, net, inputs, time_s, volts, schedule, time.perf_counter() - t0))
+            part = self._trajectories(sub, net, inputs, time_s, volts, schedule, time.perf_counter() - t0)
+            if self._supply is not None:
+                part.free.meta["supply"] = [self._supply]  # one entry per ngspice run (networks in order)
+            part.free.meta["devices"] = net.meta.get("devices")
+            parts.append(part)
         return parts[0] if len(parts) == 1 else _concat(parts)
 
     def close(self) -> None:
@@ -513,6 +572,7 @@ class SpiceSubstrate(Substrate):
             volts = np.empty((len(net.nodes), t.size))
             for k, node in enumerate(net.nodes):
                 volts[k] = ng.vector(node)
+            self._supply = _read_supply(ng, net, t)
             ic = net.meta.get("initial_volts")
             if t[0] > 0 and ic is not None and len(ic) == len(net.nodes):
                 # ngspice's first stored point is its first step; t = 0 is the .ic state.

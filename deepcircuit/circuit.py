@@ -46,7 +46,7 @@ from typing import Mapping
 import numpy as np
 
 from ._validation import check_array, check_choice, check_int, check_real
-from .errors import InvalidInputError
+from .errors import InvalidInputError, SimulationError
 from .network import NetworkBatch
 
 CLAMP_KINDS = ("diode", "limiter", "precision")
@@ -380,6 +380,57 @@ class Netlist:
     meta: dict = field(default_factory=dict)
 
 
+#: Vectors per ``print`` command of a ``.control`` block (ngspice 39 refuses more than ~1000).
+PRINT_CHUNK = 500
+
+
+def read_printed_tables(stdout: str, net: "Netlist") -> tuple[np.ndarray, np.ndarray]:
+    """The node voltages a netlist's ``.control`` block printed in plain ``ngspice -b``.
+
+    Parses every ``print`` table of ``stdout`` (a header ``Index v(...) ...``, then rows
+    ``index value ...``) and checks that each node of ``net.nodes`` came back in
+    its order with one row per point of the ``linearize`` grid (``0 .. net.stop`` every
+    ``net.step``). Returns ``(time (T,) seconds, volts (nodes, T))``; raises
+    :class:`~deepcircuit.errors.SimulationError` naming what is missing otherwise.
+    """
+
+    tables: list[tuple[list[str], list[list[float]]]] = []
+    cols: list[str] | None = None
+    for line in stdout.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0].lower() == "index" and words[1].lower().startswith("v("):
+            cols = [w.lower() for w in words[1:]]
+            if not tables or tables[-1][0] != cols:
+                tables.append((cols, []))
+        elif cols is not None and words and words[0].isdigit() and len(words) == len(cols) + 1:
+            try:
+                tables[-1][1].append([float(w) for w in words[1:]])
+            except ValueError:
+                continue
+    if "too many args" in stdout:
+        raise SimulationError("ngspice refused a print command ('print: too many args.'); the netlist's "
+                              f".control block must print at most {PRINT_CHUNK} vectors per command.")
+    expected = round(net.stop / net.step) + 1
+    want = [f"v({n})" for n in net.nodes]
+    got = {c for cols_, _ in tables for c in cols_}
+    missing = [w for w in want if w not in got]
+    if missing:
+        raise SimulationError(f"ngspice printed no column for {len(missing)} of {len(want)} nodes "
+                              f"(first missing: {missing[0]}); the run did not finish or the output was cut.")
+    volts = np.empty((len(want), expected))
+    index = {w: k for k, w in enumerate(want)}
+    for cols_, rows in tables:
+        arr = np.asarray(rows, dtype=float).reshape(-1, len(cols_))
+        if arr.shape[0] != expected:
+            raise SimulationError(f"ngspice printed {arr.shape[0]} rows for {cols_[0]} .. {cols_[-1]}, expected "
+                                  f"{expected} (0 .. {net.stop:.4g} s every {net.step:.4g} s).")
+        for k, c in enumerate(cols_):
+            if c in index:
+                volts[index[c]] = arr[:, k]
+    # linearize puts the points on this grid; print shows the index, not the time
+    return net.step * np.arange(expected), volts
+
+
 def _num(x: float) -> str:
     """A number as SPICE text: shortest repr with 12 significant digits (deterministic).
 
@@ -708,7 +759,11 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
         add("set nobreak")
         add("run")
         add("linearize")
-        add("print " + " ".join(f"v({n})" for n in nodes))
+        # ngspice's print takes at most about 1000 vectors ("print: too many args." and no rows
+        # above that, with exit status 0): print the nodes in tables of PRINT_CHUNK columns.
+        # read_printed_tables() reads them back and checks every row and column.
+        for k in range(0, len(nodes), PRINT_CHUNK):
+            add("print " + " ".join(f"v({n})" for n in nodes[k:k + PRINT_CHUNK]))
         add("quit")
         add(".endc")
     add(".end")

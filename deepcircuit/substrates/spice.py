@@ -363,6 +363,52 @@ def _failed_part(batch: NetworkBatch, inputs, schedule: Schedule, targets, name:
     return PhaseResult(*out)
 
 
+def _join_presentations(parts: list[PhaseResult]) -> PhaseResult:
+    """Phase results of consecutive presentation chunks (same networks) joined along the presentation axis."""
+    def join(trajs):
+        first = trajs[0]
+        meta = dict(first.meta)
+        meta["clamp_overshoot_max"] = max(t.meta["clamp_overshoot_max"] for t in trajs)
+        meta["clamp_overshoot_final"] = max(t.meta["clamp_overshoot_final"] for t in trajs)
+        meta["clamp_overshoot_per_network"] = np.max([t.meta["clamp_overshoot_per_network"] for t in trajs], axis=0)
+        meta["final_speed"] = np.concatenate([np.asarray(t.meta["final_speed"]) for t in trajs], axis=1)
+        meta["time_points"] = [t.meta["time_points"] for t in trajs]
+        meta["seconds"] = sum(t.meta["seconds"] for t in trajs)
+        meta["peak_rss_mb"] = max(t.meta["peak_rss_mb"] for t in trajs)
+        meta["ngspice_runs"] = sum(t.meta.get("ngspice_runs", 1) for t in trajs)
+        meta["magnitude"] = max(float(t.meta.get("magnitude", 0.0)) for t in trajs)
+        S = first.n_networks
+        whys = [t.meta.get("diverged_why", [""] * S) for t in trajs]
+        meta["diverged_why"] = ["; ".join(sorted({w[k] for w in whys if w[k]})) for k in range(S)]
+        msgs = "; ".join(t.message for t in trajs if t.message)
+        diverged = np.any([t.diverged for t in trajs], axis=0)  # a network diverged in any chunk
+        settled = np.concatenate([t.settled for t in trajs], axis=1) & ~diverged[:, None]
+        return Trajectory(first.times, np.concatenate([t.states for t in trajs], axis=1), first.roles,
+                          first.phase, first.substrate, settled, first.settle_tol, diverged, msgs, meta)
+
+    if len(parts) == 1:
+        return parts[0]
+    free = join([p.free for p in parts])
+    nudged = join([p.nudged for p in parts]) if parts[0].nudged is not None else None
+    return PhaseResult(free, nudged)
+
+
+#: ``presentations_per_run="auto"``: copies of the circuit in one netlist are limited so that it
+#: holds at most this many free nodes. ngspice's cost grows faster than the number of copies
+#: (every copy shares the time steps the stiffest one needs), so large circuits run one
+#: presentation per netlist (measured in benchmarks/bench_spice_scale.py; docs/spice.md).
+AUTO_MAX_FREE_NODES_PER_RUN = 64
+
+
+def _simulate_in_worker(net: Netlist, netlist_dir: Path, epoch, runs, max_seconds):
+    """Run one netlist in a worker process; returns ``(time, volts, seconds, peak RSS MB)``."""
+    sub = SpiceSubstrate(netlist_dir=netlist_dir, max_seconds=max_seconds)
+    sub.epoch, sub.runs = epoch, runs
+    t0 = time.perf_counter()
+    t, v = sub._simulate(_load_ngspice(), net)
+    return t, v, time.perf_counter() - t0, _rss_peak_mb()
+
+
 def _rss_peak_mb() -> float:
     """Peak resident set size of this process (MB), from /proc or resource."""
     try:
@@ -449,6 +495,14 @@ class SpiceSubstrate(Substrate):
         network, since networks in one transient share its time steps and a batch of seeds runs
         1.4-3.7x faster split (measured in benchmarks/bench_spice.py). None: the whole batch in
         one netlist.
+    presentations_per_run : int, "auto" or None
+        How many presentations share one netlist. "auto" (default): as many as keep a netlist at
+        most :data:`AUTO_MAX_FREE_NODES_PER_RUN` free nodes (all of them for logic gates, one
+        for a 64-100-10 network); None: all.
+    workers : int
+        Worker processes running the netlists of one call in parallel (1: in this process). The
+        ngspice library is not thread-safe and grows with every transient, so parallel runs are
+        separate processes (spawned once, reused, replaced every 100 runs).
     """
 
     name = "spice"
@@ -460,7 +514,8 @@ class SpiceSubstrate(Substrate):
                  rail_margin: float = 0.25,
                  transconductor: "str | TransconductorModel | None" = None,
                  ota_linear_range: float | None = None, ota_gain: float | None = None,
-                 ota_offset: float | None = None, opamp_gain: float | None = None) -> None:
+                 ota_offset: float | None = None, opamp_gain: float | None = None,
+                 presentations_per_run: "int | str | None" = "auto", workers: int = 1) -> None:
         from dataclasses import replace
 
         self.clamp = ClampModel.of(clamp)
@@ -483,6 +538,11 @@ class SpiceSubstrate(Substrate):
         self.max_seconds = None if max_seconds is None else check_real("max_seconds", max_seconds, low=0.0,
                                                                        low_open=True)
         self.rail_margin = check_real("rail_margin", rail_margin, low=0.0, low_open=True)
+        if presentations_per_run not in ("auto", None):
+            presentations_per_run = check_int("presentations_per_run", presentations_per_run, low=1)
+        self.presentations_per_run = presentations_per_run
+        self.workers = check_int("workers", workers, low=1)
+        self._pool = None
         self.epoch: int | None = None  # set by callers that know it, for error messages
         self.runs = 0
         self._failed: dict[bytes, str] = {}  # networks of a batch whose run failed, by fingerprint
@@ -509,8 +569,9 @@ class SpiceSubstrate(Substrate):
 
             nonideal = replace(nonideal, seed=nonideal.seed + run_index)
         opts = {"reltol": self.reltol, **self.options}
-        S = len(batch)
+        S, P = len(batch), inputs.shape[0]
         k = self.networks_per_run or S
+        q = self._presentations_per_run(P, min(k, S), batch.roles)
         parts = []
         for a in range(0, S, k):
             sub = NetworkBatch(batch.networks[a:a + k])
@@ -520,13 +581,23 @@ class SpiceSubstrate(Substrate):
                 parts.append(_failed_part(sub, inputs, schedule, targets, self.name, f"still failing: "
                                           f"{self._failed[key]}"))
                 continue
-            net = compile_netlist(sub, inputs, initial[a:a + k], schedule, targets=targets, units=self.units,
-                                  clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a,
-                                  transconductor=self.transconductor)
-            self.last_netlist = net
-            t0 = time.perf_counter()
+            # This network chunk's presentations, q per netlist (several netlists: see "At scale"
+            # in docs/spice.md), run in this process or in the worker processes.
+            def netlist(sl):
+                return compile_netlist(sub, inputs[sl], initial[a:a + k, sl], schedule,
+                                       targets=None if targets is None else targets[sl], units=self.units,
+                                       clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a,
+                                       transconductor=self.transconductor)
+
+            jobs = [(slice(c, c + q), netlist(slice(c, c + q))) for c in range(0, P, q)]
+            supplied = bool(jobs[0][1].meta.get("supplies"))
+            if supplied and len(jobs) > 1:
+                # Supply currents (energy figures) are read per run for all presentations of a
+                # network: such netlists are not split.
+                jobs = [(slice(0, P), netlist(slice(0, P)))]
+            self.last_netlist = jobs[-1][1]
             try:
-                time_s, volts = self._simulate(ng, net)
+                outputs = self._simulate_all(ng, [net for _, net in jobs])
             except SimulationError as exc:
                 if S <= k:
                     raise
@@ -535,15 +606,64 @@ class SpiceSubstrate(Substrate):
                 self._failed[key] = str(exc)
                 parts.append(_failed_part(sub, inputs, schedule, targets, self.name, str(exc)))
                 continue
-            part = self._trajectories(sub, net, inputs, time_s, volts, schedule, time.perf_counter() - t0)
-            if self._supply is not None:
+            chunk = []
+            for (sl, net), (time_s, volts, seconds, rss) in zip(jobs, outputs):
+                res = self._trajectories(sub, net, inputs[sl], time_s, volts, schedule, seconds)
+                for tr in (res.free, res.nudged):
+                    if tr is not None:
+                        tr.meta["peak_rss_mb"] = max(tr.meta["peak_rss_mb"], rss)
+                chunk.append(res)
+            part = _join_presentations(chunk)
+            if supplied and self._supply is not None:
                 part.free.meta["supply"] = [self._supply]  # one entry per ngspice run (networks in order)
-            part.free.meta["devices"] = net.meta.get("devices")
+            part.free.meta["devices"] = jobs[0][1].meta.get("devices")
             parts.append(part)
         return parts[0] if len(parts) == 1 else _concat(parts)
 
+    def _presentations_per_run(self, P: int, networks: int, roles) -> int:
+        if self.presentations_per_run is None:
+            return P
+        if self.presentations_per_run == "auto":
+            n_free = roles.n_neurons - roles.n_inputs
+            return max(1, min(P, AUTO_MAX_FREE_NODES_PER_RUN // max(1, networks * n_free)))
+        return min(P, self.presentations_per_run)
+
+    def _simulate_all(self, ng, nets: list[Netlist]):
+        """``(time, volts, seconds, peak RSS MB)`` of every netlist, in order (in workers if asked)."""
+        if self.workers == 1 or len(nets) == 1 or nets[0].meta.get("supplies"):
+            out = []
+            for net in nets:
+                t0 = time.perf_counter()
+                t, v = self._simulate(ng, net)
+                out.append((t, v, time.perf_counter() - t0, 0.0))
+            return out
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a fork would copy this process's ngspice state and BLAS/numba threads
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, max_tasks_per_child=100,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        futures = [self._pool.submit(_simulate_in_worker, net, self.netlist_dir, self.epoch, self.runs,
+                                     self.max_seconds) for net in nets]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_pool"] = None  # worker processes stay with the instance that started them
+        return state
+
     def close(self) -> None:
-        """Nothing per instance: the shared library is reused by every SpiceSubstrate."""
+        """Stop this instance's worker processes, if any (the in-process shared library is reused
+        by every SpiceSubstrate). Safe to call twice."""
+        pool, self._pool = getattr(self, "_pool", None), None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     # -- internals -----------------------------------------------------------------------
     def _simulate(self, ng, net: Netlist):

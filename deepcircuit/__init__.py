@@ -10,6 +10,7 @@ from .errors import (DeepCircuitError, DeepCircuitWarning, DivergenceError, Dive
                      InvalidInputError, InvalidTypeError, ModelFileError, NotSettledWarning,
                      SimulationError, SubstrateUnavailableError)
 from .families import FAMILIES, get_family
+from .gradient_check import GradientCheck, gradient_check
 from .network import Network, NetworkBatch
 from .roles import Roles
 from .substrates import Schedule, Substrate, available_substrates, get_substrate, initial_states
@@ -31,6 +32,7 @@ __all__ = [
     "DeepCircuitError", "DeepCircuitWarning", "DivergenceError", "DivergenceWarning",
     "ForbiddenConnectionError", "InvalidInputError", "InvalidTypeError", "ModelFileError",
     "NotSettledWarning", "SimulationError", "SubstrateUnavailableError", "FAMILIES", "get_family",
+    "GradientCheck", "gradient_check",
     "Network", "NetworkBatch", "Roles", "Schedule", "Substrate", "available_substrates",
     "get_substrate", "initial_states", "TASKS", "Task", "get_task", "History", "TrainingConfig",
     "TrainingResult", "evaluate", "train", "PhaseResult", "Trajectory", "__version__",

@@ -54,6 +54,56 @@ def stdp_update(nudged: Trajectory, *, beta0: float = 0.0, beta1: float = 1.0,
     return np.matmul(np.swapaxes(pre, 1, 2), post) / (P * T2)
 
 
+def stdp2_update(nudged: Trajectory, *, beta0: float = 0.0, beta1: float = 1.0,
+                 nominal_steps: int | None = None) -> np.ndarray:
+    """DEEP's rule with both endpoints: post-synaptic change minus pre-synaptic change.
+
+    ``dW[i, j] = stdp[i, j] - beta1 * own[i]``, ``own[i]`` the pre-synaptic neuron's
+    ``stdp[i, i]`` computed from the states: the ``beta1`` term becomes
+    ``sum_t s_i(t) ((s_j(t) - s_j(t-1)) - (s_i(t) - s_i(t-1)))`` (a clamped input's own change
+    is 0, so its synapses keep DEEP's update). Still local: synapse i -> j reads only s_i and
+    s_j. Why: at a DEEP equilibrium ``-dL/dW[i, j] = s_i (lambda_j - lambda_i)``, since
+    W[i, j] is both j's inflow and i's outflow; DEEP's rule has the first term only (see
+    ``docs/gradient.md``). Same arguments and units as :func:`stdp_update`.
+    """
+    dW = stdp_update(nudged, beta0=beta0, beta1=beta1, nominal_steps=nominal_steps)
+    # The pre-synaptic neuron's own term sum_t s_i(t) (s_i(t) - s_i(t-1)) (on hardware: one
+    # accumulator per neuron): from the substrate's per-neuron sums ("own_dpost") when it keeps
+    # them, else from the states. Synaptic traces have no i -> i synapse, so the diagonal of
+    # "pre_dpost" is never read; a trajectory thinned to its phase ends cannot give the sum, so
+    # that case is refused rather than computed wrong.
+    s = nudged.states
+    S, P, T, N = s.shape
+    traces = nudged.meta.get("synaptic_traces")
+    if nominal_steps is not None:
+        T2 = int(nominal_steps)
+    else:
+        T2 = int(traces["samples"]) if traces is not None else T - 1
+    if traces is not None and "own_dpost" in traces:
+        own = np.asarray(traces["own_dpost"], dtype=float) / (P * T2)
+    else:
+        if traces is not None and T - 1 != int(traces["samples"]):
+            raise InvalidInputError(
+                "The stdp2 rule needs every sample of the nudged phase or the substrate's per-neuron "
+                "sums ('own_dpost'); this trajectory keeps fewer samples than the rule's sums.")
+        own = np.sum(s[:, :, 1:, :] * (s[:, :, 1:, :] - s[:, :, :-1, :]), axis=(1, 2)) / (P * T2)
+    return dW - beta1 * own[..., :, None]
+
+
+def mirror_backward(dW: np.ndarray, n_inputs: int) -> np.ndarray:
+    """Backward synapses take the update of their forward twin: ``dW[i, j] <- dW[j, i]`` for free
+    ``i > j`` (in state order: inputs, hidden, outputs, so output -> hidden is backward).
+
+    With the two-endpoint rule this keeps the feedback weights following the forward weights
+    (as in Kolen-Pollack learning), so the error that flows back through them keeps pointing the
+    right way. Still local: ``dW[j, i]`` reads only s_i and s_j, the two ends of synapse i -> j.
+    """
+    N = dW.shape[-1]
+    idx = np.arange(N)
+    back = (idx[:, None] > idx[None, :]) & (idx[None, :] >= n_inputs)
+    return np.where(back, np.swapaxes(dW, -1, -2), dW)
+
+
 def endpoint_update(result: PhaseResult, *, beta: float) -> tuple[np.ndarray, np.ndarray]:
     """Asymmetric EP's rule from the two settled states.
 
@@ -86,8 +136,12 @@ def _nudged(result: PhaseResult) -> Trajectory:
     return result.nudged
 
 
+#: The learning rules by name (the families choose theirs in ``families.py``).
+RULES = ("stdp", "stdp2", "stdp2-mirror", "endpoint", "contrastive")
+
+
 def weight_update(rule: str, result: PhaseResult, settings: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """The update ``(dW, db)`` of ``rule`` (``stdp``, ``endpoint`` or ``contrastive``).
+    """The update ``(dW, db)`` of ``rule`` (one of :data:`RULES`).
 
     ``settings`` provides ``beta`` (nudging), ``beta0``, ``beta1`` and ``nudged_steps``.
     """
@@ -95,11 +149,18 @@ def weight_update(rule: str, result: PhaseResult, settings: Mapping[str, float])
         dW = stdp_update(_nudged(result), beta0=settings["beta0"], beta1=settings["beta1"],
                          nominal_steps=settings["nudged_steps"])
         return dW, np.zeros(dW.shape[:-1])
+    if rule in ("stdp2", "stdp2-mirror"):
+        nudged = _nudged(result)
+        dW = stdp2_update(nudged, beta0=settings["beta0"], beta1=settings["beta1"],
+                          nominal_steps=settings["nudged_steps"])
+        if rule == "stdp2-mirror":
+            dW = mirror_backward(dW, nudged.roles.n_inputs)
+        return dW, np.zeros(dW.shape[:-1])
     if rule == "endpoint":
         return endpoint_update(result, beta=settings["beta"])
     if rule == "contrastive":
         return contrastive_update(result, beta=settings["beta"])
-    raise InvalidInputError(f"Unknown learning rule {rule!r}; use 'stdp', 'endpoint' or 'contrastive'.")
+    raise InvalidInputError(f"Unknown learning rule {rule!r}; use one of {', '.join(map(repr, RULES))}.")
 
 
 def apply_update(W: np.ndarray, b: np.ndarray, dW: np.ndarray, db: np.ndarray, mask: np.ndarray, *,

@@ -267,3 +267,26 @@ def plot_deviations(comparison, *, targets: Mapping[str, float] | None = None,
     if path is not None:
         save_figure(fig, path)
     return fig
+
+
+def gradient_alignment_figure(reports: Mapping[str, Any], *, path: "str | Path | None" = None):
+    """Cosine between each rule's update and -gradient against beta (log axis), one line per rule.
+
+    ``reports`` maps a label (for example a substrate or an epoch) to a
+    :class:`~deepcircuit.gradient_check.GradientCheck`; labels prefix the rule names.
+    """
+    fig, (ax,) = _figure()
+    for label, rep in reports.items():
+        for rule, a in rep.rules.items():
+            name = f"{label} {rule}".strip()
+            ax.semilogx(a.beta, a.cosine, marker="o", label=name)
+            if a.symmetric is not None:
+                ax.semilogx(a.beta, a.symmetric["cosine"], ls="--", marker=".", label=f"{name} (+-beta)")
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set_xlabel("beta (1/tau)")
+    ax.set_ylabel("cosine(update, -gradient)")
+    ax.set_ylim(-1.05, 1.05)
+    ax.legend(fontsize=7)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

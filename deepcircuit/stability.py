@@ -9,14 +9,14 @@
 See ``docs/stability.md`` for what each certificate means, with a worked example.
 """
 
-from .certificates import (CONDITIONS, Condition, EquilibriumAnalysis, Gershgorin, LyapunovFunction,
-                           analyse_equilibria, analyse_equilibrium, batch_abscissae, free_jacobian,
+from .certificates import (CONDITIONS, Condition, Contraction, EquilibriumAnalysis, Gershgorin, LyapunovFunction,
+                           analyse_equilibria, analyse_equilibrium, batch_abscissae, contraction, free_jacobian,
                            gershgorin, gershgorin_margins, held_neurons, lyapunov_function,
                            quadratic_form)
 from .lyapunov import (RECORDED, PresentationCheck, TrajectoryCheck, certificate_recorder, check_phases,
                        check_trajectory, evaluate_series, StabilityVerdict, stability_verdict)
 
-__all__ = ["CONDITIONS", "Condition", "EquilibriumAnalysis", "Gershgorin", "LyapunovFunction",
+__all__ = ["CONDITIONS", "Condition", "Contraction", "contraction", "EquilibriumAnalysis", "Gershgorin", "LyapunovFunction",
            "analyse_equilibria", "analyse_equilibrium", "batch_abscissae", "free_jacobian",
            "gershgorin", "gershgorin_margins", "held_neurons", "lyapunov_function", "quadratic_form",
            "RECORDED", "PresentationCheck", "TrajectoryCheck", "certificate_recorder", "check_phases",

@@ -17,7 +17,8 @@ import numpy as np
 
 from ._validation import check_choice, check_int, check_real
 from .errors import DivergenceError, DivergenceWarning, InvalidInputError, InvalidTypeError, NotSettledWarning
-from .families import get_family
+from .families import get_family, select_rule
+from .learning import RULES
 from .network import Network, NetworkBatch
 from .roles import Roles
 from .data_defaults import dataset_defaults
@@ -94,6 +95,14 @@ class TrainingConfig:
         Evaluate the test (and validation) split every this many epochs (0 = only at the end).
         ``None``: every epoch for data sets; only at the end for logic tasks and parity tables,
         whose test set is the training table (measured every epoch anyway as ``History.error``).
+    eta_input, eta_feedback : float
+        Factors on ``eta`` for the weights leaving input neurons (bias included) and leaving
+        output neurons (the feedback weights); 1 = the same rate as every other weight. Only for
+        families without a bias vector (deep, deep-leaky).
+    rule : None or str
+        Learning rule; ``None`` (default) is the family's own. ``"stdp2"`` / ``"stdp2-mirror"``
+        (deep, deep-leaky): DEEP's rule with the pre-synaptic change subtracted, and with backward
+        synapses mirroring their forward twin (see ``docs/gradient.md``).
     """
 
     epochs: int = 200
@@ -122,6 +131,9 @@ class TrainingConfig:
     freeze: tuple = ()
     early_stopping: int | None = None
     eval_every: int | None = None
+    eta_input: float = 1.0
+    eta_feedback: float = 1.0
+    rule: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None:
@@ -138,6 +150,11 @@ class TrainingConfig:
         object.__setattr__(self, "freeze", freeze)
         check_int("epochs", self.epochs, low=0)
         check_real("eta", self.eta, low=0.0)
+        check_real("beta", self.beta, low=0.0)  # Schedule allows -beta (gradient check); training does not
+        check_real("eta_input", self.eta_input, low=0.0)
+        check_real("eta_feedback", self.eta_feedback, low=0.0)
+        if self.rule is not None:
+            check_choice("rule", self.rule, RULES)
         check_real("beta0", self.beta0)
         check_real("beta1", self.beta1)
         check_real("l1", self.l1, low=0.0)
@@ -502,6 +519,16 @@ def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = 
     roles = batch.roles
     check_task_fits(task, roles)
     family = batch.family_
+    rule = select_rule(family, config.rule)
+    eta = config.eta
+    if config.eta_input != 1.0 or config.eta_feedback != 1.0:
+        if family.has_bias_vector:
+            raise InvalidInputError("eta_input / eta_feedback apply to the deep families only (no bias vector).")
+        # per-layer learning rates: one factor per source row
+        row = np.ones(batch.roles.n_neurons)
+        row[: batch.roles.n_inputs] = config.eta_input
+        row[batch.roles.n_neurons - batch.roles.n_outputs:] = config.eta_feedback
+        eta = config.eta * row[:, None]
     sub = _training_substrate(substrate, keep_trajectories=bool(callbacks))
     schedule = config.schedule
     settings = {"beta": config.beta, "beta0": config.beta0, "beta1": config.beta1,
@@ -548,7 +575,7 @@ def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = 
                     for k in np.flatnonzero(ph.diverged & active):
                         why = (ph.meta.get("diverged_why") or [""] * len(seeds))[k] or "non-finite states"
                         fail(k, f"{ph.phase} phase diverged in epoch {epoch} ({why})", ph.phase, epoch, float("inf"))
-                upd_step = rule_step(family.rule, result, settings, W, b, mask, eta=config.eta, l1=config.l1,
+                upd_step = rule_step(rule, result, settings, W, b, mask, eta=eta, l1=config.l1,
                                      sign=config.sign, max_weight=config.max_weight, frozen=frozen)
                 tally.add(part, result, upd_step.step, schedule)
                 for k in np.flatnonzero(upd_step.bad & active):

@@ -143,3 +143,22 @@ def test_bad_engine_is_refused():
         OdeSubstrate(engine="gpu")
     with pytest.raises(InvalidInputError, match="record"):
         OdeSubstrate(method="adaptive", record="final")
+
+
+def test_stdp2_gets_the_same_update_without_full_trajectories():
+    """The two-endpoint rule reads each neuron's own sum from the substrate when only phase ends
+    are kept (record='final'), and agrees with the full-trajectory computation."""
+    import deepcircuit as dc
+    from deepcircuit.learning import stdp2_update
+    from deepcircuit.substrates import get_substrate, initial_states
+
+    task = dc.get_task("xor")
+    net = dc.train("xor", seeds=[0], config=dc.TrainingConfig.preset("default").replace(epochs=3)).networks[0]
+    s0 = initial_states(np.random.default_rng(1), 1, task.inputs, net.roles)
+    sched = dc.Schedule(free_steps=200, nudged_steps=200)
+    full = get_substrate("ode", record="full").run(net, task.inputs, s0, sched, targets=task.targets)
+    thin = get_substrate("ode", record="final").run(net, task.inputs, s0, sched, targets=task.targets)
+    assert thin.nudged.states.shape[2] < full.nudged.states.shape[2]
+    a = stdp2_update(full.nudged, nominal_steps=200)
+    b = stdp2_update(thin.nudged, nominal_steps=200)
+    np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-13)

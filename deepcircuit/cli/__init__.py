@@ -15,7 +15,7 @@ from typing import Sequence
 from ..errors import DeepCircuitError
 
 #: Subcommand modules under deepcircuit.cli, in the order --help lists them.
-COMMANDS = ["train", "lyapunov", "export", "compare", "sweep", "sweep-report"]
+COMMANDS = ["train", "lyapunov", "export", "compare", "gradcheck", "sweep", "sweep-report"]
 
 
 class _Parser(argparse.ArgumentParser):

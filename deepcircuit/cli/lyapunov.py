@@ -40,7 +40,7 @@ def run(args) -> int:
     import numpy as np
 
     from ..lyapunov import check_phases, stability_verdict
-    from ..certificates import gershgorin
+    from ..certificates import contraction, gershgorin
     from ..network import NetworkBatch
     from ..persistence import load_model
     from ..substrates import get_substrate, initial_states
@@ -73,6 +73,10 @@ def run(args) -> int:
     rows = [(c.name, _yes(c.holds), c.min_margin, ", ".join(c.failing) or "-") for c in g.conditions.values()]
     print(format_table(["condition", "holds", "min margin (1/tau)", "failing neurons"], rows))
     print(f"certified Hurwitz by Gershgorin: {_yes(g.certified)}")
+    con = contraction(net)
+    print(f"contraction in a weighted 1-norm (one globally attracting equilibrium): {_yes(con.holds)}; "
+          f"alpha(M) {con.alpha:.4g} /tau" + (f"; deep leak needed: gamma > {con.gamma_min:.4g} /tau"
+                                              if net.family.startswith("deep") else ""))
 
     rows, traj = [], []
     for phase, ch in checks.items():
@@ -109,7 +113,8 @@ def run(args) -> int:
             "model": args.model_file, "family": net.family, "task": task.name, "substrate": result.free.substrate,
             "gershgorin": {name: {"holds": c.holds, "failing": list(c.failing), "min_margin": c.min_margin,
                                   "description": c.description} for name, c in g.conditions.items()},
-            "certified": g.certified, "hurwitz": hurwitz, "spectral_abscissa": abscissa, "stability": status, "stability_basis": verdict.basis,
+            "certified": g.certified, "contraction": con.to_dict(), "hurwitz": hurwitz, "spectral_abscissa": abscissa,
+            "stability": status, "stability_basis": verdict.basis,
             "lyapunov_function": ", ".join(names), "lyapunov_certified": certified,
             "lyapunov_scope": "/".join(scopes), "monotone": monotone,
             "trajectories": traj,

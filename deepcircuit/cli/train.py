@@ -85,6 +85,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--free-steps", type=int, default=None, help="free-phase steps T1 (overrides the preset)")
     p.add_argument("--nudged-steps", type=int, default=None, help="nudged-phase steps T2 (overrides the preset)")
     p.add_argument("--gamma", type=float, default=None, help="leak rate of deep-leaky (1/tau)")
+    p.add_argument("--rule", default=None, choices=["stdp", "stdp2", "stdp2-mirror", "endpoint", "contrastive"],
+                   help="learning rule (default: the family's own; stdp2 = DEEP's rule with both "
+                        "endpoints' changes; stdp2-mirror = stdp2 with backward synapses taking their forward "
+                        "twin's update; see docs/gradient.md)")
     p.add_argument("--record-certificates", action="store_true",
                    help="record stability certificates every epoch in each model's history "
                         "(Gershgorin margins, spectral abscissa, equilibrium reached)")
@@ -200,7 +204,8 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         "epochs": args.epochs, "eta": args.eta, "beta": args.beta, "dt": args.dt,
         "free_steps": args.free_steps, "nudged_steps": args.nudged_steps, "l1": args.l1,
         "prune_tol": args.prune_tol, "batch_size": args.batch_size,
-        "early_stopping": args.early_stopping, "settle_tol": args.settle_tol}.items() if v is not None}
+        "early_stopping": args.early_stopping, "settle_tol": args.settle_tol,
+        "rule": args.rule}.items() if v is not None}
     if args.prune:
         overrides["prune"] = args.prune
     if args.sign:

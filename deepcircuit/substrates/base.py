@@ -33,7 +33,8 @@ class Schedule:
     free_steps, nudged_steps : int
         Length of each phase in steps of ``dt`` (T1 and T2 of the reference).
     beta : float
-        Nudging strength (1/tau): outputs get ``+beta * (y - s)`` in the nudged phase.
+        Nudging strength (1/tau): outputs get ``+beta * (y - s)`` in the nudged phase (negative:
+        pushed away from the target, for the symmetric-nudge estimate).
     settle_tol : float
         A state is settled when ``max |ds/dt|`` (1/tau) over the free neurons is below this.
     stop_at_equilibrium : bool
@@ -53,7 +54,9 @@ class Schedule:
         check_int("nudged_steps", self.nudged_steps, low=0)
         check_limit("free_steps", self.free_steps, "MAX_PHASE_STEPS")
         check_limit("nudged_steps", self.nudged_steps, "MAX_PHASE_STEPS")
-        check_real("beta", self.beta, low=0.0)
+        # A negative beta (outputs pushed away from the target) is allowed: the symmetric-nudge
+        # estimate of the gradient check runs phases at +beta and -beta.
+        check_real("beta", self.beta)
         check_real("settle_tol", self.settle_tol, low=0.0, low_open=True)
 
     @property

@@ -336,7 +336,11 @@ class _Recorder:
         pre_post[:, :n, n:] = np.einsum("spi,spj->sij", xin, self.total)
         pre_post[:, n:, :n] = np.einsum("spi,spj->sij", self.total, xin)
         pre_post[:, :n, :n] = M * np.einsum("spi,spj->sij", xin, xin)
-        return steps, states, {"pre_dpost": pre_dpost, "pre_post": pre_post, "samples": int(M)}
+        # Each neuron's own sum_t s_i(t) (s_i(t) - s_i(t-1)) (the diagonal; inputs: 0), for rules
+        # that use the pre-synaptic neuron's change too (stdp2 in deepcircuit.learning).
+        own = np.einsum("sii->si", pre_dpost).copy()
+        return steps, states, {"pre_dpost": pre_dpost, "pre_post": pre_post, "own_dpost": own,
+                               "samples": int(M)}
 
 
 class OdeSubstrate(Substrate):

@@ -21,7 +21,7 @@ from .families import get_family, select_rule
 from .learning import RULES
 from .network import Network, NetworkBatch
 from .roles import Roles
-from .data_defaults import dataset_defaults
+from .data_defaults import dataset_defaults, default_model
 from .data_split import Dataset, load_dataset
 from .substrates import Schedule, Substrate, get_substrate, initial_states
 from .tasks import Task
@@ -444,7 +444,7 @@ def _training_substrate(substrate: "str | Substrate", *, keep_trajectories: bool
     return get_substrate(substrate)
 
 
-def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = None,
+def train(task: "Task | Dataset | str", *, model: str | None = None, topology: Any = None,
           hidden: "int | str | Sequence[int] | None" = None, seeds: "int | Sequence[int]" = (0,),
           config: TrainingConfig | None = None, substrate: "str | Substrate" = "ode",
           params: Mapping[str, float] | None = None, networks: Sequence[Network] | None = None,
@@ -459,8 +459,9 @@ def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = 
         built-in data set (``digits``, ``iris``, ``moons``, ``parity-N``) with its default split,
         or a :class:`~deepcircuit.data_split.Dataset` from :func:`load_dataset` (user files,
         other splits). The task is resolved once here; every step below uses the object.
-    model : str
-        Model family (``deep``, ``deep-leaky``, ``ep-asym``, ``ep-sym``).
+    model : str, optional
+        Model family (``deep``, ``deep-leaky``, ``ep-asym``, ``ep-sym``); default: the data set's
+        (``deep``; ``deep-leaky`` with gamma = 1 for digits, see :mod:`deepcircuit.data_defaults`).
     topology : str, edge list or networkx.DiGraph
         ``complete``, ``layered`` or a user graph; default: the data set's (see
         :mod:`deepcircuit.data_defaults`; ``complete`` for logic tasks).
@@ -487,8 +488,12 @@ def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = 
     t_start = time.perf_counter()
     dataset = load_dataset(task)
     task = dataset.train
+    if model is None:
+        model = default_model(dataset.name, source=dataset.source)
     get_family(model)
     defaults = dataset_defaults(dataset.name, model, source=dataset.source)
+    if params is None and defaults.params:
+        params = dict(defaults.params)
     topology = defaults.topology if topology is None else topology
     hidden = defaults.hidden if hidden is None else hidden
     config = config or TrainingConfig.for_task(dataset, model=model)

@@ -44,7 +44,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split (default 0)")
     p.add_argument("--readout", choices=["argmax", "threshold"], default=None,
                    help="one output per class read by argmax (default), or one thresholded output (two classes)")
-    p.add_argument("--model", default="deep", choices=list(FAMILIES), help="model family (default: deep)")
+    p.add_argument("--model", default=None, choices=list(FAMILIES),
+                   help="model family (default: the data set's: deep; deep-leaky with gamma 1 for digits)")
     p.add_argument("--topology", default=None,
                    help="'complete', 'layered', or a file of edges 'i j' per line (indices or names "
                         "x0, bias, h0, y0); default: the data set's (complete for logic tasks)")
@@ -193,12 +194,14 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     replaces ``args.substrate`` when given. Warnings raised during training are printed to
     stderr, one line each.
     """
-    from ..data_defaults import dataset_defaults
+    from ..data_defaults import dataset_defaults, default_model
     from ..lyapunov import certificate_recorder
     from ..training import TrainingConfig, train
     from . import checks
 
     dataset = dataset_from_args(args)
+    if args.model is None:  # the data set's family (deep; deep-leaky for digits)
+        args.model = default_model(dataset.name, source=dataset.source)
     config = TrainingConfig.for_task(dataset, model=args.model, preset=args.preset)
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "eta": args.eta, "beta": args.beta, "dt": args.dt,
@@ -223,7 +226,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     hidden = checks.hidden(args.hidden) if args.hidden is not None else tuple(defaults.hidden)
     topology = _topology(args.topology) if args.topology is not None else defaults.topology
     config = config.replace(**overrides)
-    params = {"gamma": args.gamma} if args.gamma is not None else None
+    params = {"gamma": args.gamma} if args.gamma is not None else (dict(defaults.params) or None)
     # The largest state array of one substrate call: a minibatch (evaluations run in chunks).
     per_call = dataset.train.subset(slice(0, config.batch_size or dataset.train.n_presentations))
     checks.state_size(per_call, hidden, args.seeds, config.free_steps, config.nudged_steps)

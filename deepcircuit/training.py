@@ -8,6 +8,7 @@ other seeds share its batch.
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -383,6 +384,16 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
         active[k] = False
         warnings.warn(f"seed {seeds[k]}: {msg}; this network is frozen and counted as unsolved.",
                       DivergenceWarning, stacklevel=3)
+
+    # Optional substrate capability (brian2 cpp_standalone): the whole training as one compiled
+    # program, given the initial states this loop will draw; the loop below is unchanged and
+    # receives each epoch's recording from sub.run (the substrate checks that it matches).
+    plan = getattr(sub, "plan_training", None)
+    if plan is not None and not callbacks:
+        ahead = [copy.deepcopy(g) for g in rngs]
+        plan(batch, task.inputs, task.targets, schedule, config,
+             np.stack([_draw_initial(ahead, task, roles, config.state_init_high)
+                       for _ in range(config.epochs + 1)]))
 
     bar = _progress(config.epochs, progress, f"{task.name}/{model}/{sub.name}")
     try:

@@ -57,5 +57,8 @@ clean:
 	rm -rf $(VENV) runs .pytest_cache
 
 # Reached only when the chosen Python has no pinned dependency set.
-constraints/py.txt constraints/py%.txt:
-	@echo "No supported Python found (3.11, 3.12 or 3.13; got '$(PYTHON)', version '$(PYVER)'): install one or give PYTHON=/path/to/python3.X" >&2; exit 2
+NO_PYTHON = echo "No supported Python found (3.11, 3.12 or 3.13; got '$(PYTHON)', version '$(PYVER)'): install one or give PYTHON=/path/to/python3.X" >&2; exit 2
+constraints/py.txt:
+	@$(NO_PYTHON)
+constraints/py%.txt:
+	@$(NO_PYTHON)

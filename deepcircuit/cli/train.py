@@ -34,9 +34,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="'default' (project settings) or 'paper' (the reference notebooks exactly)")
     p.add_argument("--substrate", default="ode", choices=available_substrates(),
                    help="where the phases run (default: ode)")
-    p.add_argument("--brian2-target", choices=["numpy", "cython"], default=None,
-                   help="Brian2 code-generation target for the brian2 substrates (default: numpy; "
-                        "cython needs a C compiler and compiles once, then runs faster)")
+    p.add_argument("--brian2-target", choices=["cpp_standalone", "numpy", "cython"], default=None,
+                   help="Brian2 target for the brian2 substrates (default: cpp_standalone where a C++ "
+                        "compiler is present, else numpy; cpp_standalone builds one compiled program "
+                        "once, cached under ~/.cache/deepcircuit/brian2; cython compiles once too)")
     p.add_argument("--prune", choices=list(PRUNE_METHODS), default=None,
                    help="prune weak connections after each update (default: off)")
     p.add_argument("--prune-tol", type=float, default=None, help="pruning threshold on |W| (default 0.01)")

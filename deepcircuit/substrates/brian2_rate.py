@@ -374,12 +374,15 @@ class Brian2RateSubstrate(Substrate):
     driver : {"prepared", "network"}
         ``prepared``: generate the code once, then call the prepared code objects (fast).
         ``network``: call Brian2's ``Network.run`` for every phase (regenerates code each call).
+    whole_training : bool
+        ``cpp_standalone`` only: offer :meth:`plan_training` (a whole training as one program).
+        False runs one compiled phase program per epoch instead.
     """
 
     name = "brian2"
 
     def __init__(self, *, target: str = "auto", method: str = "euler", tau: float = 1e-3,
-                 driver: str = "prepared") -> None:
+                 driver: str = "prepared", whole_training: bool = True) -> None:
         from .brian2_standalone import StandaloneRunner, compiler_available
 
         target = check_choice("target", target, TARGETS)
@@ -396,6 +399,7 @@ class Brian2RateSubstrate(Substrate):
                 f"The Brian2 'cpp_standalone' target runs projected Euler only; got method={method!r}. "
                 f"Use method='euler', or target='numpy' or 'cython' for Brian2's other integrators.")
         self.target = target
+        self.whole_training = bool(whole_training)
         check_target(self._brian2, self.target)
         self._standalone = (StandaloneRunner(self._brian2, self.tau, self.name)
                             if target == "cpp_standalone" else None)
@@ -405,7 +409,7 @@ class Brian2RateSubstrate(Substrate):
 
     def __repr__(self) -> str:
         return (f"Brian2RateSubstrate(target={self.target!r}, method={self.method!r}, "
-                f"tau={self.tau!r}, driver={self.driver!r})")
+                f"tau={self.tau!r}, driver={self.driver!r}, whole_training={self.whole_training!r})")
 
     def close(self) -> None:
         self._compiled.clear()
@@ -423,7 +427,7 @@ class Brian2RateSubstrate(Substrate):
         for every epoch, and gets that epoch's recording as long as it asks for exactly what the
         program computed. Returns whether a plan was made.
         """
-        if self._standalone is None or schedule.stop_at_equilibrium:
+        if self._standalone is None or not self.whole_training or schedule.stop_at_equilibrium:
             return False
         batch = NetworkBatch.of(batch)
         return self._standalone.plan_training(batch, inputs, targets, schedule, config,

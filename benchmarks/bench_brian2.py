@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--network-driver-epochs", type=int, default=10,
                     help="epochs timed with Brian2's Network.run per phase (0 = skip)")
+    ap.add_argument("--runtime-targets", default="numpy,cython",
+                    help="Brian2 runtime targets to time as well (comma-separated; '' = none)")
     ap.add_argument("--spiking", action="store_true",
                     help="also sweep the spiking substrate's distance from the ODE equilibrium")
     args = ap.parse_args()
@@ -87,7 +89,7 @@ def main() -> None:
         builds[label] = (sub.build_seconds, first)
         t, r = timed(sub, cfg, seeds)
         rows.append((f"brian2 cpp_standalone, {label}", args.epochs, t, r))
-    for target in ("numpy", "cython"):
+    for target in [t for t in args.runtime_targets.split(",") if t]:
         sub = get_substrate("brian2", target=target)
         t, r = timed(sub, cfg, seeds)
         rows.append((f"brian2 {target}", args.epochs, t, r))

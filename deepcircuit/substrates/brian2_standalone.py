@@ -359,15 +359,18 @@ class StandaloneRunner:
         key = (batch.roles, batch.family, tuple(sorted(batch.params.items())), len(batch), P,
                float(schedule.dt), schedule.free_steps, schedule.nudged_steps,
                batch.topology_mask.tobytes(), tuple(sorted(kw.items())))
-        prog = cache.get(key)
+        prog = cache.pop(key, None)
         if prog is None:
-            cache.clear()  # one structure at a time: a training uses one
+            # A few programs stay loaded (a warm-up of another length must not evict the
+            # training's program); the oldest goes first.
+            while len(cache) >= 4:
+                cache.pop(next(iter(cache)))
             prog = StandaloneProgram(self.b2, batch, P, dt=schedule.dt, tau=self.tau,
                                      free_steps=schedule.free_steps,
                                      nudged_steps=max(schedule.nudged_steps, 1), **kw)
-            cache[key] = prog
             self.build_seconds += prog.build_seconds
             self.n_builds += 1
+        cache[key] = prog  # most recently used last
         return prog
 
     @staticmethod

@@ -96,6 +96,8 @@ LATCH_CODE = ("lat = int((t_in_timesteps % E) == T1 - 1)\n"
 #: 1, so the products are exactly the runtime path's ``s_pre * dstep_post``).
 TRACE_CODE_GATED = ("acc_dpost += nud_post * (s_pre * dstep_post)\n"
                     "acc_coact += nud_post * (s_pre * s_post)")
+#: The same without the co-activity sum (a training with ``beta0 = 0`` never reads it).
+TRACE_CODE_DPOST = "acc_dpost += nud_post * (s_pre * dstep_post)"
 #: Epoch start, on the connections: sum each synapse's accumulators over presentations.
 REDUCE_CODE = "dsum_pre += acc_dpost_post\ndsum2_pre += acc_coact_post"
 #: Epoch start: hand the new weights to every copy's synapse and clear its accumulators.
@@ -148,7 +150,7 @@ class StandaloneProgram:
 
     def __init__(self, brian2, batch: NetworkBatch, P: int, *, dt: float, tau: float,
                  free_steps: int, nudged_steps: int, epochs: int | None = None, sign: bool = False,
-                 prune: str | None = None) -> None:
+                 prune: str | None = None, coact: bool = True) -> None:
         from .brian2_rate import (block_diagonal_synapses, brian2_target, euler_code,
                                   neuron_equations, synapse_equations)
 
@@ -166,7 +168,7 @@ class StandaloneProgram:
         copies = S * P
         tm = batch.topology_mask
         key = repr((b2.__version__, roles, self.family, sorted(batch.params.items()), S, P, float(dt),
-                    float(tau), self.T1, self.T2, epochs, sign, prune, tm.tobytes(),
+                    float(tau), self.T1, self.T2, epochs, sign, prune, coact, tm.tobytes(),
                     _compile_args(b2))).encode()
         kind = "train" if self.training else "phase"
         self.directory = cache_root() / f"{kind}-{hashlib.sha256(key).hexdigest()[:20]}"
@@ -188,10 +190,15 @@ class StandaloneProgram:
                 G.run_regularly(PHASE_CODE, when="start", order=0, name="phase*")
                 G.run_regularly(euler_code(self.family), when="after_groups", order=0, name="step*")
                 pre, post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(tm, P)
-                Syn = b2.Synapses(G, G, synapse_equations(self.family), clock=clock, namespace=ns,
-                                  name="synapses*")
+                syn_eqs = synapse_equations(self.family)
+                if self.training:
+                    # Weights are fixed within an epoch: the outflow factor sum_k W[j, k] is summed
+                    # once per epoch by the weight neurons (same order), not every step.
+                    syn_eqs = syn_eqs.replace("wout_pre = w : 1 (summed)\n", "")
+                Syn = b2.Synapses(G, G, syn_eqs, clock=clock, namespace=ns, name="synapses*")
                 Syn.connect(i=pre, j=post)
-                Syn.run_regularly(TRACE_CODE_GATED, when="after_groups", order=1, name="traces*")
+                Syn.run_regularly(TRACE_CODE_GATED if coact else TRACE_CODE_DPOST, when="after_groups",
+                                  order=1, name="traces*")
                 objects = [G, Syn]
                 self.G, self.Syn = G, Syn
                 if self.training:
@@ -255,6 +262,15 @@ class StandaloneProgram:
         link_pre = index[self.syn_net, self.syn_i, self.syn_j]
         Link = b2.Synapses(Wg, Syn, "", clock=epoch_clock, name="links*")
         Link.connect(i=link_pre.astype(np.int32), j=link_post.astype(np.int32))
+        extra = []
+        if self.deep_like:
+            # wout of neuron i in copy (s, p) = sum_j W[i, j], summed over j in increasing order
+            # (the runtime path's order), once per epoch tick, after the update ('groups' comes
+            # after 'start') and before the first step's integration.
+            Out = b2.Synapses(Wg, G, "wout_post = w_pre : 1 (summed)", clock=epoch_clock, name="outflow*")
+            copy = np.repeat(np.arange(S * P), [int(tm[c // P].sum()) for c in range(S * P)])
+            Out.connect(i=link_pre.astype(np.int32), j=(copy * N + self.syn_i).astype(np.int32))
+            extra.append(Out)
         # Epoch start, in this order: record last epoch's ends, sum the accumulators over
         # presentations (synapse order, as the runtime path's np.add.at), update and prune,
         # record, clear, broadcast the weights to every copy, reset the states.
@@ -272,7 +288,7 @@ class StandaloneProgram:
         G.run_regularly(RESET_CODE, when="start", order=-1, dt=E * dt * tau * b2.second, name="reset*")
         G.run_regularly(LATCH_CODE, when="after_groups", order=2, name="latch*")
         self.Wg, self.Link = Wg, Link
-        return [Wg, Link, self.rec_g, self.rec_w]
+        return [Wg, Link, self.rec_g, self.rec_w] + extra
 
     def _result_variables(self) -> dict:
         out = {}
@@ -439,7 +455,7 @@ class StandaloneRunner:
             return False
         E1, S, P, N = initial.shape
         prog = self._program(self._train, batch, P, schedule, epochs=config.epochs,
-                             sign=bool(config.sign), prune=config.prune)
+                             sign=bool(config.sign), prune=config.prune, coact=config.beta0 != 0.0)
         vals = self._common_values(prog, batch, P, schedule.beta, targets)
         cn, ci, cj = prog.conn
         vals.update(w=batch.weights[cn, ci, cj], alive=batch.mask[cn, ci, cj].astype(float),

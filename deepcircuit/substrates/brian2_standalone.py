@@ -86,6 +86,66 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def build_standalone(b2, directory: Path, make) -> tuple[dict, dict, float]:
+    """Build one standalone program in ``directory``; return how to run it and read it.
+
+    ``make(device)`` creates the Brian2 objects (with the cpp_standalone device active), calls
+    ``device.apply_run_args()`` where run arguments take effect, runs the network, and returns
+    ``(result variables {name: Variable}, run-argument targets {key: (owner, variable, dtype)})``.
+    Returns ``(files {name: (file name, dtype)}, arguments {key: (owner.variable, dtype)},
+    seconds)``. The previous Brian2 device is restored afterwards, whatever happens.
+    """
+    from .brian2_rate import brian2_target
+    from brian2.devices.device import reset_device
+
+    t0 = time.perf_counter()
+    with _locked(directory), brian2_target(b2, b2.prefs["codegen.target"]):
+        old_args = b2.prefs["codegen.cpp.extra_compile_args_gcc"]
+        b2.prefs["codegen.cpp.extra_compile_args_gcc"] = _compile_args(b2)
+        b2.set_device("cpp_standalone", build_on_run=False)
+        device = b2.get_device()
+        try:
+            results, targets = make(device)
+            # Brian2 rewrites only files whose text changed, so in a folder built before `make`
+            # finds the compiled objects up to date.
+            device.build(directory=str(directory), compile=True, run=False, with_output=False)
+            files = {name: (device.get_array_filename(var), var.dtype) for name, var in results.items()}
+            names = {k: (f"{obj.name}.{var}", dtype) for k, (obj, var, dtype) in targets.items()}
+        except Exception as exc:
+            raise SubstrateUnavailableError(
+                f"Brian2's cpp_standalone build failed in {directory} ({type(exc).__name__}: {exc}). "
+                f"It needs make and a C++ compiler (apt-get install build-essential); use "
+                f"--brian2-target numpy, which works everywhere.") from exc
+        finally:
+            b2.prefs["codegen.cpp.extra_compile_args_gcc"] = old_args
+            device.reinit()
+            reset_device()
+    return files, names, time.perf_counter() - t0
+
+
+def run_standalone(directory: Path, arg_names: dict, files: dict, values: dict,
+                   extra: dict | None = None, scalars: tuple = ()) -> dict:
+    """Run a built program once: ``values`` {key: array or scalar} become run arguments,
+    ``extra`` {command-line name: array} too (e.g. a TimedArray's ``name.values``); returns the
+    result arrays {name: 1-d array}. Files live in a temporary folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="run-", dir=directory) as tmp:
+        args = ["--results_dir", os.path.join(tmp, "")]
+        items = [(arg_names[k][0], np.asarray(v, dtype=arg_names[k][1]).ravel(), k) for k, v in values.items()]
+        items += [(name, np.asarray(v, dtype=float).ravel(), name) for name, v in (extra or {}).items()]
+        for name, arr, label in items:
+            if label in scalars:  # a shared variable: its value on the command line
+                args.append(f"{name}={float(arr[0])!r}")
+            else:
+                path = os.path.join(tmp, f"{label}.dat")
+                arr.tofile(path)
+                args.append(f"{name}={path}")
+        proc = subprocess.run([str(directory / "main")] + args, cwd=directory, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SimulationError(f"The compiled Brian2 program {directory / 'main'} failed "
+                                  f"(exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+        return {key: np.fromfile(os.path.join(tmp, fname), dtype=dtype) for key, (fname, dtype) in files.items()}
+
+
 #: Per step, at the start: is this step nudged? (``E`` steps per epoch, the last ``T2`` nudged.)
 PHASE_CODE = "nud = int((t_in_timesteps % E) >= T1)\nbeta = beta_nudge * nud"
 #: After the step: latch the state and last step at the end of the free phase (exact select).
@@ -151,7 +211,7 @@ class StandaloneProgram:
     def __init__(self, brian2, batch: NetworkBatch, P: int, *, dt: float, tau: float,
                  free_steps: int, nudged_steps: int, epochs: int | None = None, sign: bool = False,
                  prune: str | None = None, coact: bool = True) -> None:
-        from .brian2_rate import (block_diagonal_synapses, brian2_target, euler_code,
+        from .brian2_rate import (block_diagonal_synapses, euler_code,
                                   neuron_equations, synapse_equations)
 
         b2 = brian2
@@ -172,75 +232,46 @@ class StandaloneProgram:
                     _compile_args(b2))).encode()
         kind = "train" if self.training else "phase"
         self.directory = cache_root() / f"{kind}-{hashlib.sha256(key).hexdigest()[:20]}"
-        self.built_now = False
-        t0 = time.perf_counter()
-        with _locked(self.directory), brian2_target(b2, b2.prefs["codegen.target"]):
-            old_args = b2.prefs["codegen.cpp.extra_compile_args_gcc"]
-            b2.prefs["codegen.cpp.extra_compile_args_gcc"] = _compile_args(b2)
-            b2.set_device("cpp_standalone", build_on_run=False)
-            device = b2.get_device()
-            try:
-                clock = b2.Clock(dt=dt * tau * b2.second, name="deepcircuit_clock*")
-                ns = {"tau": tau * b2.second, "dt_tau": float(dt), "E": E, "T1": self.T1}
-                extra = ("beta_nudge : 1 (constant)\nnud : 1\n")
-                if self.training:
-                    extra += "s_free : 1\nds_free : 1\n"
-                G = b2.NeuronGroup(copies * N, neuron_equations(self.family) + extra, method=None,
-                                   clock=clock, namespace=ns, name="neurons*")
-                G.run_regularly(PHASE_CODE, when="start", order=0, name="phase*")
-                G.run_regularly(euler_code(self.family), when="after_groups", order=0, name="step*")
-                pre, post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(tm, P)
-                syn_eqs = synapse_equations(self.family)
-                if self.training:
-                    # Weights are fixed within an epoch: the outflow factor sum_k W[j, k] is summed
-                    # once per epoch by the weight neurons (same order), not every step.
-                    syn_eqs = syn_eqs.replace("wout_pre = w : 1 (summed)\n", "")
-                Syn = b2.Synapses(G, G, syn_eqs, clock=clock, namespace=ns, name="synapses*")
-                Syn.connect(i=pre, j=post)
-                Syn.run_regularly(TRACE_CODE_GATED if coact else TRACE_CODE_DPOST, when="after_groups",
-                                  order=1, name="traces*")
-                objects = [G, Syn]
-                self.G, self.Syn = G, Syn
-                if self.training:
-                    objects += self._training_objects(b2, batch, G, Syn, dt, tau, E, ns, sign, prune)
-                    steps = (epochs + 1) * E + 1
-                else:
-                    self.mon = b2.StateMonitor(G, "s", record=True, when="end", clock=clock,
-                                               name="monitor*")
-                    objects.append(self.mon)
-                    steps = E
-                net = b2.Network(*objects)
-                device.apply_run_args()
-                G.sold = 0.0
-                G.dstep = 0.0
-                G.nud = 0.0
-                net.run(steps * dt * tau * b2.second, namespace={})
-                # Brian2 rewrites only files whose text changed, so in a folder built before
-                # `make` finds everything up to date.
-                stamp = self.directory / "main"
-                before = stamp.stat().st_mtime if stamp.exists() else None
-                device.build(directory=str(self.directory), compile=True, run=False,
-                             with_output=False)
-                self.built_now = before is None or stamp.stat().st_mtime != before
-                self._files = {name: (device.get_array_filename(var), var.dtype)
-                               for name, var in self._result_variables().items()}
-                self._arg_names = {k: (f"{obj.name}.{var}", dtype) for k, (obj, var, dtype) in
-                                   self._run_arg_targets().items()}
-            except SubstrateUnavailableError:
-                raise
-            except Exception as exc:
-                raise SubstrateUnavailableError(
-                    f"Brian2's cpp_standalone build failed in {self.directory} ({type(exc).__name__}: "
-                    f"{exc}). It needs make and a C++ compiler (apt-get install build-essential); "
-                    f"use --brian2-target numpy, which works everywhere.") from exc
-            finally:
-                b2.prefs["codegen.cpp.extra_compile_args_gcc"] = old_args
-                device.reinit()
-                from brian2.devices.device import reset_device
 
-                reset_device()
-        #: Seconds spent generating and (if needed) compiling this program.
-        self.build_seconds = time.perf_counter() - t0
+        def make(device):
+            clock = b2.Clock(dt=dt * tau * b2.second, name="deepcircuit_clock*")
+            ns = {"tau": tau * b2.second, "dt_tau": float(dt), "E": E, "T1": self.T1}
+            extra = ("beta_nudge : 1 (constant)\nnud : 1\n")
+            if self.training:
+                extra += "s_free : 1\nds_free : 1\n"
+            G = b2.NeuronGroup(copies * N, neuron_equations(self.family) + extra, method=None,
+                               clock=clock, namespace=ns, name="neurons*")
+            G.run_regularly(PHASE_CODE, when="start", order=0, name="phase*")
+            G.run_regularly(euler_code(self.family), when="after_groups", order=0, name="step*")
+            pre, post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(tm, P)
+            syn_eqs = synapse_equations(self.family)
+            if self.training:
+                # Weights are fixed within an epoch: the outflow factor sum_k W[j, k] is summed
+                # once per epoch by the weight neurons (same order), not every step.
+                syn_eqs = syn_eqs.replace("wout_pre = w : 1 (summed)\n", "")
+            Syn = b2.Synapses(G, G, syn_eqs, clock=clock, namespace=ns, name="synapses*")
+            Syn.connect(i=pre, j=post)
+            Syn.run_regularly(TRACE_CODE_GATED if coact else TRACE_CODE_DPOST, when="after_groups",
+                              order=1, name="traces*")
+            objects = [G, Syn]
+            self.G, self.Syn = G, Syn
+            if self.training:
+                objects += self._training_objects(b2, batch, G, Syn, dt, tau, E, ns, sign, prune)
+                steps = (epochs + 1) * E + 1
+            else:
+                self.mon = b2.StateMonitor(G, "s", record=True, when="end", clock=clock,
+                                           name="monitor*")
+                objects.append(self.mon)
+                steps = E
+            net = b2.Network(*objects)
+            device.apply_run_args()
+            G.sold = 0.0
+            G.dstep = 0.0
+            G.nud = 0.0
+            net.run(steps * dt * tau * b2.second, namespace={})
+            return self._result_variables(), self._run_arg_targets()
+
+        self._files, self._arg_names, self.build_seconds = build_standalone(b2, self.directory, make)
 
     # -- structure ---------------------------------------------------------------------
     def _training_objects(self, b2, batch, G, Syn, dt, tau, E, ns, sign, prune):
@@ -322,33 +353,13 @@ class StandaloneProgram:
 
         ``S0`` (training programs): initial states of every epoch, ``(epochs + 1, S, P, N)``.
         """
-        with tempfile.TemporaryDirectory(prefix="run-", dir=self.directory) as tmp:
-            args = ["--results_dir", os.path.join(tmp, "")]
-            for key, val in values.items():
-                name, dtype = self._arg_names[key]
-                arr = np.asarray(val, dtype=dtype).ravel()
-                if arr.size == 1 and key in ("eta", "l1", "beta0", "beta1", "tol"):
-                    args.append(f"{name}={float(arr[0])!r}")
-                else:
-                    path = os.path.join(tmp, f"{key}.dat")
-                    arr.tofile(path)
-                    args.append(f"{name}={path}")
-            if S0 is not None:
-                rows = np.zeros(self.S0.values.shape)
-                rows[:S0.shape[0]] = S0.reshape(S0.shape[0], -1)
-                path = os.path.join(tmp, "S0.dat")
-                rows.tofile(path)
-                args.append(f"S0.values={path}")
-            proc = subprocess.run([str(self.directory / "main")] + args, cwd=self.directory,
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise SimulationError(f"The compiled Brian2 program {self.directory / 'main'} failed "
-                                      f"(exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
-            out = {}
-            for key, (fname, dtype) in self._files.items():
-                out[key] = np.fromfile(os.path.join(tmp, fname), dtype=dtype)
-        return out
-
+        extra = None
+        if S0 is not None:
+            rows = np.zeros(self.S0.values.shape)
+            rows[:S0.shape[0]] = S0.reshape(S0.shape[0], -1)
+            extra = {"S0.values": rows}
+        return run_standalone(self.directory, self._arg_names, self._files, values, extra,
+                              scalars=("eta", "l1", "beta0", "beta1", "tol"))
 
 class StandaloneRunner:
     """The standalone side of :class:`~deepcircuit.substrates.brian2_rate.Brian2RateSubstrate`.

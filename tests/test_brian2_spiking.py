@@ -71,3 +71,29 @@ def test_energy_counts(case):
     assert e["synaptic_events_per_second"] == pytest.approx(
         f["synaptic_events"] / (4 * f["simulated_seconds"]))
     assert energy_counts(OdeSubstrate().run(nets[:1], task.inputs, s0[:1], sch, targets=task.targets)) == {}
+
+
+@pytest.mark.skipif(not __import__("deepcircuit.substrates.brian2_standalone", fromlist=["x"]).compiler_available(),
+                    reason="needs make and a C++ compiler")
+def test_compiled_spiking_runs_both_phases_and_learns(case):
+    """The cpp_standalone spiking program: spikes at the encoded rates, counted per phase, and a
+    spike-based update pointing where the rate rule points (its spike trains are not seeded,
+    so the bounds are loose)."""
+    task, nets, s0 = case
+    sch = Schedule(free_steps=500, nudged_steps=200)
+    sub = get_substrate("brian2-spiking", target="cpp_standalone", max_rate=10000.0, substeps=20,
+                        stdp_window=10.0)
+    res = sub.run(nets, task.inputs, s0, sch, targets=task.targets)
+    assert res.free.states.shape == (2, 4, 501, 9) and res.nudged.states.shape == (2, 4, 201, 9)
+    np.testing.assert_array_equal(res.nudged.states[:, :, 0], res.free.states[:, :, -1])
+    assert res.free.meta["brian2_target"] == "cpp_standalone"
+    # Expected spikes in the free phase: sum of rates x duration; inputs at 0 never fire.
+    dur = res.free.meta["simulated_seconds"]
+    want = (res.free.states[:, :, :-1].mean(axis=2) * 10000.0 * dur).sum() / 8
+    assert abs(res.free.meta["spikes_per_presentation"] - want) < 0.05 * want
+    spk = stdp_update(res.nudged, nominal_steps=200)
+    rate = stdp_update(OdeSubstrate().run(nets, task.inputs, s0, sch, targets=task.targets).nudged,
+                       nominal_steps=200)
+    for k, net in enumerate(nets):
+        assert _cos(spk[k][net.mask], rate[k][net.mask]) > 0.5
+    assert sub.build_seconds > 0

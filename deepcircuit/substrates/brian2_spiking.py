@@ -206,7 +206,7 @@ class _SpikingProgram:
                  max_rate: float, substeps: int, tau_f: float, tau_l: float, learn_samples: int) -> None:
         import hashlib
 
-        from .brian2_standalone import _compile_args, build_standalone, cache_root
+        from .brian2_standalone import _compile_args, build_standalone, cache_root, code_version
 
         roles = batch.roles
         S, N = len(batch), roles.n_neurons
@@ -216,10 +216,11 @@ class _SpikingProgram:
         self.T1, self.T2 = schedule.free_steps, max(schedule.nudged_steps, 1)
         copies = S * P
         tm = batch.topology_mask
-        key = repr((b2.__version__, "spiking", roles, batch.family, sorted(batch.params.items()), S, P,
+        key = repr((b2.__version__, code_version(), "spiking", roles, batch.family, sorted(batch.params.items()), S, P,
                     float(schedule.dt), self.T1, self.T2, tau, tau_s, max_rate, substeps, tau_f, tau_l,
                     learn_samples, tm.tobytes(), _compile_args(b2))).encode()
         self.directory = cache_root() / f"spiking-{hashlib.sha256(key).hexdigest()[:20]}"
+        self._pre, self._post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(tm, P)
         dt = schedule.dt
 
         def make(device):
@@ -236,7 +237,7 @@ class _SpikingProgram:
                             "learn = nud * int(t_in_timesteps < T1s + Ls)",
                             when="start", order=0, name="phase*")
             G.run_regularly("s = clip(s, 0, 1)", when="after_groups", name="projection*")
-            pre, post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(tm, P)
+            pre, post = self._pre, self._post
             Syn = b2.Synapses(G, G, "w : 1\nacc_d : 1/second\nacc_c : 1/second",
                               on_pre=spiking_on_pre(batch.family) + "\n" + stdp_on_pre(),
                               clock=clock, namespace=ns, name="spk_synapses*")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -43,6 +44,7 @@ import numpy as np
 
 from ..errors import SimulationError, SubstrateUnavailableError
 from ..network import NetworkBatch
+from ..persistence import write_atomic
 
 #: Environment variable naming the folder for the compiled programs (overrides the default).
 CACHE_ENV = "DEEPCIRCUIT_BRIAN2_CACHE"
@@ -65,6 +67,15 @@ def compiler_available() -> bool:
     """Whether Brian2's standalone build can work here (``make`` and a C++ compiler on PATH)."""
     cxx = os.environ.get("CXX", "g++")
     return shutil.which("make") is not None and (shutil.which(cxx) is not None or shutil.which("c++") is not None)
+
+
+def code_version() -> str:
+    """Hash of the modules that generate the programs: a program built by other code is not reused."""
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in ("brian2_standalone.py", "brian2_rate.py", "brian2_spiking.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _compile_args(b2) -> list[str]:
@@ -99,7 +110,17 @@ def build_standalone(b2, directory: Path, make) -> tuple[dict, dict, float]:
     from brian2.devices.device import reset_device
 
     t0 = time.perf_counter()
+    manifest = directory / "deepcircuit-program.json"
     with _locked(directory), brian2_target(b2, b2.prefs["codegen.target"]):
+        # Built before (same structure hash, Brian2 version and flags): no code generation at all.
+        if manifest.exists() and (directory / "main").exists():
+            try:
+                m = json.loads(manifest.read_text())
+                files = {k: (f, np.dtype(d)) for k, (f, d) in m["files"].items()}
+                names = {k: (n, np.dtype(d)) for k, (n, d) in m["args"].items()}
+                return files, names, time.perf_counter() - t0
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # unreadable: build again
         old_args = b2.prefs["codegen.cpp.extra_compile_args_gcc"]
         b2.prefs["codegen.cpp.extra_compile_args_gcc"] = _compile_args(b2)
         b2.set_device("cpp_standalone", build_on_run=False)
@@ -109,8 +130,11 @@ def build_standalone(b2, directory: Path, make) -> tuple[dict, dict, float]:
             # Brian2 rewrites only files whose text changed, so in a folder built before `make`
             # finds the compiled objects up to date.
             device.build(directory=str(directory), compile=True, run=False, with_output=False)
-            files = {name: (device.get_array_filename(var), var.dtype) for name, var in results.items()}
-            names = {k: (f"{obj.name}.{var}", dtype) for k, (obj, var, dtype) in targets.items()}
+            files = {name: (device.get_array_filename(var), np.dtype(var.dtype)) for name, var in results.items()}
+            names = {k: (f"{obj.name}.{var}", np.dtype(dtype)) for k, (obj, var, dtype) in targets.items()}
+            write_atomic(manifest, json.dumps({
+                "files": {k: [f, d.str] for k, (f, d) in files.items()},
+                "args": {k: [n, d.str] for k, (n, d) in names.items()}}, indent=1))
         except Exception as exc:
             raise SubstrateUnavailableError(
                 f"Brian2's cpp_standalone build failed in {directory} ({type(exc).__name__}: {exc}). "
@@ -227,11 +251,14 @@ class StandaloneProgram:
         self.training = epochs is not None
         copies = S * P
         tm = batch.topology_mask
-        key = repr((b2.__version__, roles, self.family, sorted(batch.params.items()), S, P, float(dt),
+        key = repr((b2.__version__, code_version(), roles, self.family, sorted(batch.params.items()), S, P, float(dt),
                     float(tau), self.T1, self.T2, epochs, sign, prune, coact, tm.tobytes(),
                     _compile_args(b2))).encode()
         kind = "train" if self.training else "phase"
         self.directory = cache_root() / f"{kind}-{hashlib.sha256(key).hexdigest()[:20]}"
+        self._pre, self._post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(tm, P)
+        self.conn = np.nonzero(tm)
+        self.S0_shape = ((epochs or 0) + 2, S * P * N)
 
         def make(device):
             clock = b2.Clock(dt=dt * tau * b2.second, name="deepcircuit_clock*")
@@ -243,7 +270,7 @@ class StandaloneProgram:
                                clock=clock, namespace=ns, name="neurons*")
             G.run_regularly(PHASE_CODE, when="start", order=0, name="phase*")
             G.run_regularly(euler_code(self.family), when="after_groups", order=0, name="step*")
-            pre, post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(tm, P)
+            pre, post = self._pre, self._post
             syn_eqs = synapse_equations(self.family)
             if self.training:
                 # Weights are fixed within an epoch: the outflow factor sum_k W[j, k] is summed
@@ -278,8 +305,7 @@ class StandaloneProgram:
         S, P, N = self.S, self.P, self.N
         tm = batch.topology_mask
         # One "weight" neuron per connection of each network: the weight the program learns.
-        conn_net, conn_i, conn_j = np.nonzero(tm)
-        self.conn = (conn_net, conn_i, conn_j)
+        conn_net, conn_i, conn_j = self.conn
         index = np.full(tm.shape, -1)
         index[conn_net, conn_i, conn_j] = np.arange(conn_net.size)
         epoch_clock = b2.Clock(dt=E * dt * tau * b2.second, name="deepcircuit_epoch_clock*")
@@ -313,9 +339,7 @@ class StandaloneProgram:
                                      order=-3, clock=epoch_clock, name="rec_weights*")
         Wg.run_regularly(CLEAR_CODE, when="start", order=-2, name="clear*")
         Link.run_regularly(BROADCAST_CODE, when="start", order=-1, name="broadcast*")
-        self.S0 = b2.TimedArray(np.zeros((self.epochs + 2, S * P * N)), dt=E * dt * tau * b2.second,
-                                name="S0")
-        G.namespace["S0"] = self.S0
+        G.namespace["S0"] = b2.TimedArray(np.zeros(self.S0_shape), dt=E * dt * tau * b2.second, name="S0")
         G.run_regularly(RESET_CODE, when="start", order=-1, dt=E * dt * tau * b2.second, name="reset*")
         G.run_regularly(LATCH_CODE, when="after_groups", order=2, name="latch*")
         self.Wg, self.Link = Wg, Link
@@ -355,7 +379,7 @@ class StandaloneProgram:
         """
         extra = None
         if S0 is not None:
-            rows = np.zeros(self.S0.values.shape)
+            rows = np.zeros(self.S0_shape)
             rows[:S0.shape[0]] = S0.reshape(S0.shape[0], -1)
             extra = {"S0.values": rows}
         return run_standalone(self.directory, self._arg_names, self._files, values, extra,

@@ -340,7 +340,7 @@ class StandaloneProgram:
         Wg.run_regularly(CLEAR_CODE, when="start", order=-2, name="clear*")
         Link.run_regularly(BROADCAST_CODE, when="start", order=-1, name="broadcast*")
         G.namespace["S0"] = b2.TimedArray(np.zeros(self.S0_shape), dt=E * dt * tau * b2.second, name="S0")
-        G.run_regularly(RESET_CODE, when="start", order=-1, dt=E * dt * tau * b2.second, name="reset*")
+        G.run_regularly(RESET_CODE, when="start", order=-1, clock=epoch_clock, name="reset*")
         G.run_regularly(LATCH_CODE, when="after_groups", order=2, name="latch*")
         self.Wg, self.Link = Wg, Link
         return [Wg, Link, self.rec_g, self.rec_w] + extra

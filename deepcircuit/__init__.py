@@ -27,3 +27,8 @@ __all__ = [
     "get_substrate", "initial_states", "TASKS", "Task", "get_task", "History", "TrainingConfig",
     "TrainingResult", "evaluate", "train", "PhaseResult", "Trajectory", "__version__",
 ]
+
+# Input safety (issue 10): the size-limit error; the limits themselves are in deepcircuit.limits.
+from .errors import LimitExceededError, OutputWriteError  # noqa: E402
+
+__all__ += ["LimitExceededError", "OutputWriteError"]

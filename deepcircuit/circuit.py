@@ -31,6 +31,7 @@ of ``g``. The compiled text is standard SPICE that plain ``ngspice -b`` accepts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -64,9 +65,13 @@ class CircuitUnits:
     transconductance: float = 1e-6
 
     def __post_init__(self) -> None:
-        check_real("v_scale", self.v_scale, low=0.0, low_open=True)
-        check_real("capacitance", self.capacitance, low=0.0, low_open=True)
-        check_real("transconductance", self.transconductance, low=0.0, low_open=True)
+        from . import limits
+
+        check_real("v_scale", self.v_scale, low=limits.V_SCALE_RANGE[0], high=limits.V_SCALE_RANGE[1])
+        check_real("capacitance", self.capacitance, low=limits.CAPACITANCE_RANGE[0],
+                   high=limits.CAPACITANCE_RANGE[1])
+        check_real("transconductance", self.transconductance, low=limits.TRANSCONDUCTANCE_RANGE[0],
+                   high=limits.TRANSCONDUCTANCE_RANGE[1])
 
     @property
     def tau(self) -> float:
@@ -114,6 +119,38 @@ class ClampModel:
         if isinstance(clamp, ClampModel):
             return clamp
         return cls(kind=check_choice("clamp", clamp, CLAMP_KINDS))
+
+    #: The largest clamp deviation accepted, in units of V_scale, at one unit of clamp current
+    #: (``g * V_scale``): beyond it the clamp does not hold states in [0, 1] (the SPICE
+    #: substrate would call the result a divergence), so such settings are refused.
+    MAX_DEVIATION = 0.1
+
+    def deviation(self, units: "CircuitUnits") -> float:
+        """How far (units of ``V_scale``) the clamp lets a node pass its rail while absorbing the
+        current ``g * V_scale`` of one unit of weight: a diode's forward drop
+        ``N * V_T * ln(1 + I / IS) + I * RS`` (V_T = 25.85 mV), or ``1 / stiffness`` for the limiter."""
+        if self.kind == "limiter":
+            return 1.0 / self.stiffness
+        current = units.current
+        drop = self.emission * 0.02585 * np.log1p(current / self.saturation_current) + current * self.series_resistance
+        return float(drop / units.v_scale)
+
+    def check_fits(self, units: "CircuitUnits") -> None:
+        """Refuse a clamp that cannot hold states in [0, 1] at these units (see :attr:`MAX_DEVIATION`)."""
+        dev = self.deviation(units)
+        if dev <= self.MAX_DEVIATION:
+            return
+        if self.kind == "limiter":
+            raise InvalidInputError(
+                f"A limiter of stiffness {_num(self.stiffness)} lets a node pass its rail by "
+                f"{100 * dev:.3g} % of V_scale per unit of current; the clamp must hold within "
+                f"{100 * self.MAX_DEVIATION:g} %: use a stiffness of at least {_num(1 / self.MAX_DEVIATION)}.")
+        raise InvalidInputError(
+            f"The clamp diodes (IS = {_num(self.saturation_current)} A, N = {_num(self.emission)}, RS = "
+            f"{_num(self.series_resistance)} ohm) drop {100 * dev:.3g} % of V_scale = {_num(units.v_scale)} V "
+            f"at the current of one unit of weight (g * V_scale = {_num(units.current)} A); the clamp must "
+            f"hold within {100 * self.MAX_DEVIATION:g} % of V_scale. Use a larger V_scale, a larger "
+            f"saturation current IS, a smaller N or RS, or the limiter clamp.")
 
     def model_line(self) -> str:
         """The ``.model`` card of the clamp diode (diode clamps only)."""
@@ -179,8 +216,9 @@ class NonIdealities:
         shape = (n_neurons, n_neurons)
         if self.mismatch == 0:
             return np.ones((n_networks,) + shape)
-        return np.stack([1.0 + self.mismatch * np.random.default_rng([self.seed, first + k]).standard_normal(shape)
-                         for k in range(n_networks)])
+        with np.errstate(over="ignore"):  # an absurd mismatch overflows to inf, refused by the netlist
+            return np.stack([1.0 + self.mismatch * np.random.default_rng([self.seed, first + k]).standard_normal(shape)
+                             for k in range(n_networks)])
 
     def quantize(self, W: np.ndarray) -> np.ndarray:
         """Weights as the circuit realises them (quantized when ``bits`` is set)."""
@@ -229,11 +267,79 @@ class Netlist:
 
 
 def _num(x: float) -> str:
-    """A number as SPICE text: shortest repr with 12 significant digits (deterministic)."""
+    """A number as SPICE text: shortest repr with 12 significant digits (deterministic).
+
+    A non-finite value (``inf`` from ``1 / (g * beta)`` with a tiny beta, say) is refused: ngspice
+    would read ``inf`` as a node name or fail far from the cause."""
     x = float(x)
+    if not np.isfinite(x):
+        raise InvalidInputError(
+            f"A value of the netlist is {x} (not finite); a setting is too small or too large for a "
+            "circuit (e.g. beta, gamma or a unit near 0).")
     if x == 0:
         return "0"
     return f"{x:.12g}"
+
+
+def spice_comment_text(text: object, max_len: int | None = None) -> str:
+    """``text`` made inert for a netlist title or ``*`` comment: one line of printable ASCII.
+
+    Anything from a user (a model file's path, a task name, a title) reaches a netlist only
+    through this function. Newlines would start new SPICE cards (``.control`` / ``shell ...``
+    runs a shell command in ``ngspice -b``), so every character outside printable ASCII, and the
+    backslash, is written as a Python escape (``\\n``, ``\\x5c``, ``\\u2028``); an escape ends in a
+    letter or digit, so the result never ends in a continuation backslash. Text longer than
+    ``max_len`` (default :data:`deepcircuit.limits.MAX_NETLIST_TEXT`) is cut and ends in ``...``.
+    """
+    from .limits import MAX_NETLIST_TEXT
+
+    max_len = MAX_NETLIST_TEXT if max_len is None else max(int(max_len), 4)
+    out = []
+    for ch in str(text):
+        if " " <= ch <= "~" and ch != "\\":
+            out.append(ch)
+        elif ch == "\\":
+            out.append("\\x5c")
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    s = "".join(out)
+    return s if len(s) <= max_len else s[: max_len - 3] + "..."
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _check_inert(lines: list[str]) -> None:
+    # Defence in depth: whatever a future change interpolates, a line with a control character,
+    # a non-ASCII character or an ngspice '*#' control comment never leaves compile_netlist.
+    for n, ln in enumerate(lines, 1):
+        if not (ln.isascii() and ln.isprintable()) or ln.startswith("*#"):
+            raise InvalidInputError(f"Line {n} of the netlist would not be inert: {spice_comment_text(ln, 80)!r}; "
+                                    "text must reach a netlist through spice_comment_text.")
+
+
+def _title_line(title: str) -> str:
+    # The first line of a netlist is its title. ngspice treats a title starting with '*ng_script'
+    # as a control script, so a title is made inert and always starts with a letter or digit.
+    s = spice_comment_text(title)
+    return s if s[:1].isalnum() else "deepcircuit netlist: " + s
+
+
+def _option_text(key: object, value: object) -> str:
+    """One ``key=value`` of an ``.options`` card; keys are identifiers, values numbers or words."""
+    if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", key):
+        raise InvalidInputError(f"An ngspice option name must be a word like 'reltol'; got {key!r}.")
+    if isinstance(value, str):
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,32}", value):
+            raise InvalidInputError(
+                f"The ngspice option {key}= must be a number or a word of letters, digits, '.', '+', '-', "
+                f"'_'; got {value!r}.")
+        return f"{key}={value}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"The ngspice option {key}= must be a number or a word; got {value!r}.")
+    if isinstance(value, (int, np.integer)) and abs(int(value)) < 10 ** 15:
+        return f"{key}={int(value)}"  # an integer option (seed) stays an integer
+    return f"{key}={_num(value)}"
 
 
 def copy_prefix(s: int, p: int) -> str:
@@ -296,22 +402,35 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     conserving = fam in ("deep", "deep-leaky")
     gamma = float(batch.params.get("gamma", 0.0)) if fam == "deep-leaky" else 0.0
 
+    clamp.check_fits(units)
     g, Vs, tau = units.transconductance, units.v_scale, units.tau
     dt_s = schedule.dt * tau
     free_end = schedule.free_steps * dt_s
     stop = free_end + (schedule.nudged_steps * dt_s if nudged else 0.0)
     step_s = (max_step if max_step is not None else schedule.dt) * tau
+    from .limits import MIN_NETLIST_STEP_SECONDS
+
+    if not min(dt_s, step_s) >= MIN_NETLIST_STEP_SECONDS:
+        raise InvalidInputError(
+            f"The netlist time step dt * tau = {min(dt_s, step_s):.3g} s is below the limit "
+            f"MIN_NETLIST_STEP_SECONDS = {MIN_NETLIST_STEP_SECONDS:g} s (deepcircuit.limits); ngspice cannot "
+            "integrate it. Use a larger dt or tau = C / g.")
     names = roles.names
+    # Neuron names become node and element names: identifiers only, whatever produced them.
+    odd = [n for n in names if not _IDENTIFIER.fullmatch(n)]
+    if odd:
+        raise InvalidInputError(f"Neuron names must be identifiers ([A-Za-z][A-Za-z0-9_]*) in a netlist; got {odd[0]!r}.")
     free = list(range(roles.n_inputs, N))
     outputs = list(range(N - roles.n_outputs, N))
     W_nom = batch.weights
-    W = nonideal.quantize(W_nom) * nonideal.mismatch_factors(S, N, check_int("first_network", first_network, low=0))
+    with np.errstate(over="ignore", invalid="ignore"):  # inf is refused with a clear message when written (_num)
+        W = nonideal.quantize(W_nom) * nonideal.mismatch_factors(S, N, check_int("first_network", first_network, low=0))
     mask = batch.mask
     bias = batch.bias
 
     L: list[str] = []
     add = L.append
-    add(title or f"deepcircuit {fam} network(s): {S} network(s) x {P} presentation(s)")
+    add(_title_line(title or f"deepcircuit {fam} network(s): {S} network(s) x {P} presentation(s)"))
     add(f"* Generated by deepcircuit. Family {fam!r}; neurons {', '.join(names)}.")
     add(f"* Units: V_scale = {_num(Vs)} V (state 1.0), C = {_num(units.capacitance)} F, "
         f"g = {_num(g)} S, tau = C/g = {_num(tau)} s.")
@@ -328,13 +447,21 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     if nonideal.noise > 0:
         opts["seed"] = nonideal.seed
     opts.update(options or {})
-    add(".options " + " ".join(f"{k}={v if isinstance(v, str) else _num(v)}" for k, v in opts.items()))
+    add(".options " + " ".join(_option_text(k, v) for k, v in opts.items()))
     if clamp.kind == "diode":
         add(clamp.model_line())
-    if nudged:
+    # beta = 0: the nudged phase runs on with no nudge at all, so no nudge elements (an open
+    # circuit), rather than a 1 / 0 resistance.
+    nudge_on = nudged and schedule.beta > 0
+    if nudge_on:
+        r_nudge = 1.0 / (g * schedule.beta) if g * schedule.beta > 0 else float("inf")
+        if not np.isfinite(r_nudge):
+            raise InvalidInputError(
+                f"beta = {schedule.beta!r} is too small for a circuit: the nudge resistance 1/(g*beta) is "
+                "not a finite number; use beta = 0 (no nudge) or a larger beta.")
         add(".model SWNUDGE SW(VT=0.5 VH=0 RON=1e-3 ROFF=1e12)")
     add(f"V_rail_hi rail_hi 0 DC {_num(Vs)}")
-    if nudged:
+    if nudge_on:
         rise = _SWITCH_RISE * dt_s
         add(f"* Nudge control: 0 V in the free phase, 1 V from {_num(free_end)} s (closes every S_nudge).")
         add(f"V_nudge_ctl nudge_ctl 0 PWL(0 0 {_num(free_end)} 0 {_num(free_end + rise)} 1)")
@@ -343,6 +470,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     nodes: list[str] = []
     ic_volts: list[float] = []
     ics: list[str] = []
+    source_ics: list[str] = []
     for s in range(S):
         edges = [(int(i), int(j)) for i, j in np.argwhere(mask[s])]
         for p in range(P):
@@ -385,16 +513,27 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
                 add(f"* {names[i]} -> {names[j]}: W = {_num(w_nom)}"
                     + ("" if W[s, i, j] == w_nom else f" (realised {_num(W[s, i, j])})"))
                 add(f"G_syn_{cp}_{names[i]}_{names[j]} {src} {node[j]} {node[i]} 0 {_num(gm)}")
-            if nudged:
+            if nudge_on:
                 for k, o in enumerate(outputs):
                     add(f"V_target_{cp}_{names[o]} {node[o]}_tgt 0 DC {_num(targets[p, k] * Vs)}")
-                    add(f"R_nudge_{cp}_{names[o]} {node[o]} {node[o]}_nsw {_num(1.0 / (g * schedule.beta))}")
+                    add(f"R_nudge_{cp}_{names[o]} {node[o]} {node[o]}_nsw {_num(r_nudge)}")
                     add(f"S_nudge_{cp}_{names[o]} {node[o]}_nsw {node[o]}_tgt nudge_ctl 0 SWNUDGE")
             ics.append(".ic " + " ".join(f"V({node[j]})={_num(initial[s, p, j] * Vs)}" for j in free))
+            # The sources' nodes too: with uic there is no operating point, so a node left out
+            # starts at 0 V and its source steps it at t = 0 through the clamp diodes, which
+            # ngspice cannot follow at large V_scale ("Timestep too small" at t = 0).
+            src_ic = [f"V({node[k]})={_num(x[k] * Vs)}" for k in range(roles.n_inputs)]
+            if nudged:
+                src_ic += [f"V({node[o]}_tgt)={_num(targets[p, k] * Vs)} V({node[o]}_nsw)="
+                           f"{_num(initial[s, p, o] * Vs)}" for k, o in enumerate(outputs)]
+            source_ics.append(".ic " + " ".join(src_ic))
             nodes.extend(node[j].lower() for j in free)
             ic_volts.extend(initial[s, p, j] * Vs for j in free)
     add("* Initial conditions: the initial states times V_scale.")
     L.extend(ics)
+    add("* Initial conditions of the rail, input, bias and target nodes (their sources' values).")
+    add(f".ic V(rail_hi)={_num(Vs)}")
+    L.extend(source_ics)
     add(".save " + " ".join(f"v({n})" for n in nodes))
     add(f".tran {_num(dt_s)} {_num(stop)} 0 {_num(step_s)} uic")
     if control:
@@ -407,6 +546,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
         add("quit")
         add(".endc")
     add(".end")
+    _check_inert(L)
     return Netlist("\n".join(L) + "\n", nodes, (S, P, N), roles.n_inputs, units, free_end, stop, dt_s,
                    {"clamp": clamp.kind, "family": fam, "initial_volts": np.array(ic_volts)})
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import InvalidInputError
+from .errors import DivergenceError, InvalidInputError
 from .network import Network, NetworkBatch
 from .stability import TrajectoryCheck, check_phases
 from .substrates import Schedule, available_substrates, get_substrate, initial_states
@@ -76,6 +76,22 @@ class InferenceComparison:
     lyapunov: dict[str, TrajectoryCheck]
     seconds: float
     meta: dict = field(default_factory=dict)
+    #: Per presentation: did the free phase settle (``max |ds/dt|`` below the schedule's
+    #: ``settle_tol`` at its end)? ``accuracy`` reads the outputs at the end either way.
+    settled: list = field(default_factory=list)
+    #: Per presentation: was the output classified correctly (free phase, final states)?
+    correct: list = field(default_factory=list)
+
+    @property
+    def unsettled_presentations(self) -> list[int]:
+        """Presentations whose free phase had not settled: their outputs are not equilibria."""
+        return [p for p, ok in enumerate(self.settled) if not ok]
+
+    @property
+    def accuracy_settled_only(self) -> float | None:
+        """Accuracy over the settled presentations only (None when none settled)."""
+        ok = [c for c, st in zip(self.correct, self.settled) if st]
+        return float(np.mean(ok)) if ok else None
 
     @property
     def lyapunov_monotone(self) -> bool:
@@ -87,6 +103,11 @@ class InferenceComparison:
                 "max_state_deviation_nudged": self.max_state_deviation_nudged,
                 "trajectory_rms": self.trajectory_rms, "euler_deviation": self.euler_deviation,
                 "accuracy": self.accuracy,
+                # An accuracy read from states that had not settled is marked as such.
+                "accuracy_from_unsettled_states": bool(self.unsettled_presentations),
+                "accuracy_settled_only": self.accuracy_settled_only,
+                "unsettled_presentations": self.unsettled_presentations,
+                "settled_per_presentation": [bool(x) for x in self.settled],
                 "predictions": self.predictions, "lyapunov_monotone": self.lyapunov_monotone,
                 "lyapunov": {ph: {"monotone": c.monotone,
                                   "function": c.checks[0].function.name if c.checks else None,
@@ -109,10 +130,14 @@ class TrainingComparison:
     seconds: float
     history: Any
     diverged: str | None
+    #: Presentations of the final evaluation that had not settled (``accuracy`` reads them anyway).
+    unsettled_presentations: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"accuracy": self.accuracy, "weight_deviation": self.weight_deviation,
-                "sparsity": self.sparsity, "seconds": self.seconds, "diverged": self.diverged}
+                "sparsity": self.sparsity, "seconds": self.seconds, "diverged": self.diverged,
+                "accuracy_from_unsettled_states": bool(self.unsettled_presentations),
+                "unsettled_presentations": list(self.unsettled_presentations)}
 
 
 @dataclass
@@ -154,14 +179,24 @@ def energy_counts(res) -> dict:
     return out
 
 
-def _reference_substrate(rtol: float, atol: float) -> OdeSubstrate:
-    return OdeSubstrate(method="adaptive", rtol=rtol, atol=atol)
+def correct_per_presentation(task: Task, outputs: np.ndarray) -> list[bool]:
+    """Whether each presentation's ``outputs (P, n_outputs)`` are classified correctly."""
+    wrong = np.asarray(task.predict(outputs)) != task.labels
+    if wrong.ndim > 1:
+        wrong = wrong.any(axis=-1)
+    return [bool(not w) for w in wrong]
+
+
+def _reference_substrate(rtol: float, atol: float, **budget) -> OdeSubstrate:
+    return OdeSubstrate(method="adaptive", rtol=rtol, atol=atol, **budget)
 
 
 def compare_inference(network: Network, task: "Task | str", substrates: Sequence[str], *,
                       schedule: Schedule | None = None, seed: int = 0, reference_rtol: float = 1e-10,
                       reference_atol: float = 1e-12, lyapunov_rtol: float = 1e-6,
-                      lyapunov_bound_tol: float = 1e-6) -> Comparison:
+                      lyapunov_bound_tol: float = 1e-6, reference_max_evaluations: "int | None" = 500_000,
+                      reference_max_seconds: "float | None" = 120.0, progress: bool = False,
+                      on_stage: "Callable[[str], None] | None" = None) -> Comparison:
     """Run ``network`` on every substrate and judge each against the accurate ODE reference.
 
     Parameters
@@ -182,6 +217,17 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
         Passed to :func:`deepcircuit.stability.check_trajectory` as ``rtol`` and ``bound_tol``;
         ``bound_tol`` is raised to twice the clamp overshoot a substrate reports in
         ``meta["clamp_overshoot_max"]`` (soft clamps hold neurons slightly past the bound).
+    reference_max_evaluations, reference_max_seconds : int, float or None
+        Work budget of the adaptive reference per phase (see :class:`OdeSubstrate`); a stiff
+        network stops with a :class:`~deepcircuit.errors.SimulationError` instead of running on.
+    progress : bool
+        Show a bar on stderr naming the run under way (on a terminal only).
+    on_stage : callable, optional
+        Called with a description of each run before it starts (``"running substrate 'spice'"``).
+
+    A substrate whose run diverged (non-finite states, or node voltages far outside the rails)
+    raises :class:`~deepcircuit.errors.DivergenceError` naming it: its numbers would not be
+    results.
     """
     task = get_task(task)
     if not isinstance(network, Network):
@@ -194,16 +240,50 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
     schedule = replace(schedule or Schedule(), stop_at_equilibrium=False)
     batch = NetworkBatch.of(network)
     s0 = initial_states(np.random.default_rng(seed), 1, task.inputs, network.roles)
-    ref = _reference_substrate(reference_rtol, reference_atol).run(batch, task.inputs, s0, schedule,
-                                                                   targets=task.targets)
-    euler = OdeSubstrate().run(batch, task.inputs, s0, schedule, targets=task.targets)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        # disable=None: a bar on a terminal, nothing in logs and pipes.
+        bar = tqdm(total=2 + len(specs), unit="run", leave=False, disable=None)
+
+    def stage(what: str) -> None:
+        if on_stage is not None:
+            on_stage(what)
+        if bar is not None:
+            bar.set_description(what)
+
+    def done() -> None:
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        stage("running the adaptive ODE reference")
+        ref = _reference_substrate(reference_rtol, reference_atol, max_evaluations=reference_max_evaluations,
+                                   max_seconds=reference_max_seconds).run(batch, task.inputs, s0, schedule,
+                                                                          targets=task.targets)
+        done()
+        stage("running the projected-Euler ODE")
+        euler = OdeSubstrate().run(batch, task.inputs, s0, schedule, targets=task.targets)
+        done()
+        runs = []
+        for k, (label, name, options) in enumerate(specs):
+            stage(f"running substrate {label!r} ({k + 1} of {len(specs)})")
+            t0 = time.perf_counter()
+            with get_substrate(name, **options) as sub:
+                res = sub.run(batch, task.inputs, s0, schedule, targets=task.targets)
+            runs.append((label, name, res, time.perf_counter() - t0))
+            for ph in (res.free, res.nudged):
+                if ph is not None and ph.diverged.any():
+                    raise DivergenceError(f"substrate {label!r}: {ph.message}", phase=ph.phase,
+                                          magnitude=float(ph.meta.get("magnitude", np.inf)))
+            done()
+    finally:
+        if bar is not None:
+            bar.close()
     fr = network.roles.free
     out: dict[str, InferenceComparison] = {}
-    for label, name, options in specs:
-        t0 = time.perf_counter()
-        with get_substrate(name, **options) as sub:
-            res = sub.run(batch, task.inputs, s0, schedule, targets=task.targets)
-        seconds = time.perf_counter() - t0
+    for label, name, res, seconds in runs:
         dev_free = float(np.abs(res.free.final[..., fr] - ref.free.final[..., fr]).max())
         dev_nudged = float(np.abs(res.nudged.final[..., fr] - ref.nudged.final[..., fr]).max())
         sq, eul = [], 0.0
@@ -224,12 +304,14 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
         meta.update(energy_counts(res))
         out[label] = InferenceComparison(
             label, name, res, dev_free, dev_nudged, rms, eul, float(1.0 - task.error(res.free.outputs)[0]),
-            np.asarray(pred).tolist(), checks, seconds, meta)
+            np.asarray(pred).tolist(), checks, seconds, meta,
+            settled=[bool(x) for x in res.free.settled[0]], correct=correct_per_presentation(task, res.free.outputs[0]))
     return Comparison(task, network, schedule, ref, out)
 
 
 def compare_training(initial: Network, task: "Task | str", substrates: Sequence[str], *, seed: int = 0,
-                     config: TrainingConfig | None = None, progress: bool = False) -> dict[str, TrainingComparison]:
+                     config: TrainingConfig | None = None, progress: bool = False,
+                     on_stage: "Callable[[str], None] | None" = None) -> dict[str, TrainingComparison]:
     """Train ``initial`` on every substrate from the same seed; compare with the ODE-trained weights.
 
     The ODE substrate (projected Euler) is always trained as the baseline of
@@ -242,11 +324,15 @@ def compare_training(initial: Network, task: "Task | str", substrates: Sequence[
         specs.insert(0, ("ode", "ode", {}))
     out: dict[str, TrainingComparison] = {}
     for label, name, options in specs:
+        if on_stage is not None:
+            on_stage(f"training on substrate {label!r}")
         with get_substrate(name, **options) as sub:
             r = train(task, networks=[initial], seeds=[seed], config=config, substrate=sub,
                       progress=progress, on_divergence="report")
+        unsettled = [] if r.final_settled is None else np.flatnonzero(~r.final_settled[0]).tolist()
         out[label] = TrainingComparison(label, name, r.networks[0], float(1.0 - r.train_error[0]), None,
-                                        float(r.networks[0].sparsity), r.seconds, r.histories[0], r.diverged[0])
+                                        float(r.networks[0].sparsity), r.seconds, r.histories[0], r.diverged[0],
+                                        unsettled)
     W_ode = out["ode"].network.weights
     norm = float(np.linalg.norm(W_ode)) or 1.0
     for tc in out.values():
@@ -256,10 +342,12 @@ def compare_training(initial: Network, task: "Task | str", substrates: Sequence[
 
 def compare(network: Network, task: "Task | str", substrates: Sequence[str], *,
             schedule: Schedule | None = None, seed: int = 0, train_from: Network | None = None,
-            config: TrainingConfig | None = None, progress: bool = False, **inference_options) -> Comparison:
+            config: TrainingConfig | None = None, progress: bool = False,
+            on_stage: "Callable[[str], None] | None" = None, **inference_options) -> Comparison:
     """:func:`compare_inference`, plus :func:`compare_training` from ``train_from`` if given."""
-    comp = compare_inference(network, task, substrates, schedule=schedule, seed=seed, **inference_options)
+    comp = compare_inference(network, task, substrates, schedule=schedule, seed=seed, progress=progress,
+                             on_stage=on_stage, **inference_options)
     if train_from is not None:
         comp.training = compare_training(train_from, task, substrates, seed=seed, config=config,
-                                         progress=progress)
+                                         progress=progress, on_stage=on_stage)
     return comp

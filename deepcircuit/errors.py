@@ -24,8 +24,16 @@ class ForbiddenConnectionError(InvalidInputError):
     """A topology asks for a connection the model forbids (self-loop, into an input)."""
 
 
+class LimitExceededError(InvalidInputError):
+    """An input asks for more than a documented size limit (:mod:`deepcircuit.limits`)."""
+
+
 class ModelFileError(DeepCircuitError, ValueError):
     """A model file is missing, corrupt, foreign, or of an unsupported version."""
+
+
+class OutputWriteError(DeepCircuitError, OSError):
+    """A result file could not be written (disk full, no permission); the message names it."""
 
 
 class SubstrateUnavailableError(DeepCircuitError, ImportError):

@@ -225,8 +225,15 @@ def check_trajectory(trajectory: Trajectory, networks=None, *, equilibrium=None,
                     "Give the 'networks' that made the trajectory (to choose and certify V), or "
                     "pass a ready LyapunovFunction as 'function'.")
             else:
-                V = lyapunov_function(nets[s], function=function, analysis=analysis, beta=beta,
-                                      certificates=certs[s])
+                # The Jacobian at s* certifies only if s* is an equilibrium: for a trajectory
+                # that did not settle, "auto" does not pick the quadratic V on its strength, and
+                # an explicit quadratic V is an empirical check only.
+                at_rest = bool(trajectory.settled[s, p])
+                V = lyapunov_function(nets[s], function=function, analysis=analysis if at_rest else None,
+                                      beta=beta, certificates=certs[s]) \
+                    if at_rest or function != "quadratic" or analysis is None else _uncertified(
+                        lyapunov_function(nets[s], function=function, analysis=analysis, beta=beta,
+                                          certificates=certs[s]))
             with np.errstate(invalid="ignore", over="ignore"):
                 values[s, p] = V(trajectory.states[s, p], eq[s, p], target=target)
             r = evaluate_series(trajectory.times, values[s, p], rtol=rtol, atol=atol, floor=floor)
@@ -235,6 +242,14 @@ def check_trajectory(trajectory: Trajectory, networks=None, *, equilibrium=None,
                 float(values[s, p, 0]), float(values[s, p, -1]), r["tolerance"],
                 bool(trajectory.settled[s, p]), bool(trajectory.diverged[s]), analysis))
     return TrajectoryCheck(trajectory.phase, trajectory.times, values, tuple(checks))
+
+
+def _uncertified(V: LyapunovFunction) -> LyapunovFunction:
+    from dataclasses import replace
+
+    return replace(V, certified=False, guaranteed_rate=None,
+                   condition="none: the trajectory did not settle, so s* is not an equilibrium and the "
+                             "Jacobian there certifies nothing; empirical check only")
 
 
 def _networks(networks, S: int, trajectory: Trajectory) -> list[Network] | None:
@@ -260,6 +275,67 @@ def check_phases(result: PhaseResult, networks, *, beta: float | None = None, ta
     if result.nudged is not None:
         out["nudged"] = check_trajectory(result.nudged, networks, beta=beta, targets=targets, **options)
     return out
+
+
+@dataclass(frozen=True)
+class StabilityVerdict:
+    """What the trajectories and the linearisations together say about one phase.
+
+    Attributes
+    ----------
+    status : str
+        ``"stable"``, ``"marginal"`` or ``"unstable"`` (every trajectory settled; the worst
+        Jacobian at the equilibria it reached), ``"not-settled"`` (some trajectory still moves
+        at the end of the phase: no equilibrium was reached, so the Jacobians at the final
+        states, which are not equilibria, say nothing) or ``"diverged"``.
+    basis : str
+        The check the status rests on, in words, with its numbers.
+    settled : int
+        Presentations that settled, of ``total``.
+    total : int
+    """
+
+    status: str
+    basis: str
+    settled: int
+    total: int
+
+
+def stability_verdict(check: TrajectoryCheck) -> StabilityVerdict:
+    """The verdict on one phase from its :class:`TrajectoryCheck` (which holds the analyses).
+
+    A Jacobian is evidence only at an equilibrium: it is used only when every trajectory of
+    the phase settled (the substrate's ``settled``: ``max |ds/dt|`` below the schedule's
+    tolerance at the end). An oscillating network has no settled trajectory, whatever the
+    Jacobian at its last sample says.
+    """
+    checks = check.checks
+    total = len(checks)
+    settled = sum(c.settled for c in checks)
+    rising = [c for c in checks if not c.monotone]
+    v_note = (f"; V = {checks[0].function.name} increases along {len(rising)} of them "
+              f"(largest increase {max(c.max_increase for c in rising):.3g})") if rising else ""
+    if any(c.diverged for c in checks):
+        return StabilityVerdict("diverged", "the simulation, which diverged (states far outside [0, 1] or "
+                                "non-finite)", settled, total)
+    if settled < total:
+        res = [c.analysis.residual for c in checks if not c.settled and c.analysis is not None]
+        speed = f" (|ds/dt| up to {max(res):.3g} /tau at the end)" if res else ""
+        return StabilityVerdict(
+            "not-settled", f"trajectories: {total - settled} of {total} did not settle in "
+            f"{float(check.times[-1]):.4g} tau{speed}, so no equilibrium was reached (an oscillation or "
+            f"a slow approach){v_note}; the Jacobians at their final states are not evidence", settled, total)
+    an = [c.analysis for c in checks]
+    if any(a is None for a in an):
+        return StabilityVerdict("settled", f"trajectories: all {total} settled (no network given for a "
+                                "linearisation)", settled, total)
+    order = {"stable": 0, "marginal": 1, "unstable": 2}
+    status = max((a.status for a in an), key=order.__getitem__)
+    abscissa = max(a.spectral_abscissa for a in an)
+    return StabilityVerdict(
+        status, f"trajectories: all {total} settled; linearisation at the equilibria they reached: "
+        f"largest spectral abscissa {abscissa:.4g} /tau ({'Hurwitz' if status == 'stable' else status}){v_note}",
+        settled, total)
 
 
 # -- during training ---------------------------------------------------------------------------
@@ -325,4 +401,4 @@ def certificate_recorder(*, bound_tol: float = 1e-6, marginal_tol: float = 1e-8)
 
 
 __all__ = ["PresentationCheck", "TrajectoryCheck", "check_phases", "check_trajectory",
-           "certificate_recorder", "evaluate_series", "RECORDED"]
+           "certificate_recorder", "evaluate_series", "RECORDED", "StabilityVerdict", "stability_verdict"]

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import stat
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DeepCircuitError, ModelFileError
+from .errors import DeepCircuitError, InvalidInputError, ModelFileError, OutputWriteError
 from .network import Network
 from .roles import Roles
 
@@ -61,27 +64,102 @@ class ModelFile:
         return TrainingConfig.from_dict(self.config) if self.config else TrainingConfig()
 
 
+#: Marker in the names of :func:`atomic_output`'s temporary files:
+#: ``.<name>.deepcircuit-tmp-<pid>-<random><suffix>`` beside the target.
+TMP_MARKER = ".deepcircuit-tmp-"
+#: A temporary file older than this (seconds) is stale even if its process id is in use again.
+STALE_TMP_SECONDS = 3600.0
+_TMP_RE = re.compile(r"^\..*" + re.escape(TMP_MARKER) + r"(\d+)-[A-Za-z0-9_]+")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # exists but is someone else's (or an absurd number: treat as gone below)
+    return True
+
+
+def remove_stale_temporaries(folder: "str | Path", *, max_age: float | None = None) -> list[Path]:
+    """Remove the temporary files :func:`atomic_output` left in ``folder`` when its process was
+    killed (SIGKILL, power loss): those whose process is gone, or older than ``max_age`` seconds
+    (default :data:`STALE_TMP_SECONDS`). Only regular files named like ours are touched; returns
+    what was removed."""
+    max_age = STALE_TMP_SECONDS if max_age is None else max_age
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TMP_RE.match(e.name)
+        if not m:
+            continue
+        try:
+            st = e.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            pid = int(m.group(1))
+            if (pid != os.getpid() and not _pid_alive(pid)) or now - st.st_mtime > max_age:
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+        except OSError:
+            pass  # another process removed or renamed it first
+    return removed
+
+
 @contextmanager
 def atomic_output(path: "str | Path", *, suffix: str = ".tmp"):
     """Yield a temporary path beside ``path``; when the block ends without error, the file
     written there is fsynced and renamed over ``path``, otherwise it is removed. A crash never
-    leaves a half-written file, and an existing ``path`` survives a failed write."""
+    leaves a half-written file, and an existing ``path`` survives a failed write.
+
+    The temporary file is named ``.<name>.deepcircuit-tmp-<pid>-<random><suffix>``; one left by a
+    killed process is removed by the next write to the same folder
+    (:func:`remove_stale_temporaries`). A write that fails (disk full, no permission) raises
+    :class:`~deepcircuit.errors.OutputWriteError` naming ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
+    if not path.name or path.name in (".", ".."):
+        raise InvalidInputError(f"An output file needs a file name; got {str(path)!r}.")
+    if path.is_dir():
+        raise InvalidInputError(f"Cannot write {str(path)!r}: it is a folder; give a file name.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent)
+        # The name is cut so that a long target name still leaves room for the marker.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}{TMP_MARKER}{os.getpid()}-", suffix=suffix,
+                                   dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     try:
         yield Path(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes files private; saved results are meant to be shared
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, DeepCircuitError):
+            raise _write_error(path, exc) from None
         raise
+
+
+def _write_error(path: Path, exc: OSError) -> OutputWriteError:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    err = OutputWriteError(f"Cannot write {str(path)!r}: {reason}; nothing was written there "
+                           "(an existing file is unchanged).")
+    err.errno, err.strerror, err.filename = exc.errno, reason, str(path)
+    return err
 
 
 def write_atomic(path: "str | Path", text: str) -> Path:
@@ -146,36 +224,112 @@ def save_model(path: "str | Path", model: "ModelFile | Network") -> Path:
     return write_atomic(path, text + "\n")
 
 
-def load_model(path: "str | Path") -> ModelFile:
-    """Load a model file; a missing, corrupt, foreign or newer file raises :class:`ModelFileError`."""
+class _TooManyDigits(ValueError):
+    pass
+
+
+def _parse_int(text: str) -> int:
+    # Called by the JSON parser for every integer literal, before Python converts it: a 10**400 or
+    # a 5000-digit literal is refused here instead of overflowing later.
+    from .limits import MAX_INT_DIGITS
+
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _TooManyDigits(f"an integer with {len(text.lstrip('-'))} digits (limit MAX_INT_DIGITS = "
+                             f"{MAX_INT_DIGITS}, deepcircuit.limits)")
+    return int(text)
+
+
+#: Text of JSON strings, to skip them when measuring nesting depth.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(text: str) -> int:
+    """Deepest nesting of arrays and objects in JSON ``text`` (0 for a scalar), without parsing
+    it: the parser recurses once per level, so a 200 000-deep file would exhaust the stack."""
+    b = np.frombuffer(_JSON_STRING.sub('""', text).encode("utf-8", "replace"), dtype=np.uint8)
+    step = (np.isin(b, (ord("["), ord("{"))).astype(np.int64) - np.isin(b, (ord("]"), ord("}"))))
+    return int(np.cumsum(step).max(initial=0))
+
+
+def read_model_text(path: "str | Path") -> str:
+    """The text of a model file, after checking it is a regular file within the size limit."""
+    from .limits import MAX_MODEL_FILE_BYTES
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        st = path.stat()
     except FileNotFoundError:
         raise ModelFileError(f"Model file {str(path)!r} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"Cannot read model file {str(path)!r}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"Cannot read model file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelFileError(f"Model file {str(path)!r} is not a regular file (a folder, device or pipe).")
+    if st.st_size > MAX_MODEL_FILE_BYTES:
+        raise ModelFileError(
+            f"Model file {str(path)!r} is {st.st_size} bytes, above the limit MAX_MODEL_FILE_BYTES = "
+            f"{MAX_MODEL_FILE_BYTES} (deepcircuit.limits).")
     try:
-        d = json.loads(text)
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_MODEL_FILE_BYTES + 1)  # the file may grow after stat()
+        if len(data) > MAX_MODEL_FILE_BYTES:
+            raise ModelFileError(f"Model file {str(path)!r} is above the limit MAX_MODEL_FILE_BYTES = "
+                                 f"{MAX_MODEL_FILE_BYTES} (deepcircuit.limits).")
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(f"Cannot read model file {str(path)!r}: byte {exc.start} is not UTF-8 text "
+                             "(a model file is JSON text).") from None
+    except OSError as exc:
+        raise ModelFileError(f"Cannot read model file {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def parse_model_text(text: str, where: str = "the model file") -> dict:
+    """Parse model-file JSON with the nesting and integer-size limits; returns the raw dict."""
+    from .limits import MAX_JSON_DEPTH
+
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ModelFileError(f"{where} nests arrays/objects {depth} deep, above the limit MAX_JSON_DEPTH = "
+                             f"{MAX_JSON_DEPTH} (deepcircuit.limits); it is not a deepcircuit model file.")
+    try:
+        return json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise ModelFileError(
-            f"{str(path)!r} is not a deepcircuit model file: it is not valid JSON "
+            f"{where} is not a deepcircuit model file: it is not valid JSON "
             f"({exc.msg} at line {exc.lineno}); the file may be truncated or corrupt.") from None
+    except (_TooManyDigits, ValueError, RecursionError) as exc:
+        raise ModelFileError(f"{where} is not a usable deepcircuit model file: {exc}.") from None
+
+
+def load_model(path: "str | Path") -> ModelFile:
+    """Load a model file; a missing, corrupt, foreign, newer or malformed file raises
+    :class:`ModelFileError` naming the offending field (``network.weights[3][2]: ...``).
+
+    Nothing in the file is trusted: its size, nesting depth and integers are bounded
+    (:mod:`deepcircuit.limits`), every field is checked against the schema of
+    ``docs/model-file.md`` (:func:`deepcircuit.model_schema.validate_model_dict`), and the network
+    is then rebuilt, which re-checks its consistency.
+    """
+    from .model_schema import validate_model_dict
+
+    path = Path(path)
+    where = repr(str(path))
+    d = parse_model_text(read_model_text(path), where)
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise ModelFileError(
-            f"{str(path)!r} is not a deepcircuit model file (no \"format\": \"{FORMAT}\" field).")
+            f"{where} is not a deepcircuit model file (no \"format\": \"{FORMAT}\" field).")
     version = d.get("version")
-    if not isinstance(version, int) or version > VERSION or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version > VERSION or version < 1:
         raise ModelFileError(
-            f"{str(path)!r} has model-file version {version!r}; this deepcircuit reads version "
+            f"{where} has model-file version {version!r}; this deepcircuit reads version "
             f"{VERSION}. Upgrade deepcircuit to read newer files.")
+    validate_model_dict(d, where)
     try:
         n = d["network"]
         net = Network(Roles.from_dict(n["roles"]), np.array(n["weights"], dtype=float),
                       np.array(n["topology_mask"], dtype=bool), np.array(n["mask"], dtype=bool),
                       n["family"], n.get("params", {}), np.array(n["bias"], dtype=float),
                       n.get("topology", "custom"))
-    except (KeyError, TypeError, ValueError, DeepCircuitError) as exc:
-        raise ModelFileError(f"{str(path)!r} is a damaged deepcircuit model file: {exc}") from None
+    except (KeyError, TypeError, ValueError, OverflowError, DeepCircuitError) as exc:
+        raise ModelFileError(f"{where} is a damaged deepcircuit model file: {exc}") from None
     return ModelFile(net, d.get("seed"), d.get("task"), d.get("substrate"), d.get("config") or {},
                      d.get("history") or {}, d.get("metrics") or {}, str(path))

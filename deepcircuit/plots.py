@@ -176,7 +176,9 @@ def plot_substrate_trajectories(comparison, *, path: "str | Path | None" = None)
         for n in outs:
             ax.plot(t_all, joined(ref, p, n), "k:", lw=1.5, label="reference (adaptive ODE)" if n == outs[0] else None)
         ax.axvline(t_free[-1], color="grey", lw=0.8, ls="--")
-        ax.set_title(f"input {labels[p].tolist()}, target {comparison.task.targets[p].tolist()}")
+        moving = [label for label, inf in comparison.inference.items() if not inf.result.free.settled[0, p]]
+        ax.set_title(f"input {labels[p].tolist()}, target {comparison.task.targets[p].tolist()}"
+                     + (f"\nnot settled: {', '.join(moving)}" if moving else ""), fontsize=9)
         ax.set_xlabel("time (tau)")
         ax.set_ylim(-0.05, 1.05)
     axes[0].set_ylabel("state (1 = V_scale)")
@@ -255,7 +257,11 @@ def plot_deviations(comparison, *, targets: Mapping[str, float] | None = None,
         ax.axhline(value, ls="--", lw=0.8, color="grey")
         ax.text(len(labels) - 0.5, value, f" {name}: {value:g}", fontsize=7, va="bottom", ha="right")
     ax.set_yscale("log")
-    ax.set_xticks(x, labels, fontsize=8)
+    # "*": a substrate with presentations that had not settled (its "settled state" is not one).
+    unsettled = [bool(getattr(comparison.inference[l], "unsettled_presentations", [])) for l in labels]
+    ax.set_xticks(x, [l + ("*" if u else "") for l, u in zip(labels, unsettled)], fontsize=8)
+    if any(unsettled):
+        ax.set_title("* not settled on some presentation: final states, not equilibria", fontsize=8)
     ax.set_ylabel("deviation (units of V_scale)")
     ax.legend(fontsize=7)
     if path is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .comparison import Comparison
 from .persistence import write_atomic
 from .plots import (plot_deviations, plot_substrate_lyapunov, plot_substrate_trajectories,
@@ -19,14 +21,38 @@ def comparison_rows(comp: Comparison) -> list[list]:
     rows = []
     for label, inf in comp.inference.items():
         tr = comp.training.get(label)
-        rows.append([label, f"{inf.max_state_deviation:.3g}", f"{inf.trajectory_rms:.3g}",
-                     f"{inf.euler_deviation:.3g}", f"{100 * inf.accuracy:.0f} %",
+        star = "*" if inf.unsettled_presentations else ""
+        tstar = "*" if tr is not None and tr.unsettled_presentations else ""
+        rows.append([label, f"{inf.max_state_deviation:.3g}{star}", f"{inf.trajectory_rms:.3g}",
+                     f"{inf.euler_deviation:.3g}", f"{100 * inf.accuracy:.0f} %{star}",
                      "yes" if inf.lyapunov_monotone else "no", f"{inf.seconds:.2f}",
-                     "-" if tr is None else f"{100 * tr.accuracy:.0f} %",
+                     "-" if tr is None else f"{100 * tr.accuracy:.0f} %{tstar}",
                      "-" if tr is None or tr.weight_deviation is None else f"{tr.weight_deviation:.3g}",
                      "-" if tr is None else f"{100 * tr.sparsity:.0f} %",
                      "-" if tr is None else f"{tr.seconds:.1f}"])
     return rows
+
+
+def unsettled_notes(comp: Comparison) -> list[str]:
+    """Footnotes for the ``*`` of :func:`comparison_rows`: numbers read from unsettled states."""
+    notes = []
+    for label, inf in comp.inference.items():
+        if inf.unsettled_presentations:
+            only = inf.accuracy_settled_only
+            notes.append(
+                f"* {label}: presentation(s) {inf.unsettled_presentations} of the free phase had not settled "
+                f"(max |ds/dt| >= {comp.schedule.settle_tol:g} /tau at its end), so their outputs and "
+                f"states are not equilibria; accuracy on the settled presentations only: "
+                + ("none settled" if only is None else f"{100 * only:.0f} %") + ".")
+        tr = comp.training.get(label)
+        if tr is not None and tr.unsettled_presentations:
+            notes.append(f"* {label} (trained): presentation(s) {tr.unsettled_presentations} of the final "
+                         "evaluation had not settled; the trained accuracy reads them anyway.")
+    ref = comp.reference.free
+    if not ref.settled.all():
+        notes.append(f"Note: the adaptive ODE reference itself had not settled on presentation(s) "
+                     f"{np.flatnonzero(~ref.settled[0]).tolist()}; deviations there compare moving states.")
+    return notes
 
 
 HEADERS = ["substrate", "max state dev", "traj RMS", "dev vs Euler", "accuracy", "V monotone",
@@ -34,16 +60,25 @@ HEADERS = ["substrate", "max state dev", "traj RMS", "dev vs Euler", "accuracy",
 
 
 def write_report(comp: Comparison, out: "str | Path", *, title: str = "Substrate comparison",
-                 model_path: str | None = None, command: str | None = None) -> Path:
-    """Write ``report.md`` and the plots (PNG) into ``out``; returns the report's path."""
+                 model_path: str | None = None, command: str | None = None,
+                 written: "list | None" = None) -> Path:
+    """Write ``report.md`` and the plots (PNG) into ``out``; returns the report's path.
+
+    ``written``, if given, gets the path of each file as soon as it is complete (so an
+    interrupted run can say which ones it kept)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    done = written if written is not None else []
     plot_substrate_trajectories(comp, path=out / "trajectories.png")
+    done.append(str(out / "trajectories.png"))
     plot_substrate_lyapunov(comp, path=out / "lyapunov.png")
+    done.append(str(out / "lyapunov.png"))
     plot_deviations(comp, targets=TARGETS, path=out / "deviations.png")
+    done.append(str(out / "deviations.png"))
     nets = {"model": comp.network}
     nets.update({f"trained on {k}": t.network for k, t in comp.training.items()})
     plot_weight_matrices(nets, path=out / "weights.png")
+    done.append(str(out / "weights.png"))
 
     s = comp.schedule
     lines = [f"# {title}", ""]
@@ -56,6 +91,9 @@ def write_report(comp: Comparison, out: "str | Path", *, title: str = "Substrate
               "reference (settled states, trajectory RMS) and the projected-Euler ODE (dev vs Euler).", "",
               "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in comparison_rows(comp)]
+    notes = unsettled_notes(comp)
+    if notes:
+        lines += [""] + notes
     lines += ["", "Targets: Brian2 rate within 1e-6 of projected Euler; SPICE with diode clamps within "
               "0.03 V_scale of the accurate reference on settled states, the stiff limiter within 0.005.", ""]
     for label, inf in comp.inference.items():
@@ -72,4 +110,6 @@ def write_report(comp: Comparison, out: "str | Path", *, title: str = "Substrate
             lines.append(f"- {label}: V not monotone along its trajectory (largest increase {worst:.3g}).")
     lines += ["", "![trajectories](trajectories.png)", "", "![Lyapunov](lyapunov.png)", "",
               "![deviations](deviations.png)", "", "![weights](weights.png)", ""]
-    return write_atomic(out / "report.md", "\n".join(lines))
+    path = write_atomic(out / "report.md", "\n".join(lines))
+    done.append(str(path))
+    return path

@@ -14,10 +14,10 @@ from .certificates import (CONDITIONS, Condition, EquilibriumAnalysis, Gershgori
                            gershgorin, gershgorin_margins, held_neurons, lyapunov_function,
                            quadratic_form)
 from .lyapunov import (RECORDED, PresentationCheck, TrajectoryCheck, certificate_recorder, check_phases,
-                       check_trajectory, evaluate_series)
+                       check_trajectory, evaluate_series, StabilityVerdict, stability_verdict)
 
 __all__ = ["CONDITIONS", "Condition", "EquilibriumAnalysis", "Gershgorin", "LyapunovFunction",
            "analyse_equilibria", "analyse_equilibrium", "batch_abscissae", "free_jacobian",
            "gershgorin", "gershgorin_margins", "held_neurons", "lyapunov_function", "quadratic_form",
            "RECORDED", "PresentationCheck", "TrajectoryCheck", "certificate_recorder", "check_phases",
-           "check_trajectory", "evaluate_series"]
+           "check_trajectory", "evaluate_series", "StabilityVerdict", "stability_verdict"]

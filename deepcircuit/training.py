@@ -227,6 +227,9 @@ class TrainingResult:
     mse: np.ndarray
     diverged: list[str | None]
     seconds: float
+    #: ``(S, P)``: whether each presentation of the final evaluation settled; ``train_error``
+    #: and ``mse`` read the outputs at the end of the phase either way.
+    final_settled: np.ndarray | None = None
 
     @property
     def solved(self) -> int:
@@ -344,6 +347,8 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
     task = get_task(task)
     get_family(model)
     config = config or TrainingConfig.preset("default", model=model)
+    if config.epochs > 0 and config.nudged_steps < 1:
+        raise InvalidInputError("Training needs a nudged phase: 'nudged_steps' must be >= 1; got 0.")
     check_choice("on_divergence", on_divergence, ("report", "raise"))
     if isinstance(seeds, (int, np.integer)):
         seeds = list(range(check_int("seeds", seeds, low=1)))
@@ -402,8 +407,8 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
             result = sub.run(batch, task.inputs, s0, schedule, targets=task.targets)
             for ph in (result.free, result.nudged):
                 for k in np.flatnonzero(ph.diverged & active):
-                    fail(k, f"{ph.phase} phase diverged in epoch {epoch} (non-finite states)",
-                         ph.phase, epoch, float("inf"))
+                    why = (ph.meta.get("diverged_why") or [""] * len(seeds))[k] or "non-finite states"
+                    fail(k, f"{ph.phase} phase diverged in epoch {epoch} ({why})", ph.phase, epoch, float("inf"))
             err, mse = task.error(result.free.outputs), task.mse(result.free.outputs)
             dW, db = weight_update(family.rule, result, settings)
             step = config.eta * (np.sign(dW) if config.sign else dW)
@@ -461,7 +466,8 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
     return TrainingResult(task=task, model=model, substrate=sub.name, config=config, seeds=seeds,
                           initial_networks=nets, networks=list(batch.networks), histories=histories,
                           train_error=np.asarray(final_err, dtype=float), mse=np.asarray(final_mse, dtype=float),
-                          diverged=diverged, seconds=time.perf_counter() - t_start)
+                          diverged=diverged, seconds=time.perf_counter() - t_start,
+                          final_settled=np.asarray(final.settled, dtype=bool))
 
 
 def _draw_initial(rngs, task: Task, roles: Roles, high: float) -> np.ndarray:

@@ -61,6 +61,9 @@ R_nudge_s0p0_y0 s0p0_y0 s0p0_y0_nsw 500000
 S_nudge_s0p0_y0 s0p0_y0_nsw s0p0_y0_tgt nudge_ctl 0 SWNUDGE
 * Initial conditions: the initial states times V_scale.
 .ic V(s0p0_h0)=0.1 V(s0p0_y0)=0.2
+* Initial conditions of the rail, input, bias and target nodes (their sources' values).
+.ic V(rail_hi)=2
+.ic V(s0p0_x0)=2 V(s0p0_bias)=2 V(s0p0_y0_tgt)=2 V(s0p0_y0_nsw)=0.2
 .save v(s0p0_h0) v(s0p0_y0)
 .tran 0.0001 0.0015 0 0.0001 uic
 .end
@@ -75,7 +78,8 @@ def tiny_netlist(family="deep", params=None, **kw):
 
 def test_golden_deep_netlist():
     # Hand-checked: g * W = 1e-6 * 0.5 = 5e-7 S out of x0 into h0; nudge 1/(g beta) = 500 kOhm;
-    # tau = 1e-9 / 1e-6 = 1 ms, dt = 0.1 tau = 1e-4 s, 15 steps in all; .ic = state * 2 V.
+    # tau = 1e-9 / 1e-6 = 1 ms, dt = 0.1 tau = 1e-4 s, 15 steps in all; .ic = state * 2 V, and
+    # the source nodes start at their sources' values (the open switch's node at y0's).
     assert tiny_netlist().text == GOLDEN_DEEP
 
 

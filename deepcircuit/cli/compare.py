@@ -7,7 +7,7 @@ import shlex
 import sys
 import warnings
 
-from .output import format_table, print_json_line
+from .output import format_table, print_json_line, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -31,6 +31,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--free-steps", type=int, default=None, help="free-phase steps (default: the model's)")
     p.add_argument("--nudged-steps", type=int, default=None, help="nudged-phase steps (default: the model's)")
     p.add_argument("--seed", type=int, default=None, help="seed of the initial states (default: the model's)")
+    p.add_argument("--reference-max-seconds", type=float, default=120.0,
+                   help="wall-time budget of the adaptive ODE reference per phase, in seconds (default 120)")
+    p.add_argument("--reference-max-evaluations", type=int, default=500_000,
+                   help="budget of right-hand-side evaluations of the adaptive ODE reference per phase "
+                        "(default 500000); a stiff model stops with an error when it is used up")
     p.add_argument("--out", default=None, help="folder for plots and report.md (default: no files)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -40,9 +45,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args) -> int:
     from ..comparison import compare
     from ..persistence import load_model
-    from ..report import HEADERS, comparison_rows, write_report
+    from ..report import HEADERS, comparison_rows, unsettled_notes, write_report
     from ..training import make_networks
 
+    from ..errors import InvalidInputError
+    from . import checks
+
+    # Every argument is checked before anything runs or any folder is created.
+    checks.seed("--seed", args.seed)
+    checks.count("--train-epochs", args.train_epochs, limit="MAX_EPOCHS")
+    checks.count("--free-steps", args.free_steps, low=1, limit="MAX_PHASE_STEPS")
+    checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
+    substrates = checks.substrate_specs(args.substrates)
+    if args.out is not None:
+        checks.output_folder("--out", args.out)
     model = load_model(args.model)
     task = model.task_for(args.task)
     config = model.training_config()
@@ -52,7 +68,12 @@ def run(args) -> int:
         changes["epochs"] = args.train_epochs
     config = config.replace(**changes)
     seed = args.seed if args.seed is not None else (model.seed or 0)
-    substrates = [s for s in args.substrates.split(",") if s.strip()]
+    if config.nudged_steps < 1:
+        raise InvalidInputError("compare runs both phases, but the model's nudged phase has 0 steps; give "
+                                "--nudged-steps N >= 1.")
+    checks.state_size(task, model.network.roles.hidden, 1, config.free_steps, config.nudged_steps)
+    if "spice" in {s.partition(":")[0] for s in substrates}:
+        checks.beta_for_circuit(config.beta)
     train_from = None
     if args.train_epochs:
         net = model.network
@@ -60,17 +81,26 @@ def run(args) -> int:
                                    seeds=[seed], config=config, params=dict(net.params))[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        state = getattr(args, "run_state", None)
         comp = compare(model.network, task, substrates, schedule=config.schedule, seed=seed,
-                       train_from=train_from, config=config, progress=not args.quiet)
+                       train_from=train_from, config=config, progress=not args.quiet,
+                       reference_max_evaluations=args.reference_max_evaluations,
+                       reference_max_seconds=args.reference_max_seconds,
+                       on_stage=None if state is None else (lambda what: setattr(state, "stage", f"while {what}")))
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(format_table(HEADERS, comparison_rows(comp)))
+    for note in unsettled_notes(comp):
+        print(note)
     if args.out:
         # The command as typed, when run from the console script (not when called from Python).
         argv = sys.argv[1:]
         command = "deepcircuit " + " ".join(map(shlex.quote, argv)) if argv[:1] == ["compare"] else None
-        path = write_report(comp, args.out, model_path=args.model, command=command)
-        print(f"\nreport and plots in {path.parent}/ ({path.name}, trajectories.png, lyapunov.png, "
+        if state is not None:
+            state.stage = f"while writing the report in {shown_path(args.out)}"
+        path = write_report(comp, args.out, model_path=args.model, command=command,
+                            written=None if state is None else state.written)
+        print(f"\nreport and plots in {shown_path(path.parent)}/ ({path.name}, trajectories.png, lyapunov.png, "
               "deviations.png, weights.png)")
     if args.json:
         print_json_line({"task": comp.task.name, "model": args.model, "seed": seed, **comp.to_dict()})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .output import shown_path
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..circuit import CLAMP_KINDS
@@ -51,12 +53,40 @@ def run(args) -> int:
     from ..circuit import CircuitUnits, ClampModel, NonIdealities, standalone_netlist
     from ..persistence import load_model, write_atomic
 
+    from ..errors import InvalidInputError
+    from . import checks
+
+    # Every argument is checked before the netlist is built and before anything is written.
+    out = checks.output_file("--out", args.out)
+    checks.seed("--seed", args.seed)
+    if not 0 <= args.nonideal_seed < 2 ** 31:  # ngspice's `.options seed` is a C int
+        raise InvalidInputError(f"--nonideal-seed must be an integer in [0, 2**31); got {args.nonideal_seed}.")
+    checks.count("--free-steps", args.free_steps, low=1, limit="MAX_PHASE_STEPS")
+    checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
+    diode_opts = [o for o, v in (("--diode-is", args.diode_is), ("--diode-n", args.diode_n),
+                                 ("--diode-rs", args.diode_rs)) if v is not None]
+    if args.clamp == "limiter" and diode_opts:
+        raise InvalidInputError(f"{', '.join(diode_opts)} only apply to --clamp diode; got --clamp limiter.")
+    if args.clamp == "diode" and args.limiter_stiffness is not None:
+        raise InvalidInputError("--limiter-stiffness only applies to --clamp limiter; got --clamp diode.")
+    if args.free_only and (args.nudged_steps is not None or args.beta is not None):
+        raise InvalidInputError("--nudged-steps and --beta do not apply with --free-only (no nudged phase).")
+    if args.bits is None and args.weight_range != 4.0:
+        raise InvalidInputError("--weight-range only applies with --bits (weight quantization).")
     model = load_model(args.model)
     task = model.task_for(args.task)
     config = model.training_config()
     changes = {k: v for k, v in {"dt": args.dt, "free_steps": args.free_steps,
                                  "nudged_steps": args.nudged_steps, "beta": args.beta}.items() if v is not None}
     config = config.replace(**changes)
+    if not args.free_only:
+        if config.nudged_steps == 0:
+            raise InvalidInputError("The model's nudged phase has 0 steps; give --nudged-steps N >= 1, or "
+                                    "--free-only for a free-phase netlist.")
+        if config.beta == 0:
+            raise InvalidInputError("beta is 0, so the nudged phase has no nudge; give --beta > 0, or "
+                                    "--free-only for a free-phase netlist.")
+        checks.beta_for_circuit(config.beta)
     units = CircuitUnits()
     units = replace(units, **{k: v for k, v in {"v_scale": args.v_scale, "capacitance": args.capacitance,
                                                 "transconductance": args.transconductance}.items() if v is not None})
@@ -65,12 +95,16 @@ def run(args) -> int:
     clamp = ClampModel(kind=args.clamp, **{k: v for k, v in {
         "saturation_current": args.diode_is, "emission": args.diode_n, "series_resistance": args.diode_rs,
         "stiffness": args.limiter_stiffness}.items() if v is not None})
+    # The path is user text: compile_netlist makes the title inert (one printable ASCII line).
     title = f"deepcircuit export of {args.model} on task {task.name} (seed {args.seed})"
     net = standalone_netlist(model.network, task, schedule=config.schedule, seed=args.seed,
                              state_init_high=config.state_init_high, nudged=not args.free_only,
                              units=units, clamp=clamp, nonideal=nonideal, title=title)
-    path = write_atomic(args.out, net.text)
+    path = write_atomic(out, net.text)
+    if getattr(args, "run_state", None) is not None:
+        args.run_state.written.append(str(path))
     n_elem = sum(1 for ln in net.text.splitlines() if ln and ln[0] not in "*.")
-    print(f"wrote {path}: {n_elem} elements, {len(net.nodes)} free nodes, transient to {net.stop:.4g} s "
-          f"(tau = {units.tau:.4g} s); run it with `ngspice -b {path}`")
+    shown = shown_path(path)  # a file name may hold spaces or control characters
+    print(f"wrote {shown}: {n_elem} elements, {len(net.nodes)} free nodes, transient to {net.stop:.4g} s "
+          f"(tau = {units.tau:.4g} s); run it with `ngspice -b {shown}`")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .output import format_table, print_json_line
+from .output import format_table, print_json_line, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -39,19 +39,26 @@ def _yes(b: bool) -> str:
 def run(args) -> int:
     import numpy as np
 
-    from ..lyapunov import check_phases
+    from ..lyapunov import check_phases, stability_verdict
     from ..certificates import gershgorin
     from ..network import NetworkBatch
     from ..persistence import load_model
     from ..substrates import get_substrate, initial_states
 
+    from . import checks
+
+    checks.seed("--seed", args.seed)
     model = load_model(args.model_file)
     net = model.network
     task = model.task_for(args.task)
     r = net.roles
     config = model.training_config()
     schedule = config.schedule
+    checks.state_size(task, r.hidden, 1, schedule.free_steps, schedule.nudged_steps)
     s0 = initial_states(np.random.default_rng(args.seed), 1, task.inputs, r, config.state_init_high)
+    state = getattr(args, "run_state", None)
+    if state is not None:
+        state.stage = f"while running substrate {args.substrate!r}"
     with get_substrate(args.substrate) as sub:
         result = sub.run(NetworkBatch.of(net), task.inputs, s0, schedule, targets=task.targets)
     g = gershgorin(net)
@@ -59,7 +66,7 @@ def run(args) -> int:
                           bound_tol=args.bound_tol)
 
     inputs = ["".join(str(int(v)) for v in x[:-1]) for x in task.inputs]
-    print(f"{args.model_file}: {net.family} network, hidden {list(r.hidden)}, {net.n_connections} connections; "
+    print(f"{shown_path(args.model_file)}: {net.family} network, hidden {list(r.hidden)}, {net.n_connections} connections; "
           f"task {task.name}; substrate {result.free.substrate}; dt {schedule.dt:g} tau, "
           f"{schedule.free_steps} + {schedule.nudged_steps} steps, beta {schedule.beta:g}")
     print("\nGershgorin conditions on the free-neuron Jacobian (network alone, free phase):")
@@ -73,7 +80,8 @@ def run(args) -> int:
             a = c.analysis
             held = ", ".join(f"{k}@{v:g}" for k, v in a.held.items()) if a is not None else "?"
             rows.append((phase, inputs[c.presentation], _yes(c.settled), held or "-",
-                         a.spectral_abscissa if a is not None else float("nan"), a.status if a else "diverged",
+                         a.spectral_abscissa if a is not None else float("nan"),
+                         ("diverged" if c.diverged or a is None else a.status if c.settled else "no equilibrium"),
                          c.function.name, c.function.scope, _yes(c.monotone), c.max_increase,
                          c.decay_rate))
             traj.append({"phase": phase, "input": task.inputs[c.presentation, :-1].tolist(), **c.to_dict()})
@@ -85,15 +93,15 @@ def run(args) -> int:
 
     free = checks["free"].checks
     an = [c.analysis for c in free if c.analysis is not None]
-    hurwitz = bool(an) and len(an) == len(free) and all(a.hurwitz for a in an)
+    hurwitz = bool(an) and len(an) == len(free) and all(a.hurwitz for a in an) and all(c.settled for c in free)
     abscissa = max((a.spectral_abscissa for a in an), default=float("nan"))
-    order = {"stable": 0, "marginal": 1, "unstable": 2}
-    status = max((a.status for a in an), key=order.__getitem__) if len(an) == len(free) else "diverged"
+    verdict = stability_verdict(checks["free"])
+    status = verdict.status
     names = list(dict.fromkeys(c.function.name for ch in checks.values() for c in ch.checks))
     certified = all(c.function.certified for ch in checks.values() for c in ch.checks)
     scopes = sorted({c.function.scope for ch in checks.values() for c in ch.checks})
     monotone = all(ch.monotone for ch in checks.values())
-    print(f"\nfree phase: {status} (Hurwitz: {_yes(hurwitz)}, largest spectral abscissa {abscissa:.4g} /tau); "
+    print(f"\nfree phase: {status.upper() if status != 'stable' else status}; based on {verdict.basis}. "
           f"V = {', '.join(names)} ({'certified, ' + '/'.join(scopes) if certified else 'not certified'}): "
           f"{'non-increasing on every trajectory' if monotone else 'INCREASES on some trajectory'}")
     if args.json:
@@ -101,7 +109,7 @@ def run(args) -> int:
             "model": args.model_file, "family": net.family, "task": task.name, "substrate": result.free.substrate,
             "gershgorin": {name: {"holds": c.holds, "failing": list(c.failing), "min_margin": c.min_margin,
                                   "description": c.description} for name, c in g.conditions.items()},
-            "certified": g.certified, "hurwitz": hurwitz, "spectral_abscissa": abscissa, "stability": status,
+            "certified": g.certified, "hurwitz": hurwitz, "spectral_abscissa": abscissa, "stability": status, "stability_basis": verdict.basis,
             "lyapunov_function": ", ".join(names), "lyapunov_certified": certified,
             "lyapunov_scope": "/".join(scopes), "monotone": monotone,
             "trajectories": traj,

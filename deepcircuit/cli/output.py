@@ -45,3 +45,13 @@ def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
         return f"{float(v):.4g}"
     return str(v)
+
+
+def shown_path(path: Any) -> str:
+    """A user's path as printed on the terminal: shell-quoted when it is printable, else its
+    Python repr, so control characters (newlines, ESC sequences) in a file name are never sent
+    raw to the terminal."""
+    import shlex
+
+    text = str(path)
+    return shlex.quote(text) if text.isprintable() else repr(text)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from pathlib import Path
 
-from .output import format_table, print_json_line
+from .output import format_table, print_json_line, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -58,30 +59,68 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _topology(arg: str):
+    """``--topology``: a named topology, or an edge-list file parsed strictly (UTF-8 text, two
+    neuron names or ASCII indices per line, '#' comments, at least one edge)."""
     from ..errors import InvalidInputError
+    from ..limits import MAX_EDGE_FILE_BYTES
 
     if arg in ("complete", "layered"):
         return arg
     path = Path(arg)
-    if not path.is_file():
+    if not arg or not path.is_file():
         raise InvalidInputError(
             f"--topology must be 'complete', 'layered' or an existing edge-list file; got {arg!r}.")
-    edges = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    if path.stat().st_size > MAX_EDGE_FILE_BYTES:
+        raise InvalidInputError(
+            f"--topology file {arg!r} is {path.stat().st_size} bytes, above the limit MAX_EDGE_FILE_BYTES = "
+            f"{MAX_EDGE_FILE_BYTES} (deepcircuit.limits).")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"--topology file {arg!r}: byte {exc.start} is not UTF-8 text; an edge file is text, "
+            "'i j' per line.") from None
+    edges, seen = [], {}
+    # Lines end at '\n' only (as in an editor), not at the Unicode separators str.splitlines knows.
+    for n, line in enumerate(text.split("\n"), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         parts = line.replace(",", " ").split()
-        if len(parts) < 2:
-            raise InvalidInputError(f"{arg}:{n}: an edge line needs two neurons, 'i j'; got {line!r}.")
-        edges.append(tuple(int(p) if p.lstrip("-").isdigit() else p for p in parts[:2]))
+        if len(parts) != 2:
+            raise InvalidInputError(
+                f"{arg!r} line {n}: an edge line is two neurons 'i j' (indices or names like x0, bias, h0, "
+                f"y0); got {len(parts)} item(s): {line!r}.")
+        edge = []
+        for p in parts:
+            if re.fullmatch(r"-?[0-9]+", p):  # ASCII digits only: '²' is a digit to str.isdigit
+                if len(p) > 9:
+                    raise InvalidInputError(f"{arg!r} line {n}: neuron index {p[:20]!r}... is far too large.")
+                edge.append(int(p))
+            elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,31}", p):
+                edge.append(p)
+            else:
+                raise InvalidInputError(
+                    f"{arg!r} line {n}: {p!r} is not a neuron; use an index (ASCII digits) or a name like "
+                    "x0, bias, h0, y0.")
+        edge = tuple(edge)
+        if edge in seen:
+            raise InvalidInputError(f"{arg!r} line {n} repeats the edge {edge[0]} {edge[1]} of line {seen[edge]}.")
+        seen[edge] = n
+        edges.append(edge)
+    if not edges:
+        raise InvalidInputError(f"--topology file {arg!r} has no edges (only blank or comment lines).")
     return edges
 
 
 def run(args) -> int:
+    import numpy as np
+
     from ..lyapunov import certificate_recorder
     from ..persistence import ModelFile, save_model
+    from ..tasks import get_task
     from ..training import TrainingConfig, train
+    from . import checks
 
     config = TrainingConfig.preset(args.preset, model=args.model)
     overrides = {k: v for k, v in {
@@ -92,12 +131,26 @@ def run(args) -> int:
         overrides["prune"] = args.prune
     if args.sign:
         overrides["sign"] = True
+    # Every argument is checked before any work starts or any folder is created.
+    checks.count("--epochs", args.epochs, low=None, limit="MAX_EPOCHS")
+    checks.count("--seeds", args.seeds, low=1, limit="MAX_SEEDS")
+    checks.seed("--seed", args.seed)
+    checks.seed("--seed + --seeds", args.seed + args.seeds - 1)
+    checks.count("--free-steps", args.free_steps, low=1, limit="MAX_PHASE_STEPS")
+    checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
+    hidden = checks.hidden(args.hidden)
+    topology = _topology(args.topology)
     config = config.replace(**overrides)
     params = {"gamma": args.gamma} if args.gamma is not None else None
-    out = Path(args.out)
-    # Fail before training, not after it, if the models cannot be saved there.
-    out.mkdir(parents=True, exist_ok=True)
-    seeds = list(range(args.seed, args.seed + args.seeds)) if args.seeds >= 1 else []
+    checks.state_size(get_task(args.task), hidden, args.seeds, config.free_steps, config.nudged_steps)
+    if args.substrate == "spice":
+        checks.beta_for_circuit(config.beta)
+        if args.gamma is not None:
+            checks.beta_for_circuit(args.gamma, "--gamma")
+    # Fail before training, not after it, if the models cannot be saved there; the folder itself
+    # is created by the first save.
+    out = checks.output_folder("--out", args.out)
+    seeds = list(range(args.seed, args.seed + args.seeds))
     substrate = args.substrate
     if args.brian2_target is not None:
         from ..errors import InvalidInputError
@@ -107,30 +160,51 @@ def run(args) -> int:
             raise InvalidInputError(
                 f"--brian2-target only applies to the brian2 substrates; got --substrate {substrate}.")
         substrate = get_substrate(substrate, target=args.brian2_target)
+    state = getattr(args, "run_state", None)
+    callbacks = [certificate_recorder()] if args.record_certificates else []
+    if state is not None:  # what Ctrl-C reports: the epoch under way
+        state.stage = f"in epoch 1 of {config.epochs}" if config.epochs else "in the final evaluation"
+
+        def where(epoch, batch, result):
+            state.stage = (f"in epoch {epoch + 2} of {config.epochs}" if epoch + 1 < config.epochs
+                           else "in the final evaluation")
+        callbacks.append(where)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = train(args.task, model=args.model, topology=_topology(args.topology),
-                       hidden=args.hidden, seeds=seeds, config=config, substrate=substrate,
+        result = train(args.task, model=args.model, topology=topology,
+                       hidden=hidden, seeds=seeds, config=config, substrate=substrate,
                        params=params, progress=not args.quiet, on_divergence="report",
-                       callbacks=[certificate_recorder()] if args.record_certificates else ())
+                       callbacks=callbacks)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
 
+    # The final evaluation reads outputs at the end of the free phase: mark those that had not settled.
+    fs = result.final_settled if result.final_settled is not None else np.ones((len(result.seeds), 1), bool)
+    unsettled = [np.flatnonzero(~fs[k]).tolist() for k in range(len(result.seeds))]
     paths = []
     for k, seed in enumerate(result.seeds):
         model = ModelFile(result.networks[k], seed=seed, task=result.task.name, substrate=result.substrate,
                           config=config.to_dict(), history=result.histories[k].to_dict(),
                           metrics={"train_error": float(result.train_error[k]), "mse": float(result.mse[k]),
-                                   "diverged": result.diverged[k]})
+                                   "diverged": result.diverged[k],
+                                   "unsettled_presentations": unsettled[k]})
+        if state is not None:
+            state.stage = f"while saving the model files ({k} of {len(result.seeds)} saved)"
         paths.append(str(save_model(out / f"seed{seed}.json", model)))
+        if state is not None:
+            state.written.append(paths[-1])
 
-    rows = [(seed, f"{100 * result.train_error[k]:.0f} %", result.mse[k], f"{100 * result.sparsity[k]:.0f} %",
+    rows = [(seed, f"{100 * result.train_error[k]:.0f} %" + ("*" if unsettled[k] else ""), result.mse[k], f"{100 * result.sparsity[k]:.0f} %",
              "diverged" if result.diverged[k] else ("solved" if result.train_error[k] == 0 else "-"))
             for k, seed in enumerate(result.seeds)]
     print(format_table(["seed", "train error", "mse", "sparsity", "status"], rows))
-    print(f"\n{args.task} / {args.model} / {args.topology} / preset {args.preset} on {result.substrate}: "
+    print(f"\n{args.task} / {args.model} / {shown_path(args.topology)} / preset {args.preset} on {result.substrate}: "
           f"{result.solved}/{len(result.seeds)} seeds at 0 % training error in {result.seconds:.2f} s; "
-          f"models in {out}/")
+          f"models in {shown_path(out)}/")
+    if any(unsettled):
+        print("* read from outputs that had not settled at the end of the final evaluation's free phase "
+              "(presentations " + "; ".join(f"seed {seed}: {u}" for seed, u in zip(result.seeds, unsettled) if u)
+              + "); not equilibria")
     for k, msg in enumerate(result.diverged):
         if msg:
             print(f"seed {result.seeds[k]} diverged: {msg}")
@@ -140,6 +214,23 @@ def run(args) -> int:
             "substrate": result.substrate, "epochs": config.epochs, "seeds": result.seeds,
             "solved": result.solved, "train_error": result.train_error, "mse": result.mse,
             "sparsity": result.sparsity, "diverged": result.diverged, "seconds": result.seconds,
+            "failed_seeds": _failed_seeds(result), "unsettled_presentations": unsettled,
+            "train_error_from_unsettled_states": [bool(u) for u in unsettled],
             "models": paths,
         })
     return 0
+
+
+def _failed_seeds(result) -> dict:
+    """Seeds that diverged or whose simulation failed: ``{seed: {reason, netlist}}`` for the JSON."""
+    import re
+
+    out = {}
+    for seed, msg in zip(result.seeds, result.diverged):
+        if msg:
+            m = re.search(r"netlist is saved in (\S+?\.cir)", msg)
+            when = re.match(r"(?:(\w+) phase diverged|weights diverged) in (?:the update of )?epoch (\d+)", msg)
+            out[str(seed)] = {"epoch": int(when.group(2)) if when else None,
+                              "phase": (when.group(1) or "update") if when else None,
+                              "reason": msg, "netlist": m.group(1) if m else None}
+    return out

@@ -15,6 +15,7 @@ import numpy as np
 
 from .._validation import check_array, check_int, check_real
 from ..errors import InvalidInputError
+from ..limits import check_limit, check_state_size
 from ..network import NetworkBatch
 from ..roles import Roles
 from ..trajectory import PhaseResult
@@ -50,6 +51,8 @@ class Schedule:
         check_real("dt", self.dt, low=0.0, low_open=True)
         check_int("free_steps", self.free_steps, low=1)
         check_int("nudged_steps", self.nudged_steps, low=0)
+        check_limit("free_steps", self.free_steps, "MAX_PHASE_STEPS")
+        check_limit("nudged_steps", self.nudged_steps, "MAX_PHASE_STEPS")
         check_real("beta", self.beta, low=0.0)
         check_real("settle_tol", self.settle_tol, low=0.0, low_open=True)
 
@@ -75,10 +78,11 @@ def initial_states(rng: np.random.Generator, n_networks: int, inputs: np.ndarray
     return s
 
 
-def check_run_arguments(batch: NetworkBatch, inputs, initial, targets):
+def check_run_arguments(batch: NetworkBatch, inputs, initial, targets, schedule: "Schedule | None" = None):
     """Validate the arguments of :meth:`Substrate.run`; return them as float arrays.
 
-    Returns ``(inputs (P, n_inputs), initial (S, P, N) with inputs clamped, targets or None)``.
+    With ``schedule``, also check that the trajectories fit in ``limits.MAX_STATE_BYTES``
+    before anything is allocated. Returns ``(inputs (P, n_inputs), initial (S, P, N) with inputs clamped, targets or None)``.
     """
     roles = batch.roles
     inputs = check_array("inputs", inputs, shape=(None, None))
@@ -91,6 +95,8 @@ def check_run_arguments(batch: NetworkBatch, inputs, initial, targets):
     if np.any((inputs < 0) | (inputs > 1)):
         raise InvalidInputError("Inputs must lie in [0, 1] (states are bounded to [0, 1]).")
     P = inputs.shape[0]
+    if schedule is not None:
+        check_state_size(len(batch), P, max(schedule.free_steps, schedule.nudged_steps), roles.n_neurons)
     initial = check_array("initial", initial, shape=(len(batch), P, roles.n_neurons))
     initial = initial.copy()
     initial[..., roles.inputs] = inputs

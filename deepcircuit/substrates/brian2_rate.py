@@ -71,6 +71,9 @@ def import_brian2():
     # Brian2 reports its automatic choices at INFO level on the console; the substrate makes
     # every choice explicitly, so only errors are worth showing to the user.
     BrianLogger.log_level_error()
+    # Brian2 turns Ctrl-C during a run into "stop at this time step" and returns normally, with
+    # the phase cut short; a Ctrl-C must stop deepcircuit, so it stays a KeyboardInterrupt.
+    brian2.prefs.core.stop_on_keyboard_interrupt = False
     return brian2
 
 
@@ -449,7 +452,7 @@ class Brian2RateSubstrate(Substrate):
     # -- public ------------------------------------------------------------------------
     def run(self, networks, inputs, initial, schedule: Schedule, *, targets=None) -> PhaseResult:
         batch = NetworkBatch.of(networks)
-        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets)
+        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets, schedule)
         if schedule.stop_at_equilibrium:
             raise InvalidInputError(
                 "stop_at_equilibrium=True is not supported on the Brian2 substrates: they run every "

@@ -362,7 +362,7 @@ class Brian2SpikingSubstrate(Substrate):
 
     def run(self, networks, inputs, initial, schedule: Schedule, *, targets=None) -> PhaseResult:
         batch = NetworkBatch.of(networks)
-        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets)
+        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets, schedule)
         if schedule.stop_at_equilibrium:
             raise InvalidInputError(
                 "stop_at_equilibrium=True is not supported on the Brian2 substrates: they run every "

@@ -13,10 +13,12 @@ Two integrators:
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from .._validation import check_choice, check_real
-from ..errors import DivergenceError, InvalidInputError
+from .._validation import check_choice, check_int, check_real
+from ..errors import DivergenceError, InvalidInputError, SimulationError
 from ..network import NetworkBatch
 from ..trajectory import PhaseResult, Trajectory, phase_status
 from .base import Substrate, check_run_arguments
@@ -76,6 +78,24 @@ def _euler_loop(A, c, d, beta_vec, y_full, free_idx, x0, dt, steps, tol, stop_ea
     return n_done, last_speed
 
 
+class _BudgetExceeded(Exception):
+    """Internal: the adaptive integrator used up its evaluation or time budget."""
+
+
+def _reraise_interrupt(exc: BaseException) -> None:
+    """Raise ``KeyboardInterrupt`` if Ctrl-C is what caused ``exc``.
+
+    A Ctrl-C that arrives while numba's compiled loop calls back into Python (its runtime
+    unpickles constants when it boxes the result) surfaces as ``SystemError: ... returned a
+    result with an exception set`` chained to the ``KeyboardInterrupt``.
+    """
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        seen = seen.__cause__ or seen.__context__
+
+
 _euler_compiled = njit(cache=True, nogil=True)(_euler_loop) if njit is not None else None
 
 
@@ -93,12 +113,20 @@ class OdeSubstrate(Substrate):
         Adaptive only: relative and absolute tolerances of the integrator.
     solver : str
         Adaptive only: a ``scipy.integrate.solve_ivp`` method name.
+    max_evaluations : int or None
+        Adaptive only: budget of right-hand-side evaluations per phase (default 500 000: about 70x
+        what a trained XOR network needs at rtol 1e-10 and 2x what an oscillating one needs over 50 tau; None = unbounded). A stiff network makes the explicit solvers take ever smaller steps; past the
+        budget the run stops with a :class:`~deepcircuit.errors.SimulationError` saying how far
+        it got.
+    max_seconds : float or None
+        Adaptive only: wall-time budget per phase (seconds; default 120; None = unbounded).
     """
 
     name = "ode"
 
     def __init__(self, *, method: str = "euler", engine: str = "numba", rtol: float = 1e-8,
-                 atol: float = 1e-10, solver: str = "RK45") -> None:
+                 atol: float = 1e-10, solver: str = "RK45", max_evaluations: int | None = 500_000,
+                 max_seconds: float | None = 120.0) -> None:
         self.method = check_choice("method", method, ("euler", "adaptive"))
         self.engine = check_choice("engine", engine, ("numba", "numpy"))
         if self.engine == "numba" and _euler_compiled is None:
@@ -106,6 +134,9 @@ class OdeSubstrate(Substrate):
         self.rtol = check_real("rtol", rtol, low=0.0, low_open=True)
         self.atol = check_real("atol", atol, low=0.0, low_open=True)
         self.solver = check_choice("solver", solver, ("RK45", "DOP853", "RK23", "LSODA", "Radau", "BDF"))
+        self.max_evaluations = None if max_evaluations is None else check_int("max_evaluations", max_evaluations, low=1)
+        self.max_seconds = None if max_seconds is None else check_real("max_seconds", max_seconds, low=0.0,
+                                                                       low_open=True)
 
     def __repr__(self) -> str:
         return f"OdeSubstrate(method={self.method!r}, engine={self.engine!r})"
@@ -113,7 +144,7 @@ class OdeSubstrate(Substrate):
     # -- public ------------------------------------------------------------------------
     def run(self, networks, inputs, initial, schedule, *, targets=None) -> PhaseResult:
         batch = NetworkBatch.of(networks)
-        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets)
+        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets, schedule)
         W, b = batch.weights, batch.bias
         if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
             raise DivergenceError("The weights contain non-finite values; the network has diverged.",
@@ -157,11 +188,15 @@ class OdeSubstrate(Substrate):
             return self._euler_numpy(batch, form, x0, beta_vec, y_full, schedule, steps)
         out = np.empty((S, P, steps + 1, N))
         free_idx = np.arange(roles.n_inputs, N, dtype=np.int64)
-        n_done, speed = _euler_compiled(
-            np.ascontiguousarray(form.A, dtype=float), np.ascontiguousarray(form.c, dtype=float),
-            np.ascontiguousarray(form.d, dtype=float), beta_vec, y_full, free_idx,
-            np.ascontiguousarray(x0), float(schedule.dt), int(steps), float(schedule.settle_tol),
-            bool(schedule.stop_at_equilibrium), out)
+        try:
+            n_done, speed = _euler_compiled(
+                np.ascontiguousarray(form.A, dtype=float), np.ascontiguousarray(form.c, dtype=float),
+                np.ascontiguousarray(form.d, dtype=float), beta_vec, y_full, free_idx,
+                np.ascontiguousarray(x0), float(schedule.dt), int(steps), float(schedule.settle_tol),
+                bool(schedule.stop_at_equilibrium), out)
+        except SystemError as exc:
+            _reraise_interrupt(exc)
+            raise
         if schedule.stop_at_equilibrium:
             last = int(n_done.max())
             out = out[:, :, : last + 1]
@@ -221,7 +256,18 @@ class OdeSubstrate(Substrate):
             s[..., fr] = np.clip(y.reshape(shape), 0.0, 1.0)
             return s
 
+        budget = {"evaluations": 0, "t": 0.0, "start": time.monotonic()}
+
         def field(_t, y):
+            # The budget: a stiff network makes an explicit solver take ever smaller steps.
+            budget["evaluations"] += 1
+            budget["t"] = max(budget["t"], _t)
+            if self.max_evaluations is not None and budget["evaluations"] > self.max_evaluations:
+                raise _BudgetExceeded(f"{self.max_evaluations} right-hand-side evaluations")
+            if self.max_seconds is not None and budget["evaluations"] % 64 == 0 \
+                    and time.monotonic() - budget["start"] > self.max_seconds:
+                raise _BudgetExceeded(f"{self.max_seconds:g} s of wall time "
+                                      f"({budget['evaluations']} right-hand-side evaluations)")
             s = full_state(y)
             v = np.einsum("spi,sij->spj", s, A) + c[:, None, :] - d[:, None, :] * s
             v = v + beta_vec * (y_full[None] - s)
@@ -234,8 +280,18 @@ class OdeSubstrate(Substrate):
         t_end = schedule.dt * steps
         t_eval = schedule.dt * np.arange(steps + 1)
         t_eval[-1] = t_end
-        sol = solve_ivp(field, (0.0, t_end), x0[..., fr].ravel(), method=self.solver,
-                        t_eval=t_eval, rtol=self.rtol, atol=self.atol)
+        try:
+            sol = solve_ivp(field, (0.0, t_end), x0[..., fr].ravel(), method=self.solver,
+                            t_eval=t_eval, rtol=self.rtol, atol=self.atol)
+        except _BudgetExceeded as exc:
+            alt = "'LSODA' or 'Radau' (stiff solvers)" if self.solver not in ("LSODA", "Radau", "BDF") \
+                else "looser rtol/atol"
+            raise SimulationError(
+                f"stiff: {exc} of the adaptive reference ({self.solver}, rtol={self.rtol:g}, "
+                f"atol={self.atol:g}) did not reach t = {t_end:g} tau (stopped at t = {budget['t']:.4g} "
+                f"tau); the network is too stiff for it (very large weights?). Try solver={alt}, "
+                f"or raise max_evaluations / max_seconds (compare: --reference-max-evaluations / "
+                f"--reference-max-seconds).") from None
         if sol.status < 0 or sol.y.shape[1] != steps + 1:
             raise DivergenceError(f"The adaptive integrator failed: {sol.message}", phase="free")
         ys = np.clip(sol.y.T.reshape((steps + 1,) + shape), 0.0, 1.0)
@@ -244,5 +300,6 @@ class OdeSubstrate(Substrate):
         out[..., fr] = np.moveaxis(ys, 0, 2)
         speed = np.abs(field(t_end, out[:, :, -1, fr].ravel())).reshape(shape).max(axis=-1)
         meta = {"integrator": f"scipy {self.solver} rtol={self.rtol:g} atol={self.atol:g}",
+                "max_evaluations": self.max_evaluations,
                 "n_function_evaluations": int(sol.nfev)}
         return out, speed, meta

@@ -16,6 +16,11 @@ Two PySpice 1.5 behaviours are worked around here:
 * Simulation results stay in ngspice's memory until destroyed (PySpice issues #246, #373). After
   each run the plot is destroyed and the circuit removed (``destroy all``, ``remcirc``); the one
   shared-library instance is reused for the life of the process.
+
+Ctrl-C: a foreground ``run`` executes inside the C library, where Python's signal handler only
+runs in PySpice's callbacks and cffi drops the ``KeyboardInterrupt`` raised there. Each
+transient therefore runs in ngspice's background thread while Python waits (and checks the
+wall-time budget ``max_seconds``); short foreground calls hold a Ctrl-C and raise it after.
 """
 
 from __future__ import annotations
@@ -73,6 +78,44 @@ def _stopped_at(lines) -> float:
     return 0.0
 
 
+class _DeferredInterrupt:
+    """Hold Ctrl-C while the main thread is inside a foreground ngspice call, raise it after.
+
+    Inside the C library Python's handler would run in one of PySpice's callbacks, where cffi
+    prints and drops the ``KeyboardInterrupt``: the Ctrl-C would be lost. Loading a large
+    netlist or freeing a large plot takes long enough for that to happen.
+    """
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.hit = False
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            old = signal.getsignal(signal.SIGINT)
+            if callable(old):  # not SIG_IGN / SIG_DFL: someone (Python) handles Ctrl-C
+                self.old = old
+                signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, signum, frame):
+        self.hit = True
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+        if self.hit and exc[0] is None:
+            raise KeyboardInterrupt
+        return False
+
+
+class _WallTimeExceeded(Exception):
+    """Internal: a transient ran past its wall-time budget (seconds elapsed in ``args[0]``)."""
+
+
 _shared = None  # the one NgSpiceShared instance of this process (ngspice keeps global state)
 
 
@@ -128,17 +171,96 @@ def _quiet_class():
                 self._ngspice_shared.ngSpice_Command(ffi.NULL)
                 self._number_of_exec_calls = 0
             self.clear_output()
-            rc = self._ngspice_shared.ngSpice_Command(cmd.encode("ascii"))
+            with _DeferredInterrupt():
+                rc = self._ngspice_shared.ngSpice_Command(cmd.encode("ascii"))
             if rc:
                 raise SimulationError(f"ngspice refused the command {cmd!r} (return code {rc}).")
             return list(self._stderr)
+
+        @staticmethod
+        def _background_thread_running(not_running, ngspice_id, user_data):
+            # ngspice calls this from its thread as a background run starts (False) and when it
+            # has ended (True): the flag means "not running" (measured with ngspice 42; PySpice
+            # reads it the other way round).
+            self = ffi.from_handle(user_data)
+            self._is_running = not not_running
+            if not_running and hasattr(self, "_bg_done"):
+                self._bg_done.set()
+            return 0
+
+        def run_transient(self, max_seconds: float | None) -> list[str]:
+            """Run the loaded circuit in ngspice's background thread; returns its stderr lines.
+
+            The main thread waits here (short lock waits), so Ctrl-C reaches Python as a
+            ``KeyboardInterrupt`` at once (a foreground ``run`` executes inside the C library,
+            where a Python signal handler only runs in PySpice's callbacks, which swallow the
+            exception). On Ctrl-C or when ``max_seconds`` (wall time) is exceeded, the run is
+            halted with ``bg_halt`` before this returns or raises; a timeout raises
+            :class:`_WallTimeExceeded`.
+            """
+            import threading
+
+            self.clear_output()
+            lib = self._ngspice_shared
+            if not hasattr(self, "_bg_done"):
+                self._bg_done = threading.Event()
+            self._bg_done.clear()
+            rc = lib.ngSpice_Command(b"bg_run")
+            if rc:
+                raise SimulationError(f"ngspice refused the command 'bg_run' (return code {rc}).")
+            start = time.monotonic()
+            try:
+                # Short waits: a lock wait is interrupted by Ctrl-C, and the budget is checked.
+                while not self._bg_done.wait(0.05):
+                    if max_seconds is not None and time.monotonic() - start > max_seconds:
+                        raise _WallTimeExceeded(time.monotonic() - start)
+                    if time.monotonic() - start > 2.0 and not lib.ngSpice_running():
+                        break  # no thread is running and none said it ended: never wait for ever
+                while lib.ngSpice_running():  # the thread's last steps after its callback
+                    time.sleep(1e-4)
+            except BaseException:
+                self._halt()
+                raise
+            return list(self._stderr)
+
+        def _halt(self) -> None:
+            """Stop a background run and wait for ngspice's thread to end (Ctrl-C is held off)."""
+            import signal
+
+            lib = self._ngspice_shared
+            old = None
+            try:  # a second Ctrl-C while halting must not leave ngspice's thread running
+                old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            except ValueError:  # not the main thread
+                pass
+            try:
+                halted = False
+                for _ in range(1000):  # up to ~10 s; ngspice stops within a time step
+                    if self._bg_done.is_set() and not lib.ngSpice_running():
+                        break
+                    if not halted and lib.ngSpice_running():  # (it may not have started yet)
+                        lib.ngSpice_Command(b"bg_halt")
+                        halted = True
+                    time.sleep(0.01)
+            finally:
+                if old is not None:
+                    signal.signal(signal.SIGINT, old)
+
+        def release(self) -> None:
+            """Free the results and the circuit, so memory stays flat over many runs (both
+            commands run even if Ctrl-C comes in between; it is raised after them)."""
+            self._number_of_exec_calls += 2  # counted as in command()
+            with _DeferredInterrupt():
+                for cmd in (b"destroy all", b"remcirc"):
+                    self._ngspice_shared.ngSpice_Command(cmd)
 
         def circuit(self, text: str) -> list[str]:
             """Load a netlist; returns the stdout and stderr lines ngspice printed while parsing."""
             lines = [ln for ln in text.splitlines() if ln] + [""]
             keep = [ffi.new("char[]", ln.encode("utf8")) for ln in lines] + [ffi.NULL]
             self.clear_output()
-            rc = self._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep))
+            with _DeferredInterrupt():
+                rc = self._ngspice_shared.ngSpice_Circ(ffi.new("char *[]", keep))
             if rc:
                 raise SimulationError(f"ngspice could not load the netlist (return code {rc}).")
             return list(self._stdout) + list(self._stderr)
@@ -160,7 +282,7 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
     """Phase results of consecutive network chunks joined along the network axis."""
     def join(trajs):
         first = trajs[0]
-        meta = dict(first.meta)
+        meta = dict(next((t.meta for t in trajs if "units" in t.meta), first.meta))  # a run that worked
         meta["clamp_overshoot_max"] = max(t.meta["clamp_overshoot_max"] for t in trajs)
         meta["clamp_overshoot_final"] = max(t.meta["clamp_overshoot_final"] for t in trajs)
         for key in ("clamp_overshoot_per_network", "final_speed"):
@@ -168,6 +290,8 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
         meta["time_points"] = [t.meta["time_points"] for t in trajs]
         meta["seconds"] = sum(t.meta["seconds"] for t in trajs)
         meta["peak_rss_mb"] = trajs[-1].meta["peak_rss_mb"]
+        meta["diverged_why"] = [w for t in trajs for w in t.meta.get("diverged_why", [""] * t.n_networks)]
+        meta["magnitude"] = max(float(t.meta.get("magnitude", 0.0)) for t in trajs)
         msgs = "; ".join(t.message for t in trajs if t.message)
         return Trajectory(first.times, np.concatenate([t.states for t in trajs]), first.roles, first.phase,
                           first.substrate, np.concatenate([t.settled for t in trajs]), first.settle_tol,
@@ -176,6 +300,37 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
     free = join([p.free for p in parts])
     nudged = join([p.nudged for p in parts]) if parts[0].nudged is not None else None
     return PhaseResult(free, nudged)
+
+
+def _fingerprint(batch: NetworkBatch) -> bytes:
+    """Identifies a batch's circuits (weights, biases, connections) to remember failures."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for arr in (batch.weights, batch.bias, batch.mask):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.digest()
+
+
+def _failed_part(batch: NetworkBatch, inputs, schedule: Schedule, targets, name: str, why: str) -> PhaseResult:
+    """The phases of networks whose ngspice run failed: non-finite states, marked diverged."""
+    roles = batch.roles
+    S, P, N = len(batch), inputs.shape[0], roles.n_neurons
+    out = []
+    phases = [("free", schedule.free_steps)]
+    if targets is not None and schedule.nudged_steps > 0:
+        phases.append(("nudged", schedule.nudged_steps))
+    for phase, steps in phases:
+        states = np.full((S, P, steps + 1, N), np.nan)
+        states[..., :roles.n_inputs] = inputs[None, :, None, :]
+        meta = {"clamp_overshoot_max": 0.0, "clamp_overshoot_final": 0.0,
+                "clamp_overshoot_per_network": np.zeros(S), "final_speed": np.full((S, P), np.inf),
+                "time_points": 0, "seconds": 0.0, "peak_rss_mb": _rss_peak_mb(), "magnitude": float("inf"),
+                "diverged_why": [why] * S}
+        out.append(Trajectory(schedule.dt * np.arange(steps + 1), states, roles, phase, name,
+                              np.zeros((S, P), dtype=bool), schedule.settle_tol, np.ones(S, dtype=bool),
+                              f"{phase} phase diverged: {why}", meta))
+    return PhaseResult(*out)
 
 
 def _rss_peak_mb() -> float:
@@ -241,6 +396,15 @@ class SpiceSubstrate(Substrate):
         Further ``.options`` for ngspice.
     netlist_dir : str or Path, optional
         Where a failing netlist is saved (default: the system temporary folder).
+    rail_margin : float
+        How far (units of ``V_scale``) a node may go outside the rails [0, ``V_scale``] before its
+        network counts as diverged (default 0.25). A working clamp holds a node within a diode
+        drop of its rail, about 1 % of ``V_scale`` at the default 10 V (reported per run as
+        ``meta["clamp_overshoot_max"]``); a stiff or runaway circuit leaves the rails by volts.
+    max_seconds : float or None
+        Wall-time budget of one ngspice transient (seconds; default 600, None = no limit). A run
+        past it is halted and raises :class:`~deepcircuit.errors.SimulationError` (a stiff or
+        runaway circuit takes ever smaller time steps rather than failing).
     networks_per_run : int or None
         How many networks of a batch share one netlist (each netlist always holds every
         presentation, and both phases run in one transient). 1 (default): one ngspice run per
@@ -254,16 +418,22 @@ class SpiceSubstrate(Substrate):
     def __init__(self, *, clamp: "str | ClampModel" = "diode", units: CircuitUnits | None = None,
                  nonideal: NonIdealities | None = None, reltol: float = 1e-4,
                  options: dict | None = None, netlist_dir: "str | Path | None" = None,
-                 networks_per_run: int | None = 1) -> None:
+                 networks_per_run: int | None = 1, max_seconds: float | None = 600.0,
+                 rail_margin: float = 0.25) -> None:
         self.clamp = ClampModel.of(clamp)
         self.units = units or CircuitUnits()
+        self.clamp.check_fits(self.units)  # a clamp that cannot clamp at these units is refused
         self.nonideal = nonideal or NonIdealities()
         self.reltol = check_real("reltol", reltol, low=0.0, low_open=True)
         self.options = dict(options or {})
         self.netlist_dir = Path(netlist_dir) if netlist_dir is not None else Path(tempfile.gettempdir())
         self.networks_per_run = None if networks_per_run is None else check_int("networks_per_run", networks_per_run, low=1)
+        self.max_seconds = None if max_seconds is None else check_real("max_seconds", max_seconds, low=0.0,
+                                                                       low_open=True)
+        self.rail_margin = check_real("rail_margin", rail_margin, low=0.0, low_open=True)
         self.epoch: int | None = None  # set by callers that know it, for error messages
         self.runs = 0
+        self._failed: dict[bytes, str] = {}  # networks of a batch whose run failed, by fingerprint
         self.last_netlist: Netlist | None = None
 
     def __repr__(self) -> str:
@@ -272,7 +442,7 @@ class SpiceSubstrate(Substrate):
     # -- public ------------------------------------------------------------------------
     def run(self, networks, inputs, initial, schedule: Schedule, *, targets=None) -> PhaseResult:
         batch = NetworkBatch.of(networks)
-        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets)
+        inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets, schedule)
         if not (np.all(np.isfinite(batch.weights)) and np.all(np.isfinite(batch.bias))):
             raise DivergenceError("The weights contain non-finite values; the network has diverged.",
                                   phase="free", magnitude=float("inf"))
@@ -290,11 +460,26 @@ class SpiceSubstrate(Substrate):
         parts = []
         for a in range(0, S, k):
             sub = NetworkBatch(batch.networks[a:a + k])
+            key = _fingerprint(sub)
+            if S > k and key in self._failed:
+                # Frozen by the training loop after failing: the same circuit fails again.
+                parts.append(_failed_part(sub, inputs, schedule, targets, self.name, f"still failing: "
+                                          f"{self._failed[key]}"))
+                continue
             net = compile_netlist(sub, inputs, initial[a:a + k], schedule, targets=targets, units=self.units,
                                   clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a)
             self.last_netlist = net
             t0 = time.perf_counter()
-            time_s, volts = self._simulate(ng, net)
+            try:
+                time_s, volts = self._simulate(ng, net)
+            except SimulationError as exc:
+                if S <= k:
+                    raise
+                # One network (chunk) of a batch failed: it is reported as diverged, with ngspice's
+                # reason and the saved netlist, and the other networks go on.
+                self._failed[key] = str(exc)
+                parts.append(_failed_part(sub, inputs, schedule, targets, self.name, str(exc)))
+                continue
             parts.append(self._trajectories(sub, net, inputs, time_s, volts, schedule, time.perf_counter() - t0))
         return parts[0] if len(parts) == 1 else _concat(parts)
 
@@ -309,7 +494,16 @@ class SpiceSubstrate(Substrate):
             bad = [ln for ln in parse if _PARSE_ERROR.search(ln)]
             if bad:
                 self._fail(net, 0.0, "ngspice rejected the netlist", bad)
-            err = ng.command("run")
+            try:
+                err = ng.run_transient(self.max_seconds)
+            except _WallTimeExceeded as exc:
+                t = ng.vector("time", missing_ok=True)
+                end = float(t[-1]) if t is not None and t.size else 0.0
+                self._fail(net, end, f"the transient ran past its wall-time budget of max_seconds = "
+                           f"{self.max_seconds:g} s ({exc.args[0]:.1f} s) at t = {end:.4g} s of "
+                           f"{net.stop:.4g} s", [], cause="too many time steps: a stiff or diverging "
+                           "circuit; try clamp='diode', smaller weights, looser reltol, or a larger "
+                           "max_seconds")
             fatal = [ln for ln in err if _FATAL.search(ln)]
             fatal += [ln for ln in ng._stdout if re.search(r"error|aborted", ln, re.I)]
             t = ng.vector("time", missing_ok=True)
@@ -326,15 +520,13 @@ class SpiceSubstrate(Substrate):
                 volts = np.concatenate([np.asarray(ic, dtype=float)[:, None], volts], axis=1)
             return t, volts
         finally:
-            # Free the results and the circuit, so memory stays flat over many runs.
-            ng.command("destroy all")
-            ng.command("remcirc")
+            ng.release()
 
-    def _fail(self, net: Netlist, end: float, what: str, lines) -> None:
+    def _fail(self, net: Netlist, end: float, what: str, lines, cause: str | None = None) -> None:
         path = self._save_netlist(net)
         phase = "free" if end < net.free_end or net.stop <= net.free_end else "nudged"
         said = " | ".join(ln.strip() for ln in lines if ln.strip())[:600] or "nothing on stderr"
-        cause = next((c for rx, c in _CAUSES if rx.search(said)), "see the ngspice messages")
+        cause = cause or next((c for rx, c in _CAUSES if rx.search(said)), "see the ngspice messages")
         # train() calls run() once per epoch on a substrate it created, so the run index is the
         # epoch there; a caller that knows better sets ``self.epoch``.
         epoch = (f" of epoch {self.epoch}" if self.epoch is not None else
@@ -381,6 +573,18 @@ class SpiceSubstrate(Substrate):
             speed = np.abs(res[:, :, -1, roles.n_inputs:] - res[:, :, -2, roles.n_inputs:]).max(axis=-1) / schedule.dt \
                 if steps >= 1 else np.full((S, P), np.inf)
             settled, diverged, msg = phase_status(phase, res, speed, schedule.settle_tol, schedule.dt * steps)
+            # A clamped node stays within a diode drop (or J / stiffness) of its rail; a node far
+            # outside the rails is a runaway circuit, not a state: the same verdict as non-finite.
+            worst = dev.max(axis=(1, 2, 3)) if dev.size else np.zeros(S)
+            runaway = worst > self.rail_margin
+            if runaway.any():
+                diverged = diverged | runaway
+                settled = settled & ~diverged[:, None]
+                msg = (f"{phase} phase diverged for network(s) {np.flatnonzero(runaway).tolist()}: node "
+                       f"voltages {float(worst.max()):.3g} V_scale outside the rails [0, V_scale] (allowed: "
+                       f"rail_margin = {self.rail_margin:g} V_scale)")
+            why = [f"node voltages {w:.3g} V_scale outside the rails (allowed {self.rail_margin:g})" if r
+                   else ("non-finite states" if d else "") for w, r, d in zip(worst, runaway, diverged)]
             meta = {
                 "simulator": "ngspice (shared library, PySpice)", "clamp": net.meta["clamp"],
                 "units": {"v_scale": Vs, "capacitance": net.units.capacitance,
@@ -389,7 +593,9 @@ class SpiceSubstrate(Substrate):
                 # outside [0, V_scale] during the phase, in units of V_scale.
                 "clamp_overshoot_max": float(dev.max()) if dev.size else 0.0,
                 "clamp_overshoot_final": float(over[..., np.searchsorted(t_tau, grid[-1] - 1e-12)].max()),
-                "clamp_overshoot_per_network": dev.max(axis=(1, 2, 3)) if dev.size else np.zeros(S),
+                "clamp_overshoot_per_network": worst,
+                **({"magnitude": float(worst.max()) + 1.0} if runaway.any() else {}),
+                "diverged_why": why,
                 "time_points": int(in_phase.sum()), "seconds": seconds, "final_speed": speed,
                 "peak_rss_mb": _rss_peak_mb(),
             }

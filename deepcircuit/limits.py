@@ -1,0 +1,79 @@
+"""Size limits on what deepcircuit reads and allocates, in one place.
+
+deepcircuit trusts nothing in a model file, edge list, data file or on the command line (see
+``docs/security.md``). Every size a user controls is checked against one of the limits below
+*before* anything is allocated, and the error names the limit that was hit, so a hostile or
+mistyped input ends in one clear line instead of a ``MemoryError``, a ``RecursionError`` or an
+hours-long run. The limits are far above every study of the project (XOR-sized networks of a
+few dozen neurons, 10^3-10^4 steps per phase); a caller with a real need can raise them by
+assigning to the module attribute (``deepcircuit.limits.MAX_NEURONS = ...``).
+"""
+
+from __future__ import annotations
+
+from .errors import LimitExceededError
+
+#: Largest model file read, in bytes. A model file of a network at MAX_NEURONS (1024) is 40 MB
+#: of JSON and loads in about 20 s (benchmarks/bench_model_load.py), so every network deepcircuit
+#: can train, it can also load.
+MAX_MODEL_FILE_BYTES = 64 * 2**20
+#: Largest edge-list file read by ``train --topology FILE``, in bytes.
+MAX_EDGE_FILE_BYTES = 16 * 2**20
+#: Deepest nesting of JSON arrays/objects in a model file (a valid one nests 4 deep).
+MAX_JSON_DEPTH = 32
+#: Most decimal digits of an integer in a model file (seeds go up to 2**63 - 1, 19 digits; Python
+#: refuses more than 4300 anyway, with a traceback).
+MAX_INT_DIGITS = 20
+#: Most neurons in one network (inputs, bias, hidden and outputs); weights are N x N, and the
+#: model file of N = 1024 (40 MB) stays below MAX_MODEL_FILE_BYTES.
+MAX_NEURONS = 1024
+#: Most hidden layers.
+MAX_LAYERS = 256
+#: Most steps of one phase (free or nudged).
+MAX_PHASE_STEPS = 10_000_000
+#: Most training epochs.
+MAX_EPOCHS = 10_000_000
+#: Most seeds (networks) of one run.
+MAX_SEEDS = 100_000
+#: Largest state array a run may allocate: networks x presentations x steps x neurons x 8 bytes.
+MAX_STATE_BYTES = 4 * 2**30
+#: Smallest netlist time step dt * tau, seconds: ngspice fails ("Timestep too small") near 1e-306 s
+#: and integrates fine at 1e-46 s (measured with ngspice 42 on an exported XOR netlist).
+MIN_NETLIST_STEP_SECONDS = 1e-30
+#: Allowed circuit scales (volts, farads, siemens). Exported netlists are tested in plain ngspice
+#: at V_scale 0.1 to 1000 V (tests/test_runtime_numerics.py); outside that range nothing is known
+#: to work, and 1e308 V still "ran" while printing garbage, so it is refused.
+V_SCALE_RANGE = (0.1, 1000.0)
+CAPACITANCE_RANGE = (1e-18, 1e-3)
+TRANSCONDUCTANCE_RANGE = (1e-12, 1.0)
+#: Longest piece of user text (file name, task name, ...) copied into a netlist comment.
+MAX_NETLIST_TEXT = 200
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.4g} MiB" if n < 2**30 else f"{n / 2**30:.4g} GiB"
+
+
+def check_limit(what: str, value: int, limit: str) -> int:
+    """Return ``value`` if it is at most the limit called ``limit`` in this module; else raise
+    :class:`~deepcircuit.errors.LimitExceededError` naming both."""
+    cap = globals()[limit]
+    if value > cap:
+        raise LimitExceededError(
+            f"{what} is {value}, above the limit {limit} = {cap} (deepcircuit.limits); "
+            "see docs/security.md.")
+    return value
+
+
+def check_state_size(n_networks: int, n_presentations: int, steps: int, n_neurons: int) -> int:
+    """Check that the states ``(networks, presentations, steps + 1, neurons)`` and the weights
+    ``(networks, neurons, neurons)`` of a run, as float64, fit in :data:`MAX_STATE_BYTES`; return
+    their size in bytes."""
+    S, P, T, N = int(n_networks), int(n_presentations), int(steps) + 1, int(n_neurons)
+    nbytes = 8 * S * (P * T * N + N * N)
+    if nbytes > MAX_STATE_BYTES:
+        raise LimitExceededError(
+            f"The states and weights of this run need {_mb(nbytes)} ({S} network(s) x ({P} presentation(s) x "
+            f"{T} steps x {N} neurons + {N} x {N} weights) x 8 bytes), above the limit MAX_STATE_BYTES = "
+            f"{_mb(MAX_STATE_BYTES)} (deepcircuit.limits); use fewer steps, seeds or neurons.")
+    return nbytes

@@ -129,7 +129,15 @@ def build_standalone(b2, directory: Path, make) -> tuple[dict, dict, float]:
             results, targets = make(device)
             # Brian2 rewrites only files whose text changed, so in a folder built before `make`
             # finds the compiled objects up to date.
-            device.build(directory=str(directory), compile=True, run=False, with_output=False)
+            device.build(directory=str(directory), compile=False, run=False, with_output=False)
+            # Compiled here rather than by Brian2 (which uses os.system, during which this process
+            # ignores SIGINT): a Ctrl-C stops the build as a KeyboardInterrupt.
+            make = [b2.prefs["devices.cpp_standalone.make_cmd_unix"],
+                    *b2.prefs["devices.cpp_standalone.extra_make_args_unix"]]
+            proc = subprocess.run(make, cwd=directory, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"make failed (exit {proc.returncode}): "
+                                   f"{(proc.stderr or proc.stdout).strip()[-800:]}")
             files = {name: (device.get_array_filename(var), np.dtype(var.dtype)) for name, var in results.items()}
             names = {k: (f"{obj.name}.{var}", np.dtype(dtype)) for k, (obj, var, dtype) in targets.items()}
             write_atomic(manifest, json.dumps({

@@ -14,7 +14,10 @@ from .network import Network, NetworkBatch
 from .roles import Roles
 from .substrates import Schedule, Substrate, available_substrates, get_substrate, initial_states
 from .tasks import TASKS, Task, get_task
-from .training import History, TrainingConfig, TrainingResult, evaluate, train
+from .data_builtin import BUILTIN_DATASETS
+from .data_split import Dataset, load_dataset
+from .comparison import compare_predictions
+from .training import History, TrainingConfig, TrainingResult, evaluate, predict, train
 from .trajectory import PhaseResult, Trajectory
 
 __version__ = "0.1.0"
@@ -26,6 +29,7 @@ __all__ = [
     "Network", "NetworkBatch", "Roles", "Schedule", "Substrate", "available_substrates",
     "get_substrate", "initial_states", "TASKS", "Task", "get_task", "History", "TrainingConfig",
     "TrainingResult", "evaluate", "train", "PhaseResult", "Trajectory", "__version__",
+    "BUILTIN_DATASETS", "Dataset", "load_dataset", "predict", "compare_predictions",
 ]
 
 # Input safety (issue 10): the size-limit error; the limits themselves are in deepcircuit.limits.

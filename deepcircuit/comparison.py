@@ -351,3 +351,74 @@ def compare(network: Network, task: "Task | str", substrates: Sequence[str], *,
         comp.training = compare_training(train_from, task, substrates, seed=seed, config=config,
                                          progress=progress, on_stage=on_stage)
     return comp
+
+
+@dataclass
+class PredictionComparison:
+    """One substrate's predictions on the samples of a data set's split, against the ODE's.
+
+    ``accuracy`` is on ``split`` (normally ``test``); ``agreement`` is the fraction of samples
+    whose predicted class equals the projected-Euler ODE's (the substrate training uses);
+    ``settled`` the fraction of samples whose free phase reached equilibrium.
+    """
+
+    label: str
+    substrate: str
+    split: str
+    accuracy: float
+    agreement: float
+    settled: float
+    predictions: list
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"substrate": self.substrate, "split": self.split, "accuracy": self.accuracy,
+                "agreement_with_ode": self.agreement, "settled": self.settled,
+                "seconds": self.seconds, "n_samples": len(self.predictions)}
+
+
+def compare_predictions(network: Network, task: Task, substrates: Sequence[str], *,
+                        schedule: Schedule | None = None, seed: int = 0,
+                        state_init_high: float = 0.1) -> dict[str, PredictionComparison]:
+    """Free-phase predictions of ``network`` on every presentation of ``task``, per substrate.
+
+    Made for data sets (hundreds of samples, hundreds of neurons): only the settled outputs
+    are kept (presentations run in memory-bounded chunks), and each substrate is judged by its
+    accuracy and by how often its predicted class agrees with the projected-Euler ODE's. Every
+    substrate starts from the same initial states (drawn from ``seed``). ``task`` is a resolved
+    Task (for example ``Dataset.test.subset(range(100))``); nothing is looked up by name.
+    """
+    from .training_steps import evaluate_split
+
+    if not isinstance(task, Task):
+        raise InvalidInputError(f"compare_predictions takes a resolved Task; got {type(task).__name__}.")
+    check_task_fits(task, network.roles)
+    specs = [parse_substrate_spec(s) for s in substrates]
+    if not specs:
+        raise InvalidInputError("Give at least one substrate to compare.")
+    # Full-length free phases everywhere: every substrate is judged on the same time budget.
+    schedule = replace(schedule or Schedule(), stop_at_equilibrium=False)
+    batch = NetworkBatch.of(network)
+
+    def run(sub):
+        t0 = time.perf_counter()
+        score = evaluate_split(sub, batch, task, [np.random.default_rng(seed)], schedule, state_init_high,
+                               keep_outputs=True)
+        return score, time.perf_counter() - t0
+
+    ref, ref_seconds = run(OdeSubstrate())
+    ref_pred = np.asarray(task.predict(ref.outputs[0]))
+    out: dict[str, PredictionComparison] = {}
+    for label, name, options in specs:
+        if name == "ode" and not options:
+            score, seconds = ref, ref_seconds
+        else:
+            with get_substrate(name, **options) as sub:
+                score, seconds = run(sub)
+        pred = np.asarray(task.predict(score.outputs[0]))
+        same = pred == ref_pred
+        if same.ndim > 1:
+            same = same.all(axis=-1)
+        out[label] = PredictionComparison(label, name, task.split, float(score.accuracy[0]),
+                                          float(same.mean()), float(score.settled[0]), pred.tolist(), seconds)
+    return out

@@ -190,5 +190,12 @@ def validate_model_dict(d: Any, where: str = "the model file") -> None:
         # their entries are free-form JSON (bounded by the size and depth limits).
         _dict("history", d.get("history"))
         _dict("metrics", d.get("metrics"))
+        if d.get("dataset") is not None:  # the data set a model was trained on (docs/model-file.md)
+            from .data_split import check_dataset_dict
+
+            try:
+                check_dataset_dict(d["dataset"])
+            except ModelFileError as exc:
+                raise _Bad("dataset", str(exc)) from None
     except _Bad as exc:
         raise ModelFileError(f"{where} is not a valid deepcircuit model file: {exc}") from None

@@ -41,19 +41,27 @@ class ModelFile:
     metrics: dict = field(default_factory=dict)
     #: Where it was loaded from (for messages); not stored in the file.
     path: str | None = None
+    #: The data set it was trained on (name, source, split seed and fractions, classes, scaler):
+    #: :meth:`deepcircuit.data_split.Dataset.to_dict`. None for logic tasks and older files.
+    dataset: dict | None = None
 
     def task_for(self, name: str | None = None):
         """The :class:`~deepcircuit.tasks.Task` to run: ``name``, else the one the model was trained on.
 
         Fails with a clear message when neither is known or the task does not fit the network.
         """
-        from .tasks import get_task
+        from .tasks import TASKS, get_task
         from .training import check_task_fits
 
         if not (name or self.task):
             where = f"{self.path!r}" if self.path else "This model file"
             raise ModelFileError(f"{where} does not say which task it was trained on; give --task.")
-        task = get_task(name or self.task)
+        if self.dataset or (name and name.lower() not in TASKS):
+            from .data_split import dataset_for_model
+
+            task = dataset_for_model(self, task=name).test
+        else:
+            task = get_task(name or self.task)
         check_task_fits(task, self.network.roles)
         return task
 
@@ -213,6 +221,7 @@ def model_to_dict(model: ModelFile) -> dict:
         "config": model.config,
         "history": model.history,
         "metrics": model.metrics,
+        **({"dataset": model.dataset} if model.dataset else {}),
     }, default=_json_default, allow_nan=True)))
 
 
@@ -332,4 +341,5 @@ def load_model(path: "str | Path") -> ModelFile:
     except (KeyError, TypeError, ValueError, OverflowError, DeepCircuitError) as exc:
         raise ModelFileError(f"{where} is a damaged deepcircuit model file: {exc}") from None
     return ModelFile(net, d.get("seed"), d.get("task"), d.get("substrate"), d.get("config") or {},
-                     d.get("history") or {}, d.get("metrics") or {}, str(path))
+                     d.get("history") or {}, d.get("metrics") or {}, str(path),
+                     d.get("dataset") if isinstance(d.get("dataset"), dict) else None)

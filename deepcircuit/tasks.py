@@ -19,12 +19,19 @@ class Task:
     """A supervised task: presentations ``inputs (P, n_inputs)`` and ``targets (P, n_outputs)``.
 
     ``readout`` is ``"threshold"`` (output > 0.5 means 1) or ``"argmax"`` (one-hot classes).
+    ``split`` says which part of a data set these presentations are (``train``, ``validation``,
+    ``test``), or ``all`` for a logic task, whose one table is both train and test set.
     """
 
     name: str
     inputs: np.ndarray
     targets: np.ndarray
     readout: str
+    split: str = "all"
+
+    def subset(self, index) -> "Task":
+        """The presentations ``index`` (indices, slice or mask) as a Task of the same split."""
+        return Task(self.name, self.inputs[index], self.targets[index], self.readout, self.split)
 
     @property
     def n_inputs(self) -> int:

@@ -12,20 +12,21 @@ import copy
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ._validation import check_choice, check_int, check_real
-from .errors import DivergenceError, DivergenceWarning, InvalidInputError, NotSettledWarning
+from .errors import DivergenceError, DivergenceWarning, InvalidInputError, InvalidTypeError, NotSettledWarning
 from .families import get_family
-from .learning import apply_update, weight_update
 from .network import Network, NetworkBatch
-from .pruning import magnitude_prune, stochastic_sparsify, symmetric_keep
 from .roles import Roles
+from .data_defaults import dataset_defaults
+from .data_split import Dataset, load_dataset
 from .substrates import Schedule, Substrate, get_substrate, initial_states
-from .tasks import Task, get_task
-from .trajectory import PhaseResult
+from .tasks import Task
+from .training_steps import (EpochCallback, EpochTally, epoch_batches, evaluate_split, frozen_mask,
+                             prune_step, rule_step, run_callbacks, run_phases)
 
 PRUNE_METHODS = ("stochastic", "magnitude")
 
@@ -78,6 +79,22 @@ class TrainingConfig:
         End phases early once settled (saves time; off in the reference).
     max_weight : float
         A network whose largest ``|W|`` exceeds this is declared diverged.
+    batch_size : int or None
+        Presentations per minibatch; ``None`` (default) = the whole training split in one batch,
+        in its stored order (the reference). Each minibatch settles together and gives one update,
+        the mean of the rule over its presentations.
+    shuffle_seed : int
+        Seed of the per-epoch shuffling of minibatches (one order shared by every seed).
+    freeze : tuple of str
+        Connection groups that keep their initial weights, e.g. ``("input-hidden",)``; see
+        :data:`deepcircuit.training_steps.FREEZE_GROUPS`.
+    early_stopping : int or None
+        Stop a seed when its validation accuracy has not improved for this many evaluations and
+        keep its best-validation weights (needs a validation split). ``None`` = off.
+    eval_every : int or None
+        Evaluate the test (and validation) split every this many epochs (0 = only at the end).
+        ``None``: every epoch for data sets; only at the end for logic tasks and parity tables,
+        whose test set is the training table (measured every epoch anyway as ``History.error``).
     """
 
     epochs: int = 200
@@ -101,8 +118,25 @@ class TrainingConfig:
     settle_tol: float = 1e-4
     stop_at_equilibrium: bool = False
     max_weight: float = 1e6
+    batch_size: int | None = None
+    shuffle_seed: int = 0
+    freeze: tuple = ()
+    early_stopping: int | None = None
+    eval_every: int | None = None
 
     def __post_init__(self) -> None:
+        if self.batch_size is not None:
+            check_int("batch_size", self.batch_size, low=1)
+        check_int("shuffle_seed", self.shuffle_seed, low=0)
+        if self.early_stopping is not None:
+            check_int("early_stopping", self.early_stopping, low=1)
+        if self.eval_every is not None:
+            check_int("eval_every", self.eval_every, low=0)
+        if self.freeze is not None and not isinstance(self.freeze, (str, list, tuple)):
+            raise InvalidTypeError(f"The 'freeze' parameter must be connection group names; got {self.freeze!r}.")
+        freeze = (self.freeze,) if isinstance(self.freeze, str) else tuple(self.freeze or ())
+        frozen_mask(Roles(2, (1,), 1), freeze)  # validates the group names
+        object.__setattr__(self, "freeze", freeze)
         check_int("epochs", self.epochs, low=0)
         check_real("eta", self.eta, low=0.0)
         check_real("beta0", self.beta0)
@@ -145,6 +179,15 @@ class TrainingConfig:
         return cls().replace(**dict(d))
 
     @classmethod
+    def for_task(cls, task: "str | Task | Dataset", *, model: str = "deep",
+                 preset: str = "default") -> "TrainingConfig":
+        """The preset with the data set's own defaults (batch size, phase lengths, epochs ...)
+        from :mod:`deepcircuit.data_defaults`; logic tasks get the preset unchanged."""
+        name = task.name if isinstance(task, (Task, Dataset)) else str(task)
+        source = task.source if isinstance(task, Dataset) else None
+        return cls.preset(preset, model=model).replace(**dataset_defaults(name, model, source=source).settings)
+
+    @classmethod
     def preset(cls, name: str = "default", *, model: str = "deep") -> "TrainingConfig":
         """Named settings: ``"paper"`` (the reference notebooks exactly) or ``"default"``.
 
@@ -184,6 +227,13 @@ class History:
     update (as in the reference). ``update_norm`` is the Frobenius norm of ``eta * dW``.
     ``free_settled`` / ``nudged_settled`` are the fractions of presentations at equilibrium.
     ``extra`` holds what epoch callbacks recorded (for example stability certificates).
+
+    ``mse`` and ``error`` are on the **train** split: the free phases of the epoch's minibatches,
+    each before its own update (one full batch: exactly the reference's measure).
+    ``test_error``/``test_mse`` and ``validation_error`` are on those splits, measured after the
+    epoch's updates (NaN in epochs without an evaluation, see ``eval_every``).
+    ``free_steps_used``/``nudged_steps_used``: mean Euler steps per presentation each phase took
+    (less than the budget when phases stop at equilibrium). ``seconds``: wall time of the epoch.
     """
 
     mse: list = field(default_factory=list)
@@ -192,18 +242,36 @@ class History:
     update_norm: list = field(default_factory=list)
     free_settled: list = field(default_factory=list)
     nudged_settled: list = field(default_factory=list)
+    test_error: list = field(default_factory=list)
+    test_mse: list = field(default_factory=list)
+    validation_error: list = field(default_factory=list)
+    free_steps_used: list = field(default_factory=list)
+    nudged_steps_used: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
+    _KEYS = ("mse", "error", "sparsity", "update_norm", "free_settled", "nudged_settled", "test_error",
+             "test_mse", "validation_error", "free_steps_used", "nudged_steps_used", "seconds")
+
+    @property
+    def train_accuracy(self) -> list:
+        """Per-epoch accuracy on the train split (``1 - error``)."""
+        return [1.0 - e for e in self.error]
+
+    @property
+    def test_accuracy(self) -> list:
+        """Per-epoch accuracy on the test split (NaN where not evaluated)."""
+        return [1.0 - e for e in self.test_error]
+
     def to_dict(self) -> dict:
-        d = {k: [float(v) for v in getattr(self, k)] for k in
-             ("mse", "error", "sparsity", "update_norm", "free_settled", "nudged_settled")}
+        d = {k: [float(v) for v in getattr(self, k)] for k in self._KEYS}
         d["extra"] = self.extra
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "History":
-        h = cls(**{k: list(d.get(k, [])) for k in
-                   ("mse", "error", "sparsity", "update_norm", "free_settled", "nudged_settled")})
+        # Older model files lack the newer keys; they load as empty lists.
+        h = cls(**{k: [float(v) for v in d.get(k, [])] for k in cls._KEYS})
         h.extra = dict(d.get("extra", {}))
         return h
 
@@ -227,9 +295,24 @@ class TrainingResult:
     mse: np.ndarray
     diverged: list[str | None]
     seconds: float
-    #: ``(S, P)``: whether each presentation of the final evaluation settled; ``train_error``
+    dataset: Dataset | None = None
+    test_error: np.ndarray | None = None
+    test_mse: np.ndarray | None = None
+    validation_error: np.ndarray | None = None
+    best_epoch: list | None = None
+    #: ``(S, P)``: whether each presentation of the final train-split evaluation settled; ``train_error``
     #: and ``mse`` read the outputs at the end of the phase either way.
     final_settled: np.ndarray | None = None
+
+    @property
+    def train_accuracy(self) -> np.ndarray:
+        """Final accuracy on the **train** split, per seed."""
+        return 1.0 - np.asarray(self.train_error)
+
+    @property
+    def test_accuracy(self) -> np.ndarray:
+        """Final accuracy on the **test** split, per seed (the train split for logic tasks)."""
+        return 1.0 - np.asarray(self.train_error if self.test_error is None else self.test_error)
 
     @property
     def solved(self) -> int:
@@ -239,9 +322,6 @@ class TrainingResult:
     @property
     def sparsity(self) -> np.ndarray:
         return np.array([n.sparsity for n in self.networks])
-
-
-EpochCallback = Callable[[int, NetworkBatch, PhaseResult], "Mapping[str, Any] | None"]
 
 
 def parse_hidden(hidden: "int | str | Sequence[int]") -> tuple[int, ...]:
@@ -257,9 +337,11 @@ def parse_hidden(hidden: "int | str | Sequence[int]") -> tuple[int, ...]:
     return tuple(check_int("hidden", h, low=0) for h in hidden)
 
 
-def make_networks(task: Task, *, model: str, topology: Any, hidden, seeds: Sequence[int],
+def make_networks(task: "Task | Dataset", *, model: str, topology: Any, hidden, seeds: Sequence[int],
                   config: TrainingConfig, params: Mapping[str, float] | None = None) -> list[Network]:
     """The initial network of each seed (weights drawn from that seed's generator)."""
+    if isinstance(task, Dataset):
+        task = task.train
     roles = Roles(task.n_inputs, parse_hidden(hidden), task.n_outputs)
     if config.init_scale_bias is None and config.init_scale_free is None and config.init_mean_free == 0.0:
         return [Network.create(roles, family=model, topology=topology, params=params,
@@ -289,8 +371,11 @@ def _seed_rng(seed: int) -> np.random.Generator:
 def evaluate(networks, task: "Task | str", *, substrate: "str | Substrate" = "ode",
              schedule: Schedule | None = None, rng: "np.random.Generator | int | None" = None,
              state_init_high: float = 0.1):
-    """Free-phase evaluation: returns ``(trajectory, error (S,), mse (S,))``."""
-    task = get_task(task)
+    """Free-phase evaluation: returns ``(trajectory, error (S,), mse (S,))``.
+
+    A :class:`Dataset` is evaluated on its test split; a name is resolved with :func:`load_dataset`.
+    """
+    task = load_dataset(task).test
     batch = NetworkBatch.of(networks)
     check_task_fits(task, batch.roles)
     sub = get_substrate(substrate)
@@ -298,6 +383,28 @@ def evaluate(networks, task: "Task | str", *, substrate: "str | Substrate" = "od
     s0 = initial_states(np.random.default_rng(rng), len(batch), task.inputs, batch.roles, state_init_high)
     traj = sub.run(batch, task.inputs, s0, schedule).free
     return traj, task.error(traj.outputs), task.mse(traj.outputs)
+
+
+def predict(networks, task: "Task | Dataset | str", *, substrate: "str | Substrate" = "ode",
+            schedule: Schedule | None = None, seed: int = 0, state_init_high: float = 0.1) -> np.ndarray:
+    """Predicted labels ``(S, P)`` of each network on every presentation of ``task`` (free phase).
+
+    Unlike :func:`evaluate` it keeps only the settled outputs (presentations run in
+    memory-bounded chunks), so it suits a whole test split of a data set. A :class:`Dataset`
+    (or a name) is predicted on its test split. Labels are class indices (argmax readout) or
+    bits (threshold readout, shape ``(S, P, n_outputs)``).
+    """
+    task = load_dataset(task).test if not isinstance(task, Task) else task
+    batch = NetworkBatch.of(networks)
+    check_task_fits(task, batch.roles)
+    sub = get_substrate(substrate)
+    try:
+        rngs = [np.random.default_rng([check_int("seed", seed, low=0), k]) for k in range(len(batch))]
+        score = evaluate_split(sub, batch, task, rngs, schedule or Schedule(), state_init_high, keep_outputs=True)
+    finally:
+        if isinstance(substrate, str):  # ours to close; a caller's substrate stays open
+            sub.close()
+    return np.asarray(task.predict(score.outputs))
 
 
 def check_task_fits(task: Task, roles: Roles) -> None:
@@ -308,8 +415,8 @@ def check_task_fits(task: Task, roles: Roles) -> None:
             f"outputs, but the network has {roles.n_inputs} and {roles.n_outputs}.")
 
 
-def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete",
-          hidden: "int | str | Sequence[int]" = 5, seeds: "int | Sequence[int]" = (0,),
+def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = None,
+          hidden: "int | str | Sequence[int] | None" = None, seeds: "int | Sequence[int]" = (0,),
           config: TrainingConfig | None = None, substrate: "str | Substrate" = "ode",
           params: Mapping[str, float] | None = None, networks: Sequence[Network] | None = None,
           callbacks: Sequence[EpochCallback] = (), progress: bool = False,
@@ -318,38 +425,50 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
 
     Parameters
     ----------
-    task : str or Task
-        ``xor``, ``and``, ``or``, ``not``, ``identity`` or a ``-onehot`` version.
+    task : str, Task or Dataset
+        A logic task (``xor``, ``and``, ``or``, ``not``, ``identity`` or a ``-onehot`` version), a
+        built-in data set (``digits``, ``iris``, ``moons``, ``parity-N``) with its default split,
+        or a :class:`~deepcircuit.data_split.Dataset` from :func:`load_dataset` (user files,
+        other splits). The task is resolved once here; every step below uses the object.
     model : str
         Model family (``deep``, ``deep-leaky``, ``ep-asym``, ``ep-sym``).
     topology : str, edge list or networkx.DiGraph
-        ``complete``, ``layered`` or a user graph.
+        ``complete``, ``layered`` or a user graph; default: the data set's (see
+        :mod:`deepcircuit.data_defaults`; ``complete`` for logic tasks).
     hidden : int, str or sequence of int
-        Hidden layer sizes.
+        Hidden layer sizes; default: the data set's (5 for logic tasks).
     seeds : int or sequence of int
         A count (seeds ``0..n-1``) or the seeds themselves; each seeds its own generator.
     config : TrainingConfig
-        Settings; default ``TrainingConfig.preset("default", model=model)``.
+        Settings; default ``TrainingConfig.for_task(task, model=model)`` (the ``default`` preset
+        with the data set's defaults).
     substrate : str or Substrate
         Where the phases run (``ode`` by default).
     networks : sequence of Network, optional
         Start from these networks instead of fresh ones (one per seed).
     callbacks : sequence of callables
-        ``callback(epoch, networks, phase_result)`` after each epoch's phases; a returned dict is
-        stored in ``History.extra`` under its keys, one entry per epoch.
+        ``callback(epoch, networks, phase_result)`` after each epoch (with the epoch's last
+        minibatch); a returned dict is stored in ``History.extra`` under its keys, one entry per epoch.
     progress : bool
-        Show a progress bar on stderr.
+        Show a progress bar on stderr (with the current test accuracy).
     on_divergence : {"report", "raise"}
         ``report``: freeze a diverged network, warn with :class:`DivergenceWarning` and record it
         in ``TrainingResult.diverged``. ``raise``: raise :class:`DivergenceError` at once.
     """
     t_start = time.perf_counter()
-    task = get_task(task)
+    dataset = load_dataset(task)
+    task = dataset.train
     get_family(model)
-    config = config or TrainingConfig.preset("default", model=model)
+    defaults = dataset_defaults(dataset.name, model, source=dataset.source)
+    topology = defaults.topology if topology is None else topology
+    hidden = defaults.hidden if hidden is None else hidden
+    config = config or TrainingConfig.for_task(dataset, model=model)
     if config.epochs > 0 and config.nudged_steps < 1:
         raise InvalidInputError("Training needs a nudged phase: 'nudged_steps' must be >= 1; got 0.")
     check_choice("on_divergence", on_divergence, ("report", "raise"))
+    if config.early_stopping is not None and dataset.validation is None:
+        raise InvalidInputError("Early stopping needs a validation split; give a validation fraction "
+                                "(--validation-fraction) or leave early stopping off.")
     if isinstance(seeds, (int, np.integer)):
         seeds = list(range(check_int("seeds", seeds, low=1)))
     seeds = [check_int("seed", s, low=0) for s in seeds]
@@ -375,12 +494,26 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
     schedule = config.schedule
     settings = {"beta": config.beta, "beta0": config.beta0, "beta1": config.beta1,
                 "nudged_steps": config.nudged_steps}
+    frozen = frozen_mask(roles, config.freeze) if config.freeze else None
+    if frozen is not None and family.symmetric:
+        # A symmetric family's twin connections move together: freezing one freezes both.
+        frozen = (frozen[0] | frozen[0].T, frozen[1])
+    # Minibatch order: one generator for every seed (networks of a batch share presentations).
+    order_rng = np.random.default_rng(config.shuffle_seed)
+    # Test/validation evaluations draw initial states from their own generators, so that
+    # evaluating never changes what training draws (logic tasks keep their exact figures).
+    eval_rngs = [np.random.default_rng([s, _EVAL_STREAM]) for s in seeds]
+
+    eval_every = config.eval_every
+    if eval_every is None:
+        eval_every = 0 if dataset.test_is_train and dataset.validation is None else 1
 
     S = len(seeds)
     W, b, mask = batch.weights, batch.bias, batch.mask
     histories = [History() for _ in seeds]
     diverged: list[str | None] = [None] * S
     active = np.ones(S, dtype=bool)
+    stopper = _EarlyStopping(S, config.early_stopping)
 
     def fail(k: int, msg: str, phase: str, epoch: int, magnitude: float) -> None:
         if on_divergence == "raise":
@@ -403,76 +536,141 @@ def train(task: "Task | str", *, model: str = "deep", topology: Any = "complete"
     bar = _progress(config.epochs, progress, f"{task.name}/{model}/{sub.name}")
     try:
         for epoch in range(config.epochs):
-            s0 = _draw_initial(rngs, task, roles, config.state_init_high)
-            result = sub.run(batch, task.inputs, s0, schedule, targets=task.targets)
-            for ph in (result.free, result.nudged):
-                for k in np.flatnonzero(ph.diverged & active):
-                    why = (ph.meta.get("diverged_why") or [""] * len(seeds))[k] or "non-finite states"
-                    fail(k, f"{ph.phase} phase diverged in epoch {epoch} ({why})", ph.phase, epoch, float("inf"))
-            err, mse = task.error(result.free.outputs), task.mse(result.free.outputs)
-            dW, db = weight_update(family.rule, result, settings)
-            step = config.eta * (np.sign(dW) if config.sign else dW)
-            step_norm = np.linalg.norm(np.where(mask, step, 0.0).reshape(S, -1), axis=1)
-            W_new, b_new = apply_update(W, b, dW, db, mask, eta=config.eta, l1=config.l1, sign=config.sign)
-            big = np.abs(W_new).reshape(S, -1).max(axis=1)
-            bad = ~np.isfinite(big) | (big > config.max_weight) | ~np.isfinite(b_new).all(axis=1)
-            for k in np.flatnonzero(bad & active):
-                fail(k, f"weights diverged in the update of epoch {epoch} (max |W| = {big[k]:.3g}, "
-                        f"limit {config.max_weight:g})", "update", epoch, float(big[k]))
-            upd = active[:, None, None]
-            W = np.where(upd, W_new, W)
-            b = np.where(active[:, None], b_new, b)
-            if config.prune is not None:
-                if config.prune == "stochastic":
-                    keep = stochastic_sparsify(W, mask, tol=config.prune_tol,
-                                               temperature=config.prune_temperature, rng=rngs)
-                else:
-                    keep = magnitude_prune(W, mask, tol=config.prune_tol)
-                if family.symmetric:
-                    keep = symmetric_keep(keep, roles.free)
-                mask = np.where(upd, keep, mask)
-                W = np.where(mask, W, 0.0)
-            batch = NetworkBatch(tuple(n.pruned(mask[k]).with_weights(W[k], b[k] if family.has_bias_vector else None)
-                                       for k, n in enumerate(batch.networks)))
-            extra = [dict() for _ in seeds]
-            for cb in callbacks:
-                out = cb(epoch, batch, result)
-                if out:
-                    for key, val in out.items():
-                        for k in range(S):
-                            extra[k][key] = val[k] if isinstance(val, (list, tuple, np.ndarray)) and len(val) == S else val
+            t_epoch = time.perf_counter()
+            tally = EpochTally(S)
+            # 1-4: minibatches, phases, rule, pruning.
+            for idx in epoch_batches(task.n_presentations, config.batch_size, order_rng):
+                part = task if len(idx) == task.n_presentations and config.batch_size is None else task.subset(idx)
+                result = run_phases(sub, batch, part, rngs, schedule, config.state_init_high)
+                for ph in (result.free, result.nudged):
+                    for k in np.flatnonzero(ph.diverged & active):
+                        why = (ph.meta.get("diverged_why") or [""] * len(seeds))[k] or "non-finite states"
+                        fail(k, f"{ph.phase} phase diverged in epoch {epoch} ({why})", ph.phase, epoch, float("inf"))
+                upd_step = rule_step(family.rule, result, settings, W, b, mask, eta=config.eta, l1=config.l1,
+                                     sign=config.sign, max_weight=config.max_weight, frozen=frozen)
+                tally.add(part, result, upd_step.step, schedule)
+                for k in np.flatnonzero(upd_step.bad & active):
+                    fail(k, f"weights diverged in the update of epoch {epoch} (max |W| = "
+                            f"{upd_step.largest[k]:.3g}, limit {config.max_weight:g})", "update", epoch,
+                         float(upd_step.largest[k]))
+                upd = active[:, None, None]
+                W = np.where(upd, upd_step.W, W)
+                b = np.where(active[:, None], upd_step.b, b)
+                if config.prune is not None:
+                    keep = prune_step(config.prune, W, mask, tol=config.prune_tol,
+                                      temperature=config.prune_temperature, rngs=rngs,
+                                      symmetric=family.symmetric, roles=roles,
+                                      frozen=frozen[0] if frozen is not None else None)
+                    mask = np.where(upd, keep, mask)
+                    W = np.where(mask, W, 0.0)
+                batch = NetworkBatch(tuple(n.pruned(mask[k]).with_weights(W[k], b[k] if family.has_bias_vector else None)
+                                           for k, n in enumerate(batch.networks)))
+            # 5: callbacks, then evaluation of the held-out splits.
+            extra = run_callbacks(callbacks, epoch, batch, result)
+            nan = np.full(S, np.nan)
+            test = valid = None
+            if eval_every and ((epoch + 1) % eval_every == 0 or epoch + 1 == config.epochs):
+                test = evaluate_split(sub, batch, dataset.test, eval_rngs, schedule, config.state_init_high)
+                if dataset.validation is not None:
+                    valid = evaluate_split(sub, batch, dataset.validation, eval_rngs, schedule,
+                                           config.state_init_high)
+                    stopper.update(epoch, valid.accuracy, active, W, b, mask)
+            seconds = time.perf_counter() - t_epoch
             tmask = batch.topology_mask.reshape(S, -1).sum(axis=1)
+            err, mse = tally.mean("wrong"), tally.mean("sq")
+            free_set, nudged_set = tally.mean("free_settled"), tally.mean("nudged_settled")
+            free_used, nudged_used = tally.mean("free_steps"), tally.mean("nudged_steps")
+            norms = tally.update_norm
             for k, h in enumerate(histories):
                 h.mse.append(float(mse[k]))
                 h.error.append(float(err[k]))
                 h.sparsity.append(float(1.0 - mask[k].sum() / max(tmask[k], 1)))
-                h.update_norm.append(float(step_norm[k]))
-                h.free_settled.append(float(result.free.settled[k].mean()))
-                h.nudged_settled.append(float(result.nudged.settled[k].mean()) if result.nudged is not None else float("nan"))
+                h.update_norm.append(float(norms[k]))
+                h.free_settled.append(float(free_set[k]))
+                h.nudged_settled.append(float(nudged_set[k]))
+                h.test_error.append(float((test.error if test else nan)[k]))
+                h.test_mse.append(float((test.mse if test else nan)[k]))
+                h.validation_error.append(float((valid.error if valid else nan)[k]))
+                h.free_steps_used.append(float(free_used[k]))
+                h.nudged_steps_used.append(float(nudged_used[k]))
+                h.seconds.append(seconds)
                 for key, val in extra[k].items():
                     h.extra.setdefault(key, []).append(val)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(solved=f"{int(np.sum((err == 0) & active))}/{S}", mse=f"{float(np.mean(mse)):.3g}")
+                post = {"train": f"{100 * float(np.mean(1 - err)):.1f}%"}
+                if test is not None:
+                    post["test"] = f"{100 * float(np.mean(test.accuracy)):.1f}%"
+                if dataset.test_is_train:
+                    post["solved"] = f"{int(np.sum((err == 0) & active))}/{S}"
+                post["mse"] = f"{float(np.mean(mse)):.3g}"
+                bar.set_postfix(post)
+            if stopper.enabled and not active.any():
+                break
     finally:
         if bar is not None:
             bar.close()
 
-    final = sub.run(batch, task.inputs, _draw_initial(rngs, task, roles, config.state_init_high),
-                    schedule).free
-    if not final.settled.all():
-        warnings.warn(f"Final evaluation: {final.message}", NotSettledWarning, stacklevel=2)
-    final_err, final_mse = task.error(final.outputs), task.mse(final.outputs)
+    if stopper.enabled:
+        W, b, mask = stopper.restore(W, b, mask)
+        # The saved live mask may have more connections than the last one (pruning went on).
+        batch = NetworkBatch(tuple(replace(n, weights=W[k], mask=mask[k],
+                                           bias=b[k] if family.has_bias_vector else None)
+                                   for k, n in enumerate(batch.networks)))
+    final = evaluate_split(sub, batch, task, rngs, schedule, config.state_init_high)
+    if not (final.settled == 1.0).all():
+        warnings.warn(f"Final evaluation on the train split: {100 * (1 - float(final.settled.mean())):.1f} % "
+                      f"of (network, presentation) pairs not settled after {schedule.free_duration:g} tau "
+                      f"(tolerance {schedule.settle_tol:g})", NotSettledWarning, stacklevel=2)
+    if dataset.test_is_train:
+        test = final
+    else:
+        test = evaluate_split(sub, batch, dataset.test, eval_rngs, schedule, config.state_init_high)
+    valid = (evaluate_split(sub, batch, dataset.validation, eval_rngs, schedule, config.state_init_high)
+             if dataset.validation is not None else None)
     return TrainingResult(task=task, model=model, substrate=sub.name, config=config, seeds=seeds,
                           initial_networks=nets, networks=list(batch.networks), histories=histories,
-                          train_error=np.asarray(final_err, dtype=float), mse=np.asarray(final_mse, dtype=float),
-                          diverged=diverged, seconds=time.perf_counter() - t_start,
-                          final_settled=np.asarray(final.settled, dtype=bool))
+                          train_error=final.error, mse=final.mse, diverged=diverged,
+                          seconds=time.perf_counter() - t_start, dataset=dataset,
+                          test_error=test.error, test_mse=test.mse,
+                          validation_error=valid.error if valid is not None else None,
+                          best_epoch=stopper.best_epoch if stopper.enabled else None,
+                          final_settled=final.settled_each)
 
 
-def _draw_initial(rngs, task: Task, roles: Roles, high: float) -> np.ndarray:
-    """Initial states ``(S, P, N)``, each network's drawn from its own generator."""
-    return np.concatenate([initial_states(g, 1, task.inputs, roles, high) for g in rngs])
+#: Entropy added to a seed for the generator of test/validation evaluations.
+_EVAL_STREAM = 0xE7A1
+
+
+class _EarlyStopping:
+    """Per-seed early stopping on validation accuracy, keeping each seed's best weights."""
+
+    def __init__(self, S: int, patience: int | None) -> None:
+        self.enabled = patience is not None
+        self.patience = patience
+        self.best = np.full(S, -np.inf)
+        self.waited = np.zeros(S, dtype=int)
+        self.best_epoch: list = [None] * S
+        self.saved: list = [None] * S
+
+    def update(self, epoch: int, accuracy: np.ndarray, active: np.ndarray, W, b, mask) -> None:
+        if not self.enabled:
+            return
+        for k in np.flatnonzero(active):
+            if accuracy[k] > self.best[k]:
+                self.best[k], self.waited[k], self.best_epoch[k] = accuracy[k], 0, epoch
+                self.saved[k] = (W[k].copy(), b[k].copy(), mask[k].copy())
+            else:
+                self.waited[k] += 1
+                if self.waited[k] > self.patience:
+                    active[k] = False  # stopped: its weights stay frozen from here on
+
+    def restore(self, W, b, mask):
+        W, b, mask = W.copy(), b.copy(), mask.copy()
+        for k, saved in enumerate(self.saved):
+            if saved is not None:
+                W[k], b[k], mask[k] = saved
+        return W, b, mask
 
 
 def _progress(total: int, enabled: bool, desc: str):

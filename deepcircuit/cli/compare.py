@@ -11,17 +11,23 @@ from .output import format_table, print_json_line, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from ..tasks import TASKS
-
     p = sub.add_parser(
         "compare", help="run (and optionally train) a model on several substrates and compare",
         description="Run MODEL_FILE on each substrate from the same initial states and judge each "
                     "against the accurate ODE reference (adaptive, tight tolerances): settled-state and "
                     "trajectory deviations, classification, Lyapunov check. With --train-epochs, also "
                     "train the model's initial network (regenerated from its seed) on every substrate and "
-                    "compare the learned weights with the ODE-trained ones. Plots and report.md go to --out.")
+                    "compare the learned weights with the ODE-trained ones. Plots and report.md go to --out. "
+                    "A model trained on a data set (digits, iris, moons, a file) is run instead on "
+                    "--samples samples of its test split (same split and scaler as in training): "
+                    "accuracy on each substrate and the fraction of predictions agreeing with the ODE.")
     p.add_argument("model", metavar="MODEL_FILE", help="a model file saved by 'deepcircuit train'")
-    p.add_argument("--task", default=None, choices=list(TASKS), help="task (default: the model's own)")
+    p.add_argument("--task", default=None, help="logic task or built-in data set (default: the model's own)")
+    p.add_argument("--data", default=None, metavar="FILE",
+                   help="the data file (.csv/.npz) a model was trained on; its test split is used")
+    p.add_argument("--test", default=None, metavar="FILE", help="the separate test file it was trained with")
+    p.add_argument("--samples", type=int, default=100,
+                   help="data sets: number of test samples to run (the first N of the test split; default 100)")
     p.add_argument("--substrates", default="ode,brian2,spice",
                    help="comma-separated substrates, options after ':' separated by ';', e.g. "
                         "'ode,brian2,spice,spice:clamp=limiter' (default: ode,brian2,spice)")
@@ -42,11 +48,60 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def run_on_data(args, model, dataset, config, substrates) -> int:
+    """``compare`` for a model trained on a data set: predictions on test samples per substrate."""
+    from ..comparison import compare_predictions
+    from ..errors import InvalidInputError
+    from ..training import check_task_fits
+
+    if args.train_epochs:
+        raise InvalidInputError("--train-epochs compares training on logic tasks; it does not apply to data sets.")
+    if args.samples < 1:
+        raise InvalidInputError(f"--samples must be at least 1; got {args.samples}.")
+    test = dataset.test
+    task = test.subset(slice(0, min(args.samples, test.n_presentations)))
+    check_task_fits(task, model.network.roles)
+    seed = args.seed if args.seed is not None else (model.seed or 0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comp = compare_predictions(model.network, task, substrates, schedule=config.schedule, seed=seed,
+                                   state_init_high=config.state_init_high)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    rows = [(label, f"{100 * c.accuracy:.1f} %", f"{100 * c.agreement:.1f} %", f"{100 * c.settled:.0f} %",
+             f"{c.seconds:.1f}") for label, c in comp.items()]
+    print(format_table(["substrate", f"accuracy ({task.split})", "agrees with ODE", "settled", "seconds"], rows))
+    what = (f"{dataset.name}: the first {task.n_presentations} samples of the {task.split} split "
+            f"(split seed {dataset.split_seed}), free phase of {config.schedule.free_duration:g} tau")
+    print(f"\n{what}")
+    if args.out:
+        from pathlib import Path
+
+        from ..persistence import write_atomic
+
+        argv = sys.argv[1:]
+        command = "deepcircuit " + " ".join(map(shlex.quote, argv)) if argv[:1] == ["compare"] else None
+        lines = ["# Substrate comparison on a data set", "",
+                 f"Model: `{args.model}`; {what}.", *([f"Command: `{command}`", ""] if command else [""]),
+                 "| substrate | accuracy (" + task.split + ") | agrees with ODE | settled | seconds |",
+                 "|---|---|---|---|---|",
+                 *[f"| {label} | {100 * c.accuracy:.1f} % | {100 * c.agreement:.1f} % | {100 * c.settled:.0f} % | "
+                   f"{c.seconds:.1f} |" for label, c in comp.items()], ""]
+        path = write_atomic(Path(args.out) / "report.md", "\n".join(lines))
+        print(f"report in {path}")
+    if args.json:
+        print_json_line({"task": dataset.name, "model": args.model, "seed": seed, "split": task.split,
+                         "n_samples": task.n_presentations,
+                         "substrates": {label: c.to_dict() for label, c in comp.items()}})
+    return 0
+
+
 def run(args) -> int:
     from ..comparison import compare
+    from ..data_split import dataset_for_model
     from ..persistence import load_model
     from ..report import HEADERS, comparison_rows, unsettled_notes, write_report
-    from ..training import make_networks
+    from ..training import check_task_fits, make_networks
 
     from ..errors import InvalidInputError
     from . import checks
@@ -60,8 +115,14 @@ def run(args) -> int:
     if args.out is not None:
         checks.output_folder("--out", args.out)
     model = load_model(args.model)
-    task = model.task_for(args.task)
+    dataset = dataset_for_model(model, task=args.task, data=args.data, test=args.test)
     config = model.training_config()
+    if not dataset.test_is_train:
+        return run_on_data(args, model, dataset, config.replace(**{
+            k: v for k, v in {"free_steps": args.free_steps, "nudged_steps": args.nudged_steps}.items()
+            if v is not None}), substrates)
+    task = dataset.test
+    check_task_fits(task, model.network.roles)
     changes = {k: v for k, v in {"free_steps": args.free_steps, "nudged_steps": args.nudged_steps}.items()
                if v is not None}
     if args.train_epochs:

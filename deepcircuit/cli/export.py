@@ -9,7 +9,6 @@ from .output import shown_path
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..circuit import CLAMP_KINDS
-    from ..tasks import TASKS
 
     p = sub.add_parser(
         "export", help="write a model as a standalone SPICE netlist (runs in `ngspice -b`)",
@@ -18,8 +17,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     ".control block that prints every node voltage. Units: state 1.0 = V_SCALE volts, "
                     "tau = C / g.")
     p.add_argument("model", metavar="MODEL_FILE", help="a model file written by `deepcircuit train`")
-    p.add_argument("--task", default=None, choices=list(TASKS),
-                   help="task whose presentations the netlist holds (default: the model's task)")
+    p.add_argument("--task", default=None,
+                   help="logic task or built-in data set whose presentations the netlist holds "
+                        "(default: the model's task; data sets: its test split)")
+    p.add_argument("--data", default=None, metavar="FILE",
+                   help="the data file (.csv/.npz) a model was trained on (its test split is used)")
+    p.add_argument("--test", default=None, metavar="FILE", help="the separate test file it was trained with")
+    p.add_argument("--sample", type=int, default=None, metavar="K",
+                   help="only test sample K (0-based, scaled with the model's scaler); a data set's "
+                        "netlist holds one sample, K = 0 unless given")
     p.add_argument("--out", required=True, help="netlist file to write, e.g. netlists/xor.cir")
     p.add_argument("--clamp", default="diode", choices=list(CLAMP_KINDS),
                    help="clamp of the [0, 1] bound: diode model DCLAMP (default) or a stiff limiter")
@@ -51,7 +57,9 @@ def run(args) -> int:
     from dataclasses import replace
 
     from ..circuit import CircuitUnits, ClampModel, NonIdealities, standalone_netlist
+    from ..data_split import dataset_for_model
     from ..persistence import load_model, write_atomic
+    from ..training import check_task_fits
 
     from ..errors import InvalidInputError
     from . import checks
@@ -74,7 +82,16 @@ def run(args) -> int:
     if args.bits is None and args.weight_range != 4.0:
         raise InvalidInputError("--weight-range only applies with --bits (weight quantization).")
     model = load_model(args.model)
-    task = model.task_for(args.task)
+    dataset = dataset_for_model(model, task=args.task, data=args.data, test=args.test)
+    task = dataset.test
+    sample = args.sample if args.sample is not None or dataset.test_is_train else 0
+    if sample is not None:
+        if not 0 <= sample < task.n_presentations:
+            raise InvalidInputError(
+                f"--sample must be in 0..{task.n_presentations - 1} (the {task.split} split of "
+                f"{dataset.name}); got {sample}.")
+        task = task.subset([sample])
+    check_task_fits(task, model.network.roles)
     config = model.training_config()
     changes = {k: v for k, v in {"dt": args.dt, "free_steps": args.free_steps,
                                  "nudged_steps": args.nudged_steps, "beta": args.beta}.items() if v is not None}
@@ -95,8 +112,10 @@ def run(args) -> int:
     clamp = ClampModel(kind=args.clamp, **{k: v for k, v in {
         "saturation_current": args.diode_is, "emission": args.diode_n, "series_resistance": args.diode_rs,
         "stiffness": args.limiter_stiffness}.items() if v is not None})
-    # The path is user text: compile_netlist makes the title inert (one printable ASCII line).
-    title = f"deepcircuit export of {args.model} on task {task.name} (seed {args.seed})"
+    which = f", {task.split} sample {sample}" if sample is not None else ""
+    # The path and a data file's name are user text: compile_netlist makes the title inert (one
+    # printable ASCII line).
+    title = f"deepcircuit export of {args.model} on task {task.name}{which} (seed {args.seed})"
     net = standalone_netlist(model.network, task, schedule=config.schedule, seed=args.seed,
                              state_init_high=config.state_init_high, nudged=not args.free_only,
                              units=units, clamp=clamp, nonideal=nonideal, title=title)

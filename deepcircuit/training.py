@@ -25,8 +25,8 @@ from .data_defaults import dataset_defaults
 from .data_split import Dataset, load_dataset
 from .substrates import Schedule, Substrate, get_substrate, initial_states
 from .tasks import Task
-from .training_steps import (EpochCallback, EpochTally, epoch_batches, evaluate_split, frozen_mask,
-                             prune_step, rule_step, run_callbacks, run_phases)
+from .training_steps import (EpochCallback, EpochTally, draw_initial, epoch_batches, evaluate_split,
+                             frozen_mask, prune_step, rule_step, run_callbacks, run_phases)
 
 PRUNE_METHODS = ("stochastic", "magnitude")
 
@@ -527,10 +527,10 @@ def train(task: "Task | Dataset | str", *, model: str = "deep", topology: Any = 
     # program, given the initial states this loop will draw; the loop below is unchanged and
     # receives each epoch's recording from sub.run (the substrate checks that it matches).
     plan = getattr(sub, "plan_training", None)
-    if plan is not None and not callbacks:
+    if plan is not None and not callbacks and config.batch_size is None:
         ahead = [copy.deepcopy(g) for g in rngs]
         plan(batch, task.inputs, task.targets, schedule, config,
-             np.stack([_draw_initial(ahead, task, roles, config.state_init_high)
+             np.stack([draw_initial(ahead, task.inputs, roles, config.state_init_high)
                        for _ in range(config.epochs + 1)]))
 
     bar = _progress(config.epochs, progress, f"{task.name}/{model}/{sub.name}")

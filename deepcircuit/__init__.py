@@ -13,12 +13,17 @@ from .families import FAMILIES, get_family
 from .network import Network, NetworkBatch
 from .roles import Roles
 from .substrates import Schedule, Substrate, available_substrates, get_substrate, initial_states
+from .sweep_report import load_results as load_sweep_results, wilson_interval, write_sweep_report
+from .sweep_run import run_sweep
+from .sweep_spec import SweepSpec, expand as expand_sweep, load_spec as load_sweep_spec
 from .tasks import TASKS, Task, get_task
 from .data_builtin import BUILTIN_DATASETS
 from .data_split import Dataset, load_dataset
 from .comparison import compare_predictions
 from .training import History, TrainingConfig, TrainingResult, evaluate, predict, train
 from .trajectory import PhaseResult, Trajectory
+
+from .hardware_figures import figures_of_merit
 
 __version__ = "0.1.0"
 
@@ -29,6 +34,8 @@ __all__ = [
     "Network", "NetworkBatch", "Roles", "Schedule", "Substrate", "available_substrates",
     "get_substrate", "initial_states", "TASKS", "Task", "get_task", "History", "TrainingConfig",
     "TrainingResult", "evaluate", "train", "PhaseResult", "Trajectory", "__version__",
+    "SweepSpec", "expand_sweep", "load_sweep_spec", "run_sweep", "load_sweep_results", "write_sweep_report",
+    "wilson_interval",
     "BUILTIN_DATASETS", "Dataset", "load_dataset", "predict", "compare_predictions",
 ]
 
@@ -36,3 +43,4 @@ __all__ = [
 from .errors import LimitExceededError, OutputWriteError  # noqa: E402
 
 __all__ += ["LimitExceededError", "OutputWriteError"]
+__all__ += ["figures_of_merit"]

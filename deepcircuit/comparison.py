@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import DivergenceError, InvalidInputError
+from .hardware_figures import summary as hardware_summary
 from .network import Network, NetworkBatch
 from .stability import TrajectoryCheck, check_phases
 from .substrates import Schedule, available_substrates, get_substrate, initial_states
@@ -27,6 +28,11 @@ from .substrates.ode import OdeSubstrate
 from .tasks import Task, get_task
 from .training import TrainingConfig, check_task_fits, train
 from .trajectory import PhaseResult
+
+
+#: Hardware figures every substrate's entry of ``compare --json`` carries (None where they do not exist).
+HARDWARE_KEYS = ("energy_per_inference_J", "energy_per_step_J", "settling_time_s", "peak_power_W",
+                 "mean_power_W", "devices", "area_um2")
 
 
 def parse_substrate_spec(spec: str) -> tuple[str, str, dict]:
@@ -76,6 +82,9 @@ class InferenceComparison:
     lyapunov: dict[str, TrajectoryCheck]
     seconds: float
     meta: dict = field(default_factory=dict)
+    #: Hardware figures of merit (``hardware_figures.summary``): energy, settling time, devices;
+    #: None where a substrate has no such figure.
+    hardware: dict = field(default_factory=dict)
     #: Per presentation: did the free phase settle (``max |ds/dt|`` below the schedule's
     #: ``settle_tol`` at its end)? ``accuracy`` reads the outputs at the end either way.
     settled: list = field(default_factory=list)
@@ -114,6 +123,7 @@ class InferenceComparison:
                                   "max_increase": max((ch.max_increase for ch in c.checks), default=0.0)}
                              for ph, c in self.lyapunov.items()},
                 "settled": bool(self.result.free.settled.all()), "seconds": self.seconds,
+                **{k: self.hardware.get(k) for k in HARDWARE_KEYS},
                 "meta": {k: v for k, v in self.meta.items() if isinstance(v, (int, float, str, bool))}}
 
 
@@ -304,7 +314,7 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
         meta.update(energy_counts(res))
         out[label] = InferenceComparison(
             label, name, res, dev_free, dev_nudged, rms, eul, float(1.0 - task.error(res.free.outputs)[0]),
-            np.asarray(pred).tolist(), checks, seconds, meta,
+            np.asarray(pred).tolist(), checks, seconds, meta, hardware_summary(res),
             settled=[bool(x) for x in res.free.settled[0]], correct=correct_per_presentation(task, res.free.outputs[0]))
     return Comparison(task, network, schedule, ref, out)
 

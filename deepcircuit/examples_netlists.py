@@ -6,7 +6,8 @@ current. Written:
 
 * ``xor_trained.cir``: XOR network of seed 6 (complete graph, 5 hidden neurons) trained 200 epochs
   with the paper preset on the ODE substrate; diode clamps; free and nudged phase.
-* ``xor_trained_limiter.cir``: the same network with the stiff limiter clamp.
+* ``xor_trained_limiter.cir``, ``xor_trained_precision.cir``: the same network with the stiff
+  limiter and with op-amp precision clamps.
 * ``xor_pruned.cir``: XOR network of seed 8 trained the same way, then pruned by magnitude
   (connections with ``|W| <= 0.05`` removed: 21 of 48 remain) and still solving XOR; diode clamps.
 * ``models/*.json``: the model files the netlists were exported from (``deepcircuit export`` on
@@ -23,7 +24,7 @@ import numpy as np
 
 #: (file stem, seed, magnitude-pruning threshold or None, clamp)
 EXAMPLES = (("xor_trained", 6, None, "diode"), ("xor_trained_limiter", 6, None, "limiter"),
-            ("xor_pruned", 8, 0.05, "diode"))
+            ("xor_trained_precision", 6, None, "precision"), ("xor_pruned", 8, 0.05, "diode"))
 
 
 def generate(out: "str | Path" = "netlists") -> list[Path]:

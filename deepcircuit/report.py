@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from .comparison import Comparison
+from .hardware_figures import format_si
 from .persistence import write_atomic
 from .plots import (plot_deviations, plot_substrate_lyapunov, plot_substrate_trajectories,
                     plot_weight_matrices)
 
 #: Targets stated in the README (issue 6), drawn on the deviation plot.
-TARGETS = {"SPICE diode clamp (settled)": 0.03, "SPICE limiter (settled)": 0.005,
+TARGETS = {"SPICE diode clamp (settled)": 0.03, "SPICE limiter / precision clamp (settled)": 0.005,
            "Brian2 rate vs Euler": 1e-6}
 
 
@@ -29,7 +30,8 @@ def comparison_rows(comp: Comparison) -> list[list]:
                      "-" if tr is None else f"{100 * tr.accuracy:.0f} %{tstar}",
                      "-" if tr is None or tr.weight_deviation is None else f"{tr.weight_deviation:.3g}",
                      "-" if tr is None else f"{100 * tr.sparsity:.0f} %",
-                     "-" if tr is None else f"{tr.seconds:.1f}"])
+                     "-" if tr is None else f"{tr.seconds:.1f}",
+                     *hardware_cells(inf.hardware)])
     return rows
 
 
@@ -56,7 +58,17 @@ def unsettled_notes(comp: Comparison) -> list[str]:
 
 
 HEADERS = ["substrate", "max state dev", "traj RMS", "dev vs Euler", "accuracy", "V monotone",
-           "run s", "trained acc", "weight dev", "sparsity", "train s"]
+           "run s", "trained acc", "weight dev", "sparsity", "train s",
+           "E/inference", "E/step", "settling", "devices", "area"]
+
+
+def hardware_cells(hw: dict) -> list[str]:
+    """The hardware columns of a row: energies, settling time, device count, area ('-' if none)."""
+    dev = hw.get("devices")
+    area = hw.get("area_um2")
+    return [format_si(hw.get("energy_per_inference_J"), "J"), format_si(hw.get("energy_per_step_J"), "J"),
+            format_si(hw.get("settling_time_s"), "s"), "-" if not dev else str(sum(dev.values())),
+            "-" if area is None else f"{area / 1e6:.3g} mm^2"]
 
 
 def write_report(comp: Comparison, out: "str | Path", *, title: str = "Substrate comparison",
@@ -95,7 +107,12 @@ def write_report(comp: Comparison, out: "str | Path", *, title: str = "Substrate
     if notes:
         lines += [""] + notes
     lines += ["", "Targets: Brian2 rate within 1e-6 of projected Euler; SPICE with diode clamps within "
-              "0.03 V_scale of the accurate reference on settled states, the stiff limiter within 0.005.", ""]
+              "0.03 V_scale of the accurate reference on settled states, the stiff limiter and the precision "
+              "clamp (the default, issue 13) within 0.005.",
+              "Hardware figures (SPICE; docs/hardware.md): energy from the supply VDD (OTA synapses, "
+              "precision clamps; '-' with ideal VCCS synapses and passive clamps: no supply), per array and "
+              "presentation until every node is within 1 % of V_scale of its final value; devices and area "
+              "of one array.", ""]
     for label, inf in comp.inference.items():
         dev = inf.meta.get("clamp_deviation")
         if dev is not None:

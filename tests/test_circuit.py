@@ -72,6 +72,7 @@ S_nudge_s0p0_y0 s0p0_y0_nsw s0p0_y0_tgt nudge_ctl 0 SWNUDGE
 
 def tiny_netlist(family="deep", params=None, **kw):
     kw.setdefault("units", TINY_UNITS)
+    kw.setdefault("clamp", "diode")  # the golden netlist and the tests below pin the diode clamp's text
     return compile_netlist(tiny_network(family, params), [[1.0, 1.0]], [[[0, 0, 0.05, 0.1]]],
                            kw.pop("schedule", TINY_SCHEDULE), targets=kw.pop("targets", [[1.0]]), **kw)
 
@@ -246,9 +247,15 @@ def test_export_cli(tmp_path, capsys):
     assert "B_lim_s0p0_h0" in text and "S_nudge" not in text and "bits 6" in text
     assert "ngspice -b" in capsys.readouterr().out
     assert not list(out.parent.glob(".*.tmp"))  # written atomically, no leftovers
-    assert cli_main(["export", str(model), "--task", "xor", "--out", str(out), "--diode-is", "1e-5",
-                     "--diode-n", "1.5"]) == 0
+    assert cli_main(["export", str(model), "--task", "xor", "--out", str(out), "--clamp", "diode",
+                     "--diode-is", "1e-5", "--diode-n", "1.5"]) == 0
     assert ".model DCLAMP D(IS=1e-05 N=1.5 RS=1)" in out.read_text().splitlines()
+    # the precision clamp; diode parameters with it are refused
+    assert cli_main(["export", str(model), "--task", "xor", "--out", str(out), "--clamp", "precision"]) == 0
+    assert ".model DPREC D(IS=1e-14 N=1 RS=10)" in out.read_text().splitlines()
+    assert cli_main(["export", str(model), "--task", "xor", "--out", str(out), "--clamp", "precision",
+                     "--diode-is", "1e-5"]) == 2
+    assert "--diode-is, --diode-n, --diode-rs apply to --clamp diode" in capsys.readouterr().err
     # the model file records no task: a clear error, exit 2
     assert cli_main(["export", str(model), "--out", str(out)]) == 2
     assert "does not say which task it was trained on; give --task" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from typing import Sequence
 from ..errors import DeepCircuitError
 
 #: Subcommand modules under deepcircuit.cli, in the order --help lists them.
-COMMANDS = ["train", "lyapunov", "export", "compare"]
+COMMANDS = ["train", "lyapunov", "export", "compare", "sweep", "sweep-report"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deepcircuit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"{__name__}.{name}")
+        module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
         p = module.add_parser(sub)
         p.set_defaults(_run=module.run)
     return parser

@@ -11,6 +11,8 @@ from .output import format_table, print_json_line, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
+    from .hardware_options import add_transconductor_arguments
+
     p = sub.add_parser(
         "compare", help="run (and optionally train) a model on several substrates and compare",
         description="Run MODEL_FILE on each substrate from the same initial states and judge each "
@@ -37,6 +39,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--free-steps", type=int, default=None, help="free-phase steps (default: the model's)")
     p.add_argument("--nudged-steps", type=int, default=None, help="nudged-phase steps (default: the model's)")
     p.add_argument("--seed", type=int, default=None, help="seed of the initial states (default: the model's)")
+    add_transconductor_arguments(p)
     p.add_argument("--reference-max-seconds", type=float, default=120.0,
                    help="wall-time budget of the adaptive ODE reference per phase, in seconds (default 120)")
     p.add_argument("--reference-max-evaluations", type=int, default=500_000,
@@ -102,6 +105,7 @@ def run(args) -> int:
     from ..persistence import load_model
     from ..report import HEADERS, comparison_rows, unsettled_notes, write_report
     from ..training import check_task_fits, make_networks
+    from .hardware_options import transconductor_from_args
 
     from ..errors import InvalidInputError
     from . import checks
@@ -111,7 +115,15 @@ def run(args) -> int:
     checks.count("--train-epochs", args.train_epochs, limit="MAX_EPOCHS")
     checks.count("--free-steps", args.free_steps, low=1, limit="MAX_PHASE_STEPS")
     checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
-    substrates = checks.substrate_specs(args.substrates)
+    specs = args.substrates
+    ota = transconductor_from_args(args)
+    if ota is not None:  # --transconductor applies to every spice substrate that does not name its own
+        extra = f"transconductor={ota.kind}" + "".join(
+            f";ota_{k}={getattr(args, 'ota_' + k)}" for k in ("linear_range", "gain", "offset")
+            if getattr(args, "ota_" + k) is not None)
+        specs = ",".join(s if not s.strip().startswith("spice") or "transconductor=" in s
+                         else s.strip() + (";" if ":" in s else ":") + extra for s in specs.split(",") if s.strip())
+    substrates = checks.substrate_specs(specs)
     if args.out is not None:
         checks.output_folder("--out", args.out)
     model = load_model(args.model)

@@ -8,7 +8,8 @@ from .output import shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from ..circuit import CLAMP_KINDS
+    from ..circuit import CLAMP_KINDS, DEFAULT_CLAMP
+    from .hardware_options import add_transconductor_arguments
 
     p = sub.add_parser(
         "export", help="write a model as a standalone SPICE netlist (runs in `ngspice -b`)",
@@ -27,13 +28,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="only test sample K (0-based, scaled with the model's scaler); a data set's "
                         "netlist holds one sample, K = 0 unless given")
     p.add_argument("--out", required=True, help="netlist file to write, e.g. netlists/xor.cir")
-    p.add_argument("--clamp", default="diode", choices=list(CLAMP_KINDS),
-                   help="clamp of the [0, 1] bound: diode model DCLAMP (default) or a stiff limiter")
+    p.add_argument("--clamp", default=None, choices=list(CLAMP_KINDS),
+                   help=f"clamp of the [0, 1] bound: diode model DCLAMP, a stiff limiter, or an op-amp "
+                        f"precision clamp (default {DEFAULT_CLAMP})")
     p.add_argument("--diode-is", type=float, default=None, help="clamp diode saturation current IS in A (default 1e-6)")
     p.add_argument("--diode-n", type=float, default=None, help="clamp diode emission coefficient N (default 1)")
     p.add_argument("--diode-rs", type=float, default=None, help="clamp diode series resistance RS in ohm (default 1)")
     p.add_argument("--limiter-stiffness", type=float, default=None,
                    help="limiter conductance outside the box, in units of g (default 1e4)")
+    p.add_argument("--opamp-gain", type=float, default=None,
+                   help="open-loop gain of the precision clamp's op-amps (default 1e4)")
+    add_transconductor_arguments(p)
     p.add_argument("--free-only", action="store_true", help="only the free phase (no nudge)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial states (default: 0)")
     p.add_argument("--v-scale", type=float, default=None, help="volts of state 1.0 (default 10)")
@@ -56,13 +61,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args) -> int:
     from dataclasses import replace
 
-    from ..circuit import CircuitUnits, ClampModel, NonIdealities, standalone_netlist
+    from ..circuit import DEFAULT_CLAMP, CircuitUnits, ClampModel, NonIdealities, standalone_netlist
     from ..data_split import dataset_for_model
     from ..persistence import load_model, write_atomic
     from ..training import check_task_fits
 
     from ..errors import InvalidInputError
     from . import checks
+    from .hardware_options import transconductor_from_args
 
     # Every argument is checked before the netlist is built and before anything is written.
     out = checks.output_file("--out", args.out)
@@ -73,9 +79,9 @@ def run(args) -> int:
     checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
     diode_opts = [o for o, v in (("--diode-is", args.diode_is), ("--diode-n", args.diode_n),
                                  ("--diode-rs", args.diode_rs)) if v is not None]
-    if args.clamp == "limiter" and diode_opts:
+    if (args.clamp or DEFAULT_CLAMP) == "limiter" and diode_opts:
         raise InvalidInputError(f"{', '.join(diode_opts)} only apply to --clamp diode; got --clamp limiter.")
-    if args.clamp == "diode" and args.limiter_stiffness is not None:
+    if (args.clamp or DEFAULT_CLAMP) == "diode" and args.limiter_stiffness is not None:
         raise InvalidInputError("--limiter-stiffness only applies to --clamp limiter; got --clamp diode.")
     if args.free_only and (args.nudged_steps is not None or args.beta is not None):
         raise InvalidInputError("--nudged-steps and --beta do not apply with --free-only (no nudged phase).")
@@ -109,16 +115,24 @@ def run(args) -> int:
                                                 "transconductance": args.transconductance}.items() if v is not None})
     nonideal = NonIdealities(mismatch=args.mismatch, bits=args.bits, weight_range=args.weight_range,
                              parasitic_capacitance=args.parasitic, noise=args.noise, seed=args.nonideal_seed)
-    clamp = ClampModel(kind=args.clamp, **{k: v for k, v in {
+    kind = args.clamp or DEFAULT_CLAMP
+    for flags, values, needs in (
+            (("--diode-is", "--diode-n", "--diode-rs"), (args.diode_is, args.diode_n, args.diode_rs), "diode"),
+            (("--limiter-stiffness",), (args.limiter_stiffness,), "limiter"),
+            (("--opamp-gain",), (args.opamp_gain,), "precision")):
+        if kind != needs and any(v is not None for v in values):
+            raise InvalidInputError(f"{', '.join(flags)} apply to --clamp {needs}; the clamp is {kind!r}.")
+    clamp = ClampModel(kind=kind, **{k: v for k, v in {
         "saturation_current": args.diode_is, "emission": args.diode_n, "series_resistance": args.diode_rs,
-        "stiffness": args.limiter_stiffness}.items() if v is not None})
+        "stiffness": args.limiter_stiffness, "opamp_gain": args.opamp_gain}.items() if v is not None})
     which = f", {task.split} sample {sample}" if sample is not None else ""
     # The path and a data file's name are user text: compile_netlist makes the title inert (one
     # printable ASCII line).
     title = f"deepcircuit export of {args.model} on task {task.name}{which} (seed {args.seed})"
     net = standalone_netlist(model.network, task, schedule=config.schedule, seed=args.seed,
                              state_init_high=config.state_init_high, nudged=not args.free_only,
-                             units=units, clamp=clamp, nonideal=nonideal, title=title)
+                             units=units, clamp=clamp, nonideal=nonideal, title=title,
+                             transconductor=transconductor_from_args(args))
     path = write_atomic(out, net.text)
     if getattr(args, "run_state", None) is not None:
         args.run_state.written.append(str(path))
@@ -126,4 +140,7 @@ def run(args) -> int:
     shown = shown_path(path)  # a file name may hold spaces or control characters
     print(f"wrote {shown}: {n_elem} elements, {len(net.nodes)} free nodes, transient to {net.stop:.4g} s "
           f"(tau = {units.tau:.4g} s); run it with `ngspice -b {shown}`")
+    if net.meta.get("supplies"):
+        print(f"supply VDD = {units.vdd:.4g} V per array; ngspice prints the charge each array draws per phase "
+              f"(q_free_*, q_nudged_*, coulombs; energy = -VDD * q)")
     return 0

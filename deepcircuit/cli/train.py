@@ -17,6 +17,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     from ..data_builtin import BUILTIN_DATASETS
     from ..tasks import TASKS
     from ..training import PRESETS, PRUNE_METHODS
+    from ..circuit import CLAMP_KINDS
+    from .hardware_options import add_transconductor_arguments
     from ..training_steps import FREEZE_GROUPS
 
     p = sub.add_parser(
@@ -70,6 +72,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="Brian2 target for the brian2 substrates (default: cpp_standalone where a C++ "
                         "compiler is present, else numpy; cpp_standalone builds one compiled program "
                         "once, cached under ~/.cache/deepcircuit/brian2; cython compiles once too)")
+    add_transconductor_arguments(p)
+    p.add_argument("--clamp", default=None, choices=list(CLAMP_KINDS),
+                   help="clamp of the SPICE circuit: diode (default), limiter or precision (op-amp clamp)")
     p.add_argument("--prune", choices=list(PRUNE_METHODS), default=None,
                    help="prune weak connections after each update (default: off)")
     p.add_argument("--prune-tol", type=float, default=None, help="pruning threshold on |W| (default 0.01)")
@@ -144,6 +149,22 @@ def _topology(arg: str):
     return edges
 
 
+def _circuit_substrate(args, substrate):
+    """The SPICE substrate with the --transconductor / --clamp the user asked for (else unchanged)."""
+    from ..errors import InvalidInputError
+    from ..substrates import get_substrate
+    from .hardware_options import transconductor_from_args
+
+    ota = transconductor_from_args(args)
+    if ota is None and args.clamp is None:
+        return substrate
+    if substrate != "spice":
+        raise InvalidInputError(f"--transconductor, --ota-* and --clamp apply to --substrate spice; got "
+                                f"--substrate {substrate if isinstance(substrate, str) else substrate.name}.")
+    options = {k: v for k, v in {"transconductor": ota, "clamp": args.clamp}.items() if v is not None}
+    return get_substrate("spice", **options)
+
+
 def dataset_from_args(args):
     """The task resolved once from --task / --data and the split options (a Dataset)."""
     from ..data_split import load_dataset
@@ -160,12 +181,14 @@ def dataset_from_args(args):
                         readout=args.readout)
 
 
-def train_from_args(args, out: "Path | None" = None):
+def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     """Parsed ``train`` arguments to a finished training: returns ``(result, config)``.
 
     The one place that turns options into a :func:`deepcircuit.train` call (``sweep`` reuses it).
     Every argument is checked before any work starts; ``out``, if given, is the checked output
-    folder. Warnings raised during training are printed to stderr, one line each.
+    folder. ``substrate`` (a substrate instance, as ``sweep`` builds for ``spice:mismatch=...``)
+    replaces ``args.substrate`` when given. Warnings raised during training are printed to
+    stderr, one line each.
     """
     from ..data_defaults import dataset_defaults
     from ..lyapunov import certificate_recorder
@@ -205,15 +228,19 @@ def train_from_args(args, out: "Path | None" = None):
         if args.gamma is not None:
             checks.beta_for_circuit(args.gamma, "--gamma")
     seeds = list(range(args.seed, args.seed + args.seeds))
-    substrate = args.substrate
+    if substrate is None:
+        substrate = args.substrate
     if args.brian2_target is not None:
         from ..errors import InvalidInputError
         from ..substrates import get_substrate
 
-        if not substrate.startswith("brian2"):
+        if not args.substrate.startswith("brian2"):
             raise InvalidInputError(
-                f"--brian2-target only applies to the brian2 substrates; got --substrate {substrate}.")
-        substrate = get_substrate(substrate, target=args.brian2_target)
+                f"--brian2-target only applies to the brian2 substrates; got --substrate {args.substrate}.")
+        if isinstance(substrate, str):
+            substrate = get_substrate(substrate, target=args.brian2_target)
+    if isinstance(substrate, str):  # a substrate object (from the sweep) already has its options
+        substrate = _circuit_substrate(args, substrate)
     state = getattr(args, "run_state", None)
     callbacks = [certificate_recorder()] if args.record_certificates else []
     if state is not None:  # what Ctrl-C reports: the epoch under way

@@ -3,12 +3,32 @@
 Two integrators:
 
 * ``"euler"``: the reference scheme, projected explicit Euler
-  ``s <- clip(s + dt * ds/dt, 0, 1)`` on the free neurons. ``engine="numba"`` (default) is a
-  compiled loop; ``engine="numpy"`` evaluates the reference notebook's numpy expressions step by
-  step (bit-for-bit the reference arithmetic; slower).
+  ``s <- clip(s + dt * ds/dt, 0, 1)`` on the free neurons, with a per-presentation settling test
+  (``max |ds/dt| < settle_tol``) and, when the schedule asks for it, an early stop per
+  presentation (a settled presentation is frozen; the phase ends when all are). Three engines
+  compute the same scheme:
+
+  - ``"numba"``: one compiled loop per (network, presentation); wins on small networks and
+    batches, where a BLAS call costs more than the arithmetic. Same summation order as the
+    reference's ``s @ W`` on one row, so it agrees with it to about 1e-15.
+  - ``"blas"``: one batched matrix product ``(S, P, F) @ (S, F, F)`` per step over the free
+    neurons (the clamped inputs' drive is computed once per phase), then one compiled pass that
+    fuses the update, the projection, the settling test and the early stop.
+  - ``"numpy"``: the reference notebook's numpy expressions step by step (bit-for-bit the
+    reference arithmetic; slow; for checks).
+
+  ``engine="auto"`` (default) picks numba or blas by :func:`choose_engine` (crossover measured
+  in ``benchmarks/bench_scaling.py``; see ``docs/architecture.md``).
 * ``"adaptive"``: an accurate reference for judging the physical substrates: scipy's
   tolerance-controlled Runge-Kutta on the projected vector field (a neuron at a bound whose
   velocity points outward does not move), sampled on the same uniform grid.
+
+What is kept (``record``): ``"full"`` returns every Euler step (memory ``S*P*(T+1)*N`` floats per
+phase); ``"final"`` only the first and last state of each phase; an integer ``k`` every k-th step
+(and the last). With ``"final"`` or ``k`` the nudged phase also returns the DEEP rule's sums,
+accumulated while integrating, as ``meta["synaptic_traces"]`` (the contract of
+:func:`deepcircuit.learning.stdp_update`), so the rule gets the same ``dW`` as from the full
+trajectory without it being stored.
 """
 
 from __future__ import annotations
@@ -28,54 +48,194 @@ try:  # numba is a declared dependency; the numpy engine still works without it.
 except ImportError:  # pragma: no cover - exercised only on broken installs
     njit = None
 
+#: Accepted values of ``engine``.
+ENGINES = ("auto", "numba", "blas", "numpy")
 
-def _euler_loop(A, c, d, beta_vec, y_full, free_idx, x0, dt, steps, tol, stop_early, out):
-    """Projected Euler for every (network, presentation); fills ``out (S, P, steps+1, N)``.
+#: ``engine="auto"`` uses the per-presentation compiled loop for batches of at most this many
+#: free neurons and (network, presentation) pairs: the logic-gate sizes, where it is as fast as
+#: the BLAS engine and sums in the reference's order (results bit-for-bit those of earlier
+#: releases). Everything larger goes to the BLAS engine, which was faster or equal at every
+#: other size measured (benchmarks/bench_scaling.py; docs/architecture.md).
+NUMBA_MAX_FREE = 16
+NUMBA_MAX_PAIRS = 64
 
-    Returns ``(n_done (S, P), last_speed (S, P))``: steps computed before an early stop, and
-    ``max |ds/dt|`` of the projected motion in the last step (1/tau).
+#: Bytes of one chunk of steps held at a time when not every step is kept.
+_CHUNK_BYTES = 8 * 2**20
+
+
+def choose_engine(n_networks: int, n_presentations: int, n_free: int) -> str:
+    """The Euler engine ``engine="auto"`` uses for a batch of this shape: ``"numba"`` or ``"blas"``
+    (``"numpy"`` if numba is missing)."""
+    if _compiled is None:  # pragma: no cover - broken installs only
+        return "numpy"
+    if n_free <= NUMBA_MAX_FREE and n_networks * n_presentations <= NUMBA_MAX_PAIRS:
+        return "numba"
+    return "blas"
+
+
+def _input_drive(A, x0, n_in):
+    """``acc0[s, p, j] = sum_{i < n_in} x0[s, p, i] * A[s, i, n_in + j]``, summed in index order.
+
+    The clamped inputs' contribution to every free neuron's inflow, fixed for a phase.
     """
     S, P, N = x0.shape
-    F = free_idx.shape[0]
-    n_done = np.full((S, P), steps, dtype=np.int64)
-    last_speed = np.zeros((S, P))
-    x = np.empty(N)
+    F = N - n_in
+    acc0 = np.zeros((S, P, F))
+    for s in range(S):
+        for p in range(P):
+            for i in range(n_in):
+                xi = x0[s, p, i]
+                for jj in range(F):
+                    acc0[s, p, jj] += xi * A[s, i, n_in + jj]
+    return acc0
+
+
+def _euler_chunk(A, c, d, beta_vec, y_full, n_in, x, t0, K, dt, tol, stop_early, done, speed, buf, store):
+    """Up to ``K`` projected Euler steps for every (network, presentation), one scalar loop each.
+
+    ``x (S, P, N)`` is the state at step ``t0`` and is advanced in place; ``buf[:, :, k]`` gets
+    the state at step ``t0 + k`` (``k = 0..K``) unless ``store`` is False. ``done[s, p]`` is -1
+    while running and the step at which the presentation settled once it has (then it stays
+    frozen); ``speed[s, p]`` is ``max |ds/dt|`` of the projected motion in its last step (1/tau).
+    Plain scalar loops on purpose: this engine serves the logic-gate sizes, where setting up
+    vector loops costs more than it saves; the inflow is summed in the reference's order
+    (``s @ W`` on one row).
+    """
+    S, P, N = x.shape
     v = np.empty(N)
+    xl = np.empty(N)
     for s in range(S):
         for p in range(P):
             for n in range(N):
-                x[n] = x0[s, p, n]
-                out[s, p, 0, n] = x[n]
-            speed = np.inf
-            for t in range(steps):
-                for jj in range(F):
-                    j = free_idx[jj]
-                    acc = 0.0
-                    for i in range(N):
-                        acc += x[i] * A[s, i, j]
-                    v[j] = acc + c[s, j] - x[j] * d[s, j] + beta_vec[j] * (y_full[p, j] - x[j])
-                speed = 0.0
-                for jj in range(F):
-                    j = free_idx[jj]
-                    nx = x[j] + dt * v[j]
-                    if nx < 0.0:
-                        nx = 0.0
-                    elif nx > 1.0:
-                        nx = 1.0
-                    moved = abs(nx - x[j]) / dt
-                    if moved > speed or moved != moved:
-                        speed = moved
-                    x[j] = nx
+                xl[n] = x[s, p, n]
+            if store:
                 for n in range(N):
-                    out[s, p, t + 1, n] = x[n]
-                if stop_early and speed < tol:
-                    for tt in range(t + 2, steps + 1):
+                    buf[s, p, 0, n] = xl[n]
+            k0 = 0
+            if done[s, p] < 0:
+                for t in range(K):
+                    for j in range(n_in, N):
+                        acc = 0.0
+                        for i in range(N):
+                            acc += xl[i] * A[s, i, j]
+                        v[j] = acc + c[s, j] - xl[j] * d[s, j] + beta_vec[j] * (y_full[p, j] - xl[j])
+                    sp = 0.0
+                    for j in range(n_in, N):
+                        nx = xl[j] + dt * v[j]
+                        if nx < 0.0:
+                            nx = 0.0
+                        elif nx > 1.0:
+                            nx = 1.0
+                        moved = abs(nx - xl[j]) / dt
+                        if moved > sp or moved != moved:
+                            sp = moved
+                        xl[j] = nx
+                    if store:
                         for n in range(N):
-                            out[s, p, tt, n] = x[n]
-                    n_done[s, p] = t + 1
-                    break
-            last_speed[s, p] = speed
-    return n_done, last_speed
+                            buf[s, p, t + 1, n] = xl[n]
+                    speed[s, p] = sp
+                    k0 = t + 1
+                    if stop_early and sp < tol:
+                        done[s, p] = t0 + t + 1
+                        break
+            if store:
+                for t in range(k0, K):
+                    for n in range(N):
+                        buf[s, p, t + 1, n] = xl[n]
+            for n in range(N):
+                x[s, p, n] = xl[n]
+
+
+def _advance(xf, v, vbits, c, d, beta, y, dt):
+    """One projected Euler update of the free states ``xf`` from the inflow ``v`` (both (F,)).
+
+    ``ds = v + c - x d + beta (y - x)``, ``x <- clip(x + dt ds, 0, 1)``; returns ``max |dx| / dt``
+    (NaN if any state is NaN). ``vbits`` is ``v`` viewed as int64: the bit patterns of
+    non-negative doubles order like their values (a NaN above +inf), so the maximum is an
+    integer reduction the compiler vectorises. The values are those of the reference's ``clip``
+    and ``max(|dx| / dt)`` (division by dt > 0 is monotonic).
+    """
+    F = xf.shape[0]
+    for jj in range(F):
+        xj = xf[jj]
+        nx = xj + dt * (v[jj] + c[jj] - xj * d[jj] + beta[jj] * (y[jj] - xj))
+        nx = 0.0 if nx < 0.0 else nx
+        nx = 1.0 if nx > 1.0 else nx
+        v[jj] = abs(nx - xj)
+        xf[jj] = nx
+    m = np.int64(0)
+    for jj in range(F):
+        b = vbits[jj]
+        m = b if b > m else m
+    vbits[0] = m  # v is scratch: read the maximum's bits back as a double
+    return v[0] / dt
+
+
+def _blas_chunk(Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, K, dt, tol, stop_early, done, speed, buf, store):
+    """As :func:`_euler_chunk` (same arguments and results), but the inflow of all presentations
+    of a network is one matrix product ``x_free (P, F) @ Aff (F, F)`` per step (BLAS ``dgemm``,
+    called from the compiled code), followed by the fused update of each moving presentation.
+    """
+    S, P, N = x.shape
+    F = Aff.shape[1]
+    n_in = N - F
+    xf = np.empty((P, F))
+    V = np.empty((P, F))
+    Vbits = V.view(np.int64)
+    xc = np.empty((P, F))
+    rows = np.empty(P, dtype=np.int64)
+    for s in range(S):
+        for p in range(P):
+            if store:
+                for n in range(N):
+                    buf[s, p, 0, n] = x[s, p, n]
+            for jj in range(F):
+                xf[p, jj] = x[s, p, n_in + jj]
+        A = Aff[s]
+        for t in range(K):
+            m = 0
+            for p in range(P):
+                if done[s, p] < 0:
+                    rows[m] = p
+                    m += 1
+            if m == 0 and not store:
+                break
+            if m == 1:
+                # One moving presentation: a vector-matrix product (BLAS dgemv).
+                np.dot(xf[rows[0]], A, V[0])
+            elif m == P:
+                np.dot(xf, A, V)
+            elif m > 0:
+                # Settled presentations are frozen: multiply only the moving ones (compacted).
+                for q in range(m):
+                    src = xf[rows[q]]
+                    dst = xc[q]
+                    for jj in range(F):
+                        dst[jj] = src[jj]
+                np.dot(xc[:m], A, V[:m])
+            for q in range(m):
+                p = rows[q]
+                v = V[q]
+                a0 = acc0[s, p]
+                for jj in range(F):
+                    v[jj] += a0[jj]
+                xp = xf[p]
+                sp = _advance(xp, v, Vbits[q], c_f[s], d_f[s], beta_f, y_f[p], dt)
+                speed[s, p] = sp
+                if stop_early and sp < tol:
+                    done[s, p] = t0 + t + 1
+            if store:
+                for p in range(P):
+                    row = buf[s, p, t + 1]
+                    xs = x[s, p]
+                    xp = xf[p]
+                    for n in range(n_in):
+                        row[n] = xs[n]
+                    for jj in range(F):
+                        row[n_in + jj] = xp[jj]
+        for p in range(P):
+            for jj in range(F):
+                x[s, p, n_in + jj] = xf[p, jj]
 
 
 class _BudgetExceeded(Exception):
@@ -96,7 +256,87 @@ def _reraise_interrupt(exc: BaseException) -> None:
         seen = seen.__cause__ or seen.__context__
 
 
-_euler_compiled = njit(cache=True, nogil=True)(_euler_loop) if njit is not None else None
+if njit is not None:
+    _advance = njit(cache=True, nogil=True, inline="always")(_advance)
+    _compiled = {
+        "drive": njit(cache=True, nogil=True)(_input_drive),
+        "chunk": njit(cache=True, nogil=True)(_euler_chunk),
+        "blas": njit(cache=True, nogil=True)(_blas_chunk),
+    }
+else:  # pragma: no cover - broken installs only
+    _compiled = None
+
+
+def check_record(record) -> "str | int":
+    """Validate ``record``: ``"full"``, ``"final"`` or a positive integer (keep every k-th step)."""
+    if isinstance(record, str):
+        return check_choice("record", record, ("full", "final"))
+    if isinstance(record, (int, np.integer)) and not isinstance(record, bool) and record >= 1:
+        return int(record)
+    raise InvalidInputError(
+        f"The 'record' option must be 'full', 'final' or a positive integer k (keep every k-th step); got {record!r}.")
+
+
+class _Recorder:
+    """Consumes consecutive chunks of Euler steps; keeps the samples asked for and the STDP sums.
+
+    A chunk is ``buf (S, P, k+1, N)`` with ``buf[:, :, 0]`` the state at step ``t0`` (already seen)
+    and ``buf[:, :, m]`` the state at ``t0 + m``. ``every`` is 0 for "first and last only".
+    The sums restricted to free neurons are matrix products over the whole chunk (one BLAS call
+    per chunk, not per step); the rows and columns of the clamped inputs follow in closed form.
+    """
+
+    def __init__(self, x0, n_in, every, traces):
+        self.x0 = x0.copy()
+        self.n_in = n_in
+        self.every = every
+        self.samples = [(0, self.x0)]
+        self.traces = traces
+        S, P, N = x0.shape
+        F = N - n_in
+        if traces:
+            self.pre_dpost = np.zeros((S, F, F))
+            self.pre_post = np.zeros((S, F, F))
+            self.total = np.zeros((S, P, F))  # sum over steps of the free states
+
+    def add(self, buf, t0, k):
+        if k <= 0:
+            return
+        if self.every:
+            first = -(-max(t0 + 1, 1) // self.every) * self.every
+            for t in range(first, t0 + k + 1, self.every):
+                self.samples.append((t, buf[:, :, t - t0].copy()))
+        if self.traces:
+            S, P, _, N = buf.shape
+            F = N - self.n_in
+            pre = np.ascontiguousarray(buf[:, :, 1:k + 1, self.n_in:]).reshape(S, P * k, F)
+            prev = buf[:, :, 0:k, self.n_in:].reshape(S, P * k, F)
+            preT = np.swapaxes(pre, 1, 2)
+            self.pre_dpost += np.matmul(preT, pre - prev)
+            self.pre_post += np.matmul(preT, pre)
+            self.total += pre.reshape(S, P, k, F).sum(axis=2)
+
+    def finish(self, x_end, M):
+        """``(steps (T,), states (S, P, T, N), traces or None)`` for a phase that ended at step M."""
+        if self.samples[-1][0] != M:
+            self.samples.append((M, x_end.copy()))
+        steps = np.array([t for t, _ in self.samples])
+        states = np.stack([x for _, x in self.samples], axis=2)
+        if not self.traces:
+            return steps, states, None
+        n = self.n_in
+        S, P, N = self.x0.shape
+        xin = self.x0[:, :, :n]
+        pre_dpost = np.zeros((S, N, N))
+        pre_post = np.zeros((S, N, N))
+        pre_dpost[:, n:, n:] = self.pre_dpost
+        # s_i(t) of an input is constant, so sum_t s_i (s_j(t) - s_j(t-1)) telescopes.
+        pre_dpost[:, :n, n:] = np.einsum("spi,spj->sij", xin, x_end[:, :, n:] - self.x0[:, :, n:])
+        pre_post[:, n:, n:] = self.pre_post
+        pre_post[:, :n, n:] = np.einsum("spi,spj->sij", xin, self.total)
+        pre_post[:, n:, :n] = np.einsum("spi,spj->sij", self.total, xin)
+        pre_post[:, :n, :n] = M * np.einsum("spi,spj->sij", xin, xin)
+        return steps, states, {"pre_dpost": pre_dpost, "pre_post": pre_post, "samples": int(M)}
 
 
 class OdeSubstrate(Substrate):
@@ -107,8 +347,14 @@ class OdeSubstrate(Substrate):
     method : {"euler", "adaptive"}
         Projected explicit Euler with step ``schedule.dt`` (the reference scheme), or scipy's
         adaptive Runge-Kutta sampled every ``schedule.dt``.
-    engine : {"numba", "numpy"}
-        Euler only: compiled loop (fast) or the reference's numpy expressions (bit-for-bit).
+    engine : {"auto", "numba", "blas", "numpy"}
+        Euler only: pick by batch shape (default; :func:`choose_engine`), the compiled loop, a
+        BLAS product per step with a compiled fused update, or the reference's numpy
+        expressions (bit-for-bit).
+    record : "full", "final" or int
+        Euler only: keep every step (default), only each phase's first and last state, or every
+        k-th step and the last. Other than "full", the nudged phase carries the STDP sums in
+        ``meta["synaptic_traces"]``, so the DEEP rule is exact without the trajectory.
     rtol, atol : float
         Adaptive only: relative and absolute tolerances of the integrator.
     solver : str
@@ -124,13 +370,17 @@ class OdeSubstrate(Substrate):
 
     name = "ode"
 
-    def __init__(self, *, method: str = "euler", engine: str = "numba", rtol: float = 1e-8,
-                 atol: float = 1e-10, solver: str = "RK45", max_evaluations: int | None = 500_000,
-                 max_seconds: float | None = 120.0) -> None:
+    def __init__(self, *, method: str = "euler", engine: str = "auto", record: "str | int" = "full",
+                 rtol: float = 1e-8, atol: float = 1e-10, solver: str = "RK45",
+                 max_evaluations: int | None = 500_000, max_seconds: float | None = 120.0) -> None:
         self.method = check_choice("method", method, ("euler", "adaptive"))
-        self.engine = check_choice("engine", engine, ("numba", "numpy"))
-        if self.engine == "numba" and _euler_compiled is None:
-            raise InvalidInputError("engine='numba' needs the numba package; install it or use engine='numpy'.")
+        self.engine = check_choice("engine", engine, ENGINES)
+        if self.engine in ("numba", "blas") and _compiled is None:
+            raise InvalidInputError(f"engine={self.engine!r} needs the numba package; install it or use engine='numpy'.")
+        self.record = check_record(record)
+        if self.record != "full" and self.method != "euler":
+            raise InvalidInputError("The 'record' option applies to method='euler' only; the adaptive "
+                                    "integrator always returns every sample.")
         self.rtol = check_real("rtol", rtol, low=0.0, low_open=True)
         self.atol = check_real("atol", atol, low=0.0, low_open=True)
         self.solver = check_choice("solver", solver, ("RK45", "DOP853", "RK23", "LSODA", "Radau", "BDF"))
@@ -139,7 +389,7 @@ class OdeSubstrate(Substrate):
                                                                        low_open=True)
 
     def __repr__(self) -> str:
-        return f"OdeSubstrate(method={self.method!r}, engine={self.engine!r})"
+        return f"OdeSubstrate(method={self.method!r}, engine={self.engine!r}, record={self.record!r})"
 
     # -- public ------------------------------------------------------------------------
     def run(self, networks, inputs, initial, schedule, *, targets=None) -> PhaseResult:
@@ -167,59 +417,115 @@ class OdeSubstrate(Substrate):
             beta_vec[roles.outputs] = beta
             y_full[:, roles.outputs] = targets
         if self.method == "euler":
-            out, speed, n_done = self._euler(batch, form, x0, beta_vec, y_full, schedule, steps)
-            times = schedule.dt * np.arange(out.shape[2])
-            meta = {"integrator": f"projected Euler ({self.engine})", "dt": schedule.dt,
-                    "steps_done": n_done}
+            engine = self.engine
+            if engine == "auto":
+                engine = choose_engine(S, P, N - roles.n_inputs)
+            sample_steps, out, speed, n_done, traces = self._euler(
+                engine, roles, form, x0, beta_vec, y_full, schedule, steps, learn=targets is not None)
+            times = schedule.dt * sample_steps
+            meta = {"integrator": f"projected Euler ({engine})", "engine": engine, "dt": schedule.dt,
+                    "steps_done": n_done, "record": self.record}
+            if traces is not None:
+                meta["synaptic_traces"] = traces
         else:
             out, speed, meta = self._adaptive(roles, form, x0, beta_vec, y_full, schedule, steps)
             times = schedule.dt * np.arange(steps + 1)
-        settled, diverged, msg = phase_status(phase, out, speed, schedule.settle_tol, float(times[-1]))
+        settled, diverged, msg = phase_status(phase, out, speed, schedule.settle_tol, float(schedule.dt * steps))
         if diverged.any():
             meta["magnitude"] = float("inf")
         meta["final_speed"] = speed
         return Trajectory(times, out, roles, phase, self.name, settled, schedule.settle_tol,
                           diverged, msg, meta)
 
-    def _euler(self, batch, form, x0, beta_vec, y_full, schedule, steps):
-        roles = batch.roles
+    def _euler(self, engine, roles, form, x0, beta_vec, y_full, schedule, steps, *, learn):
+        """Returns ``(sample steps (T,), states (S, P, T, N), speed (S, P), steps done (S, P), traces)``."""
         S, P, N = x0.shape
-        if self.engine == "numpy":
-            return self._euler_numpy(batch, form, x0, beta_vec, y_full, schedule, steps)
-        out = np.empty((S, P, steps + 1, N))
-        free_idx = np.arange(roles.n_inputs, N, dtype=np.int64)
-        try:
-            n_done, speed = _euler_compiled(
-                np.ascontiguousarray(form.A, dtype=float), np.ascontiguousarray(form.c, dtype=float),
-                np.ascontiguousarray(form.d, dtype=float), beta_vec, y_full, free_idx,
-                np.ascontiguousarray(x0), float(schedule.dt), int(steps), float(schedule.settle_tol),
-                bool(schedule.stop_at_equilibrium), out)
-        except SystemError as exc:
-            _reraise_interrupt(exc)
-            raise
-        if schedule.stop_at_equilibrium:
-            last = int(n_done.max())
-            out = out[:, :, : last + 1]
-        return out, speed, n_done
+        n_in = roles.n_inputs
+        full = self.record == "full"
+        every = 1 if full else (0 if self.record == "final" else int(self.record))
+        stop = bool(schedule.stop_at_equilibrium)
+        if engine == "numpy":
+            out, speed, n_done = self._euler_numpy(roles, form, x0, beta_vec, y_full, schedule, steps)
+            M = out.shape[2] - 1
+            if full:
+                return np.arange(M + 1), out, speed, n_done, None
+            rec = _Recorder(x0, n_in, every, learn)
+            rec.add(out, 0, M)
+            sample_steps, states, traces = rec.finish(out[:, :, -1], M)
+            return sample_steps, states, speed, n_done, traces
 
-    def _euler_numpy(self, batch, form, x0, beta_vec, y_full, schedule, steps):
+        fn = _compiled
+        A = np.ascontiguousarray(form.A, dtype=float)
+        x = np.ascontiguousarray(x0, dtype=float).copy()
+        c_all = np.ascontiguousarray(np.broadcast_to(form.c, (S, N)), dtype=float)
+        d_all = np.ascontiguousarray(np.broadcast_to(form.d, (S, N)), dtype=float)
+        if engine == "blas":
+            Aff = np.ascontiguousarray(A[:, n_in:, n_in:])
+            acc0 = fn["drive"](A, x, n_in)
+            c_f = np.ascontiguousarray(c_all[:, n_in:])
+            d_f = np.ascontiguousarray(d_all[:, n_in:])
+            beta_f = np.ascontiguousarray(beta_vec[n_in:])
+            y_f = np.ascontiguousarray(y_full[:, n_in:])
+        dt, tol = float(schedule.dt), float(schedule.settle_tol)
+        done = np.full((S, P), -1, dtype=np.int64)
+        speed = np.full((S, P), np.inf)
+        if full:
+            K = steps
+        else:
+            K = int(max(1, min(steps, _CHUNK_BYTES // max(1, S * P * N * 8))))
+            rec = _Recorder(x0, n_in, every, learn)
+        store = full or learn or every > 0
+        buf = np.empty((S, P, K + 1, N) if store else (S, P, 1, N))
+        t0 = 0
+        M = steps
+        while t0 < steps:
+            k = min(K, steps - t0)
+            try:
+                if engine == "numba":
+                    fn["chunk"](A, c_all, d_all, beta_vec, y_full, n_in, x, t0, k, dt, tol, stop, done, speed,
+                                buf, store)
+                else:
+                    fn["blas"](Aff, acc0, c_f, d_f, beta_f, y_f, x, t0, k, dt, tol, stop, done, speed, buf, store)
+            except SystemError as exc:
+                _reraise_interrupt(exc)
+                raise
+            if stop and (done >= 0).all():
+                M = int(done.max())
+            valid = min(k, M - t0)
+            if full:
+                out = buf
+            elif store:
+                rec.add(buf, t0, valid)
+            t0 += k
+            if M < steps:
+                break
+        n_done = np.where(done >= 0, done, steps)
+        if full:
+            return np.arange(M + 1), out[:, :, :M + 1], speed, n_done, None
+        sample_steps, states, traces = rec.finish(x, M)
+        return sample_steps, states, speed, n_done, traces
+
+    def _euler_numpy(self, roles, form, x0, beta_vec, y_full, schedule, steps):
         # The reference notebook's expressions, one network at a time so every matmul has the
-        # reference's (P, N) @ (N, N) shape and therefore its exact arithmetic.
-        roles = batch.roles
+        # reference's (P, N) @ (N, N) shape and therefore its exact arithmetic. With an early
+        # stop, a settled presentation is frozen (as in the compiled engines) while the others
+        # go on; the step arithmetic of the moving rows is unchanged.
         S, P, N = x0.shape
         nx, dt = roles.n_inputs, schedule.dt
         outs = slice(N - roles.n_outputs, N)
         nudged = beta_vec[outs].any()
         beta = beta_vec[outs][0] if nudged else 0.0
         Y = y_full[:, outs]
-        has_c = batch.family_.has_bias_vector
+        has_c = bool(np.any(form.c))
         out = np.empty((S, P, steps + 1, N))
-        speed = np.zeros((S, P))
+        speed = np.full((S, P), np.inf)
         n_done = np.full((S, P), steps)
+        stop = schedule.stop_at_equilibrium
         for s in range(S):
             A, c, d = form.A[s], form.c[s], form.d[s]
             x = x0[s].copy()
             out[s, :, 0] = x
+            moving = np.ones(P, dtype=bool)
             for t in range(steps):
                 dS = x @ A - x * d
                 if has_c:
@@ -227,17 +533,23 @@ class OdeSubstrate(Substrate):
                 if nudged:
                     dS[:, -roles.n_outputs:] += beta * (Y - x[:, -roles.n_outputs:])
                 prev = x[:, nx:].copy()
-                x[:, nx:] += dt * dS[:, nx:]
-                x[:, nx:] = np.clip(x[:, nx:], 0, 1)
+                if moving.all():
+                    x[:, nx:] += dt * dS[:, nx:]
+                    x[:, nx:] = np.clip(x[:, nx:], 0, 1)
+                else:
+                    rows = np.flatnonzero(moving)
+                    x[rows, nx:] = np.clip(x[rows, nx:] + dt * dS[rows, nx:], 0, 1)
                 out[s, :, t + 1] = x
                 sp = np.abs(x[:, nx:] - prev).max(axis=1) / dt
-                if schedule.stop_at_equilibrium and np.all(sp < schedule.settle_tol):
-                    out[s, :, t + 2:] = x[:, None, :]
-                    n_done[s] = t + 1
-                    speed[s] = sp
-                    break
-                speed[s] = sp
-        if schedule.stop_at_equilibrium:
+                speed[s, moving] = sp[moving]
+                if stop:
+                    now = moving & (sp < schedule.settle_tol)
+                    n_done[s, now] = t + 1
+                    moving &= ~now
+                    if not moving.any():
+                        out[s, :, t + 2:] = x[:, None, :]
+                        break
+        if stop and (n_done < steps).all():
             out = out[:, :, : int(n_done.max()) + 1]
         return out, speed, n_done
 

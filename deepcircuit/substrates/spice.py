@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_int, check_real
-from ..circuit import CircuitUnits, ClampModel, Netlist, NonIdealities, compile_netlist
-from ..errors import DivergenceError, SimulationError, SubstrateUnavailableError
+from ..circuit import (DEFAULT_CLAMP, CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel,
+                       compile_netlist)
+from ..errors import DivergenceError, InvalidInputError, SimulationError, SubstrateUnavailableError
 from ..network import NetworkBatch
 from ..trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
@@ -292,6 +293,14 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
         meta["peak_rss_mb"] = trajs[-1].meta["peak_rss_mb"]
         meta["diverged_why"] = [w for t in trajs for w in t.meta.get("diverged_why", [""] * t.n_networks)]
         meta["magnitude"] = max(float(t.meta.get("magnitude", 0.0)) for t in trajs)
+        sup = [t.meta.get("supply") for t in trajs]
+        meta.pop("supply", None)
+        if all(x is not None for x in sup):  # energies only when every run had its supply read
+            meta["supply"] = [x for part in sup for x in part]
+        devs = [t.meta.get("devices") for t in trajs]
+        meta.pop("devices", None)
+        if all(d is not None for d in devs):
+            meta["devices"] = [d for part in devs for d in part]
         msgs = "; ".join(t.message for t in trajs if t.message)
         return Trajectory(first.times, np.concatenate([t.states for t in trajs]), first.roles, first.phase,
                           first.substrate, np.concatenate([t.settled for t in trajs]), first.settle_tol,
@@ -300,6 +309,27 @@ def _concat(parts: list[PhaseResult]) -> PhaseResult:
     free = join([p.free for p in parts])
     nudged = join([p.nudged for p in parts]) if parts[0].nudged is not None else None
     return PhaseResult(free, nudged)
+
+
+def _read_supply(ng, net: Netlist, t: np.ndarray) -> "dict | None":
+    """The supply currents and ``.meas`` charges of a run (None when the netlist has no supply).
+
+    Returns ``{"vdd": V, "time_s": (T,), "current_A": (S, P, T) drawn from VDD (positive),
+    "quiescent_A": (S, P), "meas_charge_C": {name: C}}``; the ``.meas`` results are parsed from
+    ngspice's output ("q_free_s0p0 = -4.8e-08 from= ..."), negative = drawn from the source.
+    """
+    names = net.meta.get("supplies") or []
+    if not names:
+        return None
+    S, P, _ = net.shape
+    cur = np.stack([-ng.vector(f"i({v})") for v in names]).reshape(S, P, -1)
+    meas = {}
+    for ln in ng._stdout:
+        m = re.match(r"\s*(q_(?:free|nudged)_\S+)\s*=\s*([-+0-9.eE]+)", ln)
+        if m:
+            meas[m.group(1).lower()] = float(m.group(2))
+    return {"vdd": float(net.meta["vdd"]), "time_s": np.asarray(t, dtype=float), "current_A": cur,
+            "quiescent_A": np.asarray(net.meta["quiescent_current"]).reshape(S, P), "meas_charge_C": meas}
 
 
 def _fingerprint(batch: NetworkBatch) -> bytes:
@@ -333,6 +363,52 @@ def _failed_part(batch: NetworkBatch, inputs, schedule: Schedule, targets, name:
     return PhaseResult(*out)
 
 
+def _join_presentations(parts: list[PhaseResult]) -> PhaseResult:
+    """Phase results of consecutive presentation chunks (same networks) joined along the presentation axis."""
+    def join(trajs):
+        first = trajs[0]
+        meta = dict(first.meta)
+        meta["clamp_overshoot_max"] = max(t.meta["clamp_overshoot_max"] for t in trajs)
+        meta["clamp_overshoot_final"] = max(t.meta["clamp_overshoot_final"] for t in trajs)
+        meta["clamp_overshoot_per_network"] = np.max([t.meta["clamp_overshoot_per_network"] for t in trajs], axis=0)
+        meta["final_speed"] = np.concatenate([np.asarray(t.meta["final_speed"]) for t in trajs], axis=1)
+        meta["time_points"] = [t.meta["time_points"] for t in trajs]
+        meta["seconds"] = sum(t.meta["seconds"] for t in trajs)
+        meta["peak_rss_mb"] = max(t.meta["peak_rss_mb"] for t in trajs)
+        meta["ngspice_runs"] = sum(t.meta.get("ngspice_runs", 1) for t in trajs)
+        meta["magnitude"] = max(float(t.meta.get("magnitude", 0.0)) for t in trajs)
+        S = first.n_networks
+        whys = [t.meta.get("diverged_why", [""] * S) for t in trajs]
+        meta["diverged_why"] = ["; ".join(sorted({w[k] for w in whys if w[k]})) for k in range(S)]
+        msgs = "; ".join(t.message for t in trajs if t.message)
+        diverged = np.any([t.diverged for t in trajs], axis=0)  # a network diverged in any chunk
+        settled = np.concatenate([t.settled for t in trajs], axis=1) & ~diverged[:, None]
+        return Trajectory(first.times, np.concatenate([t.states for t in trajs], axis=1), first.roles,
+                          first.phase, first.substrate, settled, first.settle_tol, diverged, msgs, meta)
+
+    if len(parts) == 1:
+        return parts[0]
+    free = join([p.free for p in parts])
+    nudged = join([p.nudged for p in parts]) if parts[0].nudged is not None else None
+    return PhaseResult(free, nudged)
+
+
+#: ``presentations_per_run="auto"``: copies of the circuit in one netlist are limited so that it
+#: holds at most this many free nodes. ngspice's cost grows faster than the number of copies
+#: (every copy shares the time steps the stiffest one needs), so large circuits run one
+#: presentation per netlist (measured in benchmarks/bench_spice_scale.py; docs/spice.md).
+AUTO_MAX_FREE_NODES_PER_RUN = 64
+
+
+def _simulate_in_worker(net: Netlist, netlist_dir: Path, epoch, runs, max_seconds):
+    """Run one netlist in a worker process; returns ``(time, volts, seconds, peak RSS MB)``."""
+    sub = SpiceSubstrate(netlist_dir=netlist_dir, max_seconds=max_seconds)
+    sub.epoch, sub.runs = epoch, runs
+    t0 = time.perf_counter()
+    t, v = sub._simulate(_load_ngspice(), net)
+    return t, v, time.perf_counter() - t0, _rss_peak_mb()
+
+
 def _rss_peak_mb() -> float:
     """Peak resident set size of this process (MB), from /proc or resource."""
     try:
@@ -362,7 +438,7 @@ def simulate_netlist(text: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         elif not skip:
             lines.append(ln)
     saves = [ln for ln in lines if ln.lower().startswith(".save ")]
-    nodes = [re.sub(r"^v\((.*)\)$", r"\1", tok.lower()) for ln in saves for tok in ln.split()[1:]]
+    nodes = [m.group(1) for ln in saves for tok in ln.split()[1:] if (m := re.match(r"^v\((.*)\)$", tok.lower()))]
     tran = next((ln.split() for ln in lines if ln.lower().startswith(".tran ")), None)
     if tran is None:
         raise SimulationError("The netlist has no .tran line; simulate_netlist runs transients only.")
@@ -383,8 +459,9 @@ class SpiceSubstrate(Substrate):
 
     Parameters
     ----------
-    clamp : "diode", "limiter" or ClampModel
-        The [0, 1] bound: diode clamps (default, model ``DCLAMP``) or a stiff behavioural limiter.
+    clamp : "diode", "limiter", "precision" or ClampModel
+        The [0, 1] bound: diode clamps (default, model ``DCLAMP``), a stiff behavioural limiter, or
+        op-amp precision clamps (the most faithful; see docs/hardware.md).
     units : CircuitUnits
         ``V_scale`` (V), ``C`` (F), ``g`` (S); ``tau = C / g``.
     nonideal : NonIdealities
@@ -405,22 +482,52 @@ class SpiceSubstrate(Substrate):
         Wall-time budget of one ngspice transient (seconds; default 600, None = no limit). A run
         past it is halted and raises :class:`~deepcircuit.errors.SimulationError` (a stiff or
         runaway circuit takes ever smaller time steps rather than failing).
+    ota_linear_range, ota_gain, ota_offset, opamp_gain : float, optional
+        Change one parameter of the OTA or of the precision clamp's op-amps (for substrate specs
+        such as ``"spice:transconductor=ota;ota_gain=50"``).
+    transconductor : "vccs", "ota" or TransconductorModel
+        The synapse: ideal VCCS (default) or an OTA with a supply (see ``circuit.TransconductorModel``).
+        With an OTA or a precision clamp the supply currents are read back and the free trajectory's
+        ``meta["supply"]`` holds them (``deepcircuit.hardware_figures`` turns them into energies).
     networks_per_run : int or None
         How many networks of a batch share one netlist (each netlist always holds every
         presentation, and both phases run in one transient). 1 (default): one ngspice run per
         network, since networks in one transient share its time steps and a batch of seeds runs
         1.4-3.7x faster split (measured in benchmarks/bench_spice.py). None: the whole batch in
         one netlist.
+    presentations_per_run : int, "auto" or None
+        How many presentations share one netlist. "auto" (default): as many as keep a netlist at
+        most :data:`AUTO_MAX_FREE_NODES_PER_RUN` free nodes (all of them for logic gates, one
+        for a 64-100-10 network); None: all.
+    workers : int
+        Worker processes running the netlists of one call in parallel (1: in this process). The
+        ngspice library is not thread-safe and grows with every transient, so parallel runs are
+        separate processes (spawned once, reused, replaced every 100 runs).
     """
 
     name = "spice"
 
-    def __init__(self, *, clamp: "str | ClampModel" = "diode", units: CircuitUnits | None = None,
+    def __init__(self, *, clamp: "str | ClampModel" = DEFAULT_CLAMP, units: CircuitUnits | None = None,
                  nonideal: NonIdealities | None = None, reltol: float = 1e-4,
                  options: dict | None = None, netlist_dir: "str | Path | None" = None,
                  networks_per_run: int | None = 1, max_seconds: float | None = 600.0,
-                 rail_margin: float = 0.25) -> None:
+                 rail_margin: float = 0.25,
+                 transconductor: "str | TransconductorModel | None" = None,
+                 ota_linear_range: float | None = None, ota_gain: float | None = None,
+                 ota_offset: float | None = None, opamp_gain: float | None = None,
+                 presentations_per_run: "int | str | None" = "auto", workers: int = 1) -> None:
+        from dataclasses import replace
+
         self.clamp = ClampModel.of(clamp)
+        if opamp_gain is not None:
+            self.clamp = replace(self.clamp, opamp_gain=opamp_gain)
+        self.transconductor = TransconductorModel.of(transconductor)
+        ota_params = {k: v for k, v in {"linear_range": ota_linear_range, "gain": ota_gain,
+                                        "offset": ota_offset}.items() if v is not None}
+        if ota_params:
+            if self.transconductor.kind != "ota":
+                raise InvalidInputError("The ota_* options of the spice substrate need transconductor='ota'.")
+            self.transconductor = replace(self.transconductor, **ota_params)
         self.units = units or CircuitUnits()
         self.clamp.check_fits(self.units)  # a clamp that cannot clamp at these units is refused
         self.nonideal = nonideal or NonIdealities()
@@ -431,13 +538,20 @@ class SpiceSubstrate(Substrate):
         self.max_seconds = None if max_seconds is None else check_real("max_seconds", max_seconds, low=0.0,
                                                                        low_open=True)
         self.rail_margin = check_real("rail_margin", rail_margin, low=0.0, low_open=True)
+        if presentations_per_run not in ("auto", None):
+            presentations_per_run = check_int("presentations_per_run", presentations_per_run, low=1)
+        self.presentations_per_run = presentations_per_run
+        self.workers = check_int("workers", workers, low=1)
+        self._pool = None
         self.epoch: int | None = None  # set by callers that know it, for error messages
         self.runs = 0
         self._failed: dict[bytes, str] = {}  # networks of a batch whose run failed, by fingerprint
         self.last_netlist: Netlist | None = None
+        self._supply: dict | None = None  # supply currents of the last ngspice run (None: no supply)
 
     def __repr__(self) -> str:
-        return f"SpiceSubstrate(clamp={self.clamp.kind!r}, units={self.units})"
+        return (f"SpiceSubstrate(clamp={self.clamp.kind!r}, transconductor={self.transconductor.kind!r}, "
+                f"units={self.units})")
 
     # -- public ------------------------------------------------------------------------
     def run(self, networks, inputs, initial, schedule: Schedule, *, targets=None) -> PhaseResult:
@@ -455,8 +569,9 @@ class SpiceSubstrate(Substrate):
 
             nonideal = replace(nonideal, seed=nonideal.seed + run_index)
         opts = {"reltol": self.reltol, **self.options}
-        S = len(batch)
+        S, P = len(batch), inputs.shape[0]
         k = self.networks_per_run or S
+        q = self._presentations_per_run(P, min(k, S), batch.roles)
         parts = []
         for a in range(0, S, k):
             sub = NetworkBatch(batch.networks[a:a + k])
@@ -466,12 +581,23 @@ class SpiceSubstrate(Substrate):
                 parts.append(_failed_part(sub, inputs, schedule, targets, self.name, f"still failing: "
                                           f"{self._failed[key]}"))
                 continue
-            net = compile_netlist(sub, inputs, initial[a:a + k], schedule, targets=targets, units=self.units,
-                                  clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a)
-            self.last_netlist = net
-            t0 = time.perf_counter()
+            # This network chunk's presentations, q per netlist (several netlists: see "At scale"
+            # in docs/spice.md), run in this process or in the worker processes.
+            def netlist(sl):
+                return compile_netlist(sub, inputs[sl], initial[a:a + k, sl], schedule,
+                                       targets=None if targets is None else targets[sl], units=self.units,
+                                       clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a,
+                                       transconductor=self.transconductor)
+
+            jobs = [(slice(c, c + q), netlist(slice(c, c + q))) for c in range(0, P, q)]
+            supplied = bool(jobs[0][1].meta.get("supplies"))
+            if supplied and len(jobs) > 1:
+                # Supply currents (energy figures) are read per run for all presentations of a
+                # network: such netlists are not split.
+                jobs = [(slice(0, P), netlist(slice(0, P)))]
+            self.last_netlist = jobs[-1][1]
             try:
-                time_s, volts = self._simulate(ng, net)
+                outputs = self._simulate_all(ng, [net for _, net in jobs])
             except SimulationError as exc:
                 if S <= k:
                     raise
@@ -480,11 +606,64 @@ class SpiceSubstrate(Substrate):
                 self._failed[key] = str(exc)
                 parts.append(_failed_part(sub, inputs, schedule, targets, self.name, str(exc)))
                 continue
-            parts.append(self._trajectories(sub, net, inputs, time_s, volts, schedule, time.perf_counter() - t0))
+            chunk = []
+            for (sl, net), (time_s, volts, seconds, rss) in zip(jobs, outputs):
+                res = self._trajectories(sub, net, inputs[sl], time_s, volts, schedule, seconds)
+                for tr in (res.free, res.nudged):
+                    if tr is not None:
+                        tr.meta["peak_rss_mb"] = max(tr.meta["peak_rss_mb"], rss)
+                chunk.append(res)
+            part = _join_presentations(chunk)
+            if supplied and self._supply is not None:
+                part.free.meta["supply"] = [self._supply]  # one entry per ngspice run (networks in order)
+            part.free.meta["devices"] = jobs[0][1].meta.get("devices")
+            parts.append(part)
         return parts[0] if len(parts) == 1 else _concat(parts)
 
+    def _presentations_per_run(self, P: int, networks: int, roles) -> int:
+        if self.presentations_per_run is None:
+            return P
+        if self.presentations_per_run == "auto":
+            n_free = roles.n_neurons - roles.n_inputs
+            return max(1, min(P, AUTO_MAX_FREE_NODES_PER_RUN // max(1, networks * n_free)))
+        return min(P, self.presentations_per_run)
+
+    def _simulate_all(self, ng, nets: list[Netlist]):
+        """``(time, volts, seconds, peak RSS MB)`` of every netlist, in order (in workers if asked)."""
+        if self.workers == 1 or len(nets) == 1 or nets[0].meta.get("supplies"):
+            out = []
+            for net in nets:
+                t0 = time.perf_counter()
+                t, v = self._simulate(ng, net)
+                out.append((t, v, time.perf_counter() - t0, 0.0))
+            return out
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a fork would copy this process's ngspice state and BLAS/numba threads
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, max_tasks_per_child=100,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        futures = [self._pool.submit(_simulate_in_worker, net, self.netlist_dir, self.epoch, self.runs,
+                                     self.max_seconds) for net in nets]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_pool"] = None  # worker processes stay with the instance that started them
+        return state
+
     def close(self) -> None:
-        """Nothing per instance: the shared library is reused by every SpiceSubstrate."""
+        """Stop this instance's worker processes, if any (the in-process shared library is reused
+        by every SpiceSubstrate). Safe to call twice."""
+        pool, self._pool = getattr(self, "_pool", None), None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     # -- internals -----------------------------------------------------------------------
     def _simulate(self, ng, net: Netlist):
@@ -513,6 +692,7 @@ class SpiceSubstrate(Substrate):
             volts = np.empty((len(net.nodes), t.size))
             for k, node in enumerate(net.nodes):
                 volts[k] = ng.vector(node)
+            self._supply = _read_supply(ng, net, t)
             ic = net.meta.get("initial_volts")
             if t[0] > 0 and ic is not None and len(ic) == len(net.nodes):
                 # ngspice's first stored point is its first step; t = 0 is the .ic state.

@@ -1,0 +1,33 @@
+"""Command-line options of the circuit's hardware models (synapse transconductor), shared by
+``train``, ``export`` and ``compare``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_transconductor_arguments(p: argparse.ArgumentParser) -> None:
+    """``--transconductor`` and the OTA parameters (defaults: :class:`circuit.TransconductorModel`)."""
+    from ..circuit import TRANSCONDUCTOR_KINDS
+
+    p.add_argument("--transconductor", default=None, choices=list(TRANSCONDUCTOR_KINDS),
+                   help="synapse model of the SPICE circuit: ideal 'vccs' (default) or 'ota' (tanh-limited "
+                        "to +-I_bias, output resistance, input offset, bias current from a supply VDD)")
+    p.add_argument("--ota-linear-range", type=float, default=None,
+                   help="OTA linear range in units of V_scale (default 1)")
+    p.add_argument("--ota-gain", type=float, default=None, help="OTA intrinsic gain gm*r_out (default 100)")
+    p.add_argument("--ota-offset", type=float, default=None, help="OTA input offset, rms volts (default 2e-3)")
+
+
+def transconductor_from_args(args):
+    """The :class:`TransconductorModel` the arguments ask for, or None (nothing asked)."""
+    from ..circuit import TransconductorModel
+    from ..errors import InvalidInputError
+
+    params = {k: v for k, v in {"linear_range": args.ota_linear_range, "gain": args.ota_gain,
+                                "offset": args.ota_offset}.items() if v is not None}
+    if args.transconductor is None and not params:
+        return None
+    if params and args.transconductor != "ota":
+        raise InvalidInputError("--ota-linear-range, --ota-gain and --ota-offset need --transconductor ota.")
+    return TransconductorModel(kind=args.transconductor, **params)

@@ -1,10 +1,17 @@
 # Set-up and entry points. `make demo` and `make test` each install everything they need on a
 # fresh Debian machine (system packages, virtual environment, the package with pinned
 # dependencies) and then run.
-PYTHON ?= python3
+# Python: PYTHON=... if given, else the newest supported interpreter found on PATH (3.13, 3.12,
+# 3.11, then python3 if it is one of those). Each version installs with its own pinned
+# dependencies, constraints/pyXY.txt (the newest Brian2 release for that Python).
+SUPPORTED := import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (3, 14)))
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+            if $$p -c '$(SUPPORTED)' >/dev/null 2>&1; then echo $$p; break; fi; done)
+PYVER  := $(shell $(PYTHON) -c 'import sys; print("%d%d" % sys.version_info[:2])' 2>/dev/null)
+CONSTRAINTS := constraints/py$(PYVER).txt
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed-py$(PYVER)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-packages demo test test-all benchmark netlists clean
@@ -20,10 +27,13 @@ system-packages:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libngspice0-dev ngspice; \
 	fi
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	@$(PYTHON) -c '$(SUPPORTED)' 2>/dev/null || { echo "No supported Python found (3.11, 3.12 or 3.13; got '$(PYTHON)'): install one or give PYTHON=/path/to/python3.X" >&2; exit 2; }
+	@# A virtual environment of another Python version is replaced, not patched.
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[dev]"
 	touch $(STAMP)
 
 demo: setup
@@ -45,3 +55,10 @@ netlists: setup
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# Reached only when the chosen Python has no pinned dependency set.
+NO_PYTHON = echo "No supported Python found (3.11, 3.12 or 3.13; got '$(PYTHON)', version '$(PYVER)'): install one or give PYTHON=/path/to/python3.X" >&2; exit 2
+constraints/py.txt:
+	@$(NO_PYTHON)
+constraints/py%.txt:
+	@$(NO_PYTHON)

@@ -171,6 +171,24 @@ class Comparison:
         return out
 
 
+def energy_counts(res) -> dict:
+    """Energy-like counts of a spiking substrate's run (empty for substrates without spikes).
+
+    ``spikes_per_inference``: spikes of one presentation's free phase (all neurons, inputs
+    included); ``spikes_per_training_step``: free plus nudged phase of one presentation;
+    ``synaptic_events_per_second``: spikes times live outgoing synapses, per simulated second
+    of one presentation.
+    """
+    f, n = res.free.meta, (res.nudged.meta if res.nudged is not None else {})
+    if "spikes_per_presentation" not in f:
+        return {}
+    out = {"spikes_per_inference": float(f["spikes_per_presentation"]),
+           "synaptic_events_per_second": float(f["synaptic_events_per_second"])}
+    if "spikes_per_presentation" in n:
+        out["spikes_per_training_step"] = float(f["spikes_per_presentation"] + n["spikes_per_presentation"])
+    return out
+
+
 def correct_per_presentation(task: Task, outputs: np.ndarray) -> list[bool]:
     """Whether each presentation's ``outputs (P, n_outputs)`` are classified correctly."""
     wrong = np.asarray(task.predict(outputs)) != task.labels
@@ -293,6 +311,7 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
                               bound_tol=max(lyapunov_bound_tol, 2.0 * overshoot))
         pred = task.predict(res.free.outputs)[0]
         meta = dict(res.free.meta)
+        meta.update(energy_counts(res))
         out[label] = InferenceComparison(
             label, name, res, dev_free, dev_nudged, rms, eul, float(1.0 - task.error(res.free.outputs)[0]),
             np.asarray(pred).tolist(), checks, seconds, meta, hardware_summary(res),

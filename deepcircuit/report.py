@@ -117,6 +117,11 @@ def write_report(comp: Comparison, out: "str | Path", *, title: str = "Substrate
         dev = inf.meta.get("clamp_deviation")
         if dev is not None:
             lines.append(f"- {label}: clamp deviation from the ideal projection {float(dev):.3g} V_scale.")
+        if "spikes_per_inference" in inf.meta:
+            lines.append(f"- {label}: {inf.meta['spikes_per_inference']:.0f} spikes per inference, "
+                         f"{inf.meta.get('spikes_per_training_step', float('nan')):.0f} per training step "
+                         f"(one presentation), {inf.meta['synaptic_events_per_second']:.3g} synaptic "
+                         "events per simulated second.")
         if not inf.lyapunov_monotone:
             worst = max((c.max_increase for ch in inf.lyapunov.values() for c in ch.checks), default=0.0)
             lines.append(f"- {label}: V not monotone along its trajectory (largest increase {worst:.3g}).")

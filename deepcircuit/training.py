@@ -8,6 +8,7 @@ other seeds share its batch.
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -25,8 +26,8 @@ from .data_defaults import dataset_defaults, default_model
 from .data_split import Dataset, load_dataset
 from .substrates import Schedule, Substrate, get_substrate, initial_states
 from .tasks import Task
-from .training_steps import (EpochCallback, EpochTally, epoch_batches, evaluate_split, frozen_mask,
-                             prune_step, rule_step, run_callbacks, run_phases)
+from .training_steps import (EpochCallback, EpochTally, draw_initial, epoch_batches, evaluate_split,
+                             frozen_mask, prune_step, rule_step, run_callbacks, run_phases)
 
 PRUNE_METHODS = ("stochastic", "magnitude")
 
@@ -566,6 +567,16 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
         active[k] = False
         warnings.warn(f"seed {seeds[k]}: {msg}; this network is frozen and counted as unsolved.",
                       DivergenceWarning, stacklevel=3)
+
+    # Optional substrate capability (brian2 cpp_standalone): the whole training as one compiled
+    # program, given the initial states this loop will draw; the loop below is unchanged and
+    # receives each epoch's recording from sub.run (the substrate checks that it matches).
+    plan = getattr(sub, "plan_training", None)
+    if plan is not None and not callbacks and config.batch_size is None:
+        ahead = [copy.deepcopy(g) for g in rngs]
+        plan(batch, task.inputs, task.targets, schedule, config,
+             np.stack([draw_initial(ahead, task.inputs, roles, config.state_init_high)
+                       for _ in range(config.epochs + 1)]))
 
     bar = _progress(config.epochs, progress, f"{task.name}/{model}/{sub.name}")
     try:

@@ -116,8 +116,8 @@ def test_network_run_driver_gives_the_same_states():
     nets = _nets(n=1)
     s0 = initial_states(np.random.default_rng(5), 1, task.inputs, nets[0].roles)
     sch = Schedule(free_steps=60, nudged_steps=40)
-    a = get_substrate("brian2", driver="prepared").run(nets, task.inputs, s0, sch, targets=task.targets)
-    b = get_substrate("brian2", driver="network").run(nets, task.inputs, s0, sch, targets=task.targets)
+    a = get_substrate("brian2", target="numpy", driver="prepared").run(nets, task.inputs, s0, sch, targets=task.targets)
+    b = get_substrate("brian2", target="numpy", driver="network").run(nets, task.inputs, s0, sch, targets=task.targets)
     np.testing.assert_array_equal(a.nudged.states, b.nudged.states)
     np.testing.assert_array_equal(a.nudged.meta["synaptic_traces"]["pre_dpost"],
                                   b.nudged.meta["synaptic_traces"]["pre_dpost"])
@@ -126,7 +126,7 @@ def test_network_run_driver_gives_the_same_states():
 def test_pruned_synapses_stay_off():
     cfg = TrainingConfig.preset("default").replace(epochs=15, free_steps=100, nudged_steps=100,
                                                    prune="magnitude", prune_tol=0.03)
-    sub = get_substrate("brian2")
+    sub = get_substrate("brian2", target="numpy")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r_b = train("xor", seeds=[1, 2], config=cfg, substrate=sub)
@@ -157,8 +157,10 @@ def test_other_integrators_run_and_stay_close():
 
 
 def test_bad_options_and_inputs(rate):
-    with pytest.raises(InvalidInputError, match="'target'.*'numpy', 'cython'"):
-        get_substrate("brian2", target="cpp_standalone")
+    with pytest.raises(InvalidInputError, match="'target'.*'cpp_standalone', 'numpy', 'cython'"):
+        get_substrate("brian2", target="c++")
+    with pytest.raises(InvalidInputError, match="projected Euler only"):
+        get_substrate("brian2", target="cpp_standalone", method="rk4")
     with pytest.raises(InvalidInputError, match="'method'"):
         get_substrate("brian2", method="rk45")
     task = get_task("xor")

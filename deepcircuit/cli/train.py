@@ -69,9 +69,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="'default' (project settings) or 'paper' (the reference notebooks exactly)")
     p.add_argument("--substrate", default="ode", choices=available_substrates(),
                    help="where the phases run (default: ode)")
-    p.add_argument("--brian2-target", choices=["numpy", "cython"], default=None,
-                   help="Brian2 code-generation target for the brian2 substrates (default: numpy; "
-                        "cython needs a C compiler and compiles once, then runs faster)")
+    p.add_argument("--brian2-target", choices=["cpp_standalone", "numpy", "cython"], default=None,
+                   help="Brian2 target for the brian2 substrates (default: cpp_standalone where a C++ "
+                        "compiler is present, else numpy; cpp_standalone builds one compiled program "
+                        "once, cached under ~/.cache/deepcircuit/brian2; cython compiles once too)")
     add_transconductor_arguments(p)
     p.add_argument("--clamp", default=None, choices=list(CLAMP_KINDS),
                    help="clamp of the SPICE circuit: diode (default), limiter or precision (op-amp clamp)")

@@ -42,12 +42,12 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_choice, check_real
-from ..errors import DivergenceError, InvalidInputError, SubstrateUnavailableError
+from ..errors import DeepCircuitWarning, DivergenceError, InvalidInputError, SubstrateUnavailableError
 from ..network import NetworkBatch
 from ..trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
 
-TARGETS = ("numpy", "cython")
+TARGETS = ("auto", "cpp_standalone", "numpy", "cython")
 METHODS = ("euler", "heun", "rk2", "rk4", "exponential_euler")
 DRIVERS = ("prepared", "network")
 INSTALL_FIX = ("pip install brian2==2.9.0 (Brian2 2.9.0 also needs numpy < 2.4: "
@@ -332,6 +332,22 @@ class _CompiledNetwork:
             co.after_run()
 
 
+class Brian2FallbackWarning(DeepCircuitWarning):
+    """The compiled (cpp_standalone) Brian2 target is not available here; numpy is used."""
+
+
+_FALLBACK_SAID = False
+
+
+def _fallback_once() -> None:
+    global _FALLBACK_SAID
+    if not _FALLBACK_SAID:
+        _FALLBACK_SAID = True
+        warnings.warn("Brian2: no C++ compiler (make and g++) found, so the compiled cpp_standalone "
+                      "target is off; running Brian2's numpy target (slower).",
+                      Brian2FallbackWarning, stacklevel=4)
+
+
 def _structure_key(batch: NetworkBatch, P: int, dt: float) -> tuple:
     tm = batch.topology_mask
     return (batch.roles, batch.family, tuple(sorted(batch.params.items())), len(batch), P,
@@ -343,10 +359,15 @@ class Brian2RateSubstrate(Substrate):
 
     Parameters
     ----------
-    target : {"numpy", "cython"}
-        Brian2 code-generation target. ``numpy`` works on every machine; ``cython`` compiles
-        each code object once (needs Cython and a C compiler; cached in Brian2's user cache,
-        ``~/.cython/brian_extensions``) and runs several times faster.
+    target : {"auto", "cpp_standalone", "numpy", "cython"}
+        ``cpp_standalone``: Brian2's C++ standalone device; every phase, and a whole training
+        (:meth:`plan_training`), is one compiled program, built once per structure under
+        :func:`~deepcircuit.substrates.brian2_standalone.cache_root` (needs make and a C++
+        compiler). ``auto`` (default): ``cpp_standalone`` where a compiler is present, else
+        ``numpy`` (said once, as a :class:`Brian2FallbackWarning`). ``numpy`` works on every
+        machine; ``cython`` compiles each code object once (needs Cython and a C compiler;
+        cached in ``~/.cython/brian_extensions``). ``method`` and ``driver`` apply to the
+        runtime targets (``numpy``, ``cython``); ``cpp_standalone`` uses projected Euler.
     method : str
         Brian2 integrator: ``euler`` (with the projection: exactly the reference scheme),
         ``heun``, ``rk2``, ``rk4`` or ``exponential_euler``. The summed variables are updated once
@@ -356,28 +377,64 @@ class Brian2RateSubstrate(Substrate):
     driver : {"prepared", "network"}
         ``prepared``: generate the code once, then call the prepared code objects (fast).
         ``network``: call Brian2's ``Network.run`` for every phase (regenerates code each call).
+    whole_training : bool
+        ``cpp_standalone`` only: offer :meth:`plan_training` (a whole training as one program).
+        False runs one compiled phase program per epoch instead.
     """
 
     name = "brian2"
 
-    def __init__(self, *, target: str = "numpy", method: str = "euler", tau: float = 1e-3,
-                 driver: str = "prepared") -> None:
-        self.target = check_choice("target", target, TARGETS)
+    def __init__(self, *, target: str = "auto", method: str = "euler", tau: float = 1e-3,
+                 driver: str = "prepared", whole_training: bool = True) -> None:
+        from .brian2_standalone import StandaloneRunner, compiler_available
+
+        target = check_choice("target", target, TARGETS)
         self.method = check_choice("method", method, METHODS)
         self.tau = check_real("tau", tau, low=0.0, low_open=True)
         self.driver = check_choice("driver", driver, DRIVERS)
         self._brian2 = import_brian2()
+        if target == "auto":
+            target = "cpp_standalone" if method == "euler" and compiler_available() else "numpy"
+            if target == "numpy" and method == "euler":
+                _fallback_once()
+        if target == "cpp_standalone" and method != "euler":
+            raise InvalidInputError(
+                f"The Brian2 'cpp_standalone' target runs projected Euler only; got method={method!r}. "
+                f"Use method='euler', or target='numpy' or 'cython' for Brian2's other integrators.")
+        self.target = target
+        self.whole_training = bool(whole_training)
         check_target(self._brian2, self.target)
+        self._standalone = (StandaloneRunner(self._brian2, self.tau, self.name)
+                            if target == "cpp_standalone" else None)
         self._compiled: dict[tuple, _CompiledNetwork] = {}
         #: How many Brian2 networks this instance has built (one per network structure).
         self.n_builds = 0
 
     def __repr__(self) -> str:
         return (f"Brian2RateSubstrate(target={self.target!r}, method={self.method!r}, "
-                f"tau={self.tau!r}, driver={self.driver!r})")
+                f"tau={self.tau!r}, driver={self.driver!r}, whole_training={self.whole_training!r})")
 
     def close(self) -> None:
         self._compiled.clear()
+
+    @property
+    def build_seconds(self) -> float:
+        """Seconds spent building compiled programs (cpp_standalone target; 0 otherwise)."""
+        return self._standalone.build_seconds if self._standalone is not None else 0.0
+
+    def plan_training(self, batch: NetworkBatch, inputs, targets, schedule: Schedule, config,
+                      initial: np.ndarray) -> bool:
+        """Optional capability used by :func:`deepcircuit.training.train`: run a whole training
+        as one compiled program (``cpp_standalone`` target only; see
+        :mod:`deepcircuit.substrates.brian2_standalone`). The loop then still calls :meth:`run`
+        for every epoch, and gets that epoch's recording as long as it asks for exactly what the
+        program computed. Returns whether a plan was made.
+        """
+        if self._standalone is None or not self.whole_training or schedule.stop_at_equilibrium:
+            return False
+        batch = NetworkBatch.of(batch)
+        return self._standalone.plan_training(batch, inputs, targets, schedule, config,
+                                              np.asarray(initial, dtype=float))
 
     def compiled(self, batch: NetworkBatch, P: int, dt: float) -> _CompiledNetwork:
         """The Brian2 network for this structure, built on first use."""
@@ -405,6 +462,9 @@ class Brian2RateSubstrate(Substrate):
             raise DivergenceError("The weights contain non-finite values; the network has diverged.",
                                   phase="free", magnitude=float("inf"))
         P = inputs.shape[0]
+        if self._standalone is not None:
+            return self._standalone.run(batch, inputs, initial, schedule, targets,
+                                        lambda *a, **k: self._trajectory(batch, *a, **k))
         net = self.compiled(batch, P, schedule.dt)
         net.set_network_values(batch)
         roles = batch.roles
@@ -432,20 +492,38 @@ class Brian2RateSubstrate(Substrate):
         out = np.empty((S, P, steps + 1, N))
         out[:, :, 0] = x0
         out[:, :, 1:] = np.moveaxis(rec.reshape(steps, S, P, N), 0, 2)
-        times = schedule.dt * np.arange(steps + 1)
+        traces = None
+        if learn:
+            traces = net.synaptic_traces()
+            traces["samples"] = steps
+        return self._trajectory(batch, out, phase, schedule, traces, {})
+
+    def _trajectory(self, batch, out, phase, schedule, traces, extra_meta, *, times=None,
+                    speed_step=None) -> Trajectory:
+        """The common trajectory of one phase from states ``out (S, P, T, N)``.
+
+        ``times`` defaults to a uniform grid of ``dt``; ``speed_step`` (``(S, P, N)``, the last
+        step's change) defaults to the difference of the last two samples.
+        """
+        roles = batch.roles
+        S, P, T, N = out.shape
+        steps = schedule.free_steps if phase == "free" else schedule.nudged_steps
+        if times is None:
+            times = schedule.dt * np.arange(T)
         fr = roles.free
+        last = out[:, :, -1] - out[:, :, -2] if speed_step is None else speed_step
         with np.errstate(invalid="ignore"):
-            speed = np.abs(out[:, :, -1, fr] - out[:, :, -2, fr]).max(axis=-1) / schedule.dt
-        settled, diverged, msg = phase_status(phase, out, speed, schedule.settle_tol, float(times[-1]))
+            speed = np.abs(last[:, :, fr]).max(axis=-1) / schedule.dt
+        settled, diverged, msg = phase_status(phase, out, speed, schedule.settle_tol,
+                                              float(schedule.dt * steps))
         meta: dict[str, Any] = {
             "integrator": f"Brian2 {self.method} + [0, 1] projection ({self.target} target)",
             "dt": schedule.dt, "tau_seconds": self.tau, "brian2_target": self.target,
             "steps_done": np.full((S, P), steps), "final_speed": speed}
+        meta.update(extra_meta)
         if diverged.any():
             meta["magnitude"] = float("inf")
-        if learn:
-            traces = net.synaptic_traces()
-            traces["samples"] = steps
+        if traces is not None:
             meta["synaptic_traces"] = traces
         return Trajectory(times, out, roles, phase, self.name, settled, schedule.settle_tol,
                           diverged, msg, meta)

@@ -27,11 +27,14 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_choice, check_int, check_real
-from ..errors import DivergenceError, InvalidInputError
+from ..errors import DivergenceError, InvalidInputError, SubstrateUnavailableError
 from ..network import NetworkBatch
 from ..trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
-from .brian2_rate import TARGETS, block_diagonal_synapses, brian2_target, check_target, import_brian2
+from .brian2_rate import block_diagonal_synapses, brian2_target, check_target, import_brian2
+
+
+SPIKING_TARGETS = ("numpy", "cython", "cpp_standalone")
 
 
 def spiking_equations(family: str) -> str:
@@ -50,7 +53,32 @@ def spiking_equations(family: str) -> str:
             + extra +
             "free : 1 (constant)\n"
             "beta : 1\n"
-            "y : 1 (constant)\n")
+            "y : 1 (constant)\n"
+            "dxf/dt = -xf / tau_f : 1  # fast trace of this neuron's own spikes (STDP)\n"
+            "dxl/dt = -xl / tau_l : 1  # slow trace of this neuron's own spikes (STDP)\n"
+            "learn : 1  # 1 while the synapses accumulate the learning rule (nudged phase)\n")
+
+
+#: Pair-based STDP with traces (see :func:`stdp_on_pre`): a post-synaptic spike adds 1 to both
+#: of its traces.
+STDP_RESET = "xf += 1\nxl += 1"
+
+
+def stdp_on_pre() -> str:
+    """What a pre-synaptic spike adds to the synapse's learning accumulators.
+
+    All-to-all pair-based STDP, post-before-pre side, with the biphasic window
+    ``K(u) = exp(-u/tau_f)/tau_f - exp(-u/tau_l)/tau_l`` (``u`` = time since the post spike),
+    read from two traces of the post-synaptic neuron. For Poisson spikes of rates ``nu_i(t)``,
+    ``nu_j(t)`` that vary slowly on the scale of ``tau_l``,
+    ``E[x/tau] = nu_j - tau * dnu_j/dt + O(tau^2)``, so each pre spike adds on average
+    ``(tau_l - tau_f) * dnu_j/dt`` and the sum over a phase has expectation
+    ``(tau_l - tau_f) * max_rate^2 * int s_i ds_j``: DEEP's rule, pre-synaptic activity times
+    the post-synaptic rate of change. ``acc_c`` (pre spikes times the slow trace) estimates
+    ``max_rate^2 * int s_i s_j dt``, the rule's ``beta0`` term.
+    """
+    return ("acc_d += learn_post * (xf_post / tau_f - xl_post / tau_l)\n"
+            "acc_c += learn_post * (xl_post / tau_l)")
 
 
 def spiking_on_pre(family: str) -> str:
@@ -62,8 +90,9 @@ def spiking_on_pre(family: str) -> str:
 
 class _SpikingNetwork:
     def __init__(self, b2, batch: NetworkBatch, P: int, dt: float, tau: float, tau_s: float,
-                 max_rate: float, substeps: int, target: str) -> None:
+                 max_rate: float, substeps: int, target: str, tau_f: float, tau_l: float) -> None:
         self.b2, self.target = b2, target
+        self.tau_f, self.tau_l, self.max_rate = tau_f, tau_l, max_rate
         roles = batch.roles
         S, N = len(batch), roles.n_neurons
         self.S, self.P, self.N = S, P, N
@@ -72,10 +101,11 @@ class _SpikingNetwork:
         with brian2_target(b2, target):
             self.clock = b2.Clock(dt=dt * tau / substeps * b2.second, name="deepcircuit_spk_clock*")
             ns = {"tau": tau * b2.second, "tau_s": tau_s * b2.second,
-                  "max_rate": max_rate * b2.Hz, "q": 1.0 / (max_rate * tau_s)}
+                  "max_rate": max_rate * b2.Hz, "q": 1.0 / (max_rate * tau_s),
+                  "tau_f": tau_f * b2.second, "tau_l": tau_l * b2.second}
             G = b2.NeuronGroup(copies * N, spiking_equations(batch.family), method="euler",
-                               threshold="rand() < s * max_rate * dt", clock=self.clock,
-                               namespace=ns, name="deepcircuit_spiking*")
+                               threshold="rand() < s * max_rate * dt", reset=STDP_RESET,
+                               clock=self.clock, namespace=ns, name="deepcircuit_spiking*")
             free = np.zeros(N)
             free[roles.free] = 1.0
             G.variables["free"].set_value(np.tile(free, copies))
@@ -83,12 +113,14 @@ class _SpikingNetwork:
                 G.variables["leak"].set_value(np.full(copies * N, float(batch.params.get("gamma", 0.0))))
             G.run_regularly("s = clip(s, 0, 1)", when="after_groups", name="deepcircuit_spk_projection*")
             pre, post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(batch.topology_mask, P)
-            Syn = b2.Synapses(G, G, "w : 1", on_pre=spiking_on_pre(batch.family), clock=self.clock,
-                              namespace=ns, name="deepcircuit_spk_synapses*")
+            Syn = b2.Synapses(G, G, "w : 1\nacc_d : 1/second\nacc_c : 1/second",
+                              on_pre=spiking_on_pre(batch.family) + "\n" + stdp_on_pre(),
+                              clock=self.clock, namespace=ns, name="deepcircuit_spk_synapses*")
             Syn.connect(i=pre, j=post)
             self.monitor = b2.StateMonitor(G, "s", record=True, when="start",
                                            dt=dt * tau * b2.second, name="deepcircuit_spk_monitor*")
             self.spikes = b2.SpikeMonitor(G, record=False, name="deepcircuit_spk_count*")
+            self.out_degree_index = pre
             self.G, self.Syn = G, Syn
             self.net = b2.Network(G, Syn, self.monitor, self.spikes)
 
@@ -109,15 +141,158 @@ class _SpikingNetwork:
             G.variables["I"].get_value()[:] = inflow.reshape(-1)
             if self.deep_like:
                 G.variables["O"].get_value()[:] = (x * W.sum(axis=-1)[:, None, :]).reshape(-1)
+            # The STDP traces likewise start at their expected values.
+            for var, tau_x in (("xf", self.tau_f), ("xl", self.tau_l)):
+                G.variables[var].get_value()[:] = x0.reshape(-1) * self.max_rate * tau_x
+        G.variables["learn"].get_value()[:] = 0.0
 
-    def run_phase(self, steps: int, dt_tau: float, tau: float) -> np.ndarray:
+    def start_learning(self) -> None:
+        """Zero the synaptic accumulators and let pre-synaptic spikes feed them."""
+        self.Syn.variables["acc_d"].get_value()[:] = 0.0
+        self.Syn.variables["acc_c"].get_value()[:] = 0.0
+        self.G.variables["learn"].get_value()[:] = 1.0
+
+    def synaptic_traces(self, samples: int, dt_seconds: float) -> dict:
+        """The spike-based estimates of the rule's sums, per network ``(S, N, N)``.
+
+        ``pre_dpost`` estimates ``sum_t s_i(t) (s_j(t) - s_j(t-1))`` (= ``int s_i ds_j``) as
+        ``sum acc_d / (max_rate^2 (tau_l - tau_f))``; ``pre_post`` estimates
+        ``sum_t s_i s_j`` over ``samples`` samples ``dt_seconds`` apart as
+        ``sum acc_c / (max_rate^2 dt_seconds)``. Summed over presentations.
+        """
+        r2 = self.max_rate ** 2
+        out = {}
+        for key, var, scale in (("pre_dpost", "acc_d", r2 * (self.tau_l - self.tau_f)),
+                                ("pre_post", "acc_c", r2 * dt_seconds)):
+            acc = np.zeros((self.S, self.N, self.N))
+            np.add.at(acc, (self.syn_net, self.syn_i, self.syn_j), self.Syn.variables[var].get_value() / scale)
+            out[key] = acc
+        out["samples"] = samples
+        return out
+
+    def spike_counts(self) -> np.ndarray:
+        """Spikes per neuron of the group so far (for the energy-like counts)."""
+        return np.array(self.spikes.count[:], dtype=np.int64)
+
+    def run_phase(self, steps: int, dt_tau: float, tau: float, learn_steps: int | None = None) -> np.ndarray:
+        """Run ``steps`` samples; the synapses learn during the first ``learn_steps`` of them."""
         b2 = self.b2
         self.monitor.resize(0)
         with brian2_target(b2, self.target):
-            self.net.run(steps * dt_tau * tau * b2.second, namespace={})
+            if learn_steps is not None and 0 < learn_steps < steps:
+                self.net.run(learn_steps * dt_tau * tau * b2.second, namespace={})
+                self.G.variables["learn"].get_value()[:] = 0.0
+                self.net.run((steps - learn_steps) * dt_tau * tau * b2.second, namespace={})
+            else:
+                self.net.run(steps * dt_tau * tau * b2.second, namespace={})
         # Recorded at the start of every interval: s(0), ..., s(T - dt); then the final state.
         rec = np.array(self.monitor.variables["s"].get_value(), copy=True)[:steps]
         return np.concatenate([rec, self.G.variables["s"].get_value()[None, :]])
+
+
+class _SpikingProgram:
+    """The spiking network as one compiled program (Brian2 cpp_standalone): a free phase, then
+    a nudged phase, with the same equations, spikes and synaptic rule as the runtime targets.
+
+    Built once per structure under :func:`~deepcircuit.substrates.brian2_standalone.cache_root`
+    and run with new values as run arguments. Per Brian2 step a ``run_regularly`` operation
+    derives the phase from the step number (nudge on after ``T1`` samples; learning during the
+    first ``window`` samples of the nudged phase), and each spike is counted per phase. The
+    random numbers (the spike trains) come from the program's own generator, seeded anew every
+    run: compiled spiking runs are not reproducible run to run.
+    """
+
+    def __init__(self, b2, batch: NetworkBatch, P: int, schedule: Schedule, tau: float, tau_s: float,
+                 max_rate: float, substeps: int, tau_f: float, tau_l: float, learn_samples: int) -> None:
+        import hashlib
+
+        from .brian2_standalone import _compile_args, build_standalone, cache_root, code_version
+
+        roles = batch.roles
+        S, N = len(batch), roles.n_neurons
+        self.S, self.P, self.N = S, P, N
+        self.deep_like = batch.family in ("deep", "deep-leaky")
+        self.max_rate, self.tau_f, self.tau_l = max_rate, tau_f, tau_l
+        self.T1, self.T2 = schedule.free_steps, max(schedule.nudged_steps, 1)
+        copies = S * P
+        tm = batch.topology_mask
+        key = repr((b2.__version__, code_version(), "spiking", roles, batch.family, sorted(batch.params.items()), S, P,
+                    float(schedule.dt), self.T1, self.T2, tau, tau_s, max_rate, substeps, tau_f, tau_l,
+                    learn_samples, tm.tobytes(), _compile_args(b2))).encode()
+        self.directory = cache_root() / f"spiking-{hashlib.sha256(key).hexdigest()[:20]}"
+        self._pre, self._post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(tm, P)
+        dt = schedule.dt
+
+        def make(device):
+            clock = b2.Clock(dt=dt * tau / substeps * b2.second, name="deepcircuit_spk_clock*")
+            ns = {"tau": tau * b2.second, "tau_s": tau_s * b2.second, "max_rate": max_rate * b2.Hz,
+                  "q": 1.0 / (max_rate * tau_s), "tau_f": tau_f * b2.second, "tau_l": tau_l * b2.second,
+                  "T1s": self.T1 * substeps, "Ls": learn_samples * substeps}
+            G = b2.NeuronGroup(copies * N, spiking_equations(batch.family) +
+                               "beta_nudge : 1 (constant)\nnud : 1\nn_free : 1\nn_nudged : 1\n",
+                               method="euler", threshold="rand() < s * max_rate * dt",
+                               reset=STDP_RESET + "\nn_free += 1 - nud\nn_nudged += nud",
+                               clock=clock, namespace=ns, name="spiking*")
+            G.run_regularly("nud = int(t_in_timesteps >= T1s)\nbeta = beta_nudge * nud\n"
+                            "learn = nud * int(t_in_timesteps < T1s + Ls)",
+                            when="start", order=0, name="phase*")
+            G.run_regularly("s = clip(s, 0, 1)", when="after_groups", name="projection*")
+            pre, post = self._pre, self._post
+            Syn = b2.Synapses(G, G, "w : 1\nacc_d : 1/second\nacc_c : 1/second",
+                              on_pre=spiking_on_pre(batch.family) + "\n" + stdp_on_pre(),
+                              clock=clock, namespace=ns, name="spk_synapses*")
+            Syn.connect(i=pre, j=post)
+            mon = b2.StateMonitor(G, "s", record=True, when="start", dt=dt * tau * b2.second,
+                                  name="spk_monitor*")
+            net = b2.Network(G, Syn, mon)
+            device.apply_run_args()
+            G.nud = 0.0
+            G.learn = 0.0
+            net.run((self.T1 + self.T2) * dt * tau * b2.second, namespace={})
+            results = {"rec": mon.variables["s"], "s": G.variables["s"], "acc_d": Syn.variables["acc_d"],
+                       "acc_c": Syn.variables["acc_c"], "n_free": G.variables["n_free"],
+                       "n_nudged": G.variables["n_nudged"]}
+            targets = {k: (G, k, np.float64) for k in ("s", "I", "xf", "xl", "free", "beta_nudge", "y")}
+            targets["w"] = (Syn, "w", np.float64)
+            if self.deep_like:
+                targets.update(O=(G, "O", np.float64), leak=(G, "leak", np.float64))
+            else:
+                targets["b"] = (G, "b", np.float64)
+            return results, targets
+
+        self._files, self._args, self.build_seconds = build_standalone(b2, self.directory, make)
+
+    def run(self, batch: NetworkBatch, x0: np.ndarray, beta_vec, y_full) -> dict:
+        from .brian2_standalone import run_standalone
+
+        S, P, N = self.S, self.P, self.N
+        W = batch.weights
+        x = x0.reshape(S, P, N)
+        vals = {"s": x0.reshape(-1), "I": np.einsum("spi,sij->spj", x, W).reshape(-1),
+                "xf": x0.reshape(-1) * self.max_rate * self.tau_f,
+                "xl": x0.reshape(-1) * self.max_rate * self.tau_l,
+                "w": W[self.syn_net, self.syn_i, self.syn_j],
+                "beta_nudge": np.tile(beta_vec, S * P), "y": np.tile(y_full.reshape(-1), S)}
+        free = np.zeros(N)
+        free[batch.roles.free] = 1.0
+        vals["free"] = np.tile(free, S * P)
+        if self.deep_like:
+            vals["O"] = (x * W.sum(axis=-1)[:, None, :]).reshape(-1)
+            vals["leak"] = np.full(S * P * N, float(batch.params.get("gamma", 0.0)))
+        else:
+            vals["b"] = np.repeat(batch.bias, P, axis=0).ravel()
+        return run_standalone(self.directory, self._args, self._files, vals)
+
+    def synaptic_traces(self, res: dict, samples: int, dt_seconds: float) -> dict:
+        r2 = self.max_rate ** 2
+        out = {}
+        for key, var, scale in (("pre_dpost", "acc_d", r2 * (self.tau_l - self.tau_f)),
+                                ("pre_post", "acc_c", r2 * dt_seconds)):
+            acc = np.zeros((self.S, self.N, self.N))
+            np.add.at(acc, (self.syn_net, self.syn_i, self.syn_j), res[var] / scale)
+            out[key] = acc
+        out["samples"] = samples
+        return out
 
 
 class Brian2SpikingSubstrate(Substrate):
@@ -133,8 +308,14 @@ class Brian2SpikingSubstrate(Substrate):
         Synaptic filter time constant (seconds); default 5 ms.
     substeps : int
         Brian2 steps per ``schedule.dt`` (spikes need ``max_rate * dt << 1``).
-    target : {"numpy", "cython"}
-        Brian2 code-generation target.
+    stdp_tau_fast, stdp_tau_slow : float
+        Time constants (seconds) of the two post-synaptic traces of the spike-based learning
+        rule (see :func:`stdp_on_pre`); the rule's scale ``1 / (max_rate^2 (slow - fast))`` is
+        derived from them, not tuned.
+    target : {"numpy", "cython", "cpp_standalone"}
+        Brian2 target. ``cpp_standalone`` runs both phases as one compiled program (built once,
+        cached; see :class:`_SpikingProgram`), much faster, but its spike trains are not
+        reproducible run to run (``seed`` applies to the runtime targets only).
     seed : int, optional
         Seed of Brian2's random numbers (the spike trains); None = not reproducible.
     window : float
@@ -145,17 +326,31 @@ class Brian2SpikingSubstrate(Substrate):
 
     def __init__(self, *, max_rate: float = 2000.0, tau: float = 10e-3, tau_s: float = 5e-3,
                  substeps: int = 10, target: str = "numpy", seed: int | None = 0,
-                 window: float = 0.2) -> None:
+                 window: float = 0.2, stdp_tau_fast: float = 5e-3, stdp_tau_slow: float = 20e-3,
+                 stdp_window: float | None = None) -> None:
         self.max_rate = check_real("max_rate", max_rate, low=0.0, low_open=True)
         self.tau = check_real("tau", tau, low=0.0, low_open=True)
         self.tau_s = check_real("tau_s", tau_s, low=0.0, low_open=True)
         self.substeps = check_int("substeps", substeps, low=1)
-        self.target = check_choice("target", target, TARGETS)
+        self.target = check_choice("target", target, SPIKING_TARGETS)
+        self.stdp_tau_fast = check_real("stdp_tau_fast", stdp_tau_fast, low=0.0, low_open=True)
+        self.stdp_tau_slow = check_real("stdp_tau_slow", stdp_tau_slow, low=self.stdp_tau_fast, low_open=True)
+        self.stdp_window = None if stdp_window is None else check_real("stdp_window", stdp_window, low=0.0, low_open=True)
         self.seed = None if seed is None else check_int("seed", seed, low=0)
         self.window = check_real("window", window, low=0.0, high=1.0, low_open=True)
         self._brian2 = import_brian2()
-        check_target(self._brian2, self.target)
-        self._net: _SpikingNetwork | None = None
+        if self.target == "cpp_standalone":
+            from .brian2_standalone import compiler_available
+
+            if not compiler_available():
+                raise SubstrateUnavailableError(
+                    "Brian2's 'cpp_standalone' target needs make and a C++ compiler "
+                    "(apt-get install build-essential); use target='numpy' or 'cython'.")
+        else:
+            check_target(self._brian2, self.target)
+        self._net = None
+        #: Seconds spent building compiled programs (target cpp_standalone).
+        self.build_seconds = 0.0
         self._key: tuple | None = None
 
     def __repr__(self) -> str:
@@ -181,11 +376,14 @@ class Brian2SpikingSubstrate(Substrate):
                 f"max_rate * Brian2 step = {p_max:.3g} spikes per step at state 1; Poisson spiking needs "
                 "it well below 1. Increase 'substeps' or lower 'max_rate'.")
         P = inputs.shape[0]
+        if self.target == "cpp_standalone":
+            return self._run_compiled(batch, inputs, initial, schedule, targets)
         key = (batch.roles, batch.family, tuple(sorted(batch.params.items())), len(batch), P,
                float(schedule.dt), batch.topology_mask.tobytes())
         if key != self._key:
             self._net = _SpikingNetwork(self._brian2, batch, P, schedule.dt, self.tau, self.tau_s,
-                                        self.max_rate, self.substeps, self.target)
+                                        self.max_rate, self.substeps, self.target,
+                                        self.stdp_tau_fast, self.stdp_tau_slow)
             self._key = key
         if self.seed is not None:
             self._brian2.seed(self.seed)
@@ -203,15 +401,65 @@ class Brian2SpikingSubstrate(Substrate):
         # The nudged phase continues from the free phase: states and currents carry over.
         net.G.variables["beta"].get_value()[:] = np.tile(beta_vec, len(batch) * P)
         net.G.variables["y"].get_value()[:] = np.tile(y_full.reshape(-1), len(batch))
-        nudged = self._phase(net, batch, free.final, schedule, schedule.nudged_steps, "nudged")
+        net.start_learning()
+        nudged = self._phase(net, batch, free.final, schedule, schedule.nudged_steps, "nudged",
+                             learn=True)
         return PhaseResult(free, nudged)
 
-    def _phase(self, net: _SpikingNetwork, batch, x0, schedule, steps, phase) -> Trajectory:
-        roles = batch.roles
+    def _phase(self, net: _SpikingNetwork, batch, x0, schedule, steps, phase, *, learn=False) -> Trajectory:
         S, P, N = x0.shape
-        n_spikes0 = int(net.spikes.num_spikes)
-        rec = net.run_phase(steps, schedule.dt, self.tau)
+        counts0 = net.spike_counts()
+        learn_steps = self._learn_steps(schedule) if learn else None
+        rec = net.run_phase(steps, schedule.dt, self.tau, learn_steps)
         out = np.moveaxis(rec.reshape(rec.shape[0], S, P, N), 0, 2)
+        traces = net.synaptic_traces(steps, schedule.dt * self.tau) if learn else None
+        return self._trajectory(batch, out, schedule, steps, phase, net.spike_counts() - counts0,
+                                traces, learn_steps)
+
+    def _learn_steps(self, schedule) -> int | None:
+        if self.stdp_window is None:
+            return None
+        return max(1, int(round(self.stdp_window / schedule.dt)))
+
+    def _run_compiled(self, batch, inputs, initial, schedule, targets) -> PhaseResult:
+        """Both phases as one run of the compiled program (target ``cpp_standalone``)."""
+        roles = batch.roles
+        S, P, N = initial.shape
+        T1, T2 = schedule.free_steps, schedule.nudged_steps
+        learn = self._learn_steps(schedule)
+        learn_samples = T2 if learn is None else min(learn, T2)
+        key = ("compiled", batch.roles, batch.family, tuple(sorted(batch.params.items())), S, P,
+               float(schedule.dt), T1, T2, learn_samples, batch.topology_mask.tobytes())
+        if key != self._key:
+            self._net = _SpikingProgram(self._brian2, batch, P, schedule, self.tau, self.tau_s,
+                                        self.max_rate, self.substeps, self.stdp_tau_fast,
+                                        self.stdp_tau_slow, learn_samples)
+            self._key = key
+            self.build_seconds += self._net.build_seconds
+        prog = self._net
+        beta_vec = np.zeros(N)
+        y_full = np.zeros((P, N))
+        if targets is not None:
+            beta_vec[roles.outputs] = schedule.beta
+            y_full[:, roles.outputs] = targets
+        res = prog.run(batch, initial, beta_vec, y_full)
+        rec = res["rec"].reshape(-1, S, P, N)
+        final = res["s"].reshape(S, P, N)
+        full = np.concatenate([np.moveaxis(rec, 0, 2), final[:, :, None]], axis=2)  # T1 + T2 + 1 samples
+        free = self._trajectory(batch, full[:, :, :T1 + 1], schedule, T1, "free",
+                                res["n_free"].astype(np.int64), None, None)
+        if targets is None or T2 == 0:
+            return PhaseResult(free)
+        nudged = self._trajectory(batch, full[:, :, T1:T1 + T2 + 1], schedule, T2, "nudged",
+                                  res["n_nudged"].astype(np.int64),
+                                  prog.synaptic_traces(res, T2, schedule.dt * self.tau), learn)
+        return PhaseResult(free, nudged)
+
+    def _trajectory(self, batch, out, schedule, steps, phase, counts, traces, learn_steps) -> Trajectory:
+        """The common trajectory of one phase from its samples ``out (S, P, steps + 1, N)``,
+        with the spike counts of each neuron during the phase and the learning sums."""
+        roles = batch.roles
+        S, P, _, N = out.shape
         times = schedule.dt * np.arange(steps + 1)
         fr = roles.free
         k = max(2, int(round(self.window * steps)))
@@ -222,14 +470,25 @@ class Brian2SpikingSubstrate(Substrate):
         drift = drift / (half * schedule.dt)
         settled, diverged, msg = phase_status(phase, out, drift, schedule.settle_tol, float(times[-1]),
                                               speed_name="drift of the windowed mean")
-        n_spikes = int(net.spikes.num_spikes) - n_spikes0
+        n_spikes = int(counts.sum())
         duration = steps * schedule.dt * self.tau
+        # Energy-like counts: a spike of neuron i is one synaptic event on each of its live
+        # (non-zero) outgoing synapses.
+        W = batch.weights
+        out_deg = np.repeat((W != 0).sum(axis=-1), P, axis=0).reshape(-1)
+        events = int((counts * out_deg).sum())
         meta: dict[str, Any] = {
             "integrator": f"Brian2 Poisson spiking, euler + [0, 1] projection ({self.target} target)",
             "dt": schedule.dt, "tau_seconds": self.tau, "tau_s_seconds": self.tau_s,
             "max_rate_hz": self.max_rate, "substeps": self.substeps, "brian2_target": self.target,
             "window_mean": tail.mean(axis=2), "final_speed": drift,
-            "mean_rate_hz": n_spikes / (S * P * N * duration)}
+            "mean_rate_hz": n_spikes / (S * P * N * duration),
+            "spikes": n_spikes, "spikes_per_presentation": n_spikes / (S * P),
+            "synaptic_events": events, "synaptic_events_per_second": events / (S * P * duration),
+            "simulated_seconds": duration}
+        if traces is not None:
+            meta["synaptic_traces"] = traces
+            meta["stdp_window_steps"] = steps if learn_steps is None else min(learn_steps, steps)
         if diverged.any():
             meta["magnitude"] = float("inf")
         return Trajectory(times, out, roles, phase, self.name, settled, schedule.settle_tol,

@@ -1,0 +1,99 @@
+"""Learning with spikes: the spike-based rule's expectation is DEEP's rate rule; energy counts."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from deepcircuit import Schedule, get_substrate, get_task, initial_states
+from deepcircuit.comparison import energy_counts
+from deepcircuit.learning import stdp_update
+from deepcircuit.substrates.ode import OdeSubstrate
+from deepcircuit.training import TrainingConfig, train
+
+brian2 = pytest.importorskip("brian2")
+pytestmark = pytest.mark.brian2
+
+
+def _cos(a, b):
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@pytest.fixture(scope="module")
+def case():
+    """Two XOR networks a few ODE epochs into training (their nudged phases move the states)."""
+    task = get_task("xor")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nets = train("xor", seeds=[0, 2], config=TrainingConfig.preset("default").replace(epochs=3)).networks
+    s0 = initial_states(np.random.default_rng(0), 2, task.inputs, nets[0].roles)
+    return task, nets, s0
+
+
+def test_spike_rule_recovers_the_rate_rule(case):
+    """Pair-based STDP (pre spike x (fast - slow post trace)) estimates sum_t s_i (s_j(t) - s_j(t-1)).
+
+    Measured against the ODE's rate rule for the same networks and initial states: the
+    direction (cosine over the live connections) and the size (norm ratio, which checks the
+    derived scale 1 / (max_rate^2 (tau_slow - tau_fast))) of the update.
+    """
+    task, nets, s0 = case
+    sch = Schedule(free_steps=500, nudged_steps=200)
+    sub = get_substrate("brian2-spiking", max_rate=10000.0, substeps=20, stdp_window=10.0, seed=1)
+    res = sub.run(nets, task.inputs, s0, sch, targets=task.targets)
+    ref = OdeSubstrate().run(nets, task.inputs, s0, sch, targets=task.targets)
+    spk = stdp_update(res.nudged, nominal_steps=200)
+    rate = stdp_update(ref.nudged, nominal_steps=200)
+    assert res.nudged.meta["stdp_window_steps"] == 200
+    for k, net in enumerate(nets):
+        m = net.mask
+        assert _cos(spk[k][m], rate[k][m]) > 0.8
+        assert 0.6 < np.linalg.norm(spk[k][m]) / np.linalg.norm(rate[k][m]) < 1.7
+    # Only pre-synaptic spikes feed the accumulators: no synapse, no measurement.
+    assert np.all(res.nudged.meta["synaptic_traces"]["pre_dpost"][:, :, :3] == 0)
+
+
+def test_energy_counts(case):
+    task, nets, s0 = case
+    sch = Schedule(free_steps=40, nudged_steps=20)
+    sub = get_substrate("brian2-spiking", max_rate=2000.0, substeps=10, seed=2)
+    res = sub.run(nets[:1], task.inputs, s0[:1], sch, targets=task.targets)
+    f = res.free.meta
+    # The bias neuron alone fires at max_rate: 2000 Hz x 2 tau x 10 ms = 40 spikes on average.
+    assert f["spikes_per_presentation"] > 20
+    live_out = (nets[0].weights != 0).sum(axis=1)
+    assert f["synaptic_events"] >= f["spikes"]  # every neuron here has outgoing synapses
+    assert f["synaptic_events"] <= f["spikes"] * live_out.max()
+    e = energy_counts(res)
+    assert e["spikes_per_training_step"] > e["spikes_per_inference"] > 0
+    assert e["synaptic_events_per_second"] == pytest.approx(
+        f["synaptic_events"] / (4 * f["simulated_seconds"]))
+    assert energy_counts(OdeSubstrate().run(nets[:1], task.inputs, s0[:1], sch, targets=task.targets)) == {}
+
+
+@pytest.mark.skipif(not __import__("deepcircuit.substrates.brian2_standalone", fromlist=["x"]).compiler_available(),
+                    reason="needs make and a C++ compiler")
+def test_compiled_spiking_runs_both_phases_and_learns(case):
+    """The cpp_standalone spiking program: spikes at the encoded rates, counted per phase, and a
+    spike-based update pointing where the rate rule points (its spike trains are not seeded,
+    so the bounds are loose)."""
+    task, nets, s0 = case
+    sch = Schedule(free_steps=500, nudged_steps=200)
+    sub = get_substrate("brian2-spiking", target="cpp_standalone", max_rate=10000.0, substeps=20,
+                        stdp_window=10.0)
+    res = sub.run(nets, task.inputs, s0, sch, targets=task.targets)
+    assert res.free.states.shape == (2, 4, 501, 9) and res.nudged.states.shape == (2, 4, 201, 9)
+    np.testing.assert_array_equal(res.nudged.states[:, :, 0], res.free.states[:, :, -1])
+    assert res.free.meta["brian2_target"] == "cpp_standalone"
+    # Expected spikes in the free phase: sum of rates x duration; inputs at 0 never fire.
+    dur = res.free.meta["simulated_seconds"]
+    want = (res.free.states[:, :, :-1].mean(axis=2) * 10000.0 * dur).sum() / 8
+    assert abs(res.free.meta["spikes_per_presentation"] - want) < 0.05 * want
+    spk = stdp_update(res.nudged, nominal_steps=200)
+    rate = stdp_update(OdeSubstrate().run(nets, task.inputs, s0, sch, targets=task.targets).nudged,
+                       nominal_steps=200)
+    for k, net in enumerate(nets):
+        assert _cos(spk[k][net.mask], rate[k][net.mask]) > 0.5
+    assert sub.build_seconds > 0

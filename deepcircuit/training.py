@@ -96,6 +96,10 @@ class TrainingConfig:
         Evaluate the test (and validation) split every this many epochs (0 = only at the end).
         ``None``: every epoch for data sets; only at the end for logic tasks and parity tables,
         whose test set is the training table (measured every epoch anyway as ``History.error``).
+    eval_free_steps : int or None
+        Free-phase budget (steps of ``dt``) of the evaluations (test, validation and the final
+        one); ``None`` = ``free_steps``. A longer read-out budget than the training phases lets
+        every presentation settle before its output is read.
     eta_input, eta_feedback : float
         Factors on ``eta`` for the weights leaving input neurons (bias included) and leaving
         output neurons (the feedback weights); 1 = the same rate as every other weight. Only for
@@ -134,6 +138,7 @@ class TrainingConfig:
     eval_every: int | None = None
     eta_input: float = 1.0
     eta_feedback: float = 1.0
+    eval_free_steps: int | None = None
     rule: str | None = None
 
     def __post_init__(self) -> None:
@@ -144,6 +149,8 @@ class TrainingConfig:
             check_int("early_stopping", self.early_stopping, low=1)
         if self.eval_every is not None:
             check_int("eval_every", self.eval_every, low=0)
+        if self.eval_free_steps is not None:
+            check_int("eval_free_steps", self.eval_free_steps, low=1)
         if self.freeze is not None and not isinstance(self.freeze, (str, list, tuple)):
             raise InvalidTypeError(f"The 'freeze' parameter must be connection group names; got {self.freeze!r}.")
         freeze = (self.freeze,) if isinstance(self.freeze, str) else tuple(self.freeze or ())
@@ -178,6 +185,11 @@ class TrainingConfig:
         return Schedule(dt=self.dt, free_steps=self.free_steps, nudged_steps=self.nudged_steps,
                         beta=self.beta, settle_tol=self.settle_tol,
                         stop_at_equilibrium=self.stop_at_equilibrium)
+
+    @property
+    def eval_schedule(self) -> Schedule:
+        """The :class:`Schedule` of an evaluation: the free phase with ``eval_free_steps``."""
+        return replace(self.schedule, free_steps=self.eval_free_steps or self.free_steps)
 
     def replace(self, **changes: Any) -> "TrainingConfig":
         """A copy with some settings changed; unknown names fail with the list of settings."""
@@ -537,6 +549,7 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
         eta = config.eta * row[:, None]
     sub = _training_substrate(substrate, keep_trajectories=bool(callbacks))
     schedule = config.schedule
+    eval_schedule = config.eval_schedule
     settings = {"beta": config.beta, "beta0": config.beta0, "beta1": config.beta1,
                 "nudged_steps": config.nudged_steps}
     frozen = frozen_mask(roles, config.freeze) if config.freeze else None
@@ -572,7 +585,7 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     # program, given the initial states this loop will draw; the loop below is unchanged and
     # receives each epoch's recording from sub.run (the substrate checks that it matches).
     plan = getattr(sub, "plan_training", None)
-    if plan is not None and not callbacks and config.batch_size is None:
+    if plan is not None and not callbacks and config.batch_size is None and eval_schedule == schedule:
         ahead = [copy.deepcopy(g) for g in rngs]
         plan(batch, task.inputs, task.targets, schedule, config,
              np.stack([draw_initial(ahead, task.inputs, roles, config.state_init_high)
@@ -615,9 +628,9 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
             nan = np.full(S, np.nan)
             test = valid = None
             if eval_every and ((epoch + 1) % eval_every == 0 or epoch + 1 == config.epochs):
-                test = evaluate_split(sub, batch, dataset.test, eval_rngs, schedule, config.state_init_high)
+                test = evaluate_split(sub, batch, dataset.test, eval_rngs, eval_schedule, config.state_init_high)
                 if dataset.validation is not None:
-                    valid = evaluate_split(sub, batch, dataset.validation, eval_rngs, schedule,
+                    valid = evaluate_split(sub, batch, dataset.validation, eval_rngs, eval_schedule,
                                            config.state_init_high)
                     stopper.update(epoch, valid.accuracy, active, W, b, mask)
             seconds = time.perf_counter() - t_epoch
@@ -662,7 +675,7 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
         batch = NetworkBatch(tuple(replace(n, weights=W[k], mask=mask[k],
                                            bias=b[k] if family.has_bias_vector else None)
                                    for k, n in enumerate(batch.networks)))
-    final = evaluate_split(sub, batch, task, rngs, schedule, config.state_init_high)
+    final = evaluate_split(sub, batch, task, rngs, eval_schedule, config.state_init_high)
     if not (final.settled == 1.0).all():
         warnings.warn(f"Final evaluation on the train split: {100 * (1 - float(final.settled.mean())):.1f} % "
                       f"of (network, presentation) pairs not settled after {schedule.free_duration:g} tau "
@@ -670,8 +683,8 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     if dataset.test_is_train:
         test = final
     else:
-        test = evaluate_split(sub, batch, dataset.test, eval_rngs, schedule, config.state_init_high)
-    valid = (evaluate_split(sub, batch, dataset.validation, eval_rngs, schedule, config.state_init_high)
+        test = evaluate_split(sub, batch, dataset.test, eval_rngs, eval_schedule, config.state_init_high)
+    valid = (evaluate_split(sub, batch, dataset.validation, eval_rngs, eval_schedule, config.state_init_high)
              if dataset.validation is not None else None)
     return TrainingResult(task=task, model=model, substrate=sub.name, config=config, seeds=seeds,
                           initial_networks=nets, networks=list(batch.networks), histories=histories,

@@ -147,7 +147,9 @@ def test_ctrl_c_in_a_brian2_run_is_an_interrupt(name, steps, deep_net):
 
     xor = get_task("xor")
     s0 = initial_states(np.random.default_rng(0), 1, xor.inputs, deep_net.roles)
-    with get_substrate(name) as sub:
+    # The runtime target: its run loop is what turns Ctrl-C into "stop here" (the compiled
+    # default runs a separate program, which a terminal's Ctrl-C stops with the process group).
+    with get_substrate(name, target="numpy") as sub:
         sub.run(NetworkBatch.of(deep_net), xor.inputs, s0, Schedule(free_steps=10, nudged_steps=0))  # compile
         timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
         timer.start()

@@ -67,7 +67,7 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
     seed = args.seed if args.seed is not None else (model.seed or 0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        comp = compare_predictions(model.network, task, substrates, schedule=config.schedule, seed=seed,
+        comp = compare_predictions(model.network, task, substrates, schedule=config.eval_schedule, seed=seed,
                                    state_init_high=config.state_init_high)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
@@ -75,7 +75,7 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
              f"{c.seconds:.1f}") for label, c in comp.items()]
     print(format_table(["substrate", f"accuracy ({task.split})", "agrees with ODE", "settled", "seconds"], rows))
     what = (f"{dataset.name}: the first {task.n_presentations} samples of the {task.split} split "
-            f"(split seed {dataset.split_seed}), free phase of {config.schedule.free_duration:g} tau")
+            f"(split seed {dataset.split_seed}), free phase of {config.eval_schedule.free_duration:g} tau")
     print(f"\n{what}")
     if args.out:
         from pathlib import Path
@@ -130,9 +130,11 @@ def run(args) -> int:
     dataset = dataset_for_model(model, task=args.task, data=args.data, test=args.test)
     config = model.training_config()
     if not dataset.test_is_train:
+        # A data set's outputs are read as in training's evaluations: after the read-out budget
+        # (eval_free_steps); --free-steps sets that budget here.
         return run_on_data(args, model, dataset, config.replace(**{
-            k: v for k, v in {"free_steps": args.free_steps, "nudged_steps": args.nudged_steps}.items()
-            if v is not None}), substrates)
+            k: v for k, v in {"free_steps": args.free_steps, "eval_free_steps": args.free_steps,
+                              "nudged_steps": args.nudged_steps}.items() if v is not None}), substrates)
     task = dataset.test
     check_task_fits(task, model.network.roles)
     changes = {k: v for k, v in {"free_steps": args.free_steps, "nudged_steps": args.nudged_steps}.items()

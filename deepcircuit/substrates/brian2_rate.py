@@ -74,7 +74,23 @@ def import_brian2():
     # Brian2 turns Ctrl-C during a run into "stop at this time step" and returns normally, with
     # the phase cut short; a Ctrl-C must stop deepcircuit, so it stays a KeyboardInterrupt.
     brian2.prefs.core.stop_on_keyboard_interrupt = False
+    _unwrap_ignored_sigint(brian2)
     return brian2
+
+
+def _unwrap_ignored_sigint(brian2) -> None:
+    """Undo Brian2's SIGINT wrapper where it wraps an ignored SIGINT (a background job, nohup):
+    calling ``SIG_IGN`` there ends in ``TypeError: 'Handlers' object is not callable``, a
+    traceback instead of the ignored signal the process was started with."""
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    previous = getattr(handler, "previous_handler", None)
+    if type(handler).__module__.startswith("brian2") and previous is not None and not callable(previous):
+        try:
+            signal.signal(signal.SIGINT, previous)
+        except ValueError:  # not the main thread: signal handlers cannot be changed here
+            pass
 
 
 def block_diagonal_synapses(topology_mask: np.ndarray, P: int):

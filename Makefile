@@ -51,7 +51,7 @@ benchmark: setup
 
 # Regenerate the example SPICE netlists in netlists/ (deterministic; a test checks they are current).
 netlists: setup
-	$(BIN)/python -m deepcircuit.examples_netlists
+	$(BIN)/python -m deepcircuit.studies.examples_netlists
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

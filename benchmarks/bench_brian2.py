@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from deepcircuit import get_substrate
-from deepcircuit.training import TrainingConfig, train
+from deepcircuit.learning.training import TrainingConfig, train
 
 
 def timed(substrate, cfg, seeds):
@@ -71,8 +71,8 @@ def spike_training(seeds: list[int], epochs: int, target: str, max_rate: float, 
     cosine similarity of the two updates over each network's live connections.
     """
     from deepcircuit import evaluate, get_task
-    from deepcircuit.learning import stdp_update
-    from deepcircuit.network import NetworkBatch
+    from deepcircuit.learning.rule import stdp_update
+    from deepcircuit.model.network import NetworkBatch
     from deepcircuit.substrates.ode import OdeSubstrate
 
     task = get_task("xor")
@@ -102,7 +102,7 @@ def spike_training(seeds: list[int], epochs: int, target: str, max_rate: float, 
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
         # The first epoch's networks are the initial ones: make them known to the callback.
-        from deepcircuit.training import make_networks
+        from deepcircuit.learning.training import make_networks
         prev["nets"] = make_networks(task, model="deep", topology="complete", hidden=5, seeds=seeds, config=cfg)
         res = train(task, seeds=seeds, config=cfg, substrate=sub, callbacks=[measure])
         el = time.perf_counter() - t0

@@ -33,7 +33,7 @@ import warnings
 import numpy as np
 
 from deepcircuit import Network, Roles, Schedule, get_substrate, initial_states
-from deepcircuit.tasks import get_task
+from deepcircuit.data.tasks import get_task
 
 CLAMPS = ("diode", "limiter", "precision")
 OTHER_EQUILIBRIUM = 0.1  # deviation (V_scale) beyond which a presentation sits in another equilibrium

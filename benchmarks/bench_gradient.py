@@ -4,7 +4,7 @@ Run: ``python benchmarks/bench_gradient.py [--networks 200] [--train-seeds 10] [
 [--out figures/]``
 
 Part 1, random networks: for ``--networks`` random complete XOR networks (5 hidden, the
-project's default initialisation of each family), :func:`deepcircuit.gradient_check.gradient_check`
+project's default initialisation of each family), :func:`deepcircuit.stability.gradient_check.gradient_check`
 at beta = 10, 1, 0.1, 0.01; prints the mean and median cosine between each rule's update and the
 negative gradient of the settled MSE (over networks with a non-zero gradient), by weight group,
 and how many presentations had a singular interior Jacobian (no gradient).
@@ -24,8 +24,8 @@ import warnings
 import numpy as np
 
 from deepcircuit import TrainingConfig, get_task, train
-from deepcircuit.gradient_check import gradient_check
-from deepcircuit.training import make_networks
+from deepcircuit.stability.gradient_check import gradient_check
+from deepcircuit.learning.training import make_networks
 
 BETAS = (10.0, 1.0, 0.1, 0.01)
 RULES = {"deep": {"deep": "stdp", "deep-stdp2": "stdp2"}, "ep-asym": {"ep-asym": "endpoint"},
@@ -88,8 +88,8 @@ def substrates_study(model_path: str, betas=(10.0, 0.1)) -> list[str]:
     chip, seed 0). The gradient is always the ideal model's; the rules read each substrate's
     trajectories, so the cosine measures how much of the learning signal survives there.
     """
-    from deepcircuit.circuit import NonIdealities
-    from deepcircuit.persistence import load_model
+    from deepcircuit.substrates.circuit import NonIdealities
+    from deepcircuit.learning.model_file import load_model
     from deepcircuit.substrates import get_substrate
 
     model = load_model(model_path)
@@ -156,7 +156,7 @@ def main(argv=None):
     if args.out:
         from pathlib import Path
 
-        from deepcircuit.plots import _figure, save_figure
+        from deepcircuit.studies.plots import _figure, save_figure
         out = Path(args.out)
         fig, (ax,) = _figure()
         for fam, r in results.items():

@@ -11,7 +11,7 @@ complete graphs, whose simulation time grows about as N^3), OTA synapses
 (``transconductor="ota"``, the documented defaults), diode clamps (passive, so the OTAs are the
 only consumers; ``--clamp precision`` adds the op-amps), one presentation (x = [1, 0], bias 1;
 target 1), free phase 1000 steps + nudged phase 1000 steps of dt = 0.05 tau. Measured on each circuit
-(``deepcircuit.hardware_figures``): settling time, energy per inference and per training step from
+(``deepcircuit.studies.hardware_figures``): settling time, energy per inference and per training step from
 the supply current integrated over ngspice's own time points, peak power, devices and area.
 
 Checked against the analytic expectation in one table:
@@ -44,10 +44,10 @@ from pathlib import Path
 import numpy as np
 
 from deepcircuit import Schedule, TrainingConfig, get_task, initial_states
-from deepcircuit.circuit import CircuitUnits, TransconductorModel
-from deepcircuit.hardware_figures import figures_of_merit, format_si
+from deepcircuit.substrates.circuit import CircuitUnits, TransconductorModel
+from deepcircuit.studies.hardware_figures import figures_of_merit, format_si
 from deepcircuit.substrates.spice import SpiceSubstrate
-from deepcircuit.training import make_networks
+from deepcircuit.learning.training import make_networks
 
 
 def fan_in_edges(hidden: int, fan_in: int, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -122,7 +122,7 @@ def plot(rows_n, rows_v, rows_c, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from deepcircuit.persistence import atomic_output
+    from deepcircuit.atomic_files import atomic_output
 
     fig, ax = plt.subplots(2, 3, figsize=(13, 7))
     for col, (rows, key, label) in enumerate(((rows_n, "N", "hidden neurons N"), (rows_v, "v_scale", "V_scale (V)"),
@@ -176,7 +176,7 @@ def transfer(folder: str) -> None:
     retraining, on diode-clamped circuits with ideal VCCS and with OTA synapses: the free phase
     from the same initial states (seed 0); training error per network and whether it settled."""
     from deepcircuit import evaluate
-    from deepcircuit.persistence import load_model
+    from deepcircuit.learning.model_file import load_model
 
     paths = sorted(Path(folder).glob("seed*.json"), key=lambda p: int(p.stem[4:]))
     nets = [load_model(p).network for p in paths]

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import deepcircuit.model_schema as model_schema
+import deepcircuit.learning.model_schema as model_schema
 from deepcircuit import Network, Roles
-from deepcircuit.persistence import load_model, save_model
+from deepcircuit.learning.model_file import load_model, save_model
 
 
 def best(fn, repeat: int) -> float:

@@ -31,8 +31,8 @@ import time
 import numpy as np
 
 from deepcircuit import Network, Schedule
-from deepcircuit.learning import stdp_update
-from deepcircuit.roles import Roles
+from deepcircuit.learning.rule import stdp_update
+from deepcircuit.model.roles import Roles
 from deepcircuit.substrates import initial_states
 from deepcircuit.substrates.ode import OdeSubstrate, choose_engine
 
@@ -102,7 +102,7 @@ def digits_epoch(n_batches: int, seeds: int, record="final") -> None:
     rng = np.random.default_rng(0)
     roles = Roles(65, (100,), 10)
     nets = [Network.create(roles, topology="layered", rng=s, init_scale=0.05) for s in range(seeds)]
-    from deepcircuit.network import NetworkBatch
+    from deepcircuit.model.network import NetworkBatch
 
     batch = NetworkBatch.of(nets)
     sched = Schedule(dt=0.05, free_steps=1000, nudged_steps=1000, beta=1.0)

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from deepcircuit import Network, NetworkBatch, Roles, get_task
-from deepcircuit.circuit import compile_netlist
+from deepcircuit.substrates.circuit import compile_netlist
 from deepcircuit.substrates import Schedule, initial_states
 from deepcircuit.substrates.spice import _load_ngspice
 

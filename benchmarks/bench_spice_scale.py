@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from deepcircuit import Network, Schedule
-from deepcircuit.roles import Roles
+from deepcircuit.model.roles import Roles
 from deepcircuit.substrates import initial_states
 from deepcircuit.substrates.ode import OdeSubstrate
 from deepcircuit.substrates.spice import SpiceSubstrate

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from deepcircuit import NetworkBatch, TrainingConfig, get_substrate, get_task, initial_states, train
-from deepcircuit.lyapunov import certificate_recorder, check_phases
+from deepcircuit.stability.lyapunov import certificate_recorder, check_phases
 
 
 def best(fn, repeat):

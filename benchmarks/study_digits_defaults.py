@@ -15,7 +15,7 @@ The dynamics are the ``deep`` (``gamma = 0``) or ``deep-leaky`` family's project
 ``s <- clip(s + dt (s @ W - s * (W.sum(1) + gamma) + beta (y - s) on outputs), 0, 1)``, stepped
 here as one batched numpy matmul per step over a minibatch (the numba kernel of the ODE
 substrate is slow at N ~ 175); :func:`check_against_substrate` runs one minibatch through
-``get_substrate("ode").run`` and :func:`deepcircuit.learning.weight_update` and asserts that this
+``get_substrate("ode").run`` and :func:`deepcircuit.learning.rule.weight_update` and asserts that this
 harness gives the same states and the same update, so the figures are those of the package.
 
 The rules (both local: synapse i -> j reads only s_i and s_j):
@@ -44,8 +44,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from deepcircuit import Network, NetworkBatch, Roles, Schedule, get_substrate
-from deepcircuit.learning import weight_update
-from deepcircuit.trajectory import PhaseResult
+from deepcircuit.learning.rule import weight_update
+from deepcircuit.substrates.trajectory import PhaseResult
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class Harness:
 
         Returns ``(final state, speed (B,) in 1/tau, sums)``; ``sums`` is
         ``sum_p sum_t s_i(t) (s_j(t) - s_j(t-1))`` (N, N), the STDP sum of
-        :func:`deepcircuit.learning.stdp_update`, when ``accumulate``.
+        :func:`deepcircuit.learning.rule.stdp_update`, when ``accumulate``.
         """
         r, dt = self.r, self.cfg.dt
         nx, no = r.n_inputs, r.n_outputs
@@ -280,10 +280,10 @@ def digits_alignment(W: np.ndarray, cfg: Config, *, samples: int = 64, betas=(10
     """Cosine of DEEP's rule (stdp) and the two-endpoint rule (stdp2) with -gradient on digits.
 
     ``samples`` validation presentations, the ODE substrate with this configuration's schedule,
-    :func:`deepcircuit.gradient_check.gradient_check`; by weight group.
+    :func:`deepcircuit.stability.gradient_check.gradient_check`; by weight group.
     """
-    from deepcircuit.gradient_check import gradient_check
-    from deepcircuit.tasks import Task
+    from deepcircuit.stability.gradient_check import gradient_check
+    from deepcircuit.data.tasks import Task
 
     _, _, Xva, yva = load_data(validation=True)
     net = make_network(cfg).with_weights(W)
@@ -380,7 +380,7 @@ def main(argv=None):
     for name, r in results.items():
         print(f"| {name} | {r['test']:.4f} | {r['train']:.4f} | {r['seconds']:.0f} |")
     if args.json:
-        from deepcircuit.persistence import write_atomic
+        from deepcircuit.atomic_files import write_atomic
         write_atomic(args.json, json.dumps(results, indent=1))
     return 0
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepcircuit.persistence import write_atomic
+from deepcircuit.atomic_files import write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 STORE = ROOT / "benchmarks" / "results" / "results.jsonl"
@@ -118,7 +118,7 @@ def fmt(acc) -> str:
 
 
 def render(seeds: int) -> str:
-    from deepcircuit.data_defaults import dataset_defaults
+    from deepcircuit.data.defaults import dataset_defaults
 
     rows = load_rows()
     L = ["# Results: test accuracy on data sets", "",

@@ -9,22 +9,22 @@ from .errors import (DeepCircuitError, DeepCircuitWarning, DivergenceError, Dive
                      ForbiddenConnectionError,
                      InvalidInputError, InvalidTypeError, ModelFileError, NotSettledWarning,
                      SimulationError, SubstrateUnavailableError)
-from .families import FAMILIES, get_family
-from .gradient_check import GradientCheck, gradient_check
-from .network import Network, NetworkBatch
-from .roles import Roles
+from .model.families import FAMILIES, get_family
+from .stability.gradient_check import GradientCheck, gradient_check
+from .model.network import Network, NetworkBatch
+from .model.roles import Roles
 from .substrates import Schedule, Substrate, available_substrates, get_substrate, initial_states
-from .sweep_report import load_results as load_sweep_results, wilson_interval, write_sweep_report
-from .sweep_run import run_sweep
-from .sweep_spec import SweepSpec, expand as expand_sweep, load_spec as load_sweep_spec
-from .tasks import TASKS, Task, get_task
-from .data_builtin import BUILTIN_DATASETS
-from .data_split import Dataset, load_dataset
-from .comparison import compare_predictions
-from .training import History, TrainingConfig, TrainingResult, evaluate, predict, train
-from .trajectory import PhaseResult, Trajectory
+from .cli.sweeps.report import load_results as load_sweep_results, wilson_interval, write_sweep_report
+from .cli.sweeps.run import run_sweep
+from .cli.sweeps.spec import SweepSpec, expand as expand_sweep, load_spec as load_sweep_spec
+from .data.tasks import TASKS, Task, get_task
+from .data.builtin import BUILTIN_DATASETS
+from .data.split import Dataset, load_dataset
+from .studies.comparison import compare_predictions
+from .learning.training import History, TrainingConfig, TrainingResult, evaluate, predict, train
+from .substrates.trajectory import PhaseResult, Trajectory
 
-from .hardware_figures import figures_of_merit
+from .studies.hardware_figures import figures_of_merit
 
 __version__ = "0.1.0"
 

@@ -77,7 +77,7 @@ lines += ["", "## Digits", "",
           f"test accuracy {100 * dg['test_accuracy'][0]:.1f} % ({dg['sizes']['test']} samples), train "
           f"{100 * dg['train_accuracy'][0]:.1f} %, in {dg['seconds']:.0f} s. ODE against SPICE on test samples: "
           "`digits_compare.log`."]
-from deepcircuit.persistence import write_atomic
+from deepcircuit.learning.model_file import write_atomic
 write_atomic(out / "report.md", "\n".join(lines))
 PY
 

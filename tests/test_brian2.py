@@ -10,10 +10,10 @@ import pytest
 
 from deepcircuit import (InvalidInputError, Network, Roles, Schedule, SubstrateUnavailableError,
                          get_substrate, get_task, initial_states)
-from deepcircuit.learning import stdp_update
+from deepcircuit.learning.rule import stdp_update
 from deepcircuit.substrates.ode import OdeSubstrate
-from deepcircuit.trajectory import Trajectory
-from deepcircuit.training import TrainingConfig, train
+from deepcircuit.substrates.trajectory import Trajectory
+from deepcircuit.learning.training import TrainingConfig, train
 
 brian2 = pytest.importorskip("brian2")
 pytestmark = pytest.mark.brian2

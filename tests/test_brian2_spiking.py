@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from deepcircuit import Schedule, get_substrate, get_task, initial_states
-from deepcircuit.comparison import energy_counts
-from deepcircuit.learning import stdp_update
+from deepcircuit.studies.comparison import energy_counts
+from deepcircuit.learning.rule import stdp_update
 from deepcircuit.substrates.ode import OdeSubstrate
-from deepcircuit.training import TrainingConfig, train
+from deepcircuit.learning.training import TrainingConfig, train
 
 brian2 = pytest.importorskip("brian2")
 pytestmark = pytest.mark.brian2

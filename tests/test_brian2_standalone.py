@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from deepcircuit import Network, Roles, Schedule, get_substrate, get_task, initial_states
-from deepcircuit.learning import apply_update, stdp_update
+from deepcircuit.learning.rule import apply_update, stdp_update
 from deepcircuit.substrates.ode import OdeSubstrate
-from deepcircuit.training import TrainingConfig, train
+from deepcircuit.learning.training import TrainingConfig, train
 
 brian2 = pytest.importorskip("brian2")
 from deepcircuit.substrates import brian2_rate  # noqa: E402
@@ -61,7 +61,7 @@ def test_rule_inside_the_program_is_the_shared_rule(trained):
     W, alive, sums = plan["W"], plan["alive"], plan["sums"]
     tr = None
     for k in range(CFG.epochs):
-        from deepcircuit.trajectory import Trajectory
+        from deepcircuit.substrates.trajectory import Trajectory
 
         roles = b2.networks[0].roles
         S = W.shape[1]

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from deepcircuit import InvalidInputError, Network, Roles, Schedule, get_family, get_task, initial_states
-from deepcircuit.circuit import (CircuitUnits, ClampModel, NonIdealities, compile_netlist,
-                                 standalone_netlist)
+from deepcircuit.substrates.circuit import (CircuitUnits, ClampModel, NonIdealities, compile_netlist,
+                                            standalone_netlist)
 from deepcircuit.cli import main as cli_main
-from deepcircuit.persistence import save_model
+from deepcircuit.learning.model_file import save_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -262,10 +262,10 @@ def test_export_cli(tmp_path, capsys):
 
 
 def test_example_netlists_are_current(tmp_path):
-    from deepcircuit.examples_netlists import EXAMPLES, generate
+    from deepcircuit.studies.examples_netlists import EXAMPLES, generate
 
     generate(tmp_path)
     for stem, *_ in EXAMPLES:
         committed = REPO / "netlists" / f"{stem}.cir"
         assert committed.read_text() == (tmp_path / f"{stem}.cir").read_text(), (
-            f"{committed} is stale; regenerate with `python -m deepcircuit.examples_netlists`")
+            f"{committed} is stale; regenerate with `python -m deepcircuit.studies.examples_netlists`")

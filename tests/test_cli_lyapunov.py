@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from deepcircuit.certificates import analyse_equilibrium, gershgorin
-from deepcircuit.persistence import load_model
+from deepcircuit.stability.certificates import analyse_equilibrium, gershgorin
+from deepcircuit.learning.model_file import load_model
 from deepcircuit.stability import RECORDED
 
 DC = [sys.executable, "-m", "deepcircuit"]

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from deepcircuit.persistence import load_model
+from deepcircuit.learning.model_file import load_model
 
 DC = [sys.executable, "-m", "deepcircuit"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from deepcircuit import InvalidInputError, Schedule, TrainingConfig, train
-from deepcircuit.comparison import compare, compare_inference, parse_substrate_spec
+from deepcircuit.studies.comparison import compare, compare_inference, parse_substrate_spec
 
 pytestmark = [pytest.mark.brian2, pytest.mark.spice]
 

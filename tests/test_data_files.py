@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from deepcircuit import InvalidInputError
-from deepcircuit import data_files
-from deepcircuit.data_split import load_dataset
+from deepcircuit.data import files as data_files
+from deepcircuit.data.split import load_dataset
 
 
 def write(tmp_path, text, name="d.csv", mode="w"):

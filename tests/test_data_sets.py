@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from deepcircuit import InvalidInputError
-from deepcircuit.data_builtin import BUILTIN_DATASETS, load_builtin
-from deepcircuit.data_split import Dataset, Scaler, load_dataset
+from deepcircuit.data.builtin import BUILTIN_DATASETS, load_builtin
+from deepcircuit.data.split import Dataset, Scaler, load_dataset
 
 
 def test_builtin_sets_have_the_documented_shapes():
@@ -95,8 +95,8 @@ def test_bad_split_options_are_refused(kw, msg):
 
 def test_a_saved_model_finds_its_data_set_again(tmp_path):
     from deepcircuit import Network, Roles
-    from deepcircuit.data_split import dataset_for_model
-    from deepcircuit.persistence import ModelFile, load_model, save_model
+    from deepcircuit.data.split import dataset_for_model
+    from deepcircuit.learning.model_file import ModelFile, load_model, save_model
 
     ds = load_dataset("iris", split_seed=2)
     net = Network.create(Roles(5, (3,), 3), rng=0)

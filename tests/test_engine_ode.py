@@ -12,8 +12,8 @@ import pytest
 
 from deepcircuit import Network, NetworkBatch, Schedule, TrainingConfig, train
 from deepcircuit.errors import InvalidInputError
-from deepcircuit.learning import stdp_update
-from deepcircuit.roles import Roles
+from deepcircuit.learning.rule import stdp_update
+from deepcircuit.model.roles import Roles
 from deepcircuit.substrates import initial_states
 from deepcircuit.substrates.ode import OdeSubstrate, choose_engine
 
@@ -149,7 +149,7 @@ def test_stdp2_gets_the_same_update_without_full_trajectories():
     """The two-endpoint rule reads each neuron's own sum from the substrate when only phase ends
     are kept (record='final'), and agrees with the full-trajectory computation."""
     import deepcircuit as dc
-    from deepcircuit.learning import stdp2_update
+    from deepcircuit.learning.rule import stdp2_update
     from deepcircuit.substrates import get_substrate, initial_states
 
     task = dc.get_task("xor")

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from deepcircuit import ModelFileError, TrainingConfig, train
 from deepcircuit.cli import main as cli_main
-from deepcircuit.persistence import ModelFile, load_model, save_model
+from deepcircuit.learning.model_file import ModelFile, load_model, save_model
 
 #: Values for integer options: valid small ones, and ones outside every limit or type.
 INTS = ["0", "1", "2", "-1", "-5", str(10 ** 7 + 1), str(10 ** 12), str(2 ** 63), str(10 ** 400), "1e3", "x", "",

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from deepcircuit import Network, NetworkBatch, Roles, Schedule, TrainingConfig, get_substrate, get_task
-from deepcircuit.gradient_check import (finite_difference_gradient, gradient_check, loss_gradient,
-                                        polish_equilibria, weight_groups)
-from deepcircuit.learning import stdp2_update, stdp_update, weight_update
+from deepcircuit.stability.gradient_check import (finite_difference_gradient, gradient_check, loss_gradient,
+                                                  polish_equilibria, weight_groups)
+from deepcircuit.learning.rule import stdp2_update, stdp_update, weight_update
 from deepcircuit.substrates import initial_states
-from deepcircuit.training import make_networks
+from deepcircuit.learning.training import make_networks
 
 DC = [sys.executable, "-m", "deepcircuit"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepcircuit import Network, NetworkBatch, Roles, Schedule, get_substrate
-from deepcircuit.certificates import contraction
+from deepcircuit.stability.certificates import contraction
 
 
 def _leaky(gamma, seed=0, neg=True):

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from deepcircuit import Schedule, get_substrate, get_task, initial_states
-from deepcircuit.circuit import TransconductorModel
+from deepcircuit.substrates.circuit import TransconductorModel
 from deepcircuit.cli import main as cli_main
-from deepcircuit.hardware_figures import figures_of_merit, summary
-from deepcircuit.persistence import load_model
+from deepcircuit.studies.hardware_figures import figures_of_merit, summary
+from deepcircuit.learning.model_file import load_model
 
 spice = pytest.importorskip("deepcircuit.substrates.spice")
 pytestmark = pytest.mark.spice

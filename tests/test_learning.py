@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from deepcircuit import InvalidInputError, PhaseResult, Roles, Trajectory
-from deepcircuit.learning import (apply_update, contrastive_update, endpoint_update, stdp_update,
-                                  weight_update)
+from deepcircuit.learning.rule import (apply_update, contrastive_update, endpoint_update, stdp_update,
+                                       weight_update)
 
 
 def make_traj(states, phase="nudged", meta=None):

@@ -8,7 +8,7 @@ import pytest
 
 from deepcircuit import (ForbiddenConnectionError, InvalidInputError, Network, NetworkBatch, Roles,
                          get_task)
-from deepcircuit.topology import build_mask
+from deepcircuit.model.topology import build_mask
 
 
 def reference_constrain(W, layered, N_X, N_H, N_Y):

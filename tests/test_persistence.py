@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from deepcircuit import ModelFileError, Network, Roles, TrainingConfig, train
-from deepcircuit.persistence import ModelFile, load_model, save_model, write_atomic
+from deepcircuit.learning.model_file import ModelFile, load_model, save_model
+from deepcircuit.atomic_files import write_atomic
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from deepcircuit import TrainingConfig, train
-from deepcircuit.pruning import magnitude_prune, stochastic_sparsify
+from deepcircuit.learning.pruning import magnitude_prune, stochastic_sparsify
 
 weights = arrays(np.float64, (2, 6, 6), elements=st.floats(-0.05, 0.05, allow_nan=False))
 masks = arrays(np.bool_, (2, 6, 6))

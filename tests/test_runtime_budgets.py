@@ -11,7 +11,7 @@ import pytest
 
 from deepcircuit import NetworkBatch, get_task
 from deepcircuit.errors import InvalidInputError, SimulationError
-from deepcircuit.persistence import ModelFile, save_model
+from deepcircuit.learning.model_file import ModelFile, save_model
 from deepcircuit.substrates import Schedule, initial_states
 from deepcircuit.substrates.ode import OdeSubstrate
 from deepcircuit.substrates.spice import SpiceSubstrate

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepcircuit.persistence import ModelFile, load_model, save_model
+from deepcircuit.learning.model_file import ModelFile, load_model, save_model
 
 DC = [sys.executable, "-m", "deepcircuit"]
 STOP_WITHIN = 5.0  # seconds from SIGINT to exit
@@ -108,7 +108,7 @@ def test_ctrl_c_stops_compare_in_the_adaptive_reference(tmp_path, deep_net):
 
 def test_ctrl_c_stops_lyapunov_on_spice(tmp_path, deep_net):
     model = tmp_path / "long.json"
-    from deepcircuit.training import TrainingConfig
+    from deepcircuit.learning.training import TrainingConfig
 
     cfg = TrainingConfig.preset().replace(free_steps=200_000, nudged_steps=200_000).to_dict()
     save_model(model, ModelFile(deep_net, seed=0, task="xor", config=cfg))

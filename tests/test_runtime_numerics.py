@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from deepcircuit import Network, NetworkBatch, Roles, TrainingConfig, get_task, train
-from deepcircuit.circuit import CircuitUnits, ClampModel, NonIdealities, standalone_netlist
-from deepcircuit.comparison import compare_inference
+from deepcircuit.substrates.circuit import CircuitUnits, ClampModel, NonIdealities, standalone_netlist
+from deepcircuit.studies.comparison import compare_inference
 from deepcircuit.errors import DivergenceError, InvalidInputError
-from deepcircuit.lyapunov import check_phases, stability_verdict
-from deepcircuit.persistence import ModelFile, save_model
-from deepcircuit.report import comparison_rows, unsettled_notes, write_report
+from deepcircuit.stability.lyapunov import check_phases, stability_verdict
+from deepcircuit.learning.model_file import ModelFile, save_model
+from deepcircuit.studies.report import comparison_rows, unsettled_notes, write_report
 from deepcircuit.substrates import Schedule, initial_states
 from deepcircuit.substrates.ode import OdeSubstrate
 from deepcircuit.substrates.spice import SpiceSubstrate
@@ -57,7 +57,7 @@ def test_spice_voltages_far_outside_the_rails_are_a_divergence(deep_net):
 
 
 def test_compare_refuses_a_diverged_substrate(deep_net, monkeypatch):
-    import deepcircuit.comparison as comparison
+    import deepcircuit.studies.comparison as comparison
 
     # The adaptive reference takes minutes on this stiff network (its own budget is tested in
     # test_runtime_budgets); the check under test comes after it, so a cheap one stands in.
@@ -239,7 +239,7 @@ def test_compare_marks_accuracy_from_unsettled_states(tmp_path):
     assert row[4].endswith("%*") and row[1].endswith("*")
     notes = unsettled_notes(comp)
     assert notes[0].startswith("* ode: presentation(s) [0, 1, 2, 3] of the free phase had not settled")
-    from deepcircuit.plots import plot_deviations, plot_substrate_trajectories
+    from deepcircuit.studies.plots import plot_deviations, plot_substrate_trajectories
 
     assert [t.get_text() for t in plot_deviations(comp).axes[0].get_xticklabels()] == ["ode*"]
     assert "not settled: ode" in plot_substrate_trajectories(comp).axes[0].get_title()

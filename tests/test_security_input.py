@@ -19,7 +19,8 @@ import pytest
 
 from deepcircuit import LimitExceededError, ModelFileError, Network, Roles, Schedule, get_task, limits
 from deepcircuit.cli import main as cli_main
-from deepcircuit.persistence import TMP_MARKER, atomic_output, load_model, save_model, write_atomic
+from deepcircuit.atomic_files import TMP_MARKER, atomic_output, write_atomic
+from deepcircuit.learning.model_file import load_model, save_model
 from deepcircuit.substrates import get_substrate
 from deepcircuit.substrates.ode import OdeSubstrate
 
@@ -138,7 +139,7 @@ def test_tiny_beta_and_gamma_on_train_spice(capsys, tmp_path):
 
 def test_beta_zero_compiles_to_no_nudge_elements():
     # train --substrate spice --beta 0 used to divide by zero: beta = 0 is an open nudge switch.
-    from deepcircuit.circuit import standalone_netlist
+    from deepcircuit.substrates.circuit import standalone_netlist
 
     net = Network.create(Roles(3, (2,), 1), rng=0)
     text = standalone_netlist(net, "xor", schedule=Schedule(free_steps=5, nudged_steps=5, beta=0.0)).text
@@ -432,7 +433,7 @@ def test_found_largest_seed_round_trips(capsys, tmp_path):
 
 
 def test_found_substrate_option_values_are_checked_before_the_reference_run(capsys, monkeypatch):
-    import deepcircuit.comparison as comparison
+    import deepcircuit.studies.comparison as comparison
 
     def never(*a, **k):
         raise AssertionError("compare ran although an option value is bad")

@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepcircuit import InvalidInputError, Network, Roles, Schedule
-from deepcircuit.circuit import (CircuitUnits, ClampModel, NonIdealities, compile_netlist, spice_comment_text,
-                                 standalone_netlist)
+from deepcircuit.substrates.circuit import (CircuitUnits, ClampModel, NonIdealities, compile_netlist,
+                                            spice_comment_text, standalone_netlist)
 from deepcircuit.cli import main as cli_main
-from deepcircuit.persistence import save_model
+from deepcircuit.learning.model_file import save_model
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "netlists" / "models" / "xor_trained.json"
@@ -158,7 +158,7 @@ def test_saved_model_round_trip_under_a_hostile_name(tmp_path):
 
 def test_compile_netlist_refuses_a_line_that_is_not_inert(monkeypatch):
     # Defence in depth: even if a future change interpolated raw text, it would not get out.
-    import deepcircuit.circuit as circuit
+    import deepcircuit.substrates.circuit as circuit
 
     monkeypatch.setattr(circuit, "_num", lambda x: "1\n.control\nshell touch PWNED\n.endc")
     with pytest.raises(InvalidInputError, match="would not be inert"):

@@ -13,9 +13,9 @@ import pytest
 
 from deepcircuit import (Network, Roles, Schedule, SimulationError, SubstrateUnavailableError,
                          TrainingConfig, get_substrate, get_task, initial_states, train)
-from deepcircuit.circuit import ClampModel, NonIdealities
+from deepcircuit.substrates.circuit import ClampModel, NonIdealities
 from deepcircuit.cli import main as cli_main
-from deepcircuit.persistence import load_model
+from deepcircuit.learning.model_file import load_model
 from deepcircuit.substrates.ode import OdeSubstrate
 
 spice = pytest.importorskip("deepcircuit.substrates.spice")

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from deepcircuit import Network, Roles, Schedule, SimulationError, get_task, initial_states
-from deepcircuit import circuit
-from deepcircuit.circuit import compile_netlist, read_printed_tables
+from deepcircuit.substrates import circuit
+from deepcircuit.substrates.circuit import compile_netlist, read_printed_tables
 from deepcircuit.errors import InvalidInputError
 from deepcircuit.substrates.ode import OdeSubstrate
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from deepcircuit import InvalidInputError, Network, Roles, Schedule, get_substrate, train
-from deepcircuit.certificates import (analyse_equilibrium, free_jacobian, gershgorin, held_neurons,
-                                      lyapunov_function)
-from deepcircuit.lyapunov import RECORDED, certificate_recorder, check_phases, check_trajectory, evaluate_series
-from deepcircuit.training import TrainingConfig
+from deepcircuit.stability.certificates import (analyse_equilibrium, free_jacobian, gershgorin, held_neurons,
+                                                lyapunov_function)
+from deepcircuit.stability.lyapunov import (RECORDED, certificate_recorder, check_phases, check_trajectory,
+                                            evaluate_series)
+from deepcircuit.learning.training import TrainingConfig
 
 ODE = get_substrate("ode")
 
@@ -328,7 +329,7 @@ def test_certificate_recorder_during_training(xor):
 def test_plots_return_figures_and_save_atomically(tmp_path, leaky_net, xor):
     from matplotlib.figure import Figure
 
-    from deepcircuit.plots import plot_certificates, plot_lyapunov
+    from deepcircuit.studies.plots import plot_certificates, plot_lyapunov
 
     tr = run_free(leaky_net, [[0, 1], [1, 1]], [[0, 1, 0.9, 0, 0.7], [1, 1, 0, 0.8, 0.1]], 100)
     fig = plot_lyapunov(check_trajectory(tr, leaky_net), labels=["01", "11"], path=tmp_path / "v.png")
@@ -348,7 +349,7 @@ def test_plots_return_figures_and_save_atomically(tmp_path, leaky_net, xor):
 
 def test_batch_abscissae_agree_with_the_per_network_analysis(xor):
     from deepcircuit import NetworkBatch, initial_states
-    from deepcircuit.certificates import analyse_equilibria, batch_abscissae
+    from deepcircuit.stability.certificates import analyse_equilibria, batch_abscissae
 
     nets = [Network.create(Roles(3, (4,), 1), family="deep", rng=s, init_scale=0.2) for s in range(6)]
     # Non-negative weights: a compartmental Jacobian, eigenvalues in the closed left half-plane.

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from deepcircuit.cli import main
-from deepcircuit.sweep_run import dask_client, done_ids, execute_run, run_sweep
-from deepcircuit.sweep_spec import SweepSpec, expand
+from deepcircuit.cli.sweeps.run import dask_client, done_ids, execute_run, run_sweep
+from deepcircuit.cli.sweeps.spec import SweepSpec, expand
 
 #: Tiny XOR runs: a few epochs of short phases (tens of milliseconds each once warm).
 TINY = {"epochs": "3", "free_steps": "40", "nudged_steps": "40", "dt": "0.1"}
@@ -47,7 +47,7 @@ def test_rows_hold_parameters_figures_and_models(client, tmp_path):
     assert df["train_accuracy"].between(0, 1).all() and (df["seconds"] > 0).all()
     assert df["ode_deviation"].notna().all() and (df["ode_deviation"] < 0.2).all()  # Euler vs adaptive
     # Each row's model file loads and records the run's derived seed.
-    from deepcircuit.persistence import load_model
+    from deepcircuit.learning.model_file import load_model
 
     for _, row in df.iterrows():
         m = load_model(tmp_path / row["model_file"])

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from deepcircuit import InvalidInputError, TrainingConfig, train
-from deepcircuit.data_split import load_dataset
-from deepcircuit.learning import weight_update
-from deepcircuit.network import NetworkBatch
-from deepcircuit.persistence import load_model
+from deepcircuit.data.split import load_dataset
+from deepcircuit.learning.rule import weight_update
+from deepcircuit.model.network import NetworkBatch
+from deepcircuit.learning.model_file import load_model
 from deepcircuit.substrates import get_substrate
-from deepcircuit.training import make_networks
-from deepcircuit.training_steps import draw_initial, epoch_batches, frozen_mask
+from deepcircuit.learning.training import make_networks
+from deepcircuit.learning.steps import draw_initial, epoch_batches, frozen_mask
 
 FAST = TrainingConfig.preset("default").replace(epochs=4, free_steps=100, nudged_steps=100)
 

@@ -3,6 +3,9 @@
 Each subcommand module defines ``add_parser(subparsers)`` and ``run(args) -> int``. Errors
 that deepcircuit raises on purpose are printed as one readable line (exit status 2), never as
 a traceback.
+
+Layer: cli, the top. May import every layer; nothing imports it except the package entry
+points (``deepcircuit.__main__``) and the sweeps beside it (tests/test_layers.py checks this).
 """
 
 from __future__ import annotations

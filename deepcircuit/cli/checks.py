@@ -96,7 +96,7 @@ def _creatable(option: str, folder: Path) -> None:
 def beta_for_circuit(value: float, option: str = "--beta") -> float:
     """A nudging strength a circuit can realise: 0 (no nudge) or large enough that the nudge
     resistance ``1 / (g * beta)`` is a finite number."""
-    from ..circuit import CircuitUnits
+    from ..substrates.circuit import CircuitUnits
 
     g = CircuitUnits().transconductance
     if value != 0 and not (value > 0 and math.isfinite(1.0 / (g * value)) if g * value > 0 else False):
@@ -119,7 +119,7 @@ def state_size(task, roles_hidden: tuple[int, ...], n_networks: int, free_steps:
 def substrate_specs(text: str) -> list[str]:
     """``--substrates``: split at ',', parse every spec and check each option against its
     substrate's constructor (names and values) before anything runs; returns the specs."""
-    from ..comparison import parse_substrate_spec
+    from ..studies.comparison import parse_substrate_spec
     from ..substrates import check_substrate_options
 
     specs = [s.strip() for s in text.split(",") if s.strip()]

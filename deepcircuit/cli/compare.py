@@ -53,9 +53,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run_on_data(args, model, dataset, config, substrates) -> int:
     """``compare`` for a model trained on a data set: predictions on test samples per substrate."""
-    from ..comparison import compare_predictions
+    from ..studies.comparison import compare_predictions
     from ..errors import InvalidInputError
-    from ..training import check_task_fits
+    from ..learning.training import check_task_fits
 
     if args.train_epochs:
         raise InvalidInputError("--train-epochs compares training on logic tasks; it does not apply to data sets.")
@@ -80,7 +80,7 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
     if args.out:
         from pathlib import Path
 
-        from ..persistence import write_atomic
+        from ..atomic_files import write_atomic
 
         argv = sys.argv[1:]
         command = "deepcircuit " + " ".join(map(shlex.quote, argv)) if argv[:1] == ["compare"] else None
@@ -100,11 +100,11 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
 
 
 def run(args) -> int:
-    from ..comparison import compare
-    from ..data_split import dataset_for_model
-    from ..persistence import load_model
-    from ..report import HEADERS, comparison_rows, unsettled_notes, write_report
-    from ..training import check_task_fits, make_networks
+    from ..studies.comparison import compare
+    from ..data.split import dataset_for_model
+    from ..learning.model_file import load_model
+    from ..studies.report import HEADERS, comparison_rows, unsettled_notes, write_report
+    from ..learning.training import check_task_fits, make_networks
     from .hardware_options import transconductor_from_args
 
     from ..errors import InvalidInputError

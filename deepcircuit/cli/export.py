@@ -8,7 +8,7 @@ from .output import shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from ..circuit import CLAMP_KINDS, DEFAULT_CLAMP
+    from ..substrates.circuit import CLAMP_KINDS, DEFAULT_CLAMP
     from .hardware_options import add_transconductor_arguments
 
     p = sub.add_parser(
@@ -61,10 +61,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args) -> int:
     from dataclasses import replace
 
-    from ..circuit import DEFAULT_CLAMP, CircuitUnits, ClampModel, NonIdealities, standalone_netlist
-    from ..data_split import dataset_for_model
-    from ..persistence import load_model, write_atomic
-    from ..training import check_task_fits
+    from ..substrates.circuit import (DEFAULT_CLAMP, CircuitUnits, ClampModel, NonIdealities,
+                                      standalone_netlist)
+    from ..data.split import dataset_for_model
+    from ..learning.model_file import load_model
+    from ..atomic_files import write_atomic
+    from ..learning.training import check_task_fits
 
     from ..errors import InvalidInputError
     from . import checks

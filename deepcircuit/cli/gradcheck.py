@@ -19,9 +19,9 @@ def _positive(text: str) -> float:
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from ..gradient_check import DEFAULT_BETAS
+    from ..stability.gradient_check import DEFAULT_BETAS
     from ..substrates import available_substrates
-    from ..tasks import TASKS
+    from ..data.tasks import TASKS
 
     p = sub.add_parser(
         "gradcheck", help="alignment of each learning rule's update with the true loss gradient",
@@ -48,8 +48,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from ..errors import InvalidInputError
-    from ..gradient_check import gradient_check
-    from ..persistence import load_model
+    from ..stability.gradient_check import gradient_check
+    from ..learning.model_file import load_model
 
     if args.seed < 0 or args.fd_entries < 0:
         raise InvalidInputError("--seed and --fd-entries must be >= 0.")
@@ -80,7 +80,7 @@ def run(args) -> int:
         print("cosine between the rule's update (no learning rate) and -gradient; nan = gradient 0 "
               "(saturated outputs) or undefined")
     if args.plot:
-        from ..plots import gradient_alignment_figure
+        from ..studies.plots import gradient_alignment_figure
 
         gradient_alignment_figure({"": report}, path=args.plot)
         print(f"wrote {shown_path(args.plot)}")

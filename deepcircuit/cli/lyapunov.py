@@ -9,7 +9,7 @@ from .output import format_table, print_json_line, shown_path
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..substrates import available_substrates
-    from ..tasks import TASKS
+    from ..data.tasks import TASKS
 
     p = sub.add_parser(
         "lyapunov", help="stability certificates of a model and Lyapunov checks of its trajectories",
@@ -39,10 +39,10 @@ def _yes(b: bool) -> str:
 def run(args) -> int:
     import numpy as np
 
-    from ..lyapunov import check_phases, stability_verdict
-    from ..certificates import contraction, gershgorin
-    from ..network import NetworkBatch
-    from ..persistence import load_model
+    from ..stability.lyapunov import check_phases, stability_verdict
+    from ..stability.certificates import contraction, gershgorin
+    from ..model.network import NetworkBatch
+    from ..learning.model_file import load_model
     from ..substrates import get_substrate, initial_states
 
     from . import checks

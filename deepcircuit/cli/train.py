@@ -12,14 +12,14 @@ from .output import format_table, print_json_line, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from ..families import FAMILIES
+    from ..model.families import FAMILIES
     from ..substrates import available_substrates
-    from ..data_builtin import BUILTIN_DATASETS
-    from ..tasks import TASKS
-    from ..training import PRESETS, PRUNE_METHODS
-    from ..circuit import CLAMP_KINDS
+    from ..data.builtin import BUILTIN_DATASETS
+    from ..data.tasks import TASKS
+    from ..learning.training import PRESETS, PRUNE_METHODS
+    from ..substrates.circuit import CLAMP_KINDS
     from .hardware_options import add_transconductor_arguments
-    from ..training_steps import FREEZE_GROUPS
+    from ..learning.steps import FREEZE_GROUPS
 
     p = sub.add_parser(
         "train", help="train networks on a task or data set (one per seed) and save them",
@@ -172,7 +172,7 @@ def _circuit_substrate(args, substrate):
 
 def dataset_from_args(args):
     """The task resolved once from --task / --data and the split options (a Dataset)."""
-    from ..data_split import load_dataset
+    from ..data.split import load_dataset
     from ..errors import InvalidInputError
 
     data = getattr(args, "data", None)
@@ -195,9 +195,9 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     replaces ``args.substrate`` when given. Warnings raised during training are printed to
     stderr, one line each.
     """
-    from ..data_defaults import dataset_defaults, default_model
-    from ..lyapunov import certificate_recorder
-    from ..training import TrainingConfig, train
+    from ..data.defaults import dataset_defaults, default_model
+    from ..stability.lyapunov import certificate_recorder
+    from ..learning.training import TrainingConfig, train
     from . import checks
 
     dataset = dataset_from_args(args)
@@ -273,7 +273,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
 def run(args) -> int:
     import numpy as np
 
-    from ..persistence import ModelFile, save_model
+    from ..learning.model_file import ModelFile, save_model
     from . import checks
 
     # Fail before training, not after it, if the models cannot be saved there; the folder itself

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 #: The moons data set: sample count, noise (standard deviation, in the units of the features)
 #: and the generator seed that fixes it once for every user.

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data_builtin import RawData
-from .errors import InvalidInputError
+from .builtin import RawData
+from ..errors import InvalidInputError
 
 #: Largest data file read, in bytes (for .npz: also the uncompressed size of each array).
 MAX_FILE_BYTES = 64 * 1024 * 1024

@@ -3,7 +3,7 @@
 :func:`load_dataset` is where a task enters (the CLI or an API call): it reads the data (a
 built-in set, a user file, or a logic task), splits it (stratified, seeded), fits the feature
 scaler on the training split only, and returns a :class:`Dataset` whose ``train``, ``test``
-and optional ``validation`` are ordinary :class:`~deepcircuit.tasks.Task` objects. Everything
+and optional ``validation`` are ordinary :class:`~deepcircuit.data.tasks.Task` objects. Everything
 below (training, evaluation, comparison, export) takes those objects and never resolves a
 name again. Logic tasks are their own train and test set (the same 4 presentations).
 """
@@ -16,10 +16,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._validation import check_int, check_real
-from .data_builtin import RawData, is_builtin, load_builtin
-from .data_files import DATA_SUFFIXES, read_data_file, shown
-from .errors import InvalidInputError, ModelFileError
+from .._validation import check_int, check_real
+from .builtin import RawData, is_builtin, load_builtin
+from .files import DATA_SUFFIXES, read_data_file, shown
+from ..errors import InvalidInputError, ModelFileError
 from .tasks import TASKS, Task, get_task
 
 SPLITS = ("train", "validation", "test")
@@ -357,7 +357,7 @@ def dataset_for_model(model, *, task: str | None = None, data: "str | Path | Non
                       test: "str | Path | None" = None) -> Dataset:
     """The data set to run a saved model on, split and scaled as when it was trained.
 
-    ``model`` is a :class:`~deepcircuit.persistence.ModelFile`. With neither ``task`` nor
+    ``model`` is a :class:`~deepcircuit.learning.model_file.ModelFile`. With neither ``task`` nor
     ``data``, its own data set (a built-in set is split again with the stored seed and scaled
     with the stored scaler; a user file must be given again as ``data``) or its logic task.
     """

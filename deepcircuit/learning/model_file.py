@@ -20,9 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DeepCircuitError, InvalidInputError, ModelFileError, OutputWriteError
-from .network import Network
-from .roles import Roles
+from ..errors import DeepCircuitError, InvalidInputError, ModelFileError, OutputWriteError
+from ..model.network import Network
+from ..model.roles import Roles
+# The atomic-write helpers moved to the bottom layer (substrates use them too); they are
+# re-exported here so that imports written before the move keep working.
+from ..atomic_files import (  # noqa: F401
+    TMP_MARKER, STALE_TMP_SECONDS, _TMP_RE, _pid_alive, remove_stale_temporaries, atomic_output, _write_error, write_atomic)
 
 FORMAT = "deepcircuit-model"
 VERSION = 1
@@ -42,22 +46,22 @@ class ModelFile:
     #: Where it was loaded from (for messages); not stored in the file.
     path: str | None = None
     #: The data set it was trained on (name, source, split seed and fractions, classes, scaler):
-    #: :meth:`deepcircuit.data_split.Dataset.to_dict`. None for logic tasks and older files.
+    #: :meth:`deepcircuit.data.split.Dataset.to_dict`. None for logic tasks and older files.
     dataset: dict | None = None
 
     def task_for(self, name: str | None = None):
-        """The :class:`~deepcircuit.tasks.Task` to run: ``name``, else the one the model was trained on.
+        """The :class:`~deepcircuit.data.tasks.Task` to run: ``name``, else the one the model was trained on.
 
         Fails with a clear message when neither is known or the task does not fit the network.
         """
-        from .tasks import TASKS, get_task
+        from ..data.tasks import TASKS, get_task
         from .training import check_task_fits
 
         if not (name or self.task):
             where = f"{self.path!r}" if self.path else "This model file"
             raise ModelFileError(f"{where} does not say which task it was trained on; give --task.")
         if self.dataset or (name and name.lower() not in TASKS):
-            from .data_split import dataset_for_model
+            from ..data.split import dataset_for_model
 
             task = dataset_for_model(self, task=name).test
         else:
@@ -66,115 +70,10 @@ class ModelFile:
         return task
 
     def training_config(self):
-        """The stored settings as a :class:`~deepcircuit.training.TrainingConfig`."""
+        """The stored settings as a :class:`~deepcircuit.learning.training.TrainingConfig`."""
         from .training import TrainingConfig
 
         return TrainingConfig.from_dict(self.config) if self.config else TrainingConfig()
-
-
-#: Marker in the names of :func:`atomic_output`'s temporary files:
-#: ``.<name>.deepcircuit-tmp-<pid>-<random><suffix>`` beside the target.
-TMP_MARKER = ".deepcircuit-tmp-"
-#: A temporary file older than this (seconds) is stale even if its process id is in use again.
-STALE_TMP_SECONDS = 3600.0
-_TMP_RE = re.compile(r"^\..*" + re.escape(TMP_MARKER) + r"(\d+)-[A-Za-z0-9_]+")
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return pid > 0  # exists but is someone else's (or an absurd number: treat as gone below)
-    return True
-
-
-def remove_stale_temporaries(folder: "str | Path", *, max_age: float | None = None) -> list[Path]:
-    """Remove the temporary files :func:`atomic_output` left in ``folder`` when its process was
-    killed (SIGKILL, power loss): those whose process is gone, or older than ``max_age`` seconds
-    (default :data:`STALE_TMP_SECONDS`). Only regular files named like ours are touched; returns
-    what was removed."""
-    max_age = STALE_TMP_SECONDS if max_age is None else max_age
-    removed = []
-    now = time.time()
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for e in entries:
-        m = _TMP_RE.match(e.name)
-        if not m:
-            continue
-        try:
-            st = e.stat(follow_symlinks=False)
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            pid = int(m.group(1))
-            if (pid != os.getpid() and not _pid_alive(pid)) or now - st.st_mtime > max_age:
-                os.unlink(e.path)
-                removed.append(Path(e.path))
-        except OSError:
-            pass  # another process removed or renamed it first
-    return removed
-
-
-@contextmanager
-def atomic_output(path: "str | Path", *, suffix: str = ".tmp"):
-    """Yield a temporary path beside ``path``; when the block ends without error, the file
-    written there is fsynced and renamed over ``path``, otherwise it is removed. A crash never
-    leaves a half-written file, and an existing ``path`` survives a failed write.
-
-    The temporary file is named ``.<name>.deepcircuit-tmp-<pid>-<random><suffix>``; one left by a
-    killed process is removed by the next write to the same folder
-    (:func:`remove_stale_temporaries`). A write that fails (disk full, no permission) raises
-    :class:`~deepcircuit.errors.OutputWriteError` naming ``path``.
-    """
-    path = Path(path)
-    if not path.name or path.name in (".", ".."):
-        raise InvalidInputError(f"An output file needs a file name; got {str(path)!r}.")
-    if path.is_dir():
-        raise InvalidInputError(f"Cannot write {str(path)!r}: it is a folder; give a file name.")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(path.parent)
-        # The name is cut so that a long target name still leaves room for the marker.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}{TMP_MARKER}{os.getpid()}-", suffix=suffix,
-                                   dir=path.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise _write_error(path, exc) from None
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; saved results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError) and not isinstance(exc, DeepCircuitError):
-            raise _write_error(path, exc) from None
-        raise
-
-
-def _write_error(path: Path, exc: OSError) -> OutputWriteError:
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    err = OutputWriteError(f"Cannot write {str(path)!r}: {reason}; nothing was written there "
-                           "(an existing file is unchanged).")
-    err.errno, err.strerror, err.filename = exc.errno, reason, str(path)
-    return err
-
-
-def write_atomic(path: "str | Path", text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_output`); returns the path."""
-    with atomic_output(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
 
 
 def _json_default(o: Any):
@@ -198,7 +97,7 @@ def _finite(o: Any) -> Any:
 
 def model_to_dict(model: ModelFile) -> dict:
     """The JSON-ready dictionary of a model file."""
-    from . import __version__
+    from .. import __version__
 
     net = model.network
     return _finite(json.loads(json.dumps({
@@ -240,7 +139,7 @@ class _TooManyDigits(ValueError):
 def _parse_int(text: str) -> int:
     # Called by the JSON parser for every integer literal, before Python converts it: a 10**400 or
     # a 5000-digit literal is refused here instead of overflowing later.
-    from .limits import MAX_INT_DIGITS
+    from ..limits import MAX_INT_DIGITS
 
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
         raise _TooManyDigits(f"an integer with {len(text.lstrip('-'))} digits (limit MAX_INT_DIGITS = "
@@ -262,7 +161,7 @@ def json_depth(text: str) -> int:
 
 def read_model_text(path: "str | Path") -> str:
     """The text of a model file, after checking it is a regular file within the size limit."""
-    from .limits import MAX_MODEL_FILE_BYTES
+    from ..limits import MAX_MODEL_FILE_BYTES
 
     path = Path(path)
     try:
@@ -293,7 +192,7 @@ def read_model_text(path: "str | Path") -> str:
 
 def parse_model_text(text: str, where: str = "the model file") -> dict:
     """Parse model-file JSON with the nesting and integer-size limits; returns the raw dict."""
-    from .limits import MAX_JSON_DEPTH
+    from ..limits import MAX_JSON_DEPTH
 
     depth = json_depth(text)
     if depth > MAX_JSON_DEPTH:
@@ -315,7 +214,7 @@ def load_model(path: "str | Path") -> ModelFile:
 
     Nothing in the file is trusted: its size, nesting depth and integers are bounded
     (:mod:`deepcircuit.limits`), every field is checked against the schema of
-    ``docs/model-file.md`` (:func:`deepcircuit.model_schema.validate_model_dict`), and the network
+    ``docs/model-file.md`` (:func:`deepcircuit.learning.model_schema.validate_model_dict`), and the network
     is then rebuilt, which re-checks its consistency.
     """
     from .model_schema import validate_model_dict

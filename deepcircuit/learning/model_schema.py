@@ -12,7 +12,7 @@ import math
 from dataclasses import fields
 from typing import Any
 
-from .errors import DeepCircuitError, ModelFileError
+from ..errors import DeepCircuitError, ModelFileError
 
 #: Longest text field (task, substrate, topology name, version string).
 MAX_NAME_CHARS = 100
@@ -95,8 +95,8 @@ def _matrix(where: str, v: Any, n: int, *, boolean: bool) -> None:
 
 
 def _check_network(where: str, net: Any) -> None:
-    from .families import FAMILIES
-    from .limits import MAX_LAYERS, MAX_NEURONS
+    from ..model.families import FAMILIES
+    from ..limits import MAX_LAYERS, MAX_NEURONS
 
     net = _dict(where, net, optional=False)
     for key in ("roles", "family", "weights", "bias", "topology_mask", "mask"):
@@ -137,7 +137,7 @@ def _annotation_kinds(annotation: Any) -> set[str]:
 
 
 def _check_config(config: Any) -> None:
-    from .limits import MAX_EPOCHS, MAX_PHASE_STEPS
+    from ..limits import MAX_EPOCHS, MAX_PHASE_STEPS
     from .training import TrainingConfig
 
     config = _dict("config", config)
@@ -173,7 +173,7 @@ def validate_model_dict(d: Any, where: str = "the model file") -> None:
 
     Raises :class:`~deepcircuit.errors.ModelFileError` with ``where`` (the file), the path of the
     first offending field, what it must be and what it is. The format tag and version are checked
-    by the caller (:func:`deepcircuit.persistence.load_model`) first.
+    by the caller (:func:`deepcircuit.learning.model_file.load_model`) first.
     """
     try:
         d = _dict("(top level)", d, optional=False)
@@ -191,7 +191,7 @@ def validate_model_dict(d: Any, where: str = "the model file") -> None:
         _dict("history", d.get("history"))
         _dict("metrics", d.get("metrics"))
         if d.get("dataset") is not None:  # the data set a model was trained on (docs/model-file.md)
-            from .data_split import check_dataset_dict
+            from ..data.split import check_dataset_dict
 
             try:
                 check_dataset_dict(d["dataset"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_real
+from .._validation import check_real
 
 
 def stochastic_sparsify(W: np.ndarray, mask: np.ndarray, *, tol: float = 0.01,

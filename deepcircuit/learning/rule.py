@@ -1,7 +1,7 @@
 """Learning rules, written once against the common trajectory form.
 
 Nothing here runs a simulation or knows which substrate produced a trajectory: the rules read
-states from :class:`~deepcircuit.trajectory.Trajectory` objects and return weight changes.
+states from :class:`~deepcircuit.substrates.trajectory.Trajectory` objects and return weight changes.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .errors import InvalidInputError
-from .trajectory import PhaseResult, Trajectory
+from ..errors import InvalidInputError
+from ..substrates.trajectory import PhaseResult, Trajectory
 
 
 def stdp_update(nudged: Trajectory, *, beta0: float = 0.0, beta1: float = 1.0,

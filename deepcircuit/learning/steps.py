@@ -1,4 +1,4 @@
-"""The named steps of one training epoch, in the order :func:`deepcircuit.training.train` calls them.
+"""The named steps of one training epoch, in the order :func:`deepcircuit.learning.training.train` calls them.
 
 1. :func:`epoch_batches` - split the training presentations into minibatches (shuffled per
    epoch with a seeded generator shared by all seeds, so a seed's result does not depend on
@@ -23,14 +23,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import InvalidInputError
-from .learning import apply_update, weight_update
-from .network import NetworkBatch
+from ..errors import InvalidInputError
+from .rule import apply_update, weight_update
+from ..model.network import NetworkBatch
 from .pruning import magnitude_prune, stochastic_sparsify, symmetric_keep
-from .roles import Roles
-from .substrates import Schedule, Substrate, initial_states
-from .tasks import Task
-from .trajectory import PhaseResult, Trajectory
+from ..model.roles import Roles
+from ..substrates import Schedule, Substrate, initial_states
+from ..data.tasks import Task
+from ..substrates.trajectory import PhaseResult, Trajectory
 
 #: Connection groups that ``freeze`` accepts: ``source-destination`` by neuron role. "input"
 #: includes the bias neuron (and, for the EP families, the learned bias vector of the

@@ -16,18 +16,19 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._validation import check_choice, check_int, check_real
-from .errors import DivergenceError, DivergenceWarning, InvalidInputError, InvalidTypeError, NotSettledWarning
-from .families import get_family, select_rule
-from .learning import RULES
-from .network import Network, NetworkBatch
-from .roles import Roles
-from .data_defaults import dataset_defaults, default_model
-from .data_split import Dataset, load_dataset
-from .substrates import Schedule, Substrate, get_substrate, initial_states
-from .tasks import Task
-from .training_steps import (EpochCallback, EpochTally, draw_initial, epoch_batches, evaluate_split,
-                             frozen_mask, prune_step, rule_step, run_callbacks, run_phases)
+from .._validation import check_choice, check_int, check_real
+from ..errors import (DivergenceError, DivergenceWarning, InvalidInputError, InvalidTypeError,
+                      NotSettledWarning)
+from ..model.families import get_family, select_rule
+from .rule import RULES
+from ..model.network import Network, NetworkBatch
+from ..model.roles import Roles
+from ..data.defaults import dataset_defaults, default_model
+from ..data.split import Dataset, load_dataset
+from ..substrates import Schedule, Substrate, get_substrate, initial_states
+from ..data.tasks import Task
+from .steps import (EpochCallback, EpochTally, draw_initial, epoch_batches, evaluate_split, frozen_mask,
+                    prune_step, rule_step, run_callbacks, run_phases)
 
 PRUNE_METHODS = ("stochastic", "magnitude")
 
@@ -88,7 +89,7 @@ class TrainingConfig:
         Seed of the per-epoch shuffling of minibatches (one order shared by every seed).
     freeze : tuple of str
         Connection groups that keep their initial weights, e.g. ``("input-hidden",)``; see
-        :data:`deepcircuit.training_steps.FREEZE_GROUPS`.
+        :data:`deepcircuit.learning.steps.FREEZE_GROUPS`.
     early_stopping : int or None
         Stop a seed when its validation accuracy has not improved for this many evaluations and
         keep its best-validation weights (needs a validation split). ``None`` = off.
@@ -211,7 +212,7 @@ class TrainingConfig:
     def for_task(cls, task: "str | Task | Dataset", *, model: str = "deep",
                  preset: str = "default") -> "TrainingConfig":
         """The preset with the data set's own defaults (batch size, phase lengths, epochs ...)
-        from :mod:`deepcircuit.data_defaults`; logic tasks get the preset unchanged."""
+        from :mod:`deepcircuit.data.defaults`; logic tasks get the preset unchanged."""
         name = task.name if isinstance(task, (Task, Dataset)) else str(task)
         source = task.source if isinstance(task, Dataset) else None
         return cls.preset(preset, model=model).replace(**dataset_defaults(name, model, source=source).settings)
@@ -450,7 +451,7 @@ def _training_substrate(substrate: "str | Substrate", *, keep_trajectories: bool
     asked to, unless callbacks want whole trajectories: a digits epoch then needs 191 MB instead
     of 520 MB and runs 2.6x faster (``benchmarks/bench_scaling.py --digits-full``). The training
     code asks for a capability, never for a substrate by name."""
-    from .substrates import substrate_options
+    from ..substrates import substrate_options
 
     if isinstance(substrate, str) and not keep_trajectories and "record" in substrate_options(substrate):
         return get_substrate(substrate, record="final")
@@ -470,14 +471,14 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     task : str, Task or Dataset
         A logic task (``xor``, ``and``, ``or``, ``not``, ``identity`` or a ``-onehot`` version), a
         built-in data set (``digits``, ``iris``, ``moons``, ``parity-N``) with its default split,
-        or a :class:`~deepcircuit.data_split.Dataset` from :func:`load_dataset` (user files,
+        or a :class:`~deepcircuit.data.split.Dataset` from :func:`load_dataset` (user files,
         other splits). The task is resolved once here; every step below uses the object.
     model : str, optional
         Model family (``deep``, ``deep-leaky``, ``ep-asym``, ``ep-sym``); default: the data set's
-        (``deep``; ``deep-leaky`` with gamma = 1 for digits, see :mod:`deepcircuit.data_defaults`).
+        (``deep``; ``deep-leaky`` with gamma = 1 for digits, see :mod:`deepcircuit.data.defaults`).
     topology : str, edge list or networkx.DiGraph
         ``complete``, ``layered`` or a user graph; default: the data set's (see
-        :mod:`deepcircuit.data_defaults`; ``complete`` for logic tasks).
+        :mod:`deepcircuit.data.defaults`; ``complete`` for logic tasks).
     hidden : int, str or sequence of int
         Hidden layer sizes; default: the data set's (5 for logic tasks).
     seeds : int or sequence of int

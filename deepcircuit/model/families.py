@@ -17,7 +17,7 @@ from typing import ClassVar, Mapping
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Family:
         """Chain rule through :meth:`linear_form`: ``(dL/dW, dL/db)`` from ``dL/dA, dL/dc, dL/dd``.
 
         ``linear_form`` is affine in ``(W, b)``, so this is exact. Used by the gradient check
-        (:mod:`deepcircuit.gradient_check`).
+        (:mod:`deepcircuit.stability.gradient_check`).
         """
         raise NotImplementedError
 

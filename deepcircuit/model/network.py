@@ -15,8 +15,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._validation import check_array, check_real
-from .errors import InvalidInputError
+from .._validation import check_array, check_real
+from ..errors import InvalidInputError
 from .families import Family, get_family
 from .roles import Roles
 from .topology import allowed_mask, build_mask
@@ -144,7 +144,7 @@ class Network:
     # -- derived values ------------------------------------------------------------------
     @property
     def family_(self) -> Family:
-        """The :class:`~deepcircuit.families.Family` object of this network."""
+        """The :class:`~deepcircuit.model.families.Family` object of this network."""
         return get_family(self.family)
 
     @property

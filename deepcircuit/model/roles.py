@@ -9,8 +9,8 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass
 
-from ._validation import check_int
-from .errors import InvalidInputError
+from .._validation import check_int
+from ..errors import InvalidInputError
 
 
 @dataclass(frozen=True)

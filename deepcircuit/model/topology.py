@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .errors import ForbiddenConnectionError, InvalidInputError, InvalidTypeError
+from ..errors import ForbiddenConnectionError, InvalidInputError, InvalidTypeError
 from .roles import Roles
 
 TOPOLOGIES = ("complete", "layered")

@@ -1,12 +1,16 @@
 """Stability analysis: one import point for the certificates and the trajectory checks.
 
-* :mod:`deepcircuit.certificates`: from the network alone (Gershgorin conditions), at an
+* :mod:`deepcircuit.stability.certificates`: from the network alone (Gershgorin conditions), at an
   equilibrium (restricted Jacobian, Hurwitz / marginal / unstable) and the Lyapunov functions
   they certify.
-* :mod:`deepcircuit.lyapunov`: V evaluated along any substrate's trajectory, and the epoch
+* :mod:`deepcircuit.stability.lyapunov`: V evaluated along any substrate's trajectory, and the epoch
   callback that records certificates during training.
 
 See ``docs/stability.md`` for what each certificate means, with a worked example.
+
+Layer: stability. Lives here: :mod:`.certificates`, :mod:`.lyapunov`,
+:mod:`.gradient_check`. May import: bottom, model, data, substrates and learning. Never
+studies or cli (tests/test_layers.py checks this).
 """
 
 from .certificates import (CONDITIONS, Condition, Contraction, EquilibriumAnalysis, Gershgorin, LyapunovFunction,

@@ -1,6 +1,6 @@
 """Stability certificates from the network alone, and at an equilibrium.
 
-Everything here reads a :class:`~deepcircuit.network.Network` (and, for the Jacobian at an
+Everything here reads a :class:`~deepcircuit.model.network.Network` (and, for the Jacobian at an
 equilibrium, a state); nothing runs a simulation or knows about substrates.
 
 * :func:`gershgorin`: the authors' sufficient conditions (see ``shared/spec/DEEP.md``) on the
@@ -25,9 +25,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ._validation import check_array, check_choice, check_real
-from .errors import InvalidInputError
-from .network import Network
+from .._validation import check_array, check_choice, check_real
+from ..errors import InvalidInputError
+from ..model.network import Network
 
 CONDITIONS = ("negative_diagonal", "row_dominance", "column_dominance")
 STATUSES = ("stable", "marginal", "unstable")
@@ -52,7 +52,7 @@ def free_jacobian(network: Network, *, beta: float = 0.0) -> np.ndarray:
 
     Rows and columns are the free neurons in state order (hidden, then outputs). ``beta > 0``
     gives the nudged-phase Jacobian (``-beta`` on the output diagonal). It is the family's
-    :meth:`~deepcircuit.families.Family.jacobian` cut to the free block.
+    :meth:`~deepcircuit.model.families.Family.jacobian` cut to the free block.
     """
     network = _check_network(network)
     beta = check_real("beta", beta, low=0.0)
@@ -388,7 +388,7 @@ def batch_abscissae(networks, states, *, bound_tol: float = 1e-6, velocity_tol: 
     recorder): returns ``(abscissa (S, P) in 1/tau, status (S, P) array of str)``, with the
     same held-neuron rule, restriction and tolerances.
     """
-    from .network import NetworkBatch
+    from ..model.network import NetworkBatch
 
     batch = NetworkBatch.of(networks)
     r = batch.roles

@@ -6,7 +6,7 @@ point: on the free neurons that the projection does not hold at a bound (the *in
 ``F_I(s*, W) = 0`` with ``F = s @ A + c - d * s`` (the family's linear form), so
 ``ds*_I = -J_II^{-1} dF_I`` and ``dL/dtheta = -lambda^T dF/dtheta`` with one linear solve
 ``J_II^T lambda = dL/ds_I``. Clamped inputs and neurons held at a bound do not move
-(``lambda = 0`` there). The family's :meth:`~deepcircuit.families.Family.form_gradient` maps
+(``lambda = 0`` there). The family's :meth:`~deepcircuit.model.families.Family.form_gradient` maps
 ``dL/dA, dL/dc, dL/dd`` to ``dL/dW, dL/db``; for DEEP this gives
 ``-dL/dW[i, j] = s_i (lambda_j - lambda_i)`` (W[i, j] is j's inflow and i's outflow).
 
@@ -16,7 +16,7 @@ presentations are left out of both the gradient and the rules' updates, never tu
 numbers.
 
 The rules are applied exactly as training applies them: a substrate runs the free and nudged
-phases and :func:`deepcircuit.learning.weight_update` reads the trajectories, so the check
+phases and :func:`deepcircuit.learning.rule.weight_update` reads the trajectories, so the check
 works on every substrate (the gradient is the ideal model's, at the equilibrium polished from
 the substrate's free state). Times in tau, states dimensionless, gradients per unit weight.
 """
@@ -28,13 +28,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ._validation import check_int, check_real
-from .errors import DeepCircuitError, InvalidInputError
-from .learning import weight_update
-from .network import Network, NetworkBatch
-from .substrates import Schedule, Substrate, get_substrate, initial_states
-from .tasks import Task, get_task
-from .trajectory import PhaseResult
+from .._validation import check_int, check_real
+from ..errors import DeepCircuitError, InvalidInputError
+from ..learning.rule import weight_update
+from ..model.network import Network, NetworkBatch
+from ..substrates import Schedule, Substrate, get_substrate, initial_states
+from ..data.tasks import Task, get_task
+from ..substrates.trajectory import PhaseResult
 
 #: The rules compared, keyed by the family that trains with them (``deep-leaky`` shares
 #: ``deep``'s rule), plus the two-endpoint variants of DEEP's rule.

@@ -1,13 +1,13 @@
 """Lyapunov checks on trajectories, from any substrate, and a per-epoch certificate recorder.
 
 :func:`check_trajectory` evaluates a Lyapunov function ``V(s; s*)`` along a
-:class:`~deepcircuit.trajectory.Trajectory` (the common form every substrate returns) for every
+:class:`~deepcircuit.substrates.trajectory.Trajectory` (the common form every substrate returns) for every
 (network, presentation): whether V is non-increasing within a stated tolerance, its largest
 increase and when, and its empirical exponential decay rate. It reads ``times`` (tau) and
 ``states`` only; which substrate made the trajectory is never consulted, so Brian2 and SPICE
 trajectories are checked by the same code as ODE ones.
 
-:func:`certificate_recorder` is an epoch callback for :func:`~deepcircuit.training.train`.
+:func:`certificate_recorder` is an epoch callback for :func:`~deepcircuit.learning.training.train`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 
-from ._validation import check_array, check_real
+from .._validation import check_array, check_real
 from .certificates import (FUNCTIONS, EquilibriumAnalysis, LyapunovFunction, analyse_equilibria,
                            batch_abscissae, gershgorin, gershgorin_margins, lyapunov_function)
-from .errors import InvalidInputError
-from .network import Network, NetworkBatch
-from .trajectory import PhaseResult, Trajectory
+from ..errors import InvalidInputError
+from ..model.network import Network, NetworkBatch
+from ..substrates.trajectory import PhaseResult, Trajectory
 
 
 def _float(x) -> float | None:
@@ -168,7 +168,7 @@ def check_trajectory(trajectory: Trajectory, networks=None, *, equilibrium=None,
     equilibrium : array (N,), (P, N) or (S, P, N), optional
         The equilibrium ``s*``; default: the trajectory's final states.
     function : str or LyapunovFunction
-        ``"auto"`` (see :func:`~deepcircuit.certificates.lyapunov_function`), a name in
+        ``"auto"`` (see :func:`~deepcircuit.stability.certificates.lyapunov_function`), a name in
         ``energy``, ``1-norm``, ``max-norm``, ``quadratic``, or a ready LyapunovFunction.
     beta : float, optional
         Nudging strength (1/tau) of a nudged trajectory; with ``targets (P, n_outputs)``, needed
@@ -345,13 +345,13 @@ RECORDED = ("gershgorin_margin_negative_diagonal", "gershgorin_margin_row", "ger
 
 
 def certificate_recorder(*, bound_tol: float = 1e-6, marginal_tol: float = 1e-8):
-    """An epoch callback for :func:`~deepcircuit.training.train` that records stability.
+    """An epoch callback for :func:`~deepcircuit.learning.training.train` that records stability.
 
     Use as ``train(..., callbacks=[certificate_recorder()])``. Every epoch it stores, per
     network, in ``History.extra``:
 
     * ``gershgorin_margin_*``: the smallest margin (1/tau) of each Gershgorin condition of the
-      network after this epoch's update (positive: holds; see :mod:`deepcircuit.certificates`),
+      network after this epoch's update (positive: holds; see :mod:`deepcircuit.stability.certificates`),
       and ``gershgorin_certified`` (negative diagonal and row or column dominance);
     * ``spectral_abscissa`` (1/tau, largest over presentations), ``hurwitz`` and ``stability``
       (``stable`` / ``marginal`` / ``unstable``, the worst presentation): the updated network's

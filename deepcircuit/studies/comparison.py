@@ -19,15 +19,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import DivergenceError, InvalidInputError
+from ..errors import DivergenceError, InvalidInputError
 from .hardware_figures import summary as hardware_summary
-from .network import Network, NetworkBatch
-from .stability import TrajectoryCheck, check_phases
-from .substrates import Schedule, available_substrates, get_substrate, initial_states
-from .substrates.ode import OdeSubstrate
-from .tasks import Task, get_task
-from .training import TrainingConfig, check_task_fits, train
-from .trajectory import PhaseResult
+from ..model.network import Network, NetworkBatch
+from ..stability import TrajectoryCheck, check_phases
+from ..substrates import Schedule, available_substrates, get_substrate, initial_states
+from ..substrates.ode import OdeSubstrate
+from ..data.tasks import Task, get_task
+from ..learning.training import TrainingConfig, check_task_fits, train
+from ..substrates.trajectory import PhaseResult
 
 
 #: Hardware figures every substrate's entry of ``compare --json`` carries (None where they do not exist).
@@ -398,7 +398,7 @@ def compare_predictions(network: Network, task: Task, substrates: Sequence[str],
     substrate starts from the same initial states (drawn from ``seed``). ``task`` is a resolved
     Task (for example ``Dataset.test.subset(range(100))``); nothing is looked up by name.
     """
-    from .training_steps import evaluate_split
+    from ..learning.steps import evaluate_split
 
     if not isinstance(task, Task):
         raise InvalidInputError(f"compare_predictions takes a resolved Task; got {type(task).__name__}.")

@@ -1,4 +1,4 @@
-"""Regenerate the example netlists in ``netlists/``: ``python -m deepcircuit.examples_netlists``.
+"""Regenerate the example netlists in ``netlists/``: ``python -m deepcircuit.studies.examples_netlists``.
 
 Everything is deterministic (fixed seeds, the fixed ``paper`` preset, the ODE substrate), so a
 test can regenerate the files in a temporary folder and check that the committed ones are
@@ -29,10 +29,11 @@ EXAMPLES = (("xor_trained", 6, None, "diode"), ("xor_trained_limiter", 6, None, 
 
 def generate(out: "str | Path" = "netlists") -> list[Path]:
     """Train the example networks and write their netlists and model files under ``out``."""
-    from .circuit import standalone_netlist
-    from .persistence import ModelFile, save_model, write_atomic
-    from .pruning import magnitude_prune
-    from .training import TrainingConfig, evaluate, train
+    from ..substrates.circuit import standalone_netlist
+    from ..learning.model_file import ModelFile, save_model
+    from ..atomic_files import write_atomic
+    from ..learning.pruning import magnitude_prune
+    from ..learning.training import TrainingConfig, evaluate, train
 
     out = Path(out)
     config = TrainingConfig.preset("paper")
@@ -60,7 +61,7 @@ def generate(out: "str | Path" = "netlists") -> list[Path]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m deepcircuit.examples_netlists", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m deepcircuit.studies.examples_netlists", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="netlists", help="folder to write (default: netlists)")
     args = p.parse_args(argv)
     np.seterr(all="ignore")

@@ -1,6 +1,6 @@
 """Hardware figures of merit of a circuit run: energy, power, settling time, devices, area.
 
-A studies-layer module: it reads what a substrate left in a :class:`~deepcircuit.trajectory.PhaseResult`
+A studies-layer module: it reads what a substrate left in a :class:`~deepcircuit.substrates.trajectory.PhaseResult`
 (never a substrate object) and turns it into physical figures. Only a circuit substrate with a
 supply (the SPICE substrate with OTA synapses or precision clamps) leaves supply currents in
 ``free.meta["supply"]``; only a substrate with physical units (``meta["units"]["tau"]``, seconds)
@@ -27,7 +27,7 @@ import math
 import numpy as np
 from scipy.integrate import cumulative_trapezoid
 
-from .trajectory import PhaseResult, Trajectory
+from ..substrates.trajectory import PhaseResult, Trajectory
 
 #: Per-device area assumptions (um^2), for a generic 180 nm CMOS process. Stated, not measured:
 #: * transconductor: a 9-transistor OTA whose input pair is sized for ~2 mV offset (Pelgrom

@@ -13,12 +13,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 
 def save_figure(fig, path: "str | Path", *, dpi: int = 120) -> Path:
     """Save ``fig`` to ``path`` (format from the extension) atomically: temporary file + rename."""
-    from .persistence import atomic_output
+    from ..atomic_files import atomic_output
 
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
@@ -39,7 +39,7 @@ def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.0):
 
 def plot_lyapunov(check, *, network: int = 0, labels=None, title: str | None = None,
                   path: "str | Path | None" = None):
-    """V(t) per presentation of one network, from a :class:`~deepcircuit.lyapunov.TrajectoryCheck`.
+    """V(t) per presentation of one network, from a :class:`~deepcircuit.stability.lyapunov.TrajectoryCheck`.
 
     V is drawn on a log scale (values at or below 0 are left out); a marker shows the largest
     increase of every presentation whose V is not monotone. ``labels`` names the presentations
@@ -90,9 +90,9 @@ def _floats(values) -> np.ndarray:
 def plot_certificates(history: Any, *, title: str | None = None, path: "str | Path | None" = None):
     """Certificate margins and spectral abscissa per epoch, from a training history.
 
-    ``history`` is a :class:`~deepcircuit.training.History`, its dict form (as in a model
+    ``history`` is a :class:`~deepcircuit.learning.training.History`, its dict form (as in a model
     file), or its ``extra`` dict, recorded with
-    :func:`~deepcircuit.lyapunov.certificate_recorder`. Left: the smallest margin of each
+    :func:`~deepcircuit.stability.lyapunov.certificate_recorder`. Left: the smallest margin of each
     Gershgorin condition (above 0 = holds). Right: the spectral abscissa of the restricted
     Jacobian (below 0 = Hurwitz), with epochs where equilibrium was not reached marked.
     """
@@ -273,7 +273,7 @@ def gradient_alignment_figure(reports: Mapping[str, Any], *, path: "str | Path |
     """Cosine between each rule's update and -gradient against beta (log axis), one line per rule.
 
     ``reports`` maps a label (for example a substrate or an epoch) to a
-    :class:`~deepcircuit.gradient_check.GradientCheck`; labels prefix the rule names.
+    :class:`~deepcircuit.stability.gradient_check.GradientCheck`; labels prefix the rule names.
     """
     fig, (ax,) = _figure()
     for label, rep in reports.items():

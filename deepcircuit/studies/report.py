@@ -8,7 +8,7 @@ import numpy as np
 
 from .comparison import Comparison
 from .hardware_figures import format_si
-from .persistence import write_atomic
+from ..atomic_files import write_atomic
 from .plots import (plot_deviations, plot_substrate_lyapunov, plot_substrate_trajectories,
                     plot_weight_matrices)
 

@@ -2,6 +2,12 @@
 
 Substrates are looked up by name and imported lazily, so a heavy optional simulator (Brian2,
 PySpice) is only imported when asked for, and its absence gives an error naming the fix.
+
+Layer: substrates. Lives here: :mod:`.base` (the ``Substrate`` interface, ``Schedule``),
+:mod:`.trajectory` (the common ``Trajectory`` form every substrate returns), :mod:`.ode`,
+the Brian2 substrates, :mod:`.spice` with :mod:`.circuit` (the netlist compiler) beside it.
+May import: bottom, model and data. Never learning, stability, studies or cli
+(tests/test_layers.py checks this).
 """
 
 from __future__ import annotations

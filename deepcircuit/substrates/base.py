@@ -1,7 +1,7 @@
 """What every substrate provides, and the schedule of a presentation.
 
-A substrate compiles a :class:`~deepcircuit.network.NetworkBatch` into its own simulator and
-returns :class:`~deepcircuit.trajectory.Trajectory` objects. The learning rule, metrics and
+A substrate compiles a :class:`~deepcircuit.model.network.NetworkBatch` into its own simulator and
+returns :class:`~deepcircuit.substrates.trajectory.Trajectory` objects. The learning rule, metrics and
 stability checks only ever see those trajectories.
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 from .._validation import check_array, check_int, check_real
 from ..errors import InvalidInputError
 from ..limits import check_limit, check_state_size
-from ..network import NetworkBatch
-from ..roles import Roles
-from ..trajectory import PhaseResult
+from ..model.network import NetworkBatch
+from ..model.roles import Roles
+from .trajectory import PhaseResult
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ The whole batch is compiled into one Brian2 network:
 * DEEP's learning rule in the synapses: during the nudged phase every synapse accumulates
   ``s_pre(t) * (s_post(t) - s_post(t-1))`` and ``s_pre(t) * s_post(t)`` from Brian2 variables
   (the neuron keeps its previous state), returned as ``nudged.meta["synaptic_traces"]`` for
-  :func:`deepcircuit.learning.stdp_update`.
+  :func:`deepcircuit.learning.rule.stdp_update`.
 
 Time: the spec's unit time is ``tau`` (seconds, default 1 ms); Brian2 runs with
 ``dt = schedule.dt * tau`` and trajectories come back in units of tau.
@@ -43,8 +43,8 @@ import numpy as np
 
 from .._validation import check_choice, check_real
 from ..errors import DeepCircuitWarning, DivergenceError, InvalidInputError, SubstrateUnavailableError
-from ..network import NetworkBatch
-from ..trajectory import PhaseResult, Trajectory, phase_status
+from ..model.network import NetworkBatch
+from .trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
 
 TARGETS = ("auto", "cpp_standalone", "numpy", "cython")
@@ -440,7 +440,7 @@ class Brian2RateSubstrate(Substrate):
 
     def plan_training(self, batch: NetworkBatch, inputs, targets, schedule: Schedule, config,
                       initial: np.ndarray) -> bool:
-        """Optional capability used by :func:`deepcircuit.training.train`: run a whole training
+        """Optional capability used by :func:`deepcircuit.learning.training.train`: run a whole training
         as one compiled program (``cpp_standalone`` target only; see
         :mod:`deepcircuit.substrates.brian2_standalone`). The loop then still calls :meth:`run`
         for every epoch, and gets that epoch's recording as long as it asks for exactly what the

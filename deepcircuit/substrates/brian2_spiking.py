@@ -28,8 +28,8 @@ import numpy as np
 
 from .._validation import check_choice, check_int, check_real
 from ..errors import DivergenceError, InvalidInputError, SubstrateUnavailableError
-from ..network import NetworkBatch
-from ..trajectory import PhaseResult, Trajectory, phase_status
+from ..model.network import NetworkBatch
+from .trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
 from .brian2_rate import block_diagonal_synapses, brian2_target, check_target, import_brian2
 

@@ -43,8 +43,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SimulationError, SubstrateUnavailableError
-from ..network import NetworkBatch
-from ..persistence import write_atomic
+from ..model.network import NetworkBatch
+from ..atomic_files import write_atomic
 
 #: Environment variable naming the folder for the compiled programs (overrides the default).
 CACHE_ENV = "DEEPCIRCUIT_BRIAN2_CACHE"
@@ -200,7 +200,7 @@ CLEAR_CODE = "dsum = 0\ndsum2 = 0"
 
 
 def update_code(*, sign: bool, prune: str | None) -> str:
-    """DEEP's rule on one connection, in :func:`deepcircuit.learning.apply_update`'s arithmetic.
+    """DEEP's rule on one connection, in :func:`deepcircuit.learning.rule.apply_update`'s arithmetic.
 
     ``dW = (beta1 * sum dpost + beta0 * T2/M * sum coact) / (P * T2)``,
     ``W <- mask * (W + eta * (sign(dW) if sign else dW) - l1 * sign(W))``, then magnitude
@@ -453,7 +453,7 @@ class StandaloneRunner:
 
     # -- one presentation (free, then nudged) -------------------------------------------
     def run(self, batch: NetworkBatch, inputs, initial, schedule, targets, make_trajectory):
-        from ..trajectory import PhaseResult
+        from .trajectory import PhaseResult
 
         replay = self._replay(batch, initial, schedule, targets, make_trajectory)
         if replay is not None:
@@ -526,7 +526,7 @@ class StandaloneRunner:
         return True
 
     def _replay(self, batch, initial, schedule, targets, make_trajectory):
-        from ..trajectory import PhaseResult
+        from .trajectory import PhaseResult
 
         plan = self._plan
         if plan is None:

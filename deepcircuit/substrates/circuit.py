@@ -45,9 +45,9 @@ from typing import Mapping
 
 import numpy as np
 
-from ._validation import check_array, check_choice, check_int, check_real
-from .errors import InvalidInputError, SimulationError
-from .network import NetworkBatch
+from .._validation import check_array, check_choice, check_int, check_real
+from ..errors import InvalidInputError, SimulationError
+from ..model.network import NetworkBatch
 
 CLAMP_KINDS = ("diode", "limiter", "precision")
 #: The clamp of the circuit when none is named. benchmarks/bench_clamps.py finds the precision
@@ -82,7 +82,7 @@ class CircuitUnits:
     supply_headroom: float = 1.0
 
     def __post_init__(self) -> None:
-        from . import limits
+        from .. import limits
 
         check_real("v_scale", self.v_scale, low=limits.V_SCALE_RANGE[0], high=limits.V_SCALE_RANGE[1])
         check_real("capacitance", self.capacitance, low=limits.CAPACITANCE_RANGE[0],
@@ -456,7 +456,7 @@ def spice_comment_text(text: object, max_len: int | None = None) -> str:
     letter or digit, so the result never ends in a continuation backslash. Text longer than
     ``max_len`` (default :data:`deepcircuit.limits.MAX_NETLIST_TEXT`) is cut and ends in ``...``.
     """
-    from .limits import MAX_NETLIST_TEXT
+    from ..limits import MAX_NETLIST_TEXT
 
     max_len = MAX_NETLIST_TEXT if max_len is None else max(int(max_len), 4)
     out = []
@@ -577,7 +577,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     free_end = schedule.free_steps * dt_s
     stop = free_end + (schedule.nudged_steps * dt_s if nudged else 0.0)
     step_s = (max_step if max_step is not None else schedule.dt) * tau
-    from .limits import MIN_NETLIST_STEP_SECONDS
+    from ..limits import MIN_NETLIST_STEP_SECONDS
 
     if not min(dt_s, step_s) >= MIN_NETLIST_STEP_SECONDS:
         raise InvalidInputError(
@@ -843,8 +843,8 @@ def standalone_netlist(network, task, *, schedule=None, seed: int = 0, state_ini
     that prints every free node voltage on the ``dt`` grid. ``nudged=False`` leaves out the nudged
     phase (a free-phase inference circuit).
     """
-    from .substrates.base import Schedule, initial_states
-    from .tasks import get_task
+    from .base import Schedule, initial_states
+    from ..data.tasks import get_task
 
     task = get_task(task)
     schedule = schedule or Schedule()

@@ -27,7 +27,7 @@ What is kept (``record``): ``"full"`` returns every Euler step (memory ``S*P*(T+
 phase); ``"final"`` only the first and last state of each phase; an integer ``k`` every k-th step
 (and the last). With ``"final"`` or ``k`` the nudged phase also returns the DEEP rule's sums,
 accumulated while integrating, as ``meta["synaptic_traces"]`` (the contract of
-:func:`deepcircuit.learning.stdp_update`), so the rule gets the same ``dW`` as from the full
+:func:`deepcircuit.learning.rule.stdp_update`), so the rule gets the same ``dW`` as from the full
 trajectory without it being stored.
 """
 
@@ -39,8 +39,8 @@ import numpy as np
 
 from .._validation import check_choice, check_int, check_real
 from ..errors import DivergenceError, InvalidInputError, SimulationError
-from ..network import NetworkBatch
-from ..trajectory import PhaseResult, Trajectory, phase_status
+from ..model.network import NetworkBatch
+from .trajectory import PhaseResult, Trajectory, phase_status
 from .base import Substrate, check_run_arguments
 
 try:  # numba is a declared dependency; the numpy engine still works without it.
@@ -337,7 +337,7 @@ class _Recorder:
         pre_post[:, n:, :n] = np.einsum("spi,spj->sij", self.total, xin)
         pre_post[:, :n, :n] = M * np.einsum("spi,spj->sij", xin, xin)
         # Each neuron's own sum_t s_i(t) (s_i(t) - s_i(t-1)) (the diagonal; inputs: 0), for rules
-        # that use the pre-synaptic neuron's change too (stdp2 in deepcircuit.learning).
+        # that use the pre-synaptic neuron's change too (stdp2 in deepcircuit.learning.rule).
         own = np.einsum("sii->si", pre_dpost).copy()
         return steps, states, {"pre_dpost": pre_dpost, "pre_post": pre_post, "own_dpost": own,
                                "samples": int(M)}

@@ -1,11 +1,11 @@
 """The SPICE substrate: the network as a circuit, simulated in ngspice through PySpice.
 
-The batch is compiled into one netlist (:mod:`deepcircuit.circuit`): every network and every
+The batch is compiled into one netlist (:mod:`deepcircuit.substrates.circuit`): every network and every
 presentation is a copy of the circuit, and the nudge is switched on inside the same transient, so
 one ngspice run simulates a whole phase pair. The run goes through ngspice's shared library
 (``libngspice.so``) with PySpice's ``NgSpiceShared``; node voltages are read back, divided by
 ``V_scale`` and resampled onto the schedule's uniform grid (times in tau), then returned as the
-common :class:`~deepcircuit.trajectory.Trajectory` form.
+common :class:`~deepcircuit.substrates.trajectory.Trajectory` form.
 
 Two PySpice 1.5 behaviours are worked around here:
 
@@ -36,11 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_int, check_real
-from ..circuit import (DEFAULT_CLAMP, CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel,
-                       compile_netlist)
+from .circuit import (DEFAULT_CLAMP, CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel,
+                      compile_netlist)
 from ..errors import DivergenceError, InvalidInputError, SimulationError, SubstrateUnavailableError
-from ..network import NetworkBatch
-from ..trajectory import PhaseResult, Trajectory, phase_status
+from ..model.network import NetworkBatch
+from .trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
 
 INSTALL_HINT = "apt-get install libngspice0-dev ngspice"
@@ -488,7 +488,7 @@ class SpiceSubstrate(Substrate):
     transconductor : "vccs", "ota" or TransconductorModel
         The synapse: ideal VCCS (default) or an OTA with a supply (see ``circuit.TransconductorModel``).
         With an OTA or a precision clamp the supply currents are read back and the free trajectory's
-        ``meta["supply"]`` holds them (``deepcircuit.hardware_figures`` turns them into energies).
+        ``meta["supply"]`` holds them (``deepcircuit.studies.hardware_figures`` turns them into energies).
     networks_per_run : int or None
         How many networks of a batch share one netlist (each netlist always holds every
         presentation, and both phases run in one transient). 1 (default): one ngspice run per
@@ -717,7 +717,7 @@ class SpiceSubstrate(Substrate):
             f"{cause}. The netlist is saved in {path} (run it with `ngspice -b {path}`).")
 
     def _save_netlist(self, net: Netlist) -> Path:
-        from ..persistence import write_atomic
+        from ..atomic_files import write_atomic
 
         self.netlist_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="deepcircuit-failed-", suffix=".cir", dir=self.netlist_dir)

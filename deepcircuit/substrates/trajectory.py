@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import DivergenceError, InvalidInputError
-from .roles import Roles
+from ..errors import DivergenceError, InvalidInputError
+from ..model.roles import Roles
 
 STATUSES = ("settled", "not-settled", "diverged")
 
@@ -46,7 +46,7 @@ class Trajectory:
         Details for reports (integrator, timings, ...). Keys with a shared meaning:
         ``"clamp_overshoot_max"`` (how far, in state units, a substrate with a soft bound let a
         state go past [0, 1]) and ``"synaptic_traces"`` (STDP sums measured in the synapses; see
-        :func:`deepcircuit.learning.stdp_update`).
+        :func:`deepcircuit.learning.rule.stdp_update`).
     """
 
     times: np.ndarray

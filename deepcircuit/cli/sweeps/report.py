@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError
+from ...errors import InvalidInputError
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
@@ -45,7 +45,7 @@ def load_results(out: "str | Path"):
 
 def parameter_columns(df) -> list[str]:
     """Columns that are run parameters: the ``train`` options and ``SUBSTRATE:OPTION`` columns."""
-    from .sweep_spec import train_options
+    from .spec import train_options
 
     names = set(train_options())
     return [c for c in df.columns if c in names or ":" in c]
@@ -93,7 +93,7 @@ def _numeric(values) -> bool:
 
 
 def _plot_param(table, param: str, path: Path) -> Path:
-    from .plots import _figure, save_figure
+    from ...studies.plots import _figure, save_figure
 
     fig, (ax1, ax2) = _figure(2, width=5.5, height=3.8)
     values = [v for v in table[param].unique()]
@@ -129,7 +129,7 @@ def nonideality_table(df, column: str):
 
 
 def _plot_nonideality(t, ode, column: str, path: Path) -> Path:
-    from .plots import _figure, save_figure
+    from ...studies.plots import _figure, save_figure
 
     fig, (ax,) = _figure(1, width=5.5, height=3.8)
     ax.errorbar(t[column], t["mean"], yerr=t["std"].fillna(0.0), marker="o", capsize=3,
@@ -154,7 +154,7 @@ def _md(table) -> str:
 
 def write_sweep_report(out: "str | Path") -> Path:
     """Write ``out/report.md`` and ``out/plots/*.png`` from ``out/results``; returns the report path."""
-    from .persistence import write_atomic
+    from ...atomic_files import write_atomic
 
     out = Path(out)
     df = load_results(out)

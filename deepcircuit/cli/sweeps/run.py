@@ -26,9 +26,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import InvalidInputError
-from .persistence import atomic_output, write_atomic
-from .sweep_spec import Run, build_substrate, train_parser
+from ...errors import InvalidInputError
+from ...atomic_files import atomic_output, write_atomic
+from .spec import Run, build_substrate, train_parser
 
 RUNS, MODELS, RESULTS = "runs", "models", "results"
 STATUSES = ("ok", "failed", "diverged")
@@ -52,8 +52,8 @@ def execute_run(run: Run, compare_to: str | None = None) -> dict:
     (``ok``, ``diverged`` or ``failed``), ``error`` and ``seconds`` (wall time of the run).
     """
     global _PARSER
-    from . import __version__
-    from .cli.train import train_from_args
+    from ... import __version__
+    from ..train import train_from_args
 
     t0 = time.perf_counter()
     row: dict[str, Any] = {"id": run.id, **run.params, "run_seed": run.run_seed, "status": "failed",
@@ -98,13 +98,13 @@ def execute_run(run: Run, compare_to: str | None = None) -> dict:
 
 
 def _substrate_option_names(name: str) -> set:
-    from .sweep_spec import substrate_options
+    from .spec import substrate_options
 
     return set(substrate_options(name))
 
 
 def _model_dict(result, config) -> dict:
-    from .persistence import ModelFile, model_to_dict
+    from ...learning.model_file import ModelFile, model_to_dict
 
     return model_to_dict(ModelFile(
         result.networks[0], seed=result.seeds[0], task=result.task.name, substrate=result.substrate,
@@ -116,10 +116,10 @@ def _model_dict(result, config) -> dict:
 def _evaluate(result, config, sub, run_seed: int, compare_to: str | None) -> dict:
     """Settled fraction and Lyapunov verdict of the trained network on its substrate, and its
     deviation from the accurate ODE (settled free states, max over neurons and inputs)."""
-    from .lyapunov import check_phases
-    from .network import NetworkBatch
-    from .substrates import initial_states
-    from .substrates.ode import OdeSubstrate
+    from ...stability.lyapunov import check_phases
+    from ...model.network import NetworkBatch
+    from ...substrates import initial_states
+    from ...substrates.ode import OdeSubstrate
 
     task, net = result.task, result.networks[0]
     batch = NetworkBatch.of(net)
@@ -306,7 +306,7 @@ def run_sweep(runs: Sequence[Run], out: "str | Path", *, client=None, compare_to
     if todo:
         with (contextlib.nullcontext(client) if client is not None else dask_client(**client_options)) as c:
             outcome.dashboard = c.dashboard_link
-            from .sweep_worker import LoadSubstrates
+            from .worker import LoadSubstrates
 
             c.register_plugin(LoadSubstrates({r.substrate for r in todo}))
             if on_client is not None:

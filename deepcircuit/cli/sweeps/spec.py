@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .errors import InvalidInputError
+from ...errors import InvalidInputError
 
 #: ``train`` options that are not run parameters: the sweep sets or owns them.
 NOT_AXES = {"out", "json", "quiet", "seeds", "help"}
@@ -37,7 +37,7 @@ NOT_AXES = {"out", "json", "quiet", "seeds", "help"}
 
 def train_parser() -> argparse.ArgumentParser:
     """The ``deepcircuit train`` parser; parse errors raise :class:`InvalidInputError` (one line)."""
-    from .cli import train as train_cli
+    from .. import train as train_cli
 
     holder = argparse.ArgumentParser(prog="deepcircuit")
     p = train_cli.add_parser(holder.add_subparsers())
@@ -61,7 +61,7 @@ def _is_flag(action: argparse.Action) -> bool:
 
 
 def _substrate_class(name: str):
-    from .substrates import _REGISTRY, available_substrates
+    from ...substrates import _REGISTRY, available_substrates
 
     if name not in _REGISTRY:
         raise InvalidInputError(
@@ -118,7 +118,7 @@ def build_substrate(name: str, options: Mapping[str, Any]):
             nested.setdefault(arg, (dc, {}))[1][key] = value
     for arg, (dc, fields_) in nested.items():
         kwargs[arg] = dc(**fields_)
-    from .substrates import get_substrate
+    from ...substrates import get_substrate
 
     return get_substrate(name, **kwargs)
 
@@ -127,7 +127,7 @@ def _literal(value: Any) -> Any:
     """A TOML value as is; a command-line string as int, float, bool or string."""
     if not isinstance(value, str):
         return value
-    from .comparison import _literal as literal
+    from ...studies.comparison import _literal as literal
 
     return literal(value.strip())
 
@@ -262,7 +262,7 @@ def _normalise(name: str, options: Mapping[str, argparse.Action]) -> str:
 
 
 def _substrate_names() -> list[str]:
-    from .substrates import available_substrates
+    from ...substrates import available_substrates
 
     return available_substrates()
 

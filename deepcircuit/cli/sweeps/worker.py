@@ -21,8 +21,8 @@ class LoadSubstrates(WorkerPlugin):
         self.name = "deepcircuit-load-substrates-" + "-".join(self.substrates)
 
     def setup(self, worker) -> None:
-        from .errors import DeepCircuitError
-        from .substrates import get_substrate
+        from ...errors import DeepCircuitError
+        from ...substrates import get_substrate
 
         for name in self.substrates:
             try:

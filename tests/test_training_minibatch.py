@@ -167,3 +167,14 @@ def test_cli_trains_on_a_csv_file_and_compare_and_export_reuse_its_scaler(tmp_pa
     assert p.returncode == 0, p.stderr
     text = net.read_text()
     assert "test sample 2" in text.splitlines()[0]
+
+
+def test_per_layer_rates_train_several_seeds_at_once():
+    """eta_input / eta_feedback (one rate per source row) with a batch of seeds: the digits
+    defaults train 5 seeds in one run (a (N, 1) rate once failed to broadcast with the bias)."""
+    from deepcircuit import TrainingConfig, train
+
+    cfg = TrainingConfig.for_task("iris", model="deep-leaky").replace(
+        epochs=1, eta_input=3.0, eta_feedback=0.1, free_steps=20, nudged_steps=20)
+    res = train("iris", model="deep-leaky", seeds=[0, 1], config=cfg)
+    assert len(res.networks) == 2 and np.all(np.isfinite(res.test_accuracy))

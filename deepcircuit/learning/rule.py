@@ -164,14 +164,17 @@ def weight_update(rule: str, result: PhaseResult, settings: Mapping[str, float])
 
 
 def apply_update(W: np.ndarray, b: np.ndarray, dW: np.ndarray, db: np.ndarray, mask: np.ndarray, *,
-                 eta: float, l1: float = 0.0, sign: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                 eta: "float | np.ndarray", l1: float = 0.0, sign: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """New weights and bias after one update, in the reference's order.
 
     ``W <- W + eta * (sign(dW) if sign else dW) - l1 * sign(W)``, then the live ``mask`` is
     re-applied so forbidden and pruned connections stay 0. Bias: ``b <- b + eta * db``.
+    ``eta`` is a number or one rate per source neuron, shape ``(N, 1)`` (per-layer rates); the
+    bias of neuron j then uses neuron j's rate.
     """
     step = np.sign(dW) if sign else dW
     reg = -l1 * np.sign(W) if l1 else 0.0
     W_new = np.where(mask, W + eta * step + reg, 0.0)
-    b_new = b + eta * (np.sign(db) if sign else db)
+    eta_b = np.reshape(eta, -1) if np.ndim(eta) else eta  # (N, 1) rows -> (N,) per neuron
+    b_new = b + eta_b * (np.sign(db) if sign else db)
     return W_new, b_new

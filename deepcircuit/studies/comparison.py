@@ -35,6 +35,14 @@ HARDWARE_KEYS = ("energy_per_inference_J", "energy_per_step_J", "settling_time_s
                  "mean_power_W", "devices", "area_um2")
 
 
+def _parsed_specs(substrates: Sequence[str]) -> list[tuple[str, str, dict]]:
+    """Every spec of ``substrates`` parsed (see :func:`parse_substrate_spec`); at least one."""
+    specs = [parse_substrate_spec(s) for s in substrates]
+    if not specs:
+        raise InvalidInputError("Give at least one substrate to compare.")
+    return specs
+
+
 def parse_substrate_spec(spec: str) -> tuple[str, str, dict]:
     """``"spice:clamp=limiter,reltol=1e-5"`` -> ``(label, "spice", {"clamp": "limiter", "reltol": 1e-5})``."""
     if not isinstance(spec, str) or not spec.strip():
@@ -243,9 +251,7 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
     if not isinstance(network, Network):
         raise InvalidInputError(f"compare_inference takes one Network; got {type(network).__name__}.")
     check_task_fits(task, network.roles)
-    specs = [parse_substrate_spec(s) for s in substrates]
-    if not specs:
-        raise InvalidInputError("Give at least one substrate to compare.")
+    specs = _parsed_specs(substrates)
     # Full-length phases on every substrate, so trajectories share one time grid.
     schedule = replace(schedule or Schedule(), stop_at_equilibrium=False)
     batch = NetworkBatch.of(network)
@@ -403,9 +409,7 @@ def compare_predictions(network: Network, task: Task, substrates: Sequence[str],
     if not isinstance(task, Task):
         raise InvalidInputError(f"compare_predictions takes a resolved Task; got {type(task).__name__}.")
     check_task_fits(task, network.roles)
-    specs = [parse_substrate_spec(s) for s in substrates]
-    if not specs:
-        raise InvalidInputError("Give at least one substrate to compare.")
+    specs = _parsed_specs(substrates)
     # Full-length free phases everywhere: every substrate is judged on the same time budget.
     schedule = replace(schedule or Schedule(), stop_at_equilibrium=False)
     batch = NetworkBatch.of(network)

@@ -42,10 +42,13 @@ MODELS = ("deep", "deep-leaky", "ep-asym", "ep-sym")
 BASELINES = ("logistic-regression", "mlp-100")
 PRUNE_TOLS = (0.01, 0.03, 0.1, 0.3)
 QUICK = ["--epochs", "3", "--free-steps", "200", "--nudged-steps", "200"]
-NOTES = {"digits": "On this machine (2 shared cores, load average about 20) one epoch of the digits default "
-                   "took about 270 s for one seed (`docs/data.md`), so the 30-epoch, 5-seed rows were not "
-                   "run; one epoch, one seed, `deep`: 68.1 % test (68.8 % train). The `gradient` study "
-                   "chooses the digits configuration that these rows should use."}
+NOTES = {"digits": "Each family trains with its own digits defaults (`deepcircuit/data/defaults.py`): the "
+                   "default family is `deep-leaky` (gamma 1, the two-endpoint rule `stdp2-mirror`, 10-tau "
+                   "phases read out after up to 50 tau; chosen by `benchmarks/study_digits_defaults.py`, "
+                   "`docs/gradient.md`); the other families keep the first prototype settings shown above. "
+                   "The rows not measured were not run in the time of this session (a 5-seed row took "
+                   "4-5 minutes for deep-leaky; the prototype settings run 1000-step phases). Plain `deep` "
+                   "reached 85.6 % at best in the gradient study (one seed)."}
 
 
 def train_command(dataset: str, model: str, seeds: int, frozen: bool, quick: bool, extra=()) -> list[str]:
@@ -118,7 +121,7 @@ def fmt(acc) -> str:
 
 
 def render(seeds: int) -> str:
-    from deepcircuit.data.defaults import dataset_defaults
+    from deepcircuit.data.defaults import dataset_defaults, default_model
 
     rows = load_rows()
     L = ["# Results: test accuracy on data sets", "",
@@ -131,8 +134,11 @@ def render(seeds: int) -> str:
          "shared by several engineers); nothing here is estimated.", ""]
     for ds in DATASETS:
         d = dataset_defaults(ds)
+        own = dataset_defaults(ds, default_model(ds))
         L += [f"## {ds}", "",
               f"Default configuration: {d.topology}, hidden {list(d.hidden)}, settings {dict(d.settings)}.", "",
+              *([f"Default family `{own.model}`: {own.topology}, hidden {list(own.hidden)}, parameters "
+                 f"{dict(own.params)}, settings {dict(own.settings)}.", ""] if own.model != "deep" else []),
               *([NOTES[ds], ""] if ds in NOTES else []),
               "| model | hidden layer | test acc % (train) | seeds | wall s | command |", "|---|---|---|---|---|---|"]
         for model in MODELS:

@@ -117,6 +117,99 @@ def test_ctrl_c_stops_lyapunov_on_spice(tmp_path, deep_net):
     assert_clean_stop(code, waited, err)
 
 
+# Imported by the child through PYTHONPATH: a Ctrl-C (a real SIGINT to itself) the first time
+# numpy is imported, in one of three ways that once ended in a traceback or exit status -2.
+_SIGINT_ON_NUMPY_IMPORT = """
+import os, signal, sys
+
+MODE = os.environ["DC_TEST_SIGINT_MODE"]
+
+
+class _SigintOnNumpy:
+    done = False
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "numpy" or _SigintOnNumpy.done:
+            return None
+        _SigintOnNumpy.done = True
+        if MODE == "plain":
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs at the next bytecode boundary
+                pass
+        elif MODE == "string-exec":
+            # dataclasses and namedtuples build their methods with a string exec: an interrupt
+            # leaving one marks the interpreter, which then kills itself with SIGINT at exit.
+            exec("import os, signal\\nos.kill(os.getpid(), signal.SIGINT)\\nfor _ in range(1000): pass", {})
+        elif MODE == "replaced":
+            # A C extension interrupted while it initialises may raise its own error, not chained
+            # to the interrupt (numpy: "PyCapsule_Import could not import module ...").
+            interrupted = False
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(1000):
+                    pass
+            except KeyboardInterrupt:
+                interrupted = True
+            if interrupted:
+                raise ImportError("initialization failed")
+        return None
+
+
+sys.meta_path.insert(0, _SigintOnNumpy())
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "string-exec", "replaced"])
+def test_ctrl_c_while_the_libraries_are_imported(tmp_path, mode):
+    """A Ctrl-C during start-up (importing numpy, scipy, numba takes a second or more) is one
+    line and 130 too: before, the package imported them before ``main`` could catch anything
+    (traceback, exit status -2), an interrupt leaving a string exec made the interpreter kill
+    itself at exit (-2 after the line), and one a library replaced was a traceback (status 1)."""
+    import os
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SIGINT_ON_NUMPY_IMPORT)
+    env = dict(os.environ, DC_TEST_SIGINT_MODE=mode,
+               PYTHONPATH=os.pathsep.join([str(hook)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    out = tmp_path / "runs"
+    t0 = time.monotonic()
+    p = subprocess.run(DC + ["train", "--epochs", "1", "--out", str(out)], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert_clean_stop(p.returncode, time.monotonic() - t0, p.stderr, out)
+    assert p.stderr.strip() == "deepcircuit train: interrupted; no files were written"
+    assert not out.exists()
+
+
+def test_an_interrupt_python_would_drop_is_raised_again(capsys):
+    """A KeyboardInterrupt raised in a __del__ or weakref callback is "unraisable": Python prints
+    it and goes on, and the Ctrl-C is lost. While ``main`` runs it is raised again."""
+    from deepcircuit.cli import _Interrupts
+
+    class DropsIt:
+        def __del__(self):
+            raise KeyboardInterrupt
+
+    def python_code_running_on(seconds):
+        # A loop of its own: on Python 3.13 an interrupt raised at the backward jump of a
+        # `while` loop escapes the try blocks of the loop's own frame (CPython issue 130279).
+        while time.monotonic() - t0 < seconds:
+            pass
+
+    before = signal.getsignal(signal.SIGINT)
+    interrupts = _Interrupts().install()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            DropsIt()  # freed at once: __del__ runs here
+            python_code_running_on(5.0)  # as an import would
+    finally:
+        interrupts.restore()
+    assert time.monotonic() - t0 < 1.0  # it came again within milliseconds
+    assert "Exception ignored" not in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is given back
+
+
 def test_a_numba_systemerror_from_ctrl_c_is_an_interrupt():
     """Ctrl-C inside numba's compiled loop surfaces as a SystemError chained to the interrupt."""
     from deepcircuit.substrates.ode import _reraise_interrupt

@@ -6,11 +6,15 @@ import json
 import math
 from typing import Any, Sequence
 
-import numpy as np
+# numpy is imported where it is used: the interrupted line (RunState.interrupted) needs
+# shown_path from here, also after a Ctrl-C that stopped numpy's own import half-way (numpy's
+# C extension then refuses a second import: "cannot load module more than once per process").
 
 
 def to_jsonable(o: Any) -> Any:
     """Numbers, arrays and containers as plain JSON values (NaN/inf become null)."""
+    import numpy as np
+
     if isinstance(o, dict):
         return {str(k): to_jsonable(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
@@ -42,6 +46,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _fmt(v: Any) -> str:
+    import numpy as np
+
     if isinstance(v, (float, np.floating)):
         return f"{float(v):.4g}"
     return str(v)

@@ -212,12 +212,19 @@ def _quiet_class():
             start = time.monotonic()
             try:
                 # Short waits: a lock wait is interrupted by Ctrl-C, and the budget is checked.
-                while not self._bg_done.wait(0.05):
+                # `while True` loops: on Python 3.13 a Ctrl-C raised at the backward jump of a
+                # `while <condition>` loop skips this frame's handlers (CPython issue 130279),
+                # which would leave ngspice's thread running.
+                while True:
+                    if self._bg_done.wait(0.05):
+                        break
                     if max_seconds is not None and time.monotonic() - start > max_seconds:
                         raise _WallTimeExceeded(time.monotonic() - start)
                     if time.monotonic() - start > 2.0 and not lib.ngSpice_running():
                         break  # no thread is running and none said it ended: never wait for ever
-                while lib.ngSpice_running():  # the thread's last steps after its callback
+                while True:  # the thread's last steps after its callback
+                    if not lib.ngSpice_running():
+                        break
                     time.sleep(1e-4)
             except BaseException:
                 self._halt()

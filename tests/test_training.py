@@ -82,6 +82,7 @@ def test_bad_input_is_refused():
         evaluate(train("xor", seeds=[0], config=FAST.replace(epochs=1)).networks[0], "not")
 
 
+@pytest.mark.filterwarnings("ignore::deepcircuit.errors.NotSettledWarning")
 def test_stop_when_solved_keeps_the_weights_a_seed_solved_with():
     """A seed stops updating after `stop_when_solved` epochs in a row at 0 train error, decided
     from the training's own free phases; it keeps the weights of its last zero-error epoch, and

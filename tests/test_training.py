@@ -101,3 +101,8 @@ def test_stop_when_solved_keeps_the_weights_a_seed_solved_with():
         assert not np.array_equal(stop.networks[k].weights, plain.networks[k].weights)
     with pytest.raises(InvalidInputError, match="stop_when_solved"):
         TrainingConfig(stop_when_solved=0)
+
+
+def test_eta_noise_needs_repeated_measurements():
+    with pytest.raises(InvalidInputError, match="repeats >= 2"):
+        train("xor", seeds=[0], config=FAST.replace(epochs=1, eta_noise=True))

@@ -28,7 +28,7 @@ from ..data.split import Dataset, load_dataset
 from ..substrates import Schedule, Substrate, get_substrate, initial_states
 from ..data.tasks import Task
 from .steps import (EpochCallback, EpochTally, draw_initial, epoch_batches, evaluate_split, frozen_mask,
-                    prune_step, rule_step, run_callbacks, run_phases)
+                    noise_shrinkage, prune_step, rule_step, run_callbacks, run_phases)
 
 PRUNE_METHODS = ("stochastic", "magnitude")
 
@@ -117,6 +117,11 @@ class TrainingConfig:
         substrate's measurements only. ``None`` (default) = off. For noisy substrates
         (spiking), where late updates are mostly noise. A stopped seed's
         ``History.update_norm`` is 0 from its stopping epoch on.
+    eta_noise : bool
+        Scale each seed's learning rate, every update, by the share of its measured update that
+        is signal rather than measurement noise (:func:`~deepcircuit.learning.steps.noise_shrinkage`),
+        estimated from the substrate's repeated measurements of the rule's sums; needs a
+        substrate that reports them (``brian2-spiking`` with ``repeats >= 2``). Default off.
     """
 
     epochs: int = 200
@@ -150,6 +155,7 @@ class TrainingConfig:
     eval_free_steps: int | None = None
     rule: str | None = None
     stop_when_solved: int | None = None
+    eta_noise: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size is not None:
@@ -600,7 +606,7 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     # receives each epoch's recording from sub.run (the substrate checks that it matches).
     plan = getattr(sub, "plan_training", None)
     if plan is not None and not callbacks and config.batch_size is None and eval_schedule == schedule \
-            and config.stop_when_solved is None:
+            and config.stop_when_solved is None and not config.eta_noise:
         ahead = [copy.deepcopy(g) for g in rngs]
         plan(batch, task.inputs, task.targets, schedule, config,
              np.stack([draw_initial(ahead, task.inputs, roles, config.state_init_high)
@@ -625,7 +631,10 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
                     for k in np.flatnonzero(ph.diverged & active):
                         why = (ph.meta.get("diverged_why") or [""] * len(seeds))[k] or "non-finite states"
                         fail(k, f"{ph.phase} phase diverged in epoch {epoch} ({why})", ph.phase, epoch, float("inf"))
-                upd_step = rule_step(rule, result, settings, W, b, mask, eta=eta, l1=config.l1,
+                eta_now = eta
+                if config.eta_noise:
+                    eta_now = np.asarray(eta, dtype=float) * noise_shrinkage(result.nudged, mask)[:, None, None]
+                upd_step = rule_step(rule, result, settings, W, b, mask, eta=eta_now, l1=config.l1,
                                      sign=config.sign, max_weight=config.max_weight, frozen=frozen)
                 tally.add(part, result, np.where(stopped[:, None, None], 0.0, upd_step.step), schedule)
                 for k in np.flatnonzero(upd_step.bad & active):

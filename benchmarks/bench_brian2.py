@@ -64,7 +64,7 @@ def spiking_sweep() -> None:
 
 def spike_training(seeds: list[int], epochs: int, target: str, max_rate: float, substeps: int,
                    window: float | None, free_steps: int, nudged_steps: int, repeats: int = 1,
-                   stop_when_solved: int | None = None, reevals: int = 0) -> None:
+                   stop_when_solved: int | None = None, reevals: int = 0, eta_noise: bool = False) -> None:
     """XOR trained by the spike-based rule alone (issue 14), then re-evaluated on the ODE.
 
     Every epoch also runs the ODE substrate on the same networks and initial states (outside the
@@ -79,7 +79,7 @@ def spike_training(seeds: list[int], epochs: int, target: str, max_rate: float, 
     task = get_task("xor")
     cfg = TrainingConfig.preset("default").replace(epochs=epochs, free_steps=free_steps,
                                                    nudged_steps=nudged_steps,
-                                                   stop_when_solved=stop_when_solved)
+                                                   stop_when_solved=stop_when_solved, eta_noise=eta_noise)
     sub = get_substrate("brian2-spiking", target=target, max_rate=max_rate, substeps=substeps,
                         stdp_window=window, repeats=repeats)
     ode = OdeSubstrate()
@@ -120,7 +120,7 @@ def spike_training(seeds: list[int], epochs: int, target: str, max_rate: float, 
     c = np.array(counts)
     print(f"spike-based XOR training: {len(seeds)} seeds, {epochs} epochs, max_rate {max_rate:g} Hz, "
           f"substeps {substeps}, STDP window {window} tau, T1 = {free_steps}, T2 = {nudged_steps}, {target}, "
-          f"repeats {repeats}, stop_when_solved {stop_when_solved}")
+          f"repeats {repeats}, stop_when_solved {stop_when_solved}, eta_noise {eta_noise}")
     if stop_when_solved is not None:
         stop = [next((e for e, u in enumerate(h.update_norm) if u == 0), None) for h in res.histories]
         print(f"  stopped at epoch (per seed; None = trained all epochs): {stop}")
@@ -165,6 +165,8 @@ def main() -> None:
                     help="repetitions of each presentation averaged into one spike-based update")
     ap.add_argument("--stop-when-solved", type=int, default=None, metavar="EPOCHS",
                     help="stop a seed after this many epochs in a row at 0 train error (as spikes)")
+    ap.add_argument("--eta-noise", action="store_true",
+                    help="scale eta by the update's measured signal share (needs --spike-repeats >= 2)")
     ap.add_argument("--spike-reevals", type=int, default=0, metavar="N",
                     help="evaluate the spike-trained networks N more times as spikes")
     args = ap.parse_args()
@@ -172,7 +174,7 @@ def main() -> None:
         t1, t2 = (int(x) for x in args.spike_steps.split(","))
         spike_training(list(range(args.spike_train)), args.epochs, args.spike_target, args.spike_rate,
                        args.spike_substeps, args.spike_window or None, t1, t2, args.spike_repeats,
-                       args.stop_when_solved, args.spike_reevals)
+                       args.stop_when_solved, args.spike_reevals, args.eta_noise)
         return
     cfg = TrainingConfig.preset("default").replace(epochs=args.epochs)
     seeds = list(range(args.seeds))

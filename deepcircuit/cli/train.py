@@ -59,6 +59,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="presentations per minibatch (default: the data set's; logic tasks: all)")
     p.add_argument("--freeze", default=None, metavar="GROUPS",
                    help=f"comma-separated connection groups kept at their initial weights: {', '.join(FREEZE_GROUPS)}")
+    p.add_argument("--learn-sink", action="store_true",
+                   help="with a '+sink' topology, let the rule learn the connections into the sink "
+                        "(the leaks); by default they stay at their initial weight")
     p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
                    help="stop a seed after PATIENCE epochs without a better validation accuracy and "
                         "keep its best weights (needs --validation-fraction)")
@@ -219,6 +222,8 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         overrides["prune"] = args.prune
     if args.sign:
         overrides["sign"] = True
+    if args.learn_sink:
+        overrides["learn_sink"] = True
     if args.freeze:
         overrides["freeze"] = tuple(g.strip() for g in args.freeze.split(",") if g.strip())
     # Every argument is checked before any work starts or any folder is created.

@@ -77,7 +77,10 @@ class TrainingConfig:
     init_sink : float
         Initial weight of every connection into the sink neuron of a ``+sink`` topology (see
         :mod:`deepcircuit.model.topology`): the leak, in 1/tau, that the sink drains from each
-        free neuron at the start (1 = deep-leaky's gamma on digits). The rule learns it after.
+        free neuron at the start (1 = deep-leaky's gamma on digits).
+    learn_sink : bool
+        Let the rule change the connections into the sink neuron (a learned leak). ``False``
+        (default): they keep ``init_sink``, fixed synapses like frozen ones.
     state_init_high : float
         Initial free states are drawn from ``Uniform(0, state_init_high)`` every presentation.
     settle_tol : float
@@ -134,6 +137,7 @@ class TrainingConfig:
     init_scale_free: float | None = None
     init_mean_free: float = 0.0
     init_sink: float = 1.0
+    learn_sink: bool = False
     state_init_high: float = 0.1
     settle_tol: float = 1e-4
     stop_at_equilibrium: bool = False
@@ -559,6 +563,10 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     batch = NetworkBatch.of(nets)
     roles = batch.roles
     check_task_fits(task, roles)
+    if config.learn_sink and not has_sink(batch[0].topology):
+        raise InvalidInputError(
+            f"learn_sink (--learn-sink) applies to a '+sink' topology; this network's topology is "
+            f"{batch[0].topology!r}.")
     family = batch.family_
     rule = select_rule(family, config.rule)
     eta = config.eta
@@ -576,6 +584,13 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     settings = {"beta": config.beta, "beta0": config.beta0, "beta1": config.beta1,
                 "nudged_steps": config.nudged_steps}
     frozen = frozen_mask(roles, config.freeze) if config.freeze else None
+    if has_sink(batch[0].topology) and not config.learn_sink:
+        # The connections into the sink are fixed synapses unless asked otherwise.
+        n = roles.n_neurons
+        fW, fb = frozen if frozen is not None else (np.zeros((n, n), bool), np.zeros(n, bool))
+        fW = fW.copy()
+        fW[:, sink_index(roles)] = True
+        frozen = (fW, fb)
     if frozen is not None and family.symmetric:
         # A symmetric family's twin connections move together: freezing one freezes both.
         frozen = (frozen[0] | frozen[0].T, frozen[1])
@@ -609,7 +624,8 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     # program, given the initial states this loop will draw; the loop below is unchanged and
     # receives each epoch's recording from sub.run (the substrate checks that it matches).
     plan = getattr(sub, "plan_training", None)
-    if plan is not None and not callbacks and config.batch_size is None and eval_schedule == schedule:
+    if (plan is not None and not callbacks and config.batch_size is None and eval_schedule == schedule
+            and frozen is None and config.rule in (None, "stdp") and np.ndim(eta) == 0):
         ahead = [copy.deepcopy(g) for g in rngs]
         plan(batch, task.inputs, task.targets, schedule, config,
              np.stack([draw_initial(ahead, task.inputs, roles, config.state_init_high)

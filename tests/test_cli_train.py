@@ -52,7 +52,7 @@ def test_bad_input_gives_one_clear_line(tmp_path):
     p = run("train", "--task", "xnor")
     assert p.returncode == 2 and "Unknown task 'xnor'" in p.stderr and "digits" in p.stderr
     p = run("train", "--topology", str(tmp_path / "nope.txt"), "--out", str(tmp_path))
-    assert p.returncode == 2 and "error: --topology must be 'complete', 'layered' or an existing" in p.stderr
+    assert p.returncode == 2 and "error: --topology must be one of 'complete', 'layered', 'complete+sink', 'layered+sink' or an existing" in p.stderr
     assert "Traceback" not in p.stderr
     bad = tmp_path / "bad.txt"
     bad.write_text("h0 x0\n")

@@ -45,10 +45,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--readout", choices=["argmax", "threshold"], default=None,
                    help="one output per class read by argmax (default), or one thresholded output (two classes)")
     p.add_argument("--model", default=None, choices=list(FAMILIES),
-                   help="model family (default: the data set's: deep; deep-leaky with gamma 1 for digits)")
+                   help="model family (default: the data set's: deep)")
     p.add_argument("--topology", default=None,
-                   help="'complete', 'layered', or a file of edges 'i j' per line (indices or names "
-                        "x0, bias, h0, y0); default: the data set's (complete for logic tasks)")
+                   help="'complete', 'layered', either with '+sink' (one more hidden neuron, the sink, "
+                        "that drains a learned leak from every free neuron: docs/data.md), or a file of "
+                        "edges 'i j' per line (indices or names x0, bias, h0, y0); default: the data "
+                        "set's (complete for logic tasks, layered+sink for digits)")
     p.add_argument("--hidden", default=None,
                    help="hidden layer sizes, e.g. 5 or 5,3 (default: the data set's; 5 for logic tasks)")
     p.add_argument("--epochs", type=int, default=None,
@@ -57,6 +59,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="presentations per minibatch (default: the data set's; logic tasks: all)")
     p.add_argument("--freeze", default=None, metavar="GROUPS",
                    help=f"comma-separated connection groups kept at their initial weights: {', '.join(FREEZE_GROUPS)}")
+    p.add_argument("--learn-sink", action="store_true",
+                   help="with a '+sink' topology, let the rule learn the connections into the sink "
+                        "(the leaks); by default they stay at their initial weight")
     p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
                    help="stop a seed after PATIENCE epochs without a better validation accuracy and "
                         "keep its best weights (needs --validation-fraction)")
@@ -109,12 +114,15 @@ def _topology(arg: str):
     from ..errors import InvalidInputError
     from ..limits import MAX_EDGE_FILE_BYTES
 
-    if arg in ("complete", "layered"):
+    from ..model.topology import TOPOLOGIES
+
+    if arg in TOPOLOGIES:
         return arg
     path = Path(arg)
     if not arg or not path.is_file():
         raise InvalidInputError(
-            f"--topology must be 'complete', 'layered' or an existing edge-list file; got {arg!r}.")
+            f"--topology must be one of {', '.join(map(repr, TOPOLOGIES))} or an existing edge-list "
+            f"file; got {arg!r}.")
     if path.stat().st_size > MAX_EDGE_FILE_BYTES:
         raise InvalidInputError(
             f"--topology file {arg!r} is {path.stat().st_size} bytes, above the limit MAX_EDGE_FILE_BYTES = "
@@ -205,7 +213,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     from . import checks
 
     dataset = dataset_from_args(args)
-    if args.model is None:  # the data set's family (deep; deep-leaky for digits)
+    if args.model is None:  # the data set's family (deep)
         args.model = default_model(dataset.name, source=dataset.source)
     config = TrainingConfig.for_task(dataset, model=args.model, preset=args.preset)
     overrides = {k: v for k, v in {
@@ -218,6 +226,8 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         overrides["prune"] = args.prune
     if args.sign:
         overrides["sign"] = True
+    if args.learn_sink:
+        overrides["learn_sink"] = True
     if args.freeze:
         overrides["freeze"] = tuple(g.strip() for g in args.freeze.split(",") if g.strip())
     # Every argument is checked before any work starts or any folder is created.

@@ -90,9 +90,13 @@ def stdp2_update(nudged: Trajectory, *, beta0: float = 0.0, beta1: float = 1.0,
     return dW - beta1 * own[..., :, None]
 
 
-def mirror_backward(dW: np.ndarray, n_inputs: int) -> np.ndarray:
+def mirror_backward(dW: np.ndarray, n_inputs: int, topology: np.ndarray | None = None) -> np.ndarray:
     """Backward synapses take the update of their forward twin: ``dW[i, j] <- dW[j, i]`` for free
     ``i > j`` (in state order: inputs, hidden, outputs, so output -> hidden is backward).
+
+    ``topology`` (bool, ``(N, N)`` or ``(S, N, N)``), when given, limits this to backward synapses
+    whose twin ``j -> i`` the topology has; the others keep their own update (an output's
+    connection into the sink neuron of a ``+sink`` topology has no forward twin).
 
     With the two-endpoint rule this keeps the feedback weights following the forward weights
     (as in Kolen-Pollack learning), so the error that flows back through them keeps pointing the
@@ -101,6 +105,8 @@ def mirror_backward(dW: np.ndarray, n_inputs: int) -> np.ndarray:
     N = dW.shape[-1]
     idx = np.arange(N)
     back = (idx[:, None] > idx[None, :]) & (idx[None, :] >= n_inputs)
+    if topology is not None:
+        back = back & np.swapaxes(np.asarray(topology, dtype=bool), -1, -2)
     return np.where(back, np.swapaxes(dW, -1, -2), dW)
 
 
@@ -140,10 +146,12 @@ def _nudged(result: PhaseResult) -> Trajectory:
 RULES = ("stdp", "stdp2", "stdp2-mirror", "endpoint", "contrastive")
 
 
-def weight_update(rule: str, result: PhaseResult, settings: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+def weight_update(rule: str, result: PhaseResult, settings: Mapping[str, float], *,
+                  topology: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The update ``(dW, db)`` of ``rule`` (one of :data:`RULES`).
 
-    ``settings`` provides ``beta`` (nudging), ``beta0``, ``beta1`` and ``nudged_steps``.
+    ``settings`` provides ``beta`` (nudging), ``beta0``, ``beta1`` and ``nudged_steps``;
+    ``topology`` (the networks' topology masks) tells ``stdp2-mirror`` which synapses have a twin.
     """
     if rule == "stdp":
         dW = stdp_update(_nudged(result), beta0=settings["beta0"], beta1=settings["beta1"],
@@ -154,7 +162,7 @@ def weight_update(rule: str, result: PhaseResult, settings: Mapping[str, float])
         dW = stdp2_update(nudged, beta0=settings["beta0"], beta1=settings["beta1"],
                           nominal_steps=settings["nudged_steps"])
         if rule == "stdp2-mirror":
-            dW = mirror_backward(dW, nudged.roles.n_inputs)
+            dW = mirror_backward(dW, nudged.roles.n_inputs, topology)
         return dW, np.zeros(dW.shape[:-1])
     if rule == "endpoint":
         return endpoint_update(result, beta=settings["beta"])

@@ -129,9 +129,12 @@ class RuleStep:
 
 def rule_step(rule: str, result: PhaseResult, settings: Mapping[str, float], W, b, mask, *,
               eta: float, l1: float, sign: bool, max_weight: float,
-              frozen: tuple[np.ndarray, np.ndarray] | None = None) -> RuleStep:
-    """The local rule (mean over the minibatch's presentations) applied once; frozen entries kept."""
-    dW, db = weight_update(rule, result, settings)
+              frozen: tuple[np.ndarray, np.ndarray] | None = None,
+              topology: np.ndarray | None = None) -> RuleStep:
+    """The local rule (mean over the minibatch's presentations) applied once; frozen entries kept.
+
+    ``topology`` (the networks' topology masks) goes to the rule (see :func:`weight_update`)."""
+    dW, db = weight_update(rule, result, settings, topology=topology)
     step = np.where(mask, eta * (np.sign(dW) if sign else dW), 0.0)
     W_new, b_new = apply_update(W, b, dW, db, mask, eta=eta, l1=l1, sign=sign)
     if frozen is not None:

@@ -23,6 +23,7 @@ from ..model.families import get_family, select_rule
 from .rule import RULES
 from ..model.network import Network, NetworkBatch
 from ..model.roles import Roles
+from ..model.topology import has_sink, sink_index, with_sink_layer
 from ..data.defaults import dataset_defaults, default_model
 from ..data.split import Dataset, load_dataset
 from ..substrates import Schedule, Substrate, get_substrate, initial_states
@@ -73,6 +74,13 @@ class TrainingConfig:
         Mean of the initial weights on connections leaving free neurons (reference: 0). A
         positive mean gives every free neuron a positive total outflow ``sum_k W[j, k]`` at the
         start, i.e. a stable, leaky node with graded (unclipped) states.
+    init_sink : float
+        Initial weight of every connection into the sink neuron of a ``+sink`` topology (see
+        :mod:`deepcircuit.model.topology`): the leak, in 1/tau, that the sink drains from each
+        free neuron at the start (1 = deep-leaky's gamma on digits).
+    learn_sink : bool
+        Let the rule change the connections into the sink neuron (a learned leak). ``False``
+        (default): they keep ``init_sink``, fixed synapses like frozen ones.
     state_init_high : float
         Initial free states are drawn from ``Uniform(0, state_init_high)`` every presentation.
     settle_tol : float
@@ -141,6 +149,8 @@ class TrainingConfig:
     init_scale_bias: float | None = None
     init_scale_free: float | None = None
     init_mean_free: float = 0.0
+    init_sink: float = 1.0
+    learn_sink: bool = False
     state_init_high: float = 0.1
     settle_tol: float = 1e-4
     stop_at_equilibrium: bool = False
@@ -191,6 +201,7 @@ class TrainingConfig:
             if getattr(self, name) is not None:
                 check_real(name, getattr(self, name), low=0.0)
         check_real("init_mean_free", self.init_mean_free)
+        check_real("init_sink", self.init_sink, low=0.0)
         check_real("state_init_high", self.state_init_high, low=0.0, high=1.0)
         check_real("max_weight", self.max_weight, low=0.0, low_open=True)
         if self.prune is not None:
@@ -389,10 +400,11 @@ def make_networks(task: "Task | Dataset", *, model: str, topology: Any, hidden, 
     """The initial network of each seed (weights drawn from that seed's generator)."""
     if isinstance(task, Dataset):
         task = task.train
-    roles = Roles(task.n_inputs, parse_hidden(hidden), task.n_outputs)
+    roles = Roles(task.n_inputs, with_sink_layer(parse_hidden(hidden), topology), task.n_outputs)
     if config.init_scale_bias is None and config.init_scale_free is None and config.init_mean_free == 0.0:
-        return [Network.create(roles, family=model, topology=topology, params=params,
+        nets = [Network.create(roles, family=model, topology=topology, params=params,
                                init_scale=config.init_scale, rng=_seed_rng(s)) for s in seeds]
+        return _init_sink(nets, topology, config.init_sink)
     # Same standard normal draws as the reference, rescaled per source row: rows of inputs by
     # init_scale, the bias row by init_scale_bias, rows of free neurons by init_scale_free and
     # shifted by init_mean_free (both directions between free neurons are free rows, so ep-sym
@@ -407,8 +419,22 @@ def make_networks(task: "Task | Dataset", *, model: str, topology: Any, hidden, 
     row_mean[roles.n_inputs:] = config.init_mean_free
     nets = [Network.create(roles, family=model, topology=topology, params=params,
                            init_scale=1.0, rng=_seed_rng(s)) for s in seeds]
-    return [n.with_weights(np.where(n.mask, n.weights * row_scale[:, None] + row_mean[:, None], 0.0))
+    nets = [n.with_weights(np.where(n.mask, n.weights * row_scale[:, None] + row_mean[:, None], 0.0))
             for n in nets]
+    return _init_sink(nets, topology, config.init_sink)
+
+
+def _init_sink(nets: list[Network], topology: Any, weight: float) -> list[Network]:
+    """Every connection into the sink neuron (``+sink`` topologies) starts at ``weight``."""
+    if not has_sink(topology):
+        return nets
+    k = sink_index(nets[0].roles)
+    out = []
+    for n in nets:
+        W = np.array(n.weights)
+        W[:, k] = np.where(n.mask[:, k], weight, 0.0)
+        out.append(n.with_weights(W))
+    return out
 
 
 def _seed_rng(seed: int) -> np.random.Generator:
@@ -554,6 +580,10 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     batch = NetworkBatch.of(nets)
     roles = batch.roles
     check_task_fits(task, roles)
+    if config.learn_sink and not has_sink(batch[0].topology):
+        raise InvalidInputError(
+            f"learn_sink (--learn-sink) applies to a '+sink' topology; this network's topology is "
+            f"{batch[0].topology!r}.")
     family = batch.family_
     rule = select_rule(family, config.rule)
     eta = config.eta
@@ -571,6 +601,13 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     settings = {"beta": config.beta, "beta0": config.beta0, "beta1": config.beta1,
                 "nudged_steps": config.nudged_steps}
     frozen = frozen_mask(roles, config.freeze) if config.freeze else None
+    if has_sink(batch[0].topology) and not config.learn_sink:
+        # The connections into the sink are fixed synapses unless asked otherwise.
+        n = roles.n_neurons
+        fW, fb = frozen if frozen is not None else (np.zeros((n, n), bool), np.zeros(n, bool))
+        fW = fW.copy()
+        fW[:, sink_index(roles)] = True
+        frozen = (fW, fb)
     if frozen is not None and family.symmetric:
         # A symmetric family's twin connections move together: freezing one freezes both.
         frozen = (frozen[0] | frozen[0].T, frozen[1])
@@ -586,6 +623,7 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
 
     S = len(seeds)
     W, b, mask = batch.weights, batch.bias, batch.mask
+    topology_masks = batch.topology_mask
     histories = [History() for _ in seeds]
     diverged: list[str | None] = [None] * S
     active = np.ones(S, dtype=bool)
@@ -605,8 +643,9 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     # program, given the initial states this loop will draw; the loop below is unchanged and
     # receives each epoch's recording from sub.run (the substrate checks that it matches).
     plan = getattr(sub, "plan_training", None)
-    if plan is not None and not callbacks and config.batch_size is None and eval_schedule == schedule \
-            and config.stop_when_solved is None and not config.eta_noise:
+    if (plan is not None and not callbacks and config.batch_size is None and eval_schedule == schedule
+            and frozen is None and config.rule in (None, "stdp") and np.ndim(eta) == 0
+            and config.stop_when_solved is None and not config.eta_noise):
         ahead = [copy.deepcopy(g) for g in rngs]
         plan(batch, task.inputs, task.targets, schedule, config,
              np.stack([draw_initial(ahead, task.inputs, roles, config.state_init_high)
@@ -635,7 +674,8 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
                 if config.eta_noise:
                     eta_now = np.asarray(eta, dtype=float) * noise_shrinkage(result.nudged, mask)[:, None, None]
                 upd_step = rule_step(rule, result, settings, W, b, mask, eta=eta_now, l1=config.l1,
-                                     sign=config.sign, max_weight=config.max_weight, frozen=frozen)
+                                     sign=config.sign, max_weight=config.max_weight, frozen=frozen,
+                                     topology=topology_masks)
                 tally.add(part, result, np.where(stopped[:, None, None], 0.0, upd_step.step), schedule)
                 for k in np.flatnonzero(upd_step.bad & active):
                     fail(k, f"weights diverged in the update of epoch {epoch} (max |W| = "

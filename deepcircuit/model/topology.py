@@ -3,6 +3,15 @@
 A topology is a boolean mask ``M[i, j]`` (True = the connection i -> j exists). Whatever the
 topology, some connections are forbidden by the model: self-loops and any connection into an
 input or the bias neuron (inputs are clamped, so nothing may drive them).
+
+A named topology may end in ``+sink`` (``complete+sink``, ``layered+sink``): the network then has
+one more hidden neuron, the *sink*, stored as a last hidden layer of one neuron. Every other free
+neuron has a connection into it and it has none out. Why: in DEEP activity is conserved, so the
+rails are the only place where the activity the inputs push in can go, and without a sink most
+hidden states sit at a rail (98 % on digits). The sink fills up to its upper rail, where it takes
+any inflow, so each connection j -> sink drains ``W[j, sink] * s_j`` from neuron j: a leak made
+of DEEP's own synapses (on a circuit, a transconductor into the rail), whose weight the rule
+learns like any other. Its own state never acts on the network (it has no outgoing connection).
 """
 
 from __future__ import annotations
@@ -14,7 +23,40 @@ import numpy as np
 from ..errors import ForbiddenConnectionError, InvalidInputError, InvalidTypeError
 from .roles import Roles
 
-TOPOLOGIES = ("complete", "layered")
+TOPOLOGIES = ("complete", "layered", "complete+sink", "layered+sink")
+#: Suffix of a named topology that adds the sink neuron (see the module docstring).
+SINK = "+sink"
+
+
+def has_sink(topology: Any) -> bool:
+    """True for a named topology with a sink neuron (``complete+sink``, ``layered+sink``)."""
+    return isinstance(topology, str) and topology.endswith(SINK)
+
+
+def sink_index(roles: Roles) -> int:
+    """Index of the sink neuron of a ``+sink`` topology: the last hidden neuron."""
+    return roles.n_inputs + roles.n_hidden - 1
+
+
+def with_sink_layer(hidden: tuple, topology: Any) -> tuple:
+    """Hidden layer sizes with the sink's layer of one neuron appended when ``topology`` has one."""
+    return tuple(hidden) + (1,) if has_sink(topology) else tuple(hidden)
+
+
+def _sink_mask(roles: Roles, base: str) -> np.ndarray:
+    """``base`` on every neuron but the sink, plus a connection from each free neuron into it."""
+    if not roles.hidden or roles.hidden[-1] != 1:
+        raise InvalidInputError(
+            f"The '{base}{SINK}' topology keeps its sink neuron as the last hidden layer, of one "
+            f"neuron; got hidden layers {list(roles.hidden)}. Create the network with hidden sizes "
+            "ending in 1, or let deepcircuit.train add the sink.")
+    rest = Roles(roles.n_inputs, roles.hidden[:-1], roles.n_outputs)
+    k = sink_index(roles)
+    others = [i for i in range(roles.n_neurons) if i != k]
+    mask = np.zeros((roles.n_neurons,) * 2, dtype=bool)
+    mask[np.ix_(others, others)] = build_mask(rest, base)
+    mask[roles.n_inputs:, k] = True
+    return mask & allowed_mask(roles)
 
 
 def allowed_mask(roles: Roles) -> np.ndarray:
@@ -84,7 +126,9 @@ def mask_from_edges(roles: Roles, edges: Any) -> np.ndarray:
 
 
 def build_mask(roles: Roles, topology: Any) -> np.ndarray:
-    """Mask for a topology name (``complete`` or ``layered``) or a user graph."""
+    """Mask for a topology name (see :data:`TOPOLOGIES`) or a user graph."""
+    if has_sink(topology) and topology[: -len(SINK)] in ("complete", "layered"):
+        return _sink_mask(roles, topology[: -len(SINK)])
     if isinstance(topology, str):
         if topology == "complete":
             return complete_mask(roles)

@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/study_results.py [--datasets iris moons parity-6 digits]
 [--models deep deep-leaky ep-asym ep-sym] [--seeds 5] [--no-frozen] [--baselines-only]
-[--prune-study] [--quick] [--render-only]``
+[--prune-study] [--variants] [--quick] [--render-only]``
 
 Each DEEP-family row is one ``deepcircuit train ... --json`` command (printed in the table),
 run as a subprocess with the data set's default configuration and 5 seeds (seed 0..4; one
@@ -43,12 +43,18 @@ BASELINES = ("logistic-regression", "mlp-100")
 PRUNE_TOLS = (0.01, 0.03, 0.1, 0.3)
 QUICK = ["--epochs", "3", "--free-steps", "200", "--nudged-steps", "200"]
 NOTES = {"digits": "Each family trains with its own digits defaults (`deepcircuit/data/defaults.py`): the "
-                   "default family is `deep-leaky` (gamma 1, the two-endpoint rule `stdp2-mirror`, 10-tau "
-                   "phases read out after up to 50 tau; chosen by `benchmarks/study_digits_defaults.py`, "
-                   "`docs/gradient.md`); the other families keep the first prototype settings shown above. "
-                   "The rows not measured were not run in the time of this session (a 5-seed row took "
-                   "4-5 minutes for deep-leaky; the prototype settings run 1000-step phases). Plain `deep` "
-                   "reached 85.6 % at best in the gradient study (one seed)."}
+                   "default family `deep` runs on the `layered+sink` topology (one more hidden neuron, the "
+                   "sink, into which every free neuron drains through a learned connection: a leak made of "
+                   "DEEP's own synapses, `docs/data.md`) with leaky DEEP's settings (the two-endpoint rule "
+                   "`stdp2-mirror`, 10-tau phases read out after up to 50 tau; chosen by "
+                   "`benchmarks/study_digits_defaults.py`, `docs/gradient.md`); `deep-leaky` has the same "
+                   "settings with the leak gamma = 1 as a resistor; `ep-asym` and `ep-sym` keep the first "
+                   "prototype settings shown above. The row `deep (no sink)` is the same command on the plain "
+                   "`layered` topology: the sink is what makes DEEP's hidden layer learn. Rows not measured "
+                   "were not run in the time of the sessions (the prototype settings run 1000-step phases)."}
+#: Extra rows: the same family with options changed (ablations), per data set: (model, label, options).
+VARIANTS = {"digits": [("deep", "no sink", ["--topology", "layered"]),
+                      ("deep", "learned sink", ["--learn-sink"])]}
 
 
 def train_command(dataset: str, model: str, seeds: int, frozen: bool, quick: bool, extra=()) -> list[str]:
@@ -133,12 +139,17 @@ def render(seeds: int) -> str:
          "checks, not results). Rows marked *not measured* have not been run yet on this machine (2 cores",
          "shared by several engineers); nothing here is estimated.", ""]
     for ds in DATASETS:
-        d = dataset_defaults(ds)
-        own = dataset_defaults(ds, default_model(ds))
-        L += [f"## {ds}", "",
-              f"Default configuration: {d.topology}, hidden {list(d.hidden)}, settings {dict(d.settings)}.", "",
-              *([f"Default family `{own.model}`: {own.topology}, hidden {list(own.hidden)}, parameters "
-                 f"{dict(own.params)}, settings {dict(own.settings)}.", ""] if own.model != "deep" else []),
+        # One line per distinct configuration, naming the families that use it.
+        configs: dict = {}
+        for m in MODELS:
+            e = dataset_defaults(ds, m)
+            key = (e.topology, tuple(e.hidden), tuple(sorted(e.settings.items())), tuple(sorted(e.params.items())))
+            configs.setdefault(key, (e, []))[1].append(m)
+        L += [f"## {ds}", "", f"Default family: `{default_model(ds)}`.", ""]
+        for e, users in configs.values():
+            L += [f"Configuration of {', '.join(f'`{m}`' for m in users)}: {e.topology}, hidden {list(e.hidden)}"
+                  + (f", parameters {dict(e.params)}" if e.params else "") + f", settings {dict(e.settings)}.", ""]
+        L += [
               *([NOTES[ds], ""] if ds in NOTES else []),
               "| model | hidden layer | test acc % (train) | seeds | wall s | command |", "|---|---|---|---|---|---|"]
         for model in MODELS:
@@ -153,6 +164,14 @@ def render(seeds: int) -> str:
                              f"{len(r['test_accuracy'])} | {r['wall_seconds']:.0f} | `{cmd}` |")
                 else:
                     L.append(f"| {model} | {hid} | *not measured* |  |  | `{cmd}` |")
+        for model, label, extra in VARIANTS.get(ds, []):
+            r = rows.get(f"{ds}|{model}|{label}")
+            cmd = " ".join(shlex.quote(c) for c in (r["command"] if r else train_command(ds, model, seeds, False, False, extra)))
+            if r:
+                L.append(f"| {model} ({label}) | trained | {fmt(r['test_accuracy'])} ({fmt(r['train_accuracy'])}) | "
+                         f"{len(r['test_accuracy'])} | {r['wall_seconds']:.0f} | `{cmd}` |")
+            else:
+                L.append(f"| {model} ({label}) | trained | *not measured* |  |  | `{cmd}` |")
         for b in BASELINES:
             r = rows.get(f"{ds}|{b}|baseline")
             cmd = f"python benchmarks/study_results.py --datasets {ds} --baselines-only"
@@ -189,13 +208,21 @@ def main(argv=None) -> int:
     ap.add_argument("--baselines-only", action="store_true")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--prune-study", action="store_true", help="only the digits pruning rows")
+    ap.add_argument("--variants", nargs="*", default=None, metavar="LABEL",
+                    help="only the extra rows (ablations, VARIANTS): all, or those with these labels")
     ap.add_argument("--quick", action="store_true", help="shortened commands, 2 seeds (plumbing check)")
     ap.add_argument("--render-only", action="store_true", help="only rewrite docs/results.md")
     args = ap.parse_args(argv)
     seeds = 2 if args.quick else args.seeds
     todo = []
     if not args.render_only:
-        if args.prune_study:
+        if args.variants is not None:
+            for ds in args.datasets:
+                for model, label, extra in VARIANTS.get(ds, []):
+                    if args.variants and label not in args.variants:
+                        continue
+                    todo.append((f"{ds}|{model}|{label}", train_command(ds, model, seeds, False, args.quick, extra)))
+        elif args.prune_study:
             for tol in PRUNE_TOLS:
                 todo.append((f"digits|deep|prune{tol}", train_command(
                     "digits", "deep", seeds, False, args.quick, ["--prune", "magnitude", "--prune-tol", str(tol)])))

@@ -112,3 +112,14 @@ def test_digits_default_reaches_the_measured_accuracy():
     res = train("digits", seeds=[0])
     assert res.networks[0].topology == "layered+sink"
     assert res.test_accuracy[0] >= 0.94
+
+
+def test_a_network_labelled_with_a_sink_must_have_one():
+    roles = Roles(3, (4,), 1)
+    net = Network.create(roles, topology="layered")
+    with pytest.raises(InvalidInputError, match=r"labelled 'layered\+sink' must have a sink.*got hidden layers \[4\]\.$"):
+        Network(roles, net.weights, net.topology_mask, net.mask, "deep", {}, None, "layered+sink")
+    roles = Roles(3, (4, 1), 1)
+    full = Network.create(roles, topology="complete")  # the last hidden neuron has connections out
+    with pytest.raises(InvalidInputError, match="and connections out of it"):
+        Network(roles, full.weights, full.topology_mask, full.mask, "deep", {}, None, "complete+sink")

@@ -63,7 +63,8 @@ def spiking_sweep() -> None:
 
 
 def spike_training(seeds: list[int], epochs: int, target: str, max_rate: float, substeps: int,
-                   window: float | None, free_steps: int, nudged_steps: int) -> None:
+                   window: float | None, free_steps: int, nudged_steps: int, repeats: int = 1,
+                   stop_when_solved: int | None = None, reevals: int = 0, eta_noise: bool = False) -> None:
     """XOR trained by the spike-based rule alone (issue 14), then re-evaluated on the ODE.
 
     Every epoch also runs the ODE substrate on the same networks and initial states (outside the
@@ -77,9 +78,10 @@ def spike_training(seeds: list[int], epochs: int, target: str, max_rate: float, 
 
     task = get_task("xor")
     cfg = TrainingConfig.preset("default").replace(epochs=epochs, free_steps=free_steps,
-                                                   nudged_steps=nudged_steps)
+                                                   nudged_steps=nudged_steps,
+                                                   stop_when_solved=stop_when_solved, eta_noise=eta_noise)
     sub = get_substrate("brian2-spiking", target=target, max_rate=max_rate, substeps=substeps,
-                        stdp_window=window)
+                        stdp_window=window, repeats=repeats)
     ode = OdeSubstrate()
     prev: dict = {}
     cos, counts = [], []
@@ -95,7 +97,7 @@ def spike_training(seeds: list[int], epochs: int, target: str, max_rate: float, 
                         for k in range(len(nets))])
         prev["nets"] = list(batch.networks)
         f, n = result.free.meta, result.nudged.meta
-        counts.append((f["spikes_per_presentation"], f["spikes_per_presentation"] + n["spikes_per_presentation"],
+        counts.append((f["spikes_per_presentation"] / f.get("repeats", 1), f["spikes_per_presentation"] + n["spikes_per_presentation"],
                        (f["synaptic_events"] + n["synaptic_events"]) / (f["simulated_seconds"] + n["simulated_seconds"]) / (len(seeds) * task.inputs.shape[0])))
 
     with warnings.catch_warnings():
@@ -107,20 +109,39 @@ def spike_training(seeds: list[int], epochs: int, target: str, max_rate: float, 
         res = train(task, seeds=seeds, config=cfg, substrate=sub, callbacks=[measure])
         el = time.perf_counter() - t0
         _, err_ode, _ = evaluate(res.networks, task, substrate="ode", rng=0)
+        # The trained networks evaluated again as spikes (fresh spike trains and initial states,
+        # the training's free-phase length): how robust the final "solved" verdict is.
+        err_again = np.array([evaluate(res.networks, task, substrate=sub, schedule=cfg.eval_schedule, rng=100 + r)[1]
+                              for r in range(reevals)])
+    # Cosines of seeds still learning (a seed stopped by stop_when_solved applies no update).
     cos = np.array(cos)
+    upd = np.array([h.update_norm for h in res.histories]).T[:len(cos)] > 0
+    cos_live = np.where(upd, cos, np.nan)
     c = np.array(counts)
     print(f"spike-based XOR training: {len(seeds)} seeds, {epochs} epochs, max_rate {max_rate:g} Hz, "
-          f"substeps {substeps}, STDP window {window} tau, T1 = {free_steps}, T2 = {nudged_steps}, {target}")
+          f"substeps {substeps}, STDP window {window} tau, T1 = {free_steps}, T2 = {nudged_steps}, {target}, "
+          f"repeats {repeats}, stop_when_solved {stop_when_solved}, eta_noise {eta_noise}")
+    if stop_when_solved is not None:
+        stop = [next((e for e, u in enumerate(h.update_norm) if u == 0), None) for h in res.histories]
+        print(f"  stopped at epoch (per seed; None = trained all epochs): {stop}")
     print(f"  solved as spikes (final evaluation on brian2-spiking): {res.solved}/{len(seeds)}; "
           f"errors {np.round(res.train_error, 2).tolist()}")
     print(f"  same networks re-evaluated on the ODE: {int(np.sum(err_ode == 0))}/{len(seeds)} solved; "
           f"errors {np.round(err_ode, 2).tolist()}")
+    if reevals:
+        print(f"  same networks evaluated as spikes {reevals} more times: solved per evaluation "
+              f"{(err_again == 0).sum(axis=1).tolist()}; seeds solved in every one: {int((err_again == 0).all(axis=0).sum())}"
+              f"/{len(seeds)}; mean error {err_again.mean():.3f}")
     print(f"  cosine(spike update, rate update) per epoch, mean over seeds: first {cos[:5].mean():.3f}, "
-          f"last {cos[-5:].mean():.3f}, all epochs {cos.mean():.3f} (median {np.median(cos):.3f})")
+          f"last {cos[-5:].mean():.3f}, all epochs {cos.mean():.3f} (median {np.median(cos):.3f}); "
+          f"seeds still updating only: last 5 {np.nanmean(cos_live[-5:]) if upd[-5:].any() else float('nan'):.3f}, "
+          f"all {np.nanmean(cos_live):.3f}")
     print(f"  spikes per inference (free phase, one presentation): {c[:, 0].mean():.0f}; per training "
           f"step (free + nudged, one presentation): {c[:, 1].mean():.0f}; synaptic events per simulated "
           f"second per network: {c[:, 2].mean():.3g}")
-    print(f"  wall time {el:.1f} s ({1e3 * el / max(epochs, 1):.0f} ms/epoch incl. the ODE reference runs)")
+    ran = max(len(h) for h in res.histories)  # fewer than `epochs` when every seed stopped
+    print(f"  wall time {el:.1f} s for {ran} epochs ({1e3 * el / max(ran, 1):.0f} ms/epoch incl. the ODE "
+          f"reference runs and the final evaluations)")
 
 
 def main() -> None:
@@ -140,11 +161,20 @@ def main() -> None:
     ap.add_argument("--spike-substeps", type=int, default=10)
     ap.add_argument("--spike-window", type=float, default=10.0)
     ap.add_argument("--spike-steps", default="1000,1000", help="T1,T2 of the spike training")
+    ap.add_argument("--spike-repeats", type=int, default=1,
+                    help="repetitions of each presentation averaged into one spike-based update")
+    ap.add_argument("--stop-when-solved", type=int, default=None, metavar="EPOCHS",
+                    help="stop a seed after this many epochs in a row at 0 train error (as spikes)")
+    ap.add_argument("--eta-noise", action="store_true",
+                    help="scale eta by the update's measured signal share (needs --spike-repeats >= 2)")
+    ap.add_argument("--spike-reevals", type=int, default=0, metavar="N",
+                    help="evaluate the spike-trained networks N more times as spikes")
     args = ap.parse_args()
     if args.spike_train:
         t1, t2 = (int(x) for x in args.spike_steps.split(","))
         spike_training(list(range(args.spike_train)), args.epochs, args.spike_target, args.spike_rate,
-                       args.spike_substeps, args.spike_window or None, t1, t2)
+                       args.spike_substeps, args.spike_window or None, t1, t2, args.spike_repeats,
+                       args.stop_when_solved, args.spike_reevals, args.eta_noise)
         return
     cfg = TrainingConfig.preset("default").replace(epochs=args.epochs)
     seeds = list(range(args.seeds))

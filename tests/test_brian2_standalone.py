@@ -112,6 +112,17 @@ def test_cache_folder_is_documented_and_overridable(monkeypatch, tmp_path):
     assert cache_root() == tmp_path / "xdg" / "deepcircuit" / "brian2"
 
 
+def test_run_folder_is_overridable_and_falls_back_to_the_program_folder(monkeypatch, tmp_path):
+    from deepcircuit.substrates import brian2_standalone
+
+    monkeypatch.setenv(brian2_standalone.RUN_ENV, str(tmp_path / "runs"))
+    assert brian2_standalone.run_folder(tmp_path / "prog") == tmp_path / "runs"
+    monkeypatch.delenv(brian2_standalone.RUN_ENV)
+    # No memory-backed folder with enough room: the program folder.
+    monkeypatch.setattr(brian2_standalone, "RUN_DIR_MIN_FREE", 1 << 62)
+    assert brian2_standalone.run_folder(tmp_path / "prog") == tmp_path / "prog"
+
+
 def test_falls_back_to_numpy_without_a_compiler_and_says_so_once(monkeypatch):
     from deepcircuit.substrates import brian2_standalone
 

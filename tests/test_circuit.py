@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import re
+
 import numpy as np
 import pytest
 
@@ -262,21 +264,17 @@ def test_export_cli(tmp_path, capsys):
 
 
 def test_example_netlists_are_current(tmp_path):
-    """The committed example netlists are what the generator writes now: the same text, and the
-    same numbers to 1e-9 relative. (The trained networks' weights differ in the 11th-12th
-    significant digit between numpy versions, 2.3 on Python 3.11 and 2.5 on 3.12/3.13: at most
-    6.7e-11 relative, measured; the netlists print 12 digits.)"""
-    import math
-    import re
-
     from deepcircuit.studies.examples_netlists import EXAMPLES, generate
 
-    number = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
     generate(tmp_path)
+    # Same text, except that numbers may differ in their last digits: the trained example's
+    # weights come from a training whose floating point differs between CPUs (seen: 1 in the
+    # 11th digit of one weight between an Intel and an AMD machine).
+    number = re.compile(r"[-+]?\d+\.\d+(?:[eE][-+]?\d+)?")
     for stem, *_ in EXAMPLES:
         committed = REPO / "netlists" / f"{stem}.cir"
+        a, b = committed.read_text(), (tmp_path / f"{stem}.cir").read_text()
         stale = f"{committed} is stale; regenerate with `python -m deepcircuit.studies.examples_netlists`"
-        old, new = committed.read_text(), (tmp_path / f"{stem}.cir").read_text()
-        assert number.split(old) == number.split(new), stale
-        for a, b in zip(number.findall(old), number.findall(new)):
-            assert a == b or math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0), f"{stale}: {a} != {b}"
+        assert number.sub("#", a) == number.sub("#", b), stale
+        x, y = (np.array([float(v) for v in number.findall(t)]) for t in (a, b))
+        np.testing.assert_allclose(x, y, rtol=1e-8, atol=1e-12, err_msg=stale)

@@ -61,13 +61,15 @@ def test_bad_input_gives_one_clear_line(tmp_path):
     assert "Traceback" not in p.stderr
     p = run("train", "--epochs", "-3", "--out", str(tmp_path))
     assert p.returncode == 2 and "'epochs' parameter must be an integer in [0, inf]" in p.stderr
+    p = run("train", "--stop-when-solved", "0", "--out", str(tmp_path))
+    assert p.returncode == 2 and "'stop_when_solved' parameter must be an integer in [1, inf]" in p.stderr
 
 
 def test_help_documents_every_flag():
     p = run("train", "--help")
     assert p.returncode == 0
     for flag in ("--task", "--model", "--topology", "--hidden", "--epochs", "--seeds", "--seed", "--out",
-                 "--preset", "--prune", "--l1", "--json", "--substrate"):
+                 "--preset", "--prune", "--l1", "--json", "--substrate", "--stop-when-solved"):
         assert flag in p.stdout
 
 

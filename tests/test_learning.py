@@ -90,3 +90,34 @@ def test_apply_update_follows_the_reference_order():
     np.testing.assert_array_equal(new, np.where(mask, W + 100.0 * dW - 1.5e-4 * np.sign(W), 0))
     new, _ = apply_update(W, np.zeros((1, 4)), dW, np.zeros((1, 4)), mask, eta=0.01, sign=True)
     np.testing.assert_array_equal(new, np.where(mask, W + 0.01 * np.sign(dW), 0))
+
+
+def test_noise_shrinkage_is_the_signal_share_of_repeated_measurements(states):
+    """``max(0, 1 - (v/K) / |m|^2)`` over the live connections, from K repeated sums."""
+    from deepcircuit.learning.steps import noise_shrinkage
+
+    rng = np.random.default_rng(3)
+    S, N, K = 2, 5, 6
+    mask = np.ones((S, N, N), bool)
+    mask[:, :, :2] = False  # no connections into the inputs: never read
+    mu = np.zeros((S, N, N))
+    mu[0] = rng.normal(size=(N, N))            # network 0: signal far above the noise
+    each = mu + 0.01 * rng.normal(size=(K, S, N, N))  # network 1: noise only
+    each[:, :, :, :2] = 1e6                    # outside the mask: must not count
+    share = noise_shrinkage(make_traj(states, meta={"synaptic_traces": {"pre_dpost_each": each}}), mask)
+    m, v = each.mean(axis=0), each.var(axis=0, ddof=1)
+    want = [1 - (v[k][mask[k]].sum() / K) / (m[k][mask[k]] ** 2).sum() for k in range(S)]
+    assert share[0] == pytest.approx(want[0]) and share[0] > 0.99
+    assert share[1] == pytest.approx(max(0.0, want[1]), abs=1e-12) and share[1] < 0.5
+    with pytest.raises(InvalidInputError, match="repeats >= 2"):
+        noise_shrinkage(make_traj(states), mask)
+
+
+def test_apply_update_takes_one_rate_per_network():
+    W = np.ones((2, 3, 3))
+    dW = np.full((2, 3, 3), 2.0)
+    eta = np.array([0.5, 0.0])[:, None, None]
+    W_new, b_new = apply_update(W, np.zeros((2, 3)), dW, np.ones((2, 3)), np.ones((2, 3, 3), bool), eta=eta)
+    np.testing.assert_array_equal(W_new[0], 2.0)
+    np.testing.assert_array_equal(W_new[1], 1.0)
+    np.testing.assert_array_equal(b_new, [[0.5] * 3, [0.0] * 3])

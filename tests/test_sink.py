@@ -76,8 +76,8 @@ def test_mirror_leaves_a_backward_synapse_without_twin_its_own_update():
 
 def test_digits_default_is_deep_with_a_sink_and_learns(tmp_path):
     """A short version of the default digits training (2 epochs of 30, tested once at the end)
-    learns well above chance and the sink's connections move under the rule; the model file keeps
-    the topology. The whole training is the slow test below."""
+    learns well above chance and the sink's connections keep their initial weight; the model file
+    keeps the topology. The whole training is the slow test below."""
     ds = load_dataset("digits")
     cfg = TrainingConfig.for_task(ds, model="deep").replace(epochs=2, eval_every=0)
     res = train(ds, seeds=[0], config=cfg)
@@ -86,10 +86,23 @@ def test_digits_default_is_deep_with_a_sink_and_learns(tmp_path):
     assert res.test_accuracy[0] > 0.6  # 70.6 % measured (chance: 10 %)
     k = sink_index(net.roles)
     into_sink = net.weights[net.mask[:, k], k]
-    assert not np.allclose(into_sink, cfg.init_sink)  # learned, not fixed
-    assert np.all(np.isfinite(into_sink))
+    assert np.all(into_sink == cfg.init_sink)  # fixed synapses unless learn_sink
     loaded = load_model(save_model(tmp_path / "m.json", net)).network
     assert loaded.topology == "layered+sink" and np.array_equal(loaded.weights, net.weights)
+
+
+def test_learn_sink_lets_the_rule_move_the_leaks_and_needs_a_sink():
+    # The two-endpoint rule: DEEP's own rule gives a synapse into the saturated sink s_j * 0.
+    cfg = TrainingConfig.preset().replace(epochs=20, learn_sink=True, rule="stdp2")
+    res = train("xor", topology="complete+sink", seeds=[0], config=cfg)
+    net = res.networks[0]
+    k = sink_index(net.roles)
+    into_sink = net.weights[net.mask[:, k], k]
+    assert into_sink.size == net.n_neurons - net.roles.n_inputs - 1
+    assert not np.allclose(into_sink, cfg.init_sink) and np.all(np.isfinite(into_sink))
+    with pytest.raises(InvalidInputError, match="learn_sink .--learn-sink. applies to a '.sink' topology; "
+                                                "this network's topology is 'complete'"):
+        train("xor", seeds=[0], config=cfg.replace(epochs=1))
 
 
 @pytest.mark.slow
@@ -99,3 +112,14 @@ def test_digits_default_reaches_the_measured_accuracy():
     res = train("digits", seeds=[0])
     assert res.networks[0].topology == "layered+sink"
     assert res.test_accuracy[0] >= 0.94
+
+
+def test_a_network_labelled_with_a_sink_must_have_one():
+    roles = Roles(3, (4,), 1)
+    net = Network.create(roles, topology="layered")
+    with pytest.raises(InvalidInputError, match=r"labelled 'layered\+sink' must have a sink.*got hidden layers \[4\]\.$"):
+        Network(roles, net.weights, net.topology_mask, net.mask, "deep", {}, None, "layered+sink")
+    roles = Roles(3, (4, 1), 1)
+    full = Network.create(roles, topology="complete")  # the last hidden neuron has connections out
+    with pytest.raises(InvalidInputError, match="and connections out of it"):
+        Network(roles, full.weights, full.topology_mask, full.mask, "deep", {}, None, "complete+sink")

@@ -80,3 +80,29 @@ def test_bad_input_is_refused():
         TrainingConfig.preset("fast")
     with pytest.raises(InvalidInputError, match="Task 'not' has 2 inputs .* network has 3"):
         evaluate(train("xor", seeds=[0], config=FAST.replace(epochs=1)).networks[0], "not")
+
+
+@pytest.mark.filterwarnings("ignore::deepcircuit.errors.NotSettledWarning")
+def test_stop_when_solved_keeps_the_weights_a_seed_solved_with():
+    """A seed stops updating after `stop_when_solved` epochs in a row at 0 train error, decided
+    from the training's own free phases; it keeps the weights of its last zero-error epoch, and
+    a seed that is not stopped trains on as without the option."""
+    cfg = TrainingConfig.preset("default").replace(epochs=60, free_steps=500, nudged_steps=300)
+    plain = train("xor", seeds=[0, 1], config=cfg)
+    stop = train("xor", seeds=[0, 1], config=cfg.replace(stop_when_solved=2))
+    for k in range(2):
+        err, norm = plain.histories[k].error, stop.histories[k].update_norm
+        first = next(e for e in range(1, 60) if err[e - 1] == 0 and err[e] == 0)  # second zero in a row
+        assert all(u > 0 for u in norm[:first]) and all(u == 0 for u in norm[first:])
+        # Until the stop the run is the plain one; the stopped weights are those measured at 0 error.
+        assert stop.histories[k].error[:first + 1] == err[:first + 1]
+        assert all(e == 0 for e in stop.histories[k].error[first:])
+        assert stop.train_error[k] == 0
+        assert not np.array_equal(stop.networks[k].weights, plain.networks[k].weights)
+    with pytest.raises(InvalidInputError, match="stop_when_solved"):
+        TrainingConfig(stop_when_solved=0)
+
+
+def test_eta_noise_needs_repeated_measurements():
+    with pytest.raises(InvalidInputError, match="repeats >= 2"):
+        train("xor", seeds=[0], config=FAST.replace(epochs=1, eta_noise=True))

@@ -59,9 +59,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="presentations per minibatch (default: the data set's; logic tasks: all)")
     p.add_argument("--freeze", default=None, metavar="GROUPS",
                    help=f"comma-separated connection groups kept at their initial weights: {', '.join(FREEZE_GROUPS)}")
+    p.add_argument("--learn-sink", action="store_true",
+                   help="with a '+sink' topology, let the rule learn the connections into the sink "
+                        "(the leaks); by default they stay at their initial weight")
     p.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
                    help="stop a seed after PATIENCE epochs without a better validation accuracy and "
                         "keep its best weights (needs --validation-fraction)")
+    p.add_argument("--stop-when-solved", type=int, default=None, metavar="EPOCHS",
+                   help="stop updating a seed once its train error, measured on the substrate's own "
+                        "free phases, has been 0 for EPOCHS epochs in a row (for noisy substrates: "
+                        "brian2-spiking)")
     p.add_argument("--settle-tol", type=float, default=None,
                    help="equilibrium tolerance on max |ds/dt| (1/tau); phases of data sets stop there")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds / networks (default: 1)")
@@ -214,11 +221,13 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         "free_steps": args.free_steps, "nudged_steps": args.nudged_steps, "l1": args.l1,
         "prune_tol": args.prune_tol, "batch_size": args.batch_size,
         "early_stopping": args.early_stopping, "settle_tol": args.settle_tol,
-        "rule": args.rule}.items() if v is not None}
+        "rule": args.rule, "stop_when_solved": args.stop_when_solved}.items() if v is not None}
     if args.prune:
         overrides["prune"] = args.prune
     if args.sign:
         overrides["sign"] = True
+    if args.learn_sink:
+        overrides["learn_sink"] = True
     if args.freeze:
         overrides["freeze"] = tuple(g.strip() for g in args.freeze.split(",") if g.strip())
     # Every argument is checked before any work starts or any folder is created.

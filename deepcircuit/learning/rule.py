@@ -178,11 +178,12 @@ def apply_update(W: np.ndarray, b: np.ndarray, dW: np.ndarray, db: np.ndarray, m
     ``W <- W + eta * (sign(dW) if sign else dW) - l1 * sign(W)``, then the live ``mask`` is
     re-applied so forbidden and pruned connections stay 0. Bias: ``b <- b + eta * db``.
     ``eta`` is a number or one rate per source neuron, shape ``(N, 1)`` (per-layer rates); the
-    bias of neuron j then uses neuron j's rate.
+    bias of neuron j then uses neuron j's rate. A leading network axis, ``(S, N, 1)`` or
+    ``(S, 1, 1)``, gives each network its own rates.
     """
     step = np.sign(dW) if sign else dW
     reg = -l1 * np.sign(W) if l1 else 0.0
     W_new = np.where(mask, W + eta * step + reg, 0.0)
-    eta_b = np.reshape(eta, -1) if np.ndim(eta) else eta  # (N, 1) rows -> (N,) per neuron
+    eta_b = np.asarray(eta)[..., 0] if np.ndim(eta) else eta  # (N, 1) rows -> (N,) per neuron
     b_new = b + eta_b * (np.sign(db) if sign else db)
     return W_new, b_new

@@ -87,6 +87,35 @@ def steps_used(traj: Trajectory, budget: int) -> np.ndarray:
     return np.asarray(done, dtype=float).reshape(traj.n_networks, -1).mean(axis=1)
 
 
+def noise_shrinkage(nudged: Trajectory, mask: np.ndarray) -> np.ndarray:
+    """Per network ``(S,)``: how much of the measured update is signal, ``max(0, 1 - (v/K) / |m|^2)``.
+
+    From the substrate's repeated measurements of the rule's sums
+    (``nudged.meta["synaptic_traces"]["pre_dpost_each"]``, ``(K, S, N, N)``, K >= 2 independent
+    repetitions): ``m`` their mean over the live connections ``mask``, ``v`` the summed sample
+    variance across repetitions, so ``v / K`` estimates the noise power in ``|m|^2`` and
+    ``|m|^2 - v/K`` the signal's. The factor is the signal's share (James-Stein shrinkage): near 1
+    when the update is far above its noise, 0 when it is not above it.
+    """
+    traces = nudged.meta.get("synaptic_traces") or {}
+    each = traces.get("pre_dpost_each")
+    if each is None or np.shape(each)[0] < 2:
+        raise InvalidInputError(
+            "eta_noise needs a substrate that measures the rule's sums in repeated presentations "
+            "(synaptic_traces['pre_dpost_each'] with 2 or more repetitions), e.g. brian2-spiking "
+            "with repeats >= 2.")
+    each = np.asarray(each, dtype=float)
+    K = each.shape[0]
+    m = each.mean(axis=0)
+    v = each.var(axis=0, ddof=1)
+    live = np.asarray(mask, dtype=bool)
+    m2 = np.where(live, m * m, 0.0).reshape(len(m), -1).sum(axis=1)
+    noise = np.where(live, v, 0.0).reshape(len(m), -1).sum(axis=1) / K
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(m2 > 0, 1.0 - noise / m2, 0.0)
+    return np.clip(share, 0.0, 1.0)
+
+
 @dataclass
 class RuleStep:
     """The weights after one update, and what the divergence check and history need."""

@@ -29,7 +29,7 @@ from ..data.split import Dataset, load_dataset
 from ..substrates import Schedule, Substrate, get_substrate, initial_states
 from ..data.tasks import Task
 from .steps import (EpochCallback, EpochTally, draw_initial, epoch_batches, evaluate_split, frozen_mask,
-                    prune_step, rule_step, run_callbacks, run_phases)
+                    noise_shrinkage, prune_step, rule_step, run_callbacks, run_phases)
 
 PRUNE_METHODS = ("stochastic", "magnitude")
 
@@ -77,7 +77,10 @@ class TrainingConfig:
     init_sink : float
         Initial weight of every connection into the sink neuron of a ``+sink`` topology (see
         :mod:`deepcircuit.model.topology`): the leak, in 1/tau, that the sink drains from each
-        free neuron at the start (1 = deep-leaky's gamma on digits). The rule learns it after.
+        free neuron at the start (1 = deep-leaky's gamma on digits).
+    learn_sink : bool
+        Let the rule change the connections into the sink neuron (a learned leak). ``False``
+        (default): they keep ``init_sink``, fixed synapses like frozen ones.
     state_init_high : float
         Initial free states are drawn from ``Uniform(0, state_init_high)`` every presentation.
     settle_tol : float
@@ -114,6 +117,19 @@ class TrainingConfig:
         Learning rule; ``None`` (default) is the family's own. ``"stdp2"`` / ``"stdp2-mirror"``
         (deep, deep-leaky): DEEP's rule with the pre-synaptic change subtracted, and with backward
         synapses mirroring their forward twin (see ``docs/gradient.md``).
+    stop_when_solved : int or None
+        Stop updating a seed once its error on the train split, as measured by the training's
+        own free phases on the substrate (``History.error``), has been 0 for this many
+        consecutive epochs; with one full batch the last of those measurements is of the
+        weights the seed keeps (its update is not applied). Decided per seed from the
+        substrate's measurements only. ``None`` (default) = off. For noisy substrates
+        (spiking), where late updates are mostly noise. A stopped seed's
+        ``History.update_norm`` is 0 from its stopping epoch on.
+    eta_noise : bool
+        Scale each seed's learning rate, every update, by the share of its measured update that
+        is signal rather than measurement noise (:func:`~deepcircuit.learning.steps.noise_shrinkage`),
+        estimated from the substrate's repeated measurements of the rule's sums; needs a
+        substrate that reports them (``brian2-spiking`` with ``repeats >= 2``). Default off.
     """
 
     epochs: int = 200
@@ -134,6 +150,7 @@ class TrainingConfig:
     init_scale_free: float | None = None
     init_mean_free: float = 0.0
     init_sink: float = 1.0
+    learn_sink: bool = False
     state_init_high: float = 0.1
     settle_tol: float = 1e-4
     stop_at_equilibrium: bool = False
@@ -147,6 +164,8 @@ class TrainingConfig:
     eta_feedback: float = 1.0
     eval_free_steps: int | None = None
     rule: str | None = None
+    stop_when_solved: int | None = None
+    eta_noise: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size is not None:
@@ -154,6 +173,8 @@ class TrainingConfig:
         check_int("shuffle_seed", self.shuffle_seed, low=0)
         if self.early_stopping is not None:
             check_int("early_stopping", self.early_stopping, low=1)
+        if self.stop_when_solved is not None:
+            check_int("stop_when_solved", self.stop_when_solved, low=1)
         if self.eval_every is not None:
             check_int("eval_every", self.eval_every, low=0)
         if self.eval_free_steps is not None:
@@ -559,6 +580,10 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     batch = NetworkBatch.of(nets)
     roles = batch.roles
     check_task_fits(task, roles)
+    if config.learn_sink and not has_sink(batch[0].topology):
+        raise InvalidInputError(
+            f"learn_sink (--learn-sink) applies to a '+sink' topology; this network's topology is "
+            f"{batch[0].topology!r}.")
     family = batch.family_
     rule = select_rule(family, config.rule)
     eta = config.eta
@@ -576,6 +601,13 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     settings = {"beta": config.beta, "beta0": config.beta0, "beta1": config.beta1,
                 "nudged_steps": config.nudged_steps}
     frozen = frozen_mask(roles, config.freeze) if config.freeze else None
+    if has_sink(batch[0].topology) and not config.learn_sink:
+        # The connections into the sink are fixed synapses unless asked otherwise.
+        n = roles.n_neurons
+        fW, fb = frozen if frozen is not None else (np.zeros((n, n), bool), np.zeros(n, bool))
+        fW = fW.copy()
+        fW[:, sink_index(roles)] = True
+        frozen = (fW, fb)
     if frozen is not None and family.symmetric:
         # A symmetric family's twin connections move together: freezing one freezes both.
         frozen = (frozen[0] | frozen[0].T, frozen[1])
@@ -596,6 +628,8 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     diverged: list[str | None] = [None] * S
     active = np.ones(S, dtype=bool)
     stopper = _EarlyStopping(S, config.early_stopping)
+    solved_run = np.zeros(S, dtype=int)  # consecutive epochs at 0 train error (stop_when_solved)
+    stopped = np.zeros(S, dtype=bool)     # seeds that stop_when_solved stopped
 
     def fail(k: int, msg: str, phase: str, epoch: int, magnitude: float) -> None:
         if on_divergence == "raise":
@@ -609,7 +643,9 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     # program, given the initial states this loop will draw; the loop below is unchanged and
     # receives each epoch's recording from sub.run (the substrate checks that it matches).
     plan = getattr(sub, "plan_training", None)
-    if plan is not None and not callbacks and config.batch_size is None and eval_schedule == schedule:
+    if (plan is not None and not callbacks and config.batch_size is None and eval_schedule == schedule
+            and frozen is None and config.rule in (None, "stdp") and np.ndim(eta) == 0
+            and config.stop_when_solved is None and not config.eta_noise):
         ahead = [copy.deepcopy(g) for g in rngs]
         plan(batch, task.inputs, task.targets, schedule, config,
              np.stack([draw_initial(ahead, task.inputs, roles, config.state_init_high)
@@ -624,14 +660,23 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
             for idx in epoch_batches(task.n_presentations, config.batch_size, order_rng):
                 part = task if len(idx) == task.n_presentations and config.batch_size is None else task.subset(idx)
                 result = run_phases(sub, batch, part, rngs, schedule, config.state_init_high)
+                if config.stop_when_solved is not None and part is task:
+                    # The whole train split, measured on these weights before their update: a seed
+                    # at 0 error for stop_when_solved epochs in a row keeps these weights.
+                    solved_run = np.where(task.error(result.free.outputs) == 0, solved_run + 1, 0)
+                    stopped |= active & (solved_run >= config.stop_when_solved)
+                    active &= ~stopped
                 for ph in (result.free, result.nudged):
                     for k in np.flatnonzero(ph.diverged & active):
                         why = (ph.meta.get("diverged_why") or [""] * len(seeds))[k] or "non-finite states"
                         fail(k, f"{ph.phase} phase diverged in epoch {epoch} ({why})", ph.phase, epoch, float("inf"))
-                upd_step = rule_step(rule, result, settings, W, b, mask, eta=eta, l1=config.l1,
+                eta_now = eta
+                if config.eta_noise:
+                    eta_now = np.asarray(eta, dtype=float) * noise_shrinkage(result.nudged, mask)[:, None, None]
+                upd_step = rule_step(rule, result, settings, W, b, mask, eta=eta_now, l1=config.l1,
                                      sign=config.sign, max_weight=config.max_weight, frozen=frozen,
                                      topology=topology_masks)
-                tally.add(part, result, upd_step.step, schedule)
+                tally.add(part, result, np.where(stopped[:, None, None], 0.0, upd_step.step), schedule)
                 for k in np.flatnonzero(upd_step.bad & active):
                     fail(k, f"weights diverged in the update of epoch {epoch} (max |W| = "
                             f"{upd_step.largest[k]:.3g}, limit {config.max_weight:g})", "update", epoch,
@@ -661,6 +706,11 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
             seconds = time.perf_counter() - t_epoch
             tmask = batch.topology_mask.reshape(S, -1).sum(axis=1)
             err, mse = tally.mean("wrong"), tally.mean("sq")
+            if config.stop_when_solved is not None and tally.n_batches > 1:
+                # Minibatches: the epoch's train error (each minibatch before its update).
+                solved_run = np.where(err == 0, solved_run + 1, 0)
+                stopped |= active & (solved_run >= config.stop_when_solved)
+                active &= ~stopped
             free_set, nudged_set = tally.mean("free_settled"), tally.mean("nudged_settled")
             free_used, nudged_used = tally.mean("free_steps"), tally.mean("nudged_steps")
             norms = tally.update_norm
@@ -688,7 +738,7 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
                     post["solved"] = f"{int(np.sum((err == 0) & active))}/{S}"
                 post["mse"] = f"{float(np.mean(mse)):.3g}"
                 bar.set_postfix(post)
-            if stopper.enabled and not active.any():
+            if (stopper.enabled or config.stop_when_solved is not None) and not active.any():
                 break
     finally:
         if bar is not None:

@@ -19,7 +19,7 @@ from .._validation import check_array, check_real
 from ..errors import InvalidInputError
 from .families import Family, get_family
 from .roles import Roles
-from .topology import allowed_mask, build_mask
+from .topology import allowed_mask, build_mask, check_sink
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -94,6 +94,7 @@ class Network:
             i, j = np.argwhere(mask & ~tmask)[0]
             raise InvalidInputError(
                 f"The live mask has connection {i} -> {j}, which the topology does not provide.")
+        check_sink(self.roles, self.topology, tmask)
         off = (W != 0) & ~mask
         if off.any():
             i, j = np.argwhere(off)[0]

@@ -30,7 +30,7 @@ SINK = "+sink"
 
 def has_sink(topology: Any) -> bool:
     """True for a named topology with a sink neuron (``complete+sink``, ``layered+sink``)."""
-    return isinstance(topology, str) and topology.endswith(SINK)
+    return isinstance(topology, str) and topology in ("complete" + SINK, "layered" + SINK)
 
 
 def sink_index(roles: Roles) -> int:
@@ -127,7 +127,7 @@ def mask_from_edges(roles: Roles, edges: Any) -> np.ndarray:
 
 def build_mask(roles: Roles, topology: Any) -> np.ndarray:
     """Mask for a topology name (see :data:`TOPOLOGIES`) or a user graph."""
-    if has_sink(topology) and topology[: -len(SINK)] in ("complete", "layered"):
+    if has_sink(topology):
         return _sink_mask(roles, topology[: -len(SINK)])
     if isinstance(topology, str):
         if topology == "complete":
@@ -143,3 +143,15 @@ def build_mask(roles: Roles, topology: Any) -> np.ndarray:
                 f"A topology mask must have shape {(roles.n_neurons,) * 2}; got {topology.shape}.")
         return mask_from_edges(roles, zip(*np.nonzero(topology)))
     return mask_from_edges(roles, topology)
+
+
+def check_sink(roles: Roles, topology: str, mask: np.ndarray) -> None:
+    """For a network labelled with a ``+sink`` topology (a model file, say): its last hidden layer
+    is one neuron with no outgoing connection, so that training keeps the right synapses fixed."""
+    if not has_sink(topology):
+        return
+    if not roles.hidden or roles.hidden[-1] != 1 or mask[sink_index(roles)].any():
+        raise InvalidInputError(
+            f"A network labelled {topology!r} must have a sink: a last hidden layer of one neuron "
+            f"with no outgoing connection; got hidden layers {list(roles.hidden)}"
+            + ("" if not roles.hidden or roles.hidden[-1] != 1 else " and connections out of it") + ".")

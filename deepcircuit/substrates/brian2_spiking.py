@@ -120,7 +120,7 @@ class _SpikingNetwork:
             self.monitor = b2.StateMonitor(G, "s", record=True, when="start",
                                            dt=dt * tau * b2.second, name="deepcircuit_spk_monitor*")
             self.spikes = b2.SpikeMonitor(G, record=False, name="deepcircuit_spk_count*")
-            self.out_degree_index = pre
+            self.out_degree_index = self._pre = pre
             self.G, self.Syn = G, Syn
             self.net = b2.Network(G, Syn, self.monitor, self.spikes)
 
@@ -152,23 +152,17 @@ class _SpikingNetwork:
         self.Syn.variables["acc_c"].get_value()[:] = 0.0
         self.G.variables["learn"].get_value()[:] = 1.0
 
-    def synaptic_traces(self, samples: int, dt_seconds: float) -> dict:
+    def synaptic_traces(self, samples: int, dt_seconds: float, repeats: int = 1) -> dict:
         """The spike-based estimates of the rule's sums, per network ``(S, N, N)``.
 
         ``pre_dpost`` estimates ``sum_t s_i(t) (s_j(t) - s_j(t-1))`` (= ``int s_i ds_j``) as
         ``sum acc_d / (max_rate^2 (tau_l - tau_f))``; ``pre_post`` estimates
         ``sum_t s_i s_j`` over ``samples`` samples ``dt_seconds`` apart as
-        ``sum acc_c / (max_rate^2 dt_seconds)``. Summed over presentations.
+        ``sum acc_c / (max_rate^2 dt_seconds)``. Summed over presentations (see
+        :func:`_synaptic_sums` for ``repeats``).
         """
-        r2 = self.max_rate ** 2
-        out = {}
-        for key, var, scale in (("pre_dpost", "acc_d", r2 * (self.tau_l - self.tau_f)),
-                                ("pre_post", "acc_c", r2 * dt_seconds)):
-            acc = np.zeros((self.S, self.N, self.N))
-            np.add.at(acc, (self.syn_net, self.syn_i, self.syn_j), self.Syn.variables[var].get_value() / scale)
-            out[key] = acc
-        out["samples"] = samples
-        return out
+        return _synaptic_sums({v: self.Syn.variables[v].get_value() for v in ("acc_d", "acc_c")},
+                              self, samples, dt_seconds, repeats)
 
     def spike_counts(self) -> np.ndarray:
         """Spikes per neuron of the group so far (for the energy-like counts)."""
@@ -283,16 +277,8 @@ class _SpikingProgram:
             vals["b"] = np.repeat(batch.bias, P, axis=0).ravel()
         return run_standalone(self.directory, self._args, self._files, vals)
 
-    def synaptic_traces(self, res: dict, samples: int, dt_seconds: float) -> dict:
-        r2 = self.max_rate ** 2
-        out = {}
-        for key, var, scale in (("pre_dpost", "acc_d", r2 * (self.tau_l - self.tau_f)),
-                                ("pre_post", "acc_c", r2 * dt_seconds)):
-            acc = np.zeros((self.S, self.N, self.N))
-            np.add.at(acc, (self.syn_net, self.syn_i, self.syn_j), res[var] / scale)
-            out[key] = acc
-        out["samples"] = samples
-        return out
+    def synaptic_traces(self, res: dict, samples: int, dt_seconds: float, repeats: int = 1) -> dict:
+        return _synaptic_sums(res, self, samples, dt_seconds, repeats)
 
 
 class Brian2SpikingSubstrate(Substrate):
@@ -320,6 +306,15 @@ class Brian2SpikingSubstrate(Substrate):
         Seed of Brian2's random numbers (the spike trains); None = not reproducible.
     window : float
         Fraction of each phase (at its end) averaged into ``meta["window_mean"]``.
+    repeats : int
+        Presentations per (network, pattern) in a run with targets (a training step): each is
+        simulated ``repeats`` times from the same initial state with independent spike trains,
+        side by side in one run. The returned trajectories are the first repetition's; the
+        synaptic traces are the mean over the repetitions, so the spike noise of the update has
+        ``1/sqrt(repeats)`` of its standard deviation while its expectation (the rate rule) is
+        unchanged, and ``synaptic_traces["pre_dpost_each"]`` keeps each repetition's sums (for a
+        noise estimate). Runs without targets (inference, evaluation) simulate each presentation
+        once. Spike and event counts in ``meta`` count every repetition (what the step costs).
     """
 
     name = "brian2-spiking"
@@ -327,7 +322,7 @@ class Brian2SpikingSubstrate(Substrate):
     def __init__(self, *, max_rate: float = 2000.0, tau: float = 10e-3, tau_s: float = 5e-3,
                  substeps: int = 10, target: str = "numpy", seed: int | None = 0,
                  window: float = 0.2, stdp_tau_fast: float = 5e-3, stdp_tau_slow: float = 20e-3,
-                 stdp_window: float | None = None) -> None:
+                 stdp_window: float | None = None, repeats: int = 1) -> None:
         self.max_rate = check_real("max_rate", max_rate, low=0.0, low_open=True)
         self.tau = check_real("tau", tau, low=0.0, low_open=True)
         self.tau_s = check_real("tau_s", tau_s, low=0.0, low_open=True)
@@ -338,6 +333,7 @@ class Brian2SpikingSubstrate(Substrate):
         self.stdp_window = None if stdp_window is None else check_real("stdp_window", stdp_window, low=0.0, low_open=True)
         self.seed = None if seed is None else check_int("seed", seed, low=0)
         self.window = check_real("window", window, low=0.0, high=1.0, low_open=True)
+        self.repeats = check_int("repeats", repeats, low=1)
         self._brian2 = import_brian2()
         if self.target == "cpp_standalone":
             from .brian2_standalone import compiler_available
@@ -355,7 +351,7 @@ class Brian2SpikingSubstrate(Substrate):
 
     def __repr__(self) -> str:
         return (f"Brian2SpikingSubstrate(max_rate={self.max_rate!r}, tau={self.tau!r}, "
-                f"tau_s={self.tau_s!r}, target={self.target!r})")
+                f"tau_s={self.tau_s!r}, target={self.target!r}, repeats={self.repeats!r})")
 
     def close(self) -> None:
         self._net = None
@@ -375,9 +371,19 @@ class Brian2SpikingSubstrate(Substrate):
             raise InvalidInputError(
                 f"max_rate * Brian2 step = {p_max:.3g} spikes per step at state 1; Poisson spiking needs "
                 "it well below 1. Increase 'substeps' or lower 'max_rate'.")
+        K = self.repeats if targets is not None and schedule.nudged_steps > 0 else 1
+        if K > 1:
+            # The repetitions are K more presentations of the same run: rows r * P + p.
+            res = self._run_once(batch, np.tile(inputs, (K, 1)), np.tile(initial, (1, K, 1)), schedule,
+                                 np.tile(targets, (K, 1)), K)
+            return PhaseResult(_first_repetition(res.free, K), _first_repetition(res.nudged, K))
+        return self._run_once(batch, inputs, initial, schedule, targets)
+
+    def _run_once(self, batch: NetworkBatch, inputs, initial, schedule: Schedule, targets,
+                  repeats: int = 1) -> PhaseResult:
         P = inputs.shape[0]
         if self.target == "cpp_standalone":
-            return self._run_compiled(batch, inputs, initial, schedule, targets)
+            return self._run_compiled(batch, inputs, initial, schedule, targets, repeats)
         key = (batch.roles, batch.family, tuple(sorted(batch.params.items())), len(batch), P,
                float(schedule.dt), batch.topology_mask.tobytes())
         if key != self._key:
@@ -403,16 +409,17 @@ class Brian2SpikingSubstrate(Substrate):
         net.G.variables["y"].get_value()[:] = np.tile(y_full.reshape(-1), len(batch))
         net.start_learning()
         nudged = self._phase(net, batch, free.final, schedule, schedule.nudged_steps, "nudged",
-                             learn=True)
+                             learn=True, repeats=repeats)
         return PhaseResult(free, nudged)
 
-    def _phase(self, net: _SpikingNetwork, batch, x0, schedule, steps, phase, *, learn=False) -> Trajectory:
+    def _phase(self, net: _SpikingNetwork, batch, x0, schedule, steps, phase, *, learn=False,
+               repeats: int = 1) -> Trajectory:
         S, P, N = x0.shape
         counts0 = net.spike_counts()
         learn_steps = self._learn_steps(schedule) if learn else None
         rec = net.run_phase(steps, schedule.dt, self.tau, learn_steps)
         out = np.moveaxis(rec.reshape(rec.shape[0], S, P, N), 0, 2)
-        traces = net.synaptic_traces(steps, schedule.dt * self.tau) if learn else None
+        traces = net.synaptic_traces(steps, schedule.dt * self.tau, repeats) if learn else None
         return self._trajectory(batch, out, schedule, steps, phase, net.spike_counts() - counts0,
                                 traces, learn_steps)
 
@@ -421,7 +428,7 @@ class Brian2SpikingSubstrate(Substrate):
             return None
         return max(1, int(round(self.stdp_window / schedule.dt)))
 
-    def _run_compiled(self, batch, inputs, initial, schedule, targets) -> PhaseResult:
+    def _run_compiled(self, batch, inputs, initial, schedule, targets, repeats: int = 1) -> PhaseResult:
         """Both phases as one run of the compiled program (target ``cpp_standalone``)."""
         roles = batch.roles
         S, P, N = initial.shape
@@ -452,7 +459,7 @@ class Brian2SpikingSubstrate(Substrate):
             return PhaseResult(free)
         nudged = self._trajectory(batch, full[:, :, T1:T1 + T2 + 1], schedule, T2, "nudged",
                                   res["n_nudged"].astype(np.int64),
-                                  prog.synaptic_traces(res, T2, schedule.dt * self.tau), learn)
+                                  prog.synaptic_traces(res, T2, schedule.dt * self.tau, repeats), learn)
         return PhaseResult(free, nudged)
 
     def _trajectory(self, batch, out, schedule, steps, phase, counts, traces, learn_steps) -> Trajectory:
@@ -493,3 +500,54 @@ class Brian2SpikingSubstrate(Substrate):
             meta["magnitude"] = float("inf")
         return Trajectory(times, out, roles, phase, self.name, settled, schedule.settle_tol,
                           diverged, msg, meta)
+
+
+def _synaptic_sums(acc: dict, net, samples: int, dt_seconds: float, repeats: int) -> dict:
+    """The rule's sums per network ``(S, N, N)`` from the synapses' accumulators ``acc_d`` and
+    ``acc_c`` (one value per synapse, synapses of ``block_diagonal_synapses`` order), scaled as
+    :meth:`_SpikingNetwork.synaptic_traces` says and summed over presentations. With
+    ``repeats = K > 1`` the run's ``net.P`` presentations are K repetitions of ``net.P / K``
+    patterns (rows ``r * P/K + p``) and ``pre_dpost_each (K, S, N, N)`` keeps each repetition's
+    sum as well.
+    """
+    r2 = net.max_rate ** 2
+    out = {}
+    for key, var, scale in (("pre_dpost", "acc_d", r2 * (net.tau_l - net.tau_f)),
+                            ("pre_post", "acc_c", r2 * dt_seconds)):
+        total = np.zeros((net.S, net.N, net.N))
+        np.add.at(total, (net.syn_net, net.syn_i, net.syn_j), np.asarray(acc[var]) / scale)
+        out[key] = total
+    if repeats > 1:
+        rep = (net._pre // net.N) % net.P // (net.P // repeats)  # repetition of each synapse's copy
+        each = np.zeros((repeats, net.S, net.N, net.N))
+        np.add.at(each, (rep, net.syn_net, net.syn_i, net.syn_j),
+                  np.asarray(acc["acc_d"]) / (r2 * (net.tau_l - net.tau_f)))
+        out["pre_dpost_each"] = each
+    out["samples"] = samples
+    return out
+
+
+def _first_repetition(traj: Trajectory | None, repeats: int) -> Trajectory | None:
+    """The trajectory of a run whose presentations were ``repeats`` repetitions of the same
+    patterns, reduced to the first repetition's states; the synaptic traces become the mean
+    over repetitions (so the rule, which divides by the number of presentations, gets the
+    repetition-averaged update) and the energy-like counts per presentation count every
+    repetition."""
+    if traj is None:
+        return None
+    S, PK = traj.states.shape[:2]
+    P = PK // repeats
+    meta = dict(traj.meta)
+    for key in ("window_mean", "final_speed"):
+        meta[key] = meta[key][:, :P]
+    for key in ("spikes_per_presentation", "synaptic_events_per_second"):
+        meta[key] = meta[key] * repeats
+    meta["repeats"] = repeats
+    traces = meta.get("synaptic_traces")
+    if traces is not None:
+        traces = dict(traces)
+        for key in ("pre_dpost", "pre_post"):
+            traces[key] = traces[key] / repeats
+        meta["synaptic_traces"] = traces
+    return Trajectory(traj.times, traj.states[:, :P], traj.roles, traj.phase, traj.substrate,
+                      traj.settled[:, :P], traj.settle_tol, traj.diverged, traj.message, meta)

@@ -63,6 +63,33 @@ def cache_root() -> Path:
     return Path(base) / "deepcircuit" / "brian2"
 
 
+#: Environment variable naming the folder for each run's temporary argument and result files.
+RUN_ENV = "DEEPCIRCUIT_BRIAN2_RUN_DIR"
+#: A memory-backed folder is used for the run files only while it has this much room.
+RUN_DIR_MIN_FREE = 1 << 30
+
+
+def run_folder(program: Path) -> Path:
+    """Where a run of ``program`` keeps its argument and result files (a temporary sub-folder).
+
+    ``$DEEPCIRCUIT_BRIAN2_RUN_DIR`` if set; else ``/dev/shm`` where it is a writable folder with
+    at least :data:`RUN_DIR_MIN_FREE` bytes free (memory-backed: creating and removing the
+    files costs a fraction of a disk's, 12-15 ms less per run of an XOR program here); else
+    the program folder itself.
+    """
+    env = os.environ.get(RUN_ENV)
+    if env:
+        return Path(env).expanduser()
+    shm = Path("/dev/shm")
+    try:
+        st = os.statvfs(shm)
+        if shm.is_dir() and os.access(shm, os.W_OK) and st.f_bavail * st.f_frsize >= RUN_DIR_MIN_FREE:
+            return shm
+    except OSError:
+        pass
+    return program
+
+
 def compiler_available() -> bool:
     """Whether Brian2's standalone build can work here (``make`` and a C++ compiler on PATH)."""
     cxx = os.environ.get("CXX", "g++")
@@ -159,8 +186,9 @@ def run_standalone(directory: Path, arg_names: dict, files: dict, values: dict,
                    extra: dict | None = None, scalars: tuple = ()) -> dict:
     """Run a built program once: ``values`` {key: array or scalar} become run arguments,
     ``extra`` {command-line name: array} too (e.g. a TimedArray's ``name.values``); returns the
-    result arrays {name: 1-d array}. Files live in a temporary folder removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="run-", dir=directory) as tmp:
+    result arrays {name: 1-d array}. Files live in a temporary folder (in :func:`run_folder`)
+    removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="deepcircuit-brian2-run-", dir=run_folder(directory)) as tmp:
         args = ["--results_dir", os.path.join(tmp, "")]
         items = [(arg_names[k][0], np.asarray(v, dtype=arg_names[k][1]).ravel(), k) for k, v in values.items()]
         items += [(name, np.asarray(v, dtype=float).ravel(), name) for name, v in (extra or {}).items()]

@@ -4,7 +4,7 @@
 #   2. Lyapunov / stability checks of the chosen network
 #   3. export it as a standalone SPICE netlist and run it in plain ngspice
 #   4. compile it to Brian2 and SPICE, compare with the accurate ODE reference, train on each
-#   5. train leaky DEEP on handwritten digits and run test samples on the ODE and on SPICE
+#   5. train DEEP (with a sink neuron) on handwritten digits and run test samples on the ODE and on SPICE
 # Everything lands in $OUT (default runs/demo): models, netlist, plots, report.md.
 set -euo pipefail
 OUT=${1:-runs/demo}
@@ -44,7 +44,7 @@ echo; echo "== 4. compare substrates: ODE (projected Euler), Brian2 (rate), SPIC
     --train-epochs "$EPOCHS" --out "$OUT/comparison" --json > "$OUT/compare.log"
 tail -n 1 "$OUT/compare.log" > "$OUT/compare.json"
 
-echo; echo "== 5. a real data set: handwritten digits (8x8, 10 classes) on a 64-100-10 leaky DEEP network =="
+echo; echo "== 5. a real data set: handwritten digits (8x8, 10 classes) on a 64-100-10 DEEP network with a sink neuron =="
 "$DC" train --task digits --seeds 1 --epochs "${DEMO_DIGITS_EPOCHS:-30}" --out "$OUT/digits" --json --quiet \
     > "$OUT/digits.log"
 head -n -1 "$OUT/digits.log"

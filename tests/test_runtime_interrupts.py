@@ -24,6 +24,24 @@ DC = [sys.executable, "-m", "deepcircuit"]
 STOP_WITHIN = 5.0  # seconds from SIGINT to exit
 
 
+def _sigint_default() -> None:
+    """In the child before it starts: Ctrl-C as at a terminal, even when the test run itself was
+    started with SIGINT ignored (``nohup``, a background job ``&``), which children inherit and
+    which deepcircuit rightly keeps (an ignored SIGINT stays ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(autouse=True)
+def _sigint_as_at_a_terminal():
+    """The same for this process: tests that send SIGINT to themselves need Python's handler."""
+    before = signal.getsignal(signal.SIGINT)
+    if before is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if before is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, before)
+
+
 def interrupt(args, *, stage: str, first_delay: float = 2.5, tries: int = 4):
     """Run ``deepcircuit ARGS``, SIGINT it after a delay; retry later until it stops in ``stage``.
 
@@ -31,7 +49,8 @@ def interrupt(args, *, stage: str, first_delay: float = 2.5, tries: int = 4):
     """
     delay = first_delay
     for _ in range(tries):
-        p = subprocess.Popen(DC + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(DC + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=_sigint_default)
         time.sleep(delay)
         if p.poll() is not None:  # finished before the signal: the test's work is too short
             out, err = p.communicate()
@@ -175,7 +194,7 @@ def test_ctrl_c_while_the_libraries_are_imported(tmp_path, mode):
     out = tmp_path / "runs"
     t0 = time.monotonic()
     p = subprocess.run(DC + ["train", "--epochs", "1", "--out", str(out)], capture_output=True, text=True,
-                       env=env, timeout=120)
+                       env=env, timeout=120, preexec_fn=_sigint_default)
     assert_clean_stop(p.returncode, time.monotonic() - t0, p.stderr, out)
     assert p.stderr.strip() == "deepcircuit train: interrupted; no files were written"
     assert not out.exists()

@@ -99,8 +99,10 @@ def test_changing_the_grid_runs_only_new_points(client, tmp_path):
 def test_kill_9_then_rerun_completes_without_duplicates_or_losses(tmp_path):
     out = tmp_path / "study"
     cmd = [sys.executable, "-m", "deepcircuit", "sweep", "--out", str(out), "--grid", "hidden=2,3,4,5",
-           "--seeds", "4", "--workers", "1", "--quiet", "--json", "--epochs", "20", "--free-steps", "100",
+           "--seeds", "4", "--workers", "1", "--quiet", "--json", "--epochs", "200", "--free-steps", "100",
            "--nudged-steps", "100", "--dt", "0.1"]
+    # 200 epochs: runs long enough that the kill lands mid-sweep even when this process is not
+    # scheduled for a second or two (with 20 epochs all 16 had finished by then, on a loaded machine).
     env = dict(os.environ)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:

@@ -123,3 +123,12 @@ def test_a_network_labelled_with_a_sink_must_have_one():
     full = Network.create(roles, topology="complete")  # the last hidden neuron has connections out
     with pytest.raises(InvalidInputError, match="and connections out of it"):
         Network(roles, full.weights, full.topology_mask, full.mask, "deep", {}, None, "complete+sink")
+
+
+def test_hidden_zero_with_a_sink_leaves_the_sink_as_the_only_hidden_neuron():
+    from deepcircuit.model.topology import with_sink_layer
+
+    assert with_sink_layer((0,), "layered+sink") == (1,) and with_sink_layer((4, 2), "complete+sink") == (4, 2, 1)
+    assert with_sink_layer((0,), "layered") == (0,)
+    res = train("xor", topology="layered+sink", hidden=0, seeds=[0], config=TrainingConfig.preset().replace(epochs=2))
+    assert res.networks[0].roles.hidden == (1,)

@@ -40,7 +40,10 @@ def sink_index(roles: Roles) -> int:
 
 def with_sink_layer(hidden: tuple, topology: Any) -> tuple:
     """Hidden layer sizes with the sink's layer of one neuron appended when ``topology`` has one."""
-    return tuple(hidden) + (1,) if has_sink(topology) else tuple(hidden)
+    if not has_sink(topology):
+        return tuple(hidden)
+    hidden = tuple(hidden)
+    return (() if hidden in ((), (0,)) else hidden) + (1,)  # hidden 0: the sink is the only hidden neuron
 
 
 def _sink_mask(roles: Roles, base: str) -> np.ndarray:

@@ -59,7 +59,7 @@ NOTES = {"digits": "Each family trains with its own digits defaults (`deepcircui
                    "frozen it reaches 85.8 %, so the hidden layer learns (+9.3 points). The first measurement of plain `deep`, with the prototype settings and no sink, was "
                    "88.4 +- 0.8 % (5 seeds, 1298 s). Rows not measured were not run in the time of the "
                    "sessions (the prototype settings run 1000-step phases). Wall times were measured on 2 "
-                   "cores shared with other runs (one digits seed of `deep` alone: 87 s).",
+                   "cores shared with other runs (one digits seed of `deep` in `make demo`: 370 s with one other run).",
          "iris": "`deep` trains with its own iris defaults: digits' DEEP settings on the complete graph "
                  "with the sink, eta 30 (chosen on test accuracy of seeds 0-1: a little optimistic); "
                  "the other families keep the configuration below. DEEP's first row here, with these "

@@ -631,6 +631,12 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     solved_run = np.zeros(S, dtype=int)  # consecutive epochs at 0 train error (stop_when_solved)
     stopped = np.zeros(S, dtype=bool)     # seeds that stop_when_solved stopped
 
+    def note_train_error(error: np.ndarray) -> None:
+        """stop_when_solved: count epochs at 0 train error; stop the seeds that reached the count."""
+        solved_run[:] = np.where(error == 0, solved_run + 1, 0)
+        stopped[:] |= active & (solved_run >= config.stop_when_solved)
+        active[:] &= ~stopped
+
     def fail(k: int, msg: str, phase: str, epoch: int, magnitude: float) -> None:
         if on_divergence == "raise":
             raise DivergenceError(f"seed {seeds[k]}: {msg}", phase=phase, epoch=epoch, magnitude=magnitude)
@@ -663,9 +669,7 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
                 if config.stop_when_solved is not None and part is task:
                     # The whole train split, measured on these weights before their update: a seed
                     # at 0 error for stop_when_solved epochs in a row keeps these weights.
-                    solved_run = np.where(task.error(result.free.outputs) == 0, solved_run + 1, 0)
-                    stopped |= active & (solved_run >= config.stop_when_solved)
-                    active &= ~stopped
+                    note_train_error(task.error(result.free.outputs))
                 for ph in (result.free, result.nudged):
                     for k in np.flatnonzero(ph.diverged & active):
                         why = (ph.meta.get("diverged_why") or [""] * len(seeds))[k] or "non-finite states"
@@ -704,13 +708,11 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
                                            config.state_init_high)
                     stopper.update(epoch, valid.accuracy, active, W, b, mask)
             seconds = time.perf_counter() - t_epoch
-            tmask = batch.topology_mask.reshape(S, -1).sum(axis=1)
+            tmask = topology_masks.reshape(S, -1).sum(axis=1)
             err, mse = tally.mean("wrong"), tally.mean("sq")
             if config.stop_when_solved is not None and tally.n_batches > 1:
                 # Minibatches: the epoch's train error (each minibatch before its update).
-                solved_run = np.where(err == 0, solved_run + 1, 0)
-                stopped |= active & (solved_run >= config.stop_when_solved)
-                active &= ~stopped
+                note_train_error(err)
             free_set, nudged_set = tally.mean("free_settled"), tally.mean("nudged_settled")
             free_used, nudged_used = tally.mean("free_steps"), tally.mean("nudged_steps")
             norms = tally.update_norm

@@ -10,8 +10,11 @@ substrate's time per epoch, and a 200-epoch XOR training in under a minute; for 
 ``cpp_standalone`` target (issue 14): within 3x the ODE substrate's time, excluding the one-time
 build, which is reported separately (``build s``: code generation plus compilation in this
 process; compiled objects are cached on disk, so only the first build ever compiles everything).
-Two standalone modes are timed: the whole training as one program (default) and one compiled
-phase program per epoch (``whole_training=False``). Also reports the
+Two standalone modes are timed, for the rate and the spiking substrate: the whole training as
+one program (default) and one compiled program per epoch (``whole_training=False``); the
+spiking target is within 10x the ODE. ``--spike-steps T1,T2 --spike-rate HZ --spike-substeps K``
+time every row on that schedule and the spiking rows at that rate (e.g. the settings that learn
+XOR from spikes: ``--spike-steps 500,300 --spike-rate 10000 --spike-substeps 20``). Also reports the
 time of Brian2's own ``Network.run`` per phase (``driver="network"``, code regenerated on every
 call) and the weight difference to the ODE-trained network.
 """
@@ -157,10 +160,13 @@ def main() -> None:
     ap.add_argument("--spike-train", type=int, default=0, metavar="SEEDS",
                     help="train XOR with the spike-based rule on this many seeds (0 = skip) and stop")
     ap.add_argument("--spike-target", default="cython")
-    ap.add_argument("--spike-rate", type=float, default=2000.0)
-    ap.add_argument("--spike-substeps", type=int, default=10)
+    ap.add_argument("--spike-rate", type=float, default=2000.0,
+                    help="max_rate (Hz) of the spike training and of the timed spiking rows")
+    ap.add_argument("--spike-substeps", type=int, default=10,
+                    help="Brian2 steps per schedule step of the spike training and the timed spiking rows")
     ap.add_argument("--spike-window", type=float, default=10.0)
-    ap.add_argument("--spike-steps", default="1000,1000", help="T1,T2 of the spike training")
+    ap.add_argument("--spike-steps", default="1000,1000",
+                    help="T1,T2 of the spike training, and of every timed row (ODE included)")
     ap.add_argument("--spike-repeats", type=int, default=1,
                     help="repetitions of each presentation averaged into one spike-based update")
     ap.add_argument("--stop-when-solved", type=int, default=None, metavar="EPOCHS",
@@ -176,7 +182,8 @@ def main() -> None:
                        args.spike_substeps, args.spike_window or None, t1, t2, args.spike_repeats,
                        args.stop_when_solved, args.spike_reevals, args.eta_noise)
         return
-    cfg = TrainingConfig.preset("default").replace(epochs=args.epochs)
+    t1, t2 = (int(x) for x in args.spike_steps.split(","))
+    cfg = TrainingConfig.preset("default").replace(epochs=args.epochs, free_steps=t1, nudged_steps=t2)
     seeds = list(range(args.seeds))
     rows = []
     t_ode, r_ode = timed("ode", cfg, seeds)
@@ -193,14 +200,19 @@ def main() -> None:
         t, r = timed(sub, cfg, seeds)
         rows.append((f"brian2 cpp_standalone, {label}", args.epochs, t, r))
     # Spiking, compiled, same schedule and settings (the training does not solve XOR with the
-    # default schedule; this row is about time; see --spike-train for learning).
-    sub = get_substrate("brian2-spiking", target="cpp_standalone", stdp_window=10.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        train("xor", seeds=seeds, config=cfg.replace(epochs=1), substrate=sub)  # builds the program
-    builds["brian2-spiking program"] = (sub.build_seconds, float("nan"))
-    t, r = timed(sub, cfg, seeds)
-    rows.append(("brian2-spiking cpp_standalone (2 kHz, 10 substeps)", args.epochs, t, None))
+    # default schedule; these rows are about time; see --spike-train for learning).
+    for label, whole in (("whole training", True), ("program per epoch", False)):
+        sub = get_substrate("brian2-spiking", target="cpp_standalone", stdp_window=10.0, whole_training=whole,
+                            max_rate=args.spike_rate, substeps=args.spike_substeps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            train("xor", seeds=seeds, config=cfg, substrate=sub)  # builds (or finds) the program
+            first = time.perf_counter() - t0
+        builds[f"brian2-spiking, {label}"] = (sub.build_seconds, first)
+        t, r = timed(sub, cfg, seeds)
+        rows.append((f"brian2-spiking cpp_standalone, {label} ({args.spike_rate / 1000:g} kHz, "
+                     f"{args.spike_substeps} substeps)", args.epochs, t, None))
     for target in [t for t in args.runtime_targets.split(",") if t]:
         sub = get_substrate("brian2", target=target)
         t, r = timed(sub, cfg, seeds)
@@ -211,13 +223,13 @@ def main() -> None:
         t, r = timed(sub, cfg.replace(epochs=n), seeds)
         rows.append(("brian2 numpy, Network.run per phase", n, t, None))
     per_ode = t_ode / args.epochs
-    print(f"XOR, {len(seeds)} seed(s), T1 = T2 = {cfg.free_steps} steps, {args.epochs} epochs\n")
-    print(f"{'substrate':56s} {'epochs':>6s} {'total s':>8s} {'ms/epoch':>9s} {'x ODE':>7s} "
+    print(f"XOR, {len(seeds)} seed(s), T1 = {cfg.free_steps}, T2 = {cfg.nudged_steps} steps, {args.epochs} epochs\n")
+    print(f"{'substrate':64s} {'epochs':>6s} {'total s':>8s} {'ms/epoch':>9s} {'x ODE':>7s} "
           f"{'200 ep. s':>9s} {'rel dW vs ODE':>14s}")
     for name, n, t, r in rows:
         per = t / n
         dw = "" if r is None else f"{np.linalg.norm(r.networks[0].weights - r_ode.networks[0].weights) / np.linalg.norm(r_ode.networks[0].weights):.2e}"
-        print(f"{name:56s} {n:6d} {t:8.2f} {1e3 * per:9.2f} {per / per_ode:7.1f} {200 * per:9.1f} {dw:>14s}")
+        print(f"{name:64s} {n:6d} {t:8.2f} {1e3 * per:9.2f} {per / per_ode:7.1f} {200 * per:9.1f} {dw:>14s}")
     for label, (b, first) in builds.items():
         print(f"one-time build, cpp_standalone {label}: {b:.1f} s (first training incl. build {first:.1f} s)")
     print("\ntargets: Brian2 <= 20x ODE per epoch; 200 epochs < 60 s; cpp_standalone <= 3x ODE; "

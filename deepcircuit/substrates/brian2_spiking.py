@@ -3,7 +3,11 @@
 Encoding (see ``docs/brian2.md``):
 
 * every neuron (inputs and bias included) fires as a Poisson process of rate ``s * max_rate``,
-  so its state ``s`` in [0, 1] is its firing rate in units of ``max_rate``;
+  so its state ``s`` in [0, 1] is its firing rate in units of ``max_rate``. The spikes are
+  drawn by time rescaling (:data:`POISSON_RESET`): each neuron integrates its intensity
+  ``hz = int s * max_rate dt`` and fires when ``hz`` passes a threshold ``theta`` drawn from
+  Exp(1) at the start of the run and after each of its spikes, so one random number is drawn
+  per spike instead of one per neuron and step;
 * a spike of neuron i moves a packet of activity along each of its synapses i -> j: it adds
   ``w * q`` to the inflow current ``I`` of j and, for the DEEP families, to the outflow current
   ``O`` of i, with ``q = 1 / (max_rate * tau_s)``; both currents decay with the synaptic time
@@ -54,6 +58,8 @@ def spiking_equations(family: str) -> str:
             "free : 1 (constant)\n"
             "beta : 1\n"
             "y : 1 (constant)\n"
+            "dhz/dt = s * max_rate : 1  # integrated firing intensity (spikes expected so far)\n"
+            "theta : 1  # value of hz at which the next spike fires, Exp(1) after the last one\n"
             "dxf/dt = -xf / tau_f : 1  # fast trace of this neuron's own spikes (STDP)\n"
             "dxl/dt = -xl / tau_l : 1  # slow trace of this neuron's own spikes (STDP)\n"
             "learn : 1  # 1 while the synapses accumulate the learning rule (nudged phase)\n")
@@ -62,6 +68,19 @@ def spiking_equations(family: str) -> str:
 #: Pair-based STDP with traces (see :func:`stdp_on_pre`): a post-synaptic spike adds 1 to both
 #: of its traces.
 STDP_RESET = "xf += 1\nxl += 1"
+
+#: Poisson spikes by time rescaling: a neuron fires when its integrated intensity
+#: ``hz = int s * max_rate dt`` passes ``theta``; the excess carries over and the next threshold is
+#: a fresh Exp(1) draw (``1 - rand()`` is in (0, 1], so the logarithm is finite). The intervals
+#: of ``hz`` between spikes are then independent Exp(1): the spike train is a Poisson process of
+#: rate ``s(t) * max_rate``, up to the Brian2 step (a spike fires at the end of the step in which
+#: the threshold was passed, at most one per step; a second crossing in the same step fires in
+#: the next). Per-step Bernoulli draws (``rand() < s * max_rate * dt``) give the same mean rate but
+#: cost one random number per neuron and step: 30 % of a compiled XOR run's time.
+SPIKE_THRESHOLD = "hz > theta"
+POISSON_RESET = "hz -= theta\ntheta = -log(1 - rand())"
+#: A neuron's first threshold in a run (before its first spike).
+FIRST_THRESHOLD = "-log(1 - rand())"
 
 
 def stdp_on_pre() -> str:
@@ -104,7 +123,7 @@ class _SpikingNetwork:
                   "max_rate": max_rate * b2.Hz, "q": 1.0 / (max_rate * tau_s),
                   "tau_f": tau_f * b2.second, "tau_l": tau_l * b2.second}
             G = b2.NeuronGroup(copies * N, spiking_equations(batch.family), method="euler",
-                               threshold="rand() < s * max_rate * dt", reset=STDP_RESET,
+                               threshold=SPIKE_THRESHOLD, reset=STDP_RESET + "\n" + POISSON_RESET,
                                clock=self.clock, namespace=ns, name="deepcircuit_spiking*")
             free = np.zeros(N)
             free[roles.free] = 1.0
@@ -145,6 +164,10 @@ class _SpikingNetwork:
             for var, tau_x in (("xf", self.tau_f), ("xl", self.tau_l)):
                 G.variables[var].get_value()[:] = x0.reshape(-1) * self.max_rate * tau_x
         G.variables["learn"].get_value()[:] = 0.0
+        # A run starts a fresh Poisson process per neuron (memoryless: no spike history needed).
+        G.variables["hz"].get_value()[:] = 0.0
+        with brian2_target(self.b2, self.target):
+            G.theta = FIRST_THRESHOLD  # Brian2's generator: seeded by b2.seed like the spikes
 
     def start_learning(self) -> None:
         """Zero the synaptic accumulators and let pre-synaptic spikes feed them."""
@@ -224,8 +247,8 @@ class _SpikingProgram:
                   "T1s": self.T1 * substeps, "Ls": learn_samples * substeps}
             G = b2.NeuronGroup(copies * N, spiking_equations(batch.family) +
                                "beta_nudge : 1 (constant)\nnud : 1\nn_free : 1\nn_nudged : 1\n",
-                               method="euler", threshold="rand() < s * max_rate * dt",
-                               reset=STDP_RESET + "\nn_free += 1 - nud\nn_nudged += nud",
+                               method="euler", threshold=SPIKE_THRESHOLD,
+                               reset=STDP_RESET + "\n" + POISSON_RESET + "\nn_free += 1 - nud\nn_nudged += nud",
                                clock=clock, namespace=ns, name="spiking*")
             G.run_regularly("nud = int(t_in_timesteps >= T1s)\nbeta = beta_nudge * nud\n"
                             "learn = nud * int(t_in_timesteps < T1s + Ls)",
@@ -242,6 +265,7 @@ class _SpikingProgram:
             device.apply_run_args()
             G.nud = 0.0
             G.learn = 0.0
+            G.theta = FIRST_THRESHOLD
             net.run((self.T1 + self.T2) * dt * tau * b2.second, namespace={})
             results = {"rec": mon.variables["s"], "s": G.variables["s"], "acc_d": Syn.variables["acc_d"],
                        "acc_c": Syn.variables["acc_c"], "n_free": G.variables["n_free"],
@@ -315,6 +339,10 @@ class Brian2SpikingSubstrate(Substrate):
         unchanged, and ``synaptic_traces["pre_dpost_each"]`` keeps each repetition's sums (for a
         noise estimate). Runs without targets (inference, evaluation) simulate each presentation
         once. Spike and event counts in ``meta`` count every repetition (what the step costs).
+    whole_training : bool
+        ``cpp_standalone`` only: offer :meth:`plan_training`, a whole training as one compiled
+        program (:mod:`deepcircuit.substrates.brian2_spiking_training`). False runs the compiled
+        two-phase program once per epoch instead.
     """
 
     name = "brian2-spiking"
@@ -322,7 +350,7 @@ class Brian2SpikingSubstrate(Substrate):
     def __init__(self, *, max_rate: float = 2000.0, tau: float = 10e-3, tau_s: float = 5e-3,
                  substeps: int = 10, target: str = "numpy", seed: int | None = 0,
                  window: float = 0.2, stdp_tau_fast: float = 5e-3, stdp_tau_slow: float = 20e-3,
-                 stdp_window: float | None = None, repeats: int = 1) -> None:
+                 stdp_window: float | None = None, repeats: int = 1, whole_training: bool = True) -> None:
         self.max_rate = check_real("max_rate", max_rate, low=0.0, low_open=True)
         self.tau = check_real("tau", tau, low=0.0, low_open=True)
         self.tau_s = check_real("tau_s", tau_s, low=0.0, low_open=True)
@@ -334,6 +362,9 @@ class Brian2SpikingSubstrate(Substrate):
         self.seed = None if seed is None else check_int("seed", seed, low=0)
         self.window = check_real("window", window, low=0.0, high=1.0, low_open=True)
         self.repeats = check_int("repeats", repeats, low=1)
+        self.whole_training = bool(whole_training)
+        self._plan: dict | None = None
+        self._training_programs: dict = {}
         self._brian2 = import_brian2()
         if self.target == "cpp_standalone":
             from .brian2_standalone import compiler_available
@@ -355,10 +386,38 @@ class Brian2SpikingSubstrate(Substrate):
 
     def close(self) -> None:
         self._net = None
+        self._plan = None
+        self._training_programs.clear()
+
+    def plan_training(self, batch: NetworkBatch, inputs, targets, schedule: Schedule, config,
+                      initial: np.ndarray) -> bool:
+        """Optional capability used by :func:`deepcircuit.learning.training.train`: run a whole
+        spike-based training as one compiled program (``cpp_standalone`` target, ``repeats=1``,
+        DEEP's families; see :mod:`deepcircuit.substrates.brian2_spiking_training`). The loop
+        still calls :meth:`run` for every epoch and gets that epoch's recording while it asks
+        for exactly what the program computed. Returns whether a plan was made."""
+        from .brian2_spiking_training import plan_spiking_training
+
+        self._plan = None
+        if self.target != "cpp_standalone" or not self.whole_training or targets is None:
+            return False
+        self._plan = plan_spiking_training(self, NetworkBatch.of(batch), np.asarray(targets, dtype=float),
+                                           schedule, config, np.asarray(initial, dtype=float),
+                                           self._training_programs)
+        return self._plan is not None
 
     def run(self, networks, inputs, initial, schedule: Schedule, *, targets=None) -> PhaseResult:
         batch = NetworkBatch.of(networks)
         inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets, schedule)
+        if self._plan is not None:
+            from .brian2_spiking_training import replay_epoch
+            from .brian2_standalone import plan_matches
+
+            if plan_matches(self._plan, batch, initial, schedule, targets):
+                k = self._plan["epoch"]
+                self._plan["epoch"] = k + 1
+                return replay_epoch(self, self._plan, k, batch, initial, schedule, targets)
+            self._plan = None  # departed from the plan: simulate from here on
         if schedule.stop_at_equilibrium:
             raise InvalidInputError(
                 "stop_at_equilibrium=True is not supported on the Brian2 substrates: they run every "
@@ -462,19 +521,29 @@ class Brian2SpikingSubstrate(Substrate):
                                   prog.synaptic_traces(res, T2, schedule.dt * self.tau, repeats), learn)
         return PhaseResult(free, nudged)
 
-    def _trajectory(self, batch, out, schedule, steps, phase, counts, traces, learn_steps) -> Trajectory:
+    def _trajectory(self, batch, out, schedule, steps, phase, counts, traces, learn_steps, *,
+                    window: tuple | None = None, extra_meta: dict | None = None) -> Trajectory:
         """The common trajectory of one phase from its samples ``out (S, P, steps + 1, N)``,
-        with the spike counts of each neuron during the phase and the learning sums."""
+        with the spike counts of each neuron during the phase and the learning sums.
+
+        ``window``: when ``out`` holds only the phase's first and last states (a whole-training
+        program's recording), the read-out window's statistics measured by the program:
+        ``(mean, mean of its first half, mean of its second half, half)``, each ``(S, P, N)``.
+        """
         roles = batch.roles
         S, P, _, N = out.shape
-        times = schedule.dt * np.arange(steps + 1)
         fr = roles.free
-        k = max(2, int(round(self.window * steps)))
-        tail = out[:, :, -k:, :]
-        half = k // 2
+        if window is None:
+            times = schedule.dt * np.arange(steps + 1)
+            k = max(2, int(round(self.window * steps)))
+            tail = out[:, :, -k:, :]
+            half = k // 2
+            mean, first, second = tail.mean(axis=2), tail[:, :, :half].mean(axis=2), tail[:, :, half:].mean(axis=2)
+        else:
+            times = np.array([0.0, schedule.dt * steps])
+            mean, first, second, half = window
         # Drift of the windowed mean (1/tau): the spiking analogue of max |ds/dt| at the end.
-        drift = np.abs(tail[:, :, half:, fr].mean(axis=2) - tail[:, :, :half, fr].mean(axis=2)).max(axis=-1)
-        drift = drift / (half * schedule.dt)
+        drift = np.abs(second[..., fr] - first[..., fr]).max(axis=-1) / (half * schedule.dt)
         settled, diverged, msg = phase_status(phase, out, drift, schedule.settle_tol, float(times[-1]),
                                               speed_name="drift of the windowed mean")
         n_spikes = int(counts.sum())
@@ -488,11 +557,12 @@ class Brian2SpikingSubstrate(Substrate):
             "integrator": f"Brian2 Poisson spiking, euler + [0, 1] projection ({self.target} target)",
             "dt": schedule.dt, "tau_seconds": self.tau, "tau_s_seconds": self.tau_s,
             "max_rate_hz": self.max_rate, "substeps": self.substeps, "brian2_target": self.target,
-            "window_mean": tail.mean(axis=2), "final_speed": drift,
+            "window_mean": mean, "final_speed": drift,
             "mean_rate_hz": n_spikes / (S * P * N * duration),
             "spikes": n_spikes, "spikes_per_presentation": n_spikes / (S * P),
             "synaptic_events": events, "synaptic_events_per_second": events / (S * P * duration),
             "simulated_seconds": duration}
+        meta.update(extra_meta or {})
         if traces is not None:
             meta["synaptic_traces"] = traces
             meta["stdp_window_steps"] = steps if learn_steps is None else min(learn_steps, steps)

@@ -100,7 +100,7 @@ def code_version() -> str:
     """Hash of the modules that generate the programs: a program built by other code is not reused."""
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for name in ("brian2_standalone.py", "brian2_rate.py", "brian2_spiking.py"):
+    for name in ("brian2_standalone.py", "brian2_rate.py", "brian2_spiking.py", "brian2_spiking_training.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 
@@ -110,6 +110,41 @@ def _compile_args(b2) -> list[str]:
     default = list(b2.prefs["codegen.cpp.extra_compile_args_gcc"])
     out = [a for a in default if a not in ("-ffast-math", "-fno-finite-math-only")]
     return out + ["-ffp-contract=off"]
+
+
+#: The two lines with which Brian2 2.9's ``Network::run`` (``network.cpp``, no OpenMP, no
+#: ``maximum_run_time``) reads the process CPU clock at the end of every time step.
+_STEP_CLOCK = ("        current = std::clock();\n"
+               "        elapsed_realtime = (double)(current - start)/(1 * CLOCKS_PER_SEC);\n")
+_LOOP_END = "\n    }\n    Network::_globally_running = false;\n"
+
+
+def backport_step_timing(directory: Path) -> bool:
+    """Read the clock once after the run instead of once per time step (Brian2 < 2.10).
+
+    ``std::clock()`` is a system call (CLOCK_PROCESS_CPUTIME_ID has no vDSO fast path): on this
+    machine about 0.9 us, more than a whole step of a small network, so Brian2 2.9's
+    ``Network::run`` spends about half its time reading the clock. Brian2 2.10 reads it only
+    when a ``maximum_run_time`` needs it (brian-team/brian2 PR #1718); this makes the same
+    change to the generated ``network.cpp`` of older versions (the run's total time,
+    ``_last_run_time``, is still measured). Returns whether it changed the file; a file
+    without Brian2 2.9's exact lines (newer Brian2, OpenMP, a maximum run time) is left as is.
+    """
+    path = Path(directory) / "network.cpp"
+    try:
+        text = path.read_text()
+    except OSError:
+        return False
+    start = text.find(_STEP_CLOCK)
+    if start < 0 or text.count(_STEP_CLOCK) != 1 or "maximum_run_time" in text:
+        return False
+    end = text.find(_LOOP_END, start)
+    if end < 0 or text[start + len(_STEP_CLOCK):end].strip():
+        return False  # something else follows the clock read inside the loop: not 2.9's loop
+    new = (text[:start] + text[start + len(_STEP_CLOCK):end] + "\n    }\n"
+           + _STEP_CLOCK.replace("        ", "    ") + text[end + len("\n    }\n"):])
+    path.write_text(new)
+    return True
 
 
 @contextlib.contextmanager
@@ -157,6 +192,7 @@ def build_standalone(b2, directory: Path, make) -> tuple[dict, dict, float]:
             # Brian2 rewrites only files whose text changed, so in a folder built before `make`
             # finds the compiled objects up to date.
             device.build(directory=str(directory), compile=False, run=False, with_output=False)
+            backport_step_timing(directory)
             # Compiled here rather than by Brian2 (which uses os.system, during which this process
             # ignores SIGINT): a Ctrl-C stops the build as a KeyboardInterrupt.
             make = [b2.prefs["devices.cpp_standalone.make_cmd_unix"],
@@ -246,6 +282,30 @@ def update_code(*, sign: bool, prune: str | None) -> str:
     if prune == "magnitude":
         lines += ["alive = alive * (1 - g * int(abs(w) <= tol))", "w = alive * w"]
     return "\n".join(lines)
+
+
+def plan_matches(plan: dict, batch: NetworkBatch, initial, schedule, targets) -> bool:
+    """Whether a call of :meth:`Substrate.run` asks for exactly the next epoch a whole-training
+    program recorded: same structure and schedule, that epoch's initial states, its weights (to
+    1e-12 of themselves or of the largest weight) and live connections, the training targets (none for the last epoch, the
+    final evaluation). ``plan["epoch"]`` is the next epoch; ``plan["initial"] (epochs + 1, S, P,
+    N)``, ``plan["W"]`` and ``plan["alive"]`` are per epoch."""
+    k = plan["epoch"]
+    last = plan["initial"].shape[0] - 1
+    ok = (k <= last and batch.roles == plan["batch_roles"] and schedule == plan["schedule"]
+          and np.array_equal(batch.topology_mask, plan["topology"])
+          and np.array_equal(initial, plan["initial"][k])
+          and np.array_equal(batch.mask, plan["alive"][k])
+          # Rounding, not a departure: Brian2 divides by a constant as a product with its
+          # reciprocal, so a weight can differ in its last bit; near zero that is no relative
+          # tolerance, hence one relative to the largest weight.
+          and np.allclose(batch.weights, plan["W"][k], rtol=1e-12,
+                          atol=1e-12 * float(np.max(np.abs(plan["W"][k]), initial=0.0))))
+    if ok and k < last:
+        ok = targets is not None and np.array_equal(targets, plan["targets"])
+    if ok and k == last:
+        ok = targets is None
+    return bool(ok)
 
 
 class StandaloneProgram:
@@ -426,7 +486,7 @@ class StandaloneRunner:
 
     ``run`` answers :meth:`Substrate.run` from a phase program, or from the recording of a
     training program when :meth:`plan_training` ran one and the call asks for exactly the epoch
-    it recorded (same initial states, same weights to 1e-12 relative, same live connections);
+    it recorded (same initial states, same weights to 1e-12, same live connections);
     any other call, or a call that departs from the plan (a network frozen after diverging, a
     changed draw), is simulated by the phase program, and the plan is dropped.
     """
@@ -559,20 +619,10 @@ class StandaloneRunner:
         plan = self._plan
         if plan is None:
             return None
-        k = plan["epoch"]
-        last = plan["initial"].shape[0] - 1
-        ok = (k <= last and batch.roles == plan["batch_roles"] and schedule == plan["schedule"]
-              and np.array_equal(batch.topology_mask, plan["topology"])
-              and np.array_equal(initial, plan["initial"][k])
-              and np.array_equal(batch.mask, plan["alive"][k])
-              and np.allclose(batch.weights, plan["W"][k], rtol=1e-12, atol=1e-300))
-        if ok and k < last:
-            ok = targets is not None and np.array_equal(targets, plan["targets"])
-        if ok and k == last:
-            ok = targets is None
-        if not ok:
+        if not plan_matches(plan, batch, initial, schedule, targets):
             self._plan = None  # departed from the plan: simulate from here on
             return None
+        k = plan["epoch"]
         plan["epoch"] = k + 1
         ends = plan["ends"]
         dt = schedule.dt

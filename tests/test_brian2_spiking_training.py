@@ -136,3 +136,20 @@ def test_compiled_loop_reads_the_clock_once_per_run(case):
     loop = text[text.index("while(clock"):text.index("Network::_globally_running = false")]
     assert "elapsed_realtime =" not in loop
     assert "elapsed_realtime =" in text  # the run's total time is still measured
+
+
+@needs_compiler
+@pytest.mark.parametrize("name", ["brian2-spiking", "brian2"])
+def test_a_compiled_run_past_its_budget_is_stopped_with_one_clear_error(case, name):
+    """`max_seconds`: a compiled program still running after its wall-time budget is killed and
+    reported; the substrate then works again."""
+    from deepcircuit.errors import SimulationError
+
+    task, batch, init = case
+    opts = {"whole_training": False} if name == "brian2-spiking" else {}
+    sub = get_substrate(name, target="cpp_standalone", max_seconds=0.05, **opts)
+    long = Schedule(free_steps=100_000, nudged_steps=0, stop_at_equilibrium=False)
+    with pytest.raises(SimulationError, match=r"wall-time budget of max_seconds = 0.05 s"):
+        sub.run(batch, task.inputs, init[0], long)
+    with pytest.raises(ValueError, match="max_seconds"):
+        get_substrate(name, max_seconds=0.0)

@@ -396,12 +396,17 @@ class Brian2RateSubstrate(Substrate):
     whole_training : bool
         ``cpp_standalone`` only: offer :meth:`plan_training` (a whole training as one program).
         False runs one compiled phase program per epoch instead.
+    max_seconds : float or None
+        ``cpp_standalone`` only: wall-time budget of one run of a compiled program (seconds;
+        default 600, None = no limit); a run past it is killed and reported as a
+        :class:`~deepcircuit.errors.SimulationError`. The runtime targets have no budget.
     """
 
     name = "brian2"
 
     def __init__(self, *, target: str = "auto", method: str = "euler", tau: float = 1e-3,
-                 driver: str = "prepared", whole_training: bool = True) -> None:
+                 driver: str = "prepared", whole_training: bool = True,
+                 max_seconds: float | None = 600.0) -> None:
         from .brian2_standalone import StandaloneRunner, compiler_available
 
         target = check_choice("target", target, TARGETS)
@@ -420,7 +425,9 @@ class Brian2RateSubstrate(Substrate):
         self.target = target
         self.whole_training = bool(whole_training)
         check_target(self._brian2, self.target)
-        self._standalone = (StandaloneRunner(self._brian2, self.tau, self.name)
+        self.max_seconds = None if max_seconds is None else check_real("max_seconds", max_seconds, low=0.0,
+                                                                       low_open=True)
+        self._standalone = (StandaloneRunner(self._brian2, self.tau, self.name, self.max_seconds)
                             if target == "cpp_standalone" else None)
         self._compiled: dict[tuple, _CompiledNetwork] = {}
         #: How many Brian2 networks this instance has built (one per network structure).

@@ -280,7 +280,7 @@ class _SpikingProgram:
 
         self._files, self._args, self.build_seconds = build_standalone(b2, self.directory, make)
 
-    def run(self, batch: NetworkBatch, x0: np.ndarray, beta_vec, y_full) -> dict:
+    def run(self, batch: NetworkBatch, x0: np.ndarray, beta_vec, y_full, max_seconds: float | None = None) -> dict:
         from .brian2_standalone import run_standalone
 
         S, P, N = self.S, self.P, self.N
@@ -299,7 +299,7 @@ class _SpikingProgram:
             vals["leak"] = np.full(S * P * N, float(batch.params.get("gamma", 0.0)))
         else:
             vals["b"] = np.repeat(batch.bias, P, axis=0).ravel()
-        return run_standalone(self.directory, self._args, self._files, vals)
+        return run_standalone(self.directory, self._args, self._files, vals, max_seconds=max_seconds)
 
     def synaptic_traces(self, res: dict, samples: int, dt_seconds: float, repeats: int = 1) -> dict:
         return _synaptic_sums(res, self, samples, dt_seconds, repeats)
@@ -343,6 +343,10 @@ class Brian2SpikingSubstrate(Substrate):
         ``cpp_standalone`` only: offer :meth:`plan_training`, a whole training as one compiled
         program (:mod:`deepcircuit.substrates.brian2_spiking_training`). False runs the compiled
         two-phase program once per epoch instead.
+    max_seconds : float or None
+        ``cpp_standalone`` only: wall-time budget of one run of a compiled program (seconds;
+        default 600, None = no limit); a run past it is killed and reported as a
+        :class:`~deepcircuit.errors.SimulationError`. The runtime targets have no budget.
     """
 
     name = "brian2-spiking"
@@ -350,7 +354,8 @@ class Brian2SpikingSubstrate(Substrate):
     def __init__(self, *, max_rate: float = 2000.0, tau: float = 10e-3, tau_s: float = 5e-3,
                  substeps: int = 10, target: str = "numpy", seed: int | None = 0,
                  window: float = 0.2, stdp_tau_fast: float = 5e-3, stdp_tau_slow: float = 20e-3,
-                 stdp_window: float | None = None, repeats: int = 1, whole_training: bool = True) -> None:
+                 stdp_window: float | None = None, repeats: int = 1, whole_training: bool = True,
+                 max_seconds: float | None = 600.0) -> None:
         self.max_rate = check_real("max_rate", max_rate, low=0.0, low_open=True)
         self.tau = check_real("tau", tau, low=0.0, low_open=True)
         self.tau_s = check_real("tau_s", tau_s, low=0.0, low_open=True)
@@ -363,6 +368,8 @@ class Brian2SpikingSubstrate(Substrate):
         self.window = check_real("window", window, low=0.0, high=1.0, low_open=True)
         self.repeats = check_int("repeats", repeats, low=1)
         self.whole_training = bool(whole_training)
+        self.max_seconds = None if max_seconds is None else check_real("max_seconds", max_seconds, low=0.0,
+                                                                       low_open=True)
         self._plan: dict | None = None
         self._training_programs: dict = {}
         self._brian2 = import_brian2()
@@ -508,7 +515,7 @@ class Brian2SpikingSubstrate(Substrate):
         if targets is not None:
             beta_vec[roles.outputs] = schedule.beta
             y_full[:, roles.outputs] = targets
-        res = prog.run(batch, initial, beta_vec, y_full)
+        res = prog.run(batch, initial, beta_vec, y_full, self.max_seconds)
         rec = res["rec"].reshape(-1, S, P, N)
         final = res["s"].reshape(S, P, N)
         full = np.concatenate([np.moveaxis(rec, 0, 2), final[:, :, None]], axis=2)  # T1 + T2 + 1 samples

@@ -192,15 +192,15 @@ class SpikingTrainingProgram:
 
         self._files, self._args, self.build_seconds = build_standalone(b2, self.directory, make)
 
-    def run(self, values: dict, S0: np.ndarray) -> dict:
+    def run(self, values: dict, S0: np.ndarray, max_seconds: float | None = None) -> dict:
         """Run the binary once: ``values`` (run arguments), ``S0 (epochs + 1, S, P, N)`` the initial
-        states of every epoch. Returns the result arrays."""
+        states of every epoch, ``max_seconds`` the wall-time budget. Returns the result arrays."""
         from .brian2_standalone import run_standalone
 
         rows = np.zeros(self.S0_shape)
         rows[:S0.shape[0]] = S0.reshape(S0.shape[0], -1)
         return run_standalone(self.directory, self._args, self._files, values, {"S0.values": rows},
-                              scalars=("eta", "l1", "beta0", "beta1", "tol"))
+                              scalars=("eta", "l1", "beta0", "beta1", "tol"), max_seconds=max_seconds)
 
 
 def plan_spiking_training(sub, batch: NetworkBatch, targets, schedule, config, initial: np.ndarray,
@@ -242,7 +242,7 @@ def plan_spiking_training(sub, batch: NetworkBatch, targets, schedule, config, i
             "eta": config.eta, "l1": config.l1, "beta0": config.beta0, "beta1": config.beta1,
             "tol": config.prune_tol}
     t0 = time.perf_counter()
-    res = prog.run(vals, initial)
+    res = prog.run(vals, initial, sub.max_seconds)
     K = config.epochs + 2  # ticks at t = 0 .. (epochs + 1) epochs; tick k + 1 holds epoch k
     g = {k: res[f"g_{k}"].reshape(K, S, P, N)[1:] for k in
          ("s_free", "s", "fa", "fb", "na", "nb", "n_free", "n_nudged")}

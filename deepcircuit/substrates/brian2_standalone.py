@@ -219,11 +219,12 @@ def build_standalone(b2, directory: Path, make) -> tuple[dict, dict, float]:
 
 
 def run_standalone(directory: Path, arg_names: dict, files: dict, values: dict,
-                   extra: dict | None = None, scalars: tuple = ()) -> dict:
+                   extra: dict | None = None, scalars: tuple = (), max_seconds: float | None = None) -> dict:
     """Run a built program once: ``values`` {key: array or scalar} become run arguments,
     ``extra`` {command-line name: array} too (e.g. a TimedArray's ``name.values``); returns the
     result arrays {name: 1-d array}. Files live in a temporary folder (in :func:`run_folder`)
-    removed afterwards."""
+    removed afterwards. A run still going after ``max_seconds`` (wall time; None = no limit) is
+    killed and reported as a :class:`SimulationError`."""
     with tempfile.TemporaryDirectory(prefix="deepcircuit-brian2-run-", dir=run_folder(directory)) as tmp:
         args = ["--results_dir", os.path.join(tmp, "")]
         items = [(arg_names[k][0], np.asarray(v, dtype=arg_names[k][1]).ravel(), k) for k, v in values.items()]
@@ -235,7 +236,14 @@ def run_standalone(directory: Path, arg_names: dict, files: dict, values: dict,
                 path = os.path.join(tmp, f"{label}.dat")
                 arr.tofile(path)
                 args.append(f"{name}={path}")
-        proc = subprocess.run([str(directory / "main")] + args, cwd=directory, capture_output=True, text=True)
+        try:
+            proc = subprocess.run([str(directory / "main")] + args, cwd=directory, capture_output=True,
+                                  text=True, timeout=max_seconds)
+        except subprocess.TimeoutExpired:  # subprocess.run has killed the program
+            raise SimulationError(
+                f"The compiled Brian2 program {directory / 'main'} ran past its wall-time budget of "
+                f"max_seconds = {max_seconds:g} s and was stopped; give the substrate a larger "
+                f"max_seconds (None = no limit), or run fewer epochs, seeds or steps.") from None
         if proc.returncode != 0:
             raise SimulationError(f"The compiled Brian2 program {directory / 'main'} failed "
                                   f"(exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
@@ -468,10 +476,11 @@ class StandaloneProgram:
         return out
 
     # -- running -----------------------------------------------------------------------
-    def run(self, values: dict, *, S0: np.ndarray | None = None) -> dict:
+    def run(self, values: dict, *, S0: np.ndarray | None = None, max_seconds: float | None = None) -> dict:
         """Run the binary once with ``values`` (name -> array or scalar); return the results.
 
         ``S0`` (training programs): initial states of every epoch, ``(epochs + 1, S, P, N)``.
+        ``max_seconds``: wall-time budget of the run (see :func:`run_standalone`).
         """
         extra = None
         if S0 is not None:
@@ -479,7 +488,7 @@ class StandaloneProgram:
             rows[:S0.shape[0]] = S0.reshape(S0.shape[0], -1)
             extra = {"S0.values": rows}
         return run_standalone(self.directory, self._arg_names, self._files, values, extra,
-                              scalars=("eta", "l1", "beta0", "beta1", "tol"))
+                              scalars=("eta", "l1", "beta0", "beta1", "tol"), max_seconds=max_seconds)
 
 class StandaloneRunner:
     """The standalone side of :class:`~deepcircuit.substrates.brian2_rate.Brian2RateSubstrate`.
@@ -491,10 +500,11 @@ class StandaloneRunner:
     changed draw), is simulated by the phase program, and the plan is dropped.
     """
 
-    def __init__(self, brian2, tau: float, name: str = "brian2") -> None:
+    def __init__(self, brian2, tau: float, name: str = "brian2", max_seconds: float | None = None) -> None:
         self.b2 = brian2
         self.tau = tau
         self.name = name
+        self.max_seconds = max_seconds
         self._phase: dict = {}
         self._train: dict = {}
         self._plan: dict | None = None
@@ -551,7 +561,7 @@ class StandaloneRunner:
         vals = self._common_values(prog, batch, P, schedule.beta, targets)
         vals["s"] = initial.reshape(-1)
         vals["w"] = batch.weights[prog.syn_net, prog.syn_i, prog.syn_j]
-        res = prog.run(vals)
+        res = prog.run(vals, max_seconds=self.max_seconds)
         T1, T2 = prog.T1, schedule.nudged_steps
         rec = res["s"].reshape(-1, S, P, N)
         free = np.empty((S, P, T1 + 1, N))
@@ -593,7 +603,7 @@ class StandaloneRunner:
                     eta=config.eta, l1=config.l1, beta0=config.beta0, beta1=config.beta1,
                     tol=config.prune_tol)
         t0 = time.perf_counter()
-        res = prog.run(vals, S0=initial)
+        res = prog.run(vals, S0=initial, max_seconds=self.max_seconds)
         K = config.epochs + 2  # ticks at t = 0 .. (epochs + 1) epochs
         g = {k: res[f"g_{k}"].reshape(K, S, P, N)[1:] for k in ("s_free", "ds_free", "s", "dstep")}
         wr = {k: res[f"w_{k}"].reshape(K, -1) for k in ("w", "alive", "dsum", "dsum2")}

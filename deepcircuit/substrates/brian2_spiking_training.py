@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 from ..model.network import NetworkBatch
+from .brian2_spiking import FIRST_THRESHOLD
 
 
 def window_bounds(steps: int, window: float) -> tuple[int, int]:
@@ -66,7 +67,7 @@ def sample_code(T1: int, T2: int, L: int, window: float) -> str:
 #: values (traces at their expectations, a fresh Poisson threshold); sample 0 is done.
 RESET_CODE = ("s = S0(t, i)\nc = 1\nnud = 0\nbeta = 0\nlearn = 0\n"
               "fa = 0\nfb = 0\nna = 0\nnb = 0\nn_free = 0\nn_nudged = 0\n"
-              "hz = 0\ntheta = -log(1 - rand())\nxf = s * max_rate * tau_f\nxl = s * max_rate * tau_l")
+              f"hz = 0\ntheta = {FIRST_THRESHOLD}\nxf = s * max_rate * tau_f\nxl = s * max_rate * tau_l")
 #: Epoch start, after the summed inflow and outflow factors of the new states and weights.
 CURRENTS_CODE = "I = Iss\nO = s * wout"
 #: Epoch start, on the links weight -> synapse: sum the accumulators over presentations, scaled.
@@ -87,8 +88,8 @@ class SpikingTrainingProgram:
                  max_rate: float, substeps: int, tau_f: float, tau_l: float, learn_samples: int,
                  window: float, epochs: int, sign: bool, prune: str | None) -> None:
         from .brian2_rate import block_diagonal_synapses
-        from .brian2_spiking import (FIRST_THRESHOLD, POISSON_RESET, SPIKE_THRESHOLD, STDP_RESET,
-                                     spiking_equations, spiking_on_pre, stdp_on_pre)
+        from .brian2_spiking import (POISSON_RESET, SPIKE_THRESHOLD, STDP_RESET, spiking_equations,
+                                     spiking_on_pre, stdp_on_pre)
         from .brian2_standalone import (CLEAR_CODE, _compile_args, build_standalone, cache_root,
                                         code_version, update_code)
 

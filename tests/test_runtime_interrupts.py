@@ -21,7 +21,10 @@ import pytest
 from deepcircuit.learning.model_file import ModelFile, load_model, save_model
 
 DC = [sys.executable, "-m", "deepcircuit"]
-STOP_WITHIN = 5.0  # seconds from SIGINT to exit
+#: Seconds from SIGINT to exit. Typically 0.3 s here; once 8.6 s, in a clean-clone `make test`
+#: with a digits training beside it (load average 8.6 on 2 cores; that child had run 5x slower than
+#: usual before the signal). A run that ignored the signal would go on for minutes.
+STOP_WITHIN = 15.0
 
 
 def _sigint_default() -> None:

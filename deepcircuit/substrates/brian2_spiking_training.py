@@ -91,13 +91,12 @@ class SpikingTrainingProgram:
         from .brian2_spiking import (POISSON_RESET, SPIKE_THRESHOLD, STDP_RESET, spiking_equations,
                                      spiking_on_pre, stdp_on_pre)
         from .brian2_standalone import (CLEAR_CODE, _compile_args, build_standalone, cache_root,
-                                        code_version, update_code)
+                                        code_version, update_code, weight_links)
 
         roles = batch.roles
         S, N = len(batch), roles.n_neurons
         self.S, self.P, self.N = S, P, N
         self.T1, self.T2 = schedule.free_steps, schedule.nudged_steps
-        self.epochs = epochs
         E = self.T1 + self.T2
         copies = S * P
         tm = batch.topology_mask
@@ -107,13 +106,9 @@ class SpikingTrainingProgram:
                     prune, tm.tobytes(), _compile_args(b2))).encode()
         self.directory = cache_root() / f"spiketrain-{hashlib.sha256(key).hexdigest()[:20]}"
         pre, post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(tm, P)
-        self.conn = conn_net, conn_i, conn_j = np.nonzero(tm)
+        self.conn = np.nonzero(tm)
         self.S0_shape = (epochs + 2, copies * N)
-        index = np.full(tm.shape, -1)
-        index[conn_net, conn_i, conn_j] = np.arange(conn_net.size)
-        link_pre = index[self.syn_net, self.syn_i, self.syn_j].astype(np.int32)
-        link_post = np.arange(self.syn_net.size, dtype=np.int32)
-        copy_of = np.repeat(np.arange(copies), [int(tm[c // P].sum()) for c in range(copies)])
+        link_pre, link_post, outflow_post = weight_links(tm, P, self.syn_net, self.syn_i, self.syn_j)
         dt_s = schedule.dt * tau
         r2 = max_rate ** 2
 
@@ -149,7 +144,7 @@ class SpikingTrainingProgram:
                                name="initial_inflow*")
             Init.connect(i=pre, j=post)
             # One "weight" neuron per connection of each network: the weight the program learns.
-            Wg = b2.NeuronGroup(conn_net.size,
+            Wg = b2.NeuronGroup(self.conn[0].size,
                                 "w : 1\nalive : 1\ndsum : 1\ndsum2 : 1\neta : 1 (shared)\nl1 : 1 (shared)\n"
                                 "beta0 : 1 (shared)\nbeta1 : 1 (shared)\ntol : 1 (shared)\n",
                                 method=None, clock=epoch, name="weights*",
@@ -161,7 +156,7 @@ class SpikingTrainingProgram:
             Link2 = b2.Synapses(Wg, Init, "", clock=epoch, name="links_initial*")
             Link2.connect(i=link_pre, j=link_post)
             Out = b2.Synapses(Wg, Gi, "wout_post = w_pre : 1 (summed)", clock=epoch, name="outflow*")
-            Out.connect(i=link_pre, j=(copy_of * N + self.syn_i).astype(np.int32))
+            Out.connect(i=link_pre, j=outflow_post)
             # Epoch start, in this order: the last sample of the previous epoch (above), record it,
             # reduce, update and prune, record the weights, clear, broadcast, reset the states;
             # then ('groups') the summed factors of the new states, and the currents from them,
@@ -183,7 +178,6 @@ class SpikingTrainingProgram:
             device.apply_run_args()
             G.theta = FIRST_THRESHOLD
             net.run(((epochs + 1) * E + 1) * dt_s * sec, namespace={})
-            self.G, self.Wg = G, Wg
             results = {f"g_{v}": self.rec_g.variables[v] for v in
                        ("s_free", "s", "fa", "fb", "na", "nb", "n_free", "n_nudged")}
             results.update({f"w_{v}": self.rec_w.variables[v] for v in ("w", "alive", "dsum", "dsum2")})
@@ -215,7 +209,9 @@ def plan_spiking_training(sub, batch: NetworkBatch, targets, schedule, config, i
             or schedule.free_steps < 2 or schedule.nudged_steps < 2 or config.epochs < 1
             or schedule.stop_at_equilibrium or sub.repeats != 1):
         return None
-    E1, S, P, N = initial.shape
+    from .brian2_standalone import program_values, rule_values, weight_records
+
+    S, P, N = initial.shape[1:]
     learn = sub._learn_steps(schedule)
     L = schedule.nudged_steps if learn is None else min(learn, schedule.nudged_steps)
     key = (batch.roles, batch.family, tuple(sorted(batch.params.items())), S, P, float(schedule.dt),
@@ -229,35 +225,15 @@ def plan_spiking_training(sub, batch: NetworkBatch, targets, schedule, config, i
             substeps=sub.substeps, tau_f=sub.stdp_tau_fast, tau_l=sub.stdp_tau_slow, learn_samples=L,
             window=sub.window, epochs=config.epochs, sign=bool(config.sign), prune=config.prune)
         sub.build_seconds += prog.build_seconds
-    roles = batch.roles
-    free = np.zeros(N)
-    free[roles.free] = 1.0
-    bn = np.zeros(N)
-    bn[roles.outputs] = schedule.beta
-    y = np.zeros((P, N))
-    y[:, roles.outputs] = targets
-    cn, ci, cj = prog.conn
-    vals = {"free": np.tile(free, S * P), "beta_nudge": np.tile(bn, S * P), "y": np.tile(y.reshape(-1), S),
-            "leak": np.full(S * P * N, float(batch.params.get("gamma", 0.0))),
-            "w": batch.weights[cn, ci, cj], "alive": batch.mask[cn, ci, cj].astype(float),
-            "eta": config.eta, "l1": config.l1, "beta0": config.beta0, "beta1": config.beta1,
-            "tol": config.prune_tol}
+    vals = program_values(batch, P, schedule.beta, targets, deep_like=True)
+    vals.update(rule_values(batch, prog.conn, config))
     t0 = time.perf_counter()
     res = prog.run(vals, initial, sub.max_seconds)
     K = config.epochs + 2  # ticks at t = 0 .. (epochs + 1) epochs; tick k + 1 holds epoch k
     g = {k: res[f"g_{k}"].reshape(K, S, P, N)[1:] for k in
          ("s_free", "s", "fa", "fb", "na", "nb", "n_free", "n_nudged")}
-    wr = {k: res[f"w_{k}"].reshape(K, -1) for k in ("w", "alive", "dsum", "dsum2")}
-    W = np.zeros((K, S, N, N))
-    W[:, cn, ci, cj] = wr["w"]
-    alive = np.zeros((K, S, N, N), dtype=bool)
-    alive[:, cn, ci, cj] = wr["alive"] > 0.5
-    sums = {}
-    for name, var in (("pre_dpost", "dsum"), ("pre_post", "dsum2")):
-        a = np.zeros((K, S, N, N))
-        a[:, cn, ci, cj] = wr[var]
-        sums[name] = a[1:]
-    return {"batch_roles": roles, "topology": batch.topology_mask.copy(), "schedule": schedule,
+    W, alive, sums = weight_records(res, K, S, N, prog.conn)
+    return {"batch_roles": batch.roles, "topology": batch.topology_mask.copy(), "schedule": schedule,
             "targets": np.array(targets), "initial": initial, "W": W, "alive": alive, "ends": g,
             "sums": sums, "learn_steps": learn, "epoch": 0,
             "program_seconds": time.perf_counter() - t0, "build_seconds": prog.build_seconds}

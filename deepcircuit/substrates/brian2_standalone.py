@@ -292,6 +292,72 @@ def update_code(*, sign: bool, prune: str | None) -> str:
     return "\n".join(lines)
 
 
+def weight_links(tm: np.ndarray, P: int, syn_net, syn_i, syn_j) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How a training program's "weight neurons" (one per connection of each network, in
+    ``np.nonzero(tm)`` order) reach the network copies, as int32 ``(link_pre, link_post,
+    outflow_post)``: link k goes from the weight neuron of synapse k's connection to synapse k
+    (synapses in :func:`~deepcircuit.substrates.brian2_rate.block_diagonal_synapses` order), and
+    ``outflow_post[k]`` is the neuron of synapse k's copy that the weight leaves (for
+    ``wout = sum_j W[i, j]``)."""
+    conn_net, conn_i, conn_j = np.nonzero(tm)
+    index = np.full(tm.shape, -1)
+    index[conn_net, conn_i, conn_j] = np.arange(conn_net.size)
+    copies, N = tm.shape[0] * P, tm.shape[-1]
+    copy = np.repeat(np.arange(copies), [int(tm[c // P].sum()) for c in range(copies)])
+    return (index[syn_net, syn_i, syn_j].astype(np.int32), np.arange(np.size(syn_net), dtype=np.int32),
+            (copy * N + np.asarray(syn_i)).astype(np.int32))
+
+
+def program_values(batch: NetworkBatch, P: int, beta: float, targets, deep_like: bool) -> dict:
+    """Run arguments every program of ``batch`` with ``P`` presentations takes: which neurons are
+    free, the nudge and targets (none without ``targets``), and the leak (DEEP families) or the
+    bias (EP families), one value per neuron of every copy."""
+    roles = batch.roles
+    N, copies = roles.n_neurons, len(batch) * P
+    free = np.zeros(N)
+    free[roles.free] = 1.0
+    bn = np.zeros(N)
+    y = np.zeros((P, N))
+    if targets is not None:
+        bn[roles.outputs] = beta
+        y[:, roles.outputs] = targets
+    vals = {"free": np.tile(free, copies), "beta_nudge": np.tile(bn, copies),
+            "y": np.tile(y.reshape(-1), len(batch))}
+    if deep_like:
+        vals["leak"] = np.full(copies * N, float(batch.params.get("gamma", 0.0)))
+    else:
+        vals["b"] = np.repeat(batch.bias, P, axis=0).ravel()
+    return vals
+
+
+def rule_values(batch: NetworkBatch, conn, config) -> dict:
+    """Run arguments of a training program's weight neurons (``conn = np.nonzero(topology)``):
+    the initial weights and live connections, and the rule's scalars from the training config."""
+    cn, ci, cj = conn
+    return {"w": batch.weights[cn, ci, cj], "alive": batch.mask[cn, ci, cj].astype(float),
+            "eta": config.eta, "l1": config.l1, "beta0": config.beta0, "beta1": config.beta1,
+            "tol": config.prune_tol}
+
+
+def weight_records(res: dict, K: int, S: int, N: int, conn) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A training program's per-tick weight records (``w_w``, ``w_alive``, ``w_dsum``, ``w_dsum2``
+    over ``K`` epoch ticks) as ``(W (K, S, N, N), alive (K, S, N, N), sums)``; ``sums`` holds the
+    rule's sums of each epoch, ``"pre_dpost"`` and ``"pre_post"`` ``(K - 1, S, N, N)`` (tick k + 1
+    holds epoch k's)."""
+    cn, ci, cj = conn
+    wr = {k: res[f"w_{k}"].reshape(K, -1) for k in ("w", "alive", "dsum", "dsum2")}
+    W = np.zeros((K, S, N, N))
+    W[:, cn, ci, cj] = wr["w"]
+    alive = np.zeros((K, S, N, N), dtype=bool)
+    alive[:, cn, ci, cj] = wr["alive"] > 0.5
+    sums = {}
+    for key, var in (("pre_dpost", "dsum"), ("pre_post", "dsum2")):
+        a = np.zeros((K, S, N, N))
+        a[:, cn, ci, cj] = wr[var]
+        sums[key] = a[1:]
+    return W, alive, sums
+
+
 def plan_matches(plan: dict, batch: NetworkBatch, initial, schedule, targets) -> bool:
     """Whether a call of :meth:`Substrate.run` asks for exactly the next epoch a whole-training
     program recorded: same structure and schedule, that epoch's initial states, its weights (to
@@ -406,12 +472,11 @@ class StandaloneProgram:
 
     # -- structure ---------------------------------------------------------------------
     def _training_objects(self, b2, batch, G, Syn, dt, tau, E, ns, sign, prune):
-        S, P, N = self.S, self.P, self.N
-        tm = batch.topology_mask
+        P = self.P
         # One "weight" neuron per connection of each network: the weight the program learns.
-        conn_net, conn_i, conn_j = self.conn
-        index = np.full(tm.shape, -1)
-        index[conn_net, conn_i, conn_j] = np.arange(conn_net.size)
+        conn_net = self.conn[0]
+        link_pre, link_post, outflow_post = weight_links(batch.topology_mask, P, self.syn_net, self.syn_i,
+                                                         self.syn_j)
         epoch_clock = b2.Clock(dt=E * dt * tau * b2.second, name="deepcircuit_epoch_clock*")
         wns = dict(ns, T2M=1.0, PT2=float(P * self.T2))
         Wg = b2.NeuronGroup(conn_net.size,
@@ -419,18 +484,15 @@ class StandaloneProgram:
                             "beta0 : 1 (shared)\nbeta1 : 1 (shared)\ntol : 1 (shared)\n",
                             method=None, clock=epoch_clock, namespace=wns, name="weights*")
         # Link k: weight neuron of (s, i, j) -> the synapse of copy (s, p) for that connection.
-        link_post = np.arange(self.syn_net.size)
-        link_pre = index[self.syn_net, self.syn_i, self.syn_j]
         Link = b2.Synapses(Wg, Syn, "", clock=epoch_clock, name="links*")
-        Link.connect(i=link_pre.astype(np.int32), j=link_post.astype(np.int32))
+        Link.connect(i=link_pre, j=link_post)
         extra = []
         if self.deep_like:
             # wout of neuron i in copy (s, p) = sum_j W[i, j], summed over j in increasing order
             # (the runtime path's order), once per epoch tick, after the update ('groups' comes
             # after 'start') and before the first step's integration.
             Out = b2.Synapses(Wg, G, "wout_post = w_pre : 1 (summed)", clock=epoch_clock, name="outflow*")
-            copy = np.repeat(np.arange(S * P), [int(tm[c // P].sum()) for c in range(S * P)])
-            Out.connect(i=link_pre.astype(np.int32), j=(copy * N + self.syn_i).astype(np.int32))
+            Out.connect(i=link_pre, j=outflow_post)
             extra.append(Out)
         # Epoch start, in this order: record last epoch's ends, sum the accumulators over
         # presentations (synapse order, as the runtime path's np.add.at), update and prune,
@@ -530,25 +592,6 @@ class StandaloneRunner:
         cache[key] = prog  # most recently used last
         return prog
 
-    @staticmethod
-    def _common_values(prog: StandaloneProgram, batch: NetworkBatch, P: int, beta: float, targets):
-        roles = batch.roles
-        N, copies = roles.n_neurons, len(batch) * P
-        free = np.zeros(N)
-        free[roles.free] = 1.0
-        bn = np.zeros(N)
-        y = np.zeros((P, N))
-        if targets is not None:
-            bn[roles.outputs] = beta
-            y[:, roles.outputs] = targets
-        vals = {"free": np.tile(free, copies), "beta_nudge": np.tile(bn, copies),
-                "y": np.tile(y.reshape(-1), len(batch))}
-        if prog.deep_like:
-            vals["leak"] = np.full(copies * N, float(batch.params.get("gamma", 0.0)))
-        else:
-            vals["b"] = np.repeat(batch.bias, P, axis=0).ravel()
-        return vals
-
     # -- one presentation (free, then nudged) -------------------------------------------
     def run(self, batch: NetworkBatch, inputs, initial, schedule, targets, make_trajectory):
         from .trajectory import PhaseResult
@@ -558,7 +601,7 @@ class StandaloneRunner:
             return replay
         S, P, N = initial.shape
         prog = self._program(self._phase, batch, P, schedule)
-        vals = self._common_values(prog, batch, P, schedule.beta, targets)
+        vals = program_values(batch, P, schedule.beta, targets, prog.deep_like)
         vals["s"] = initial.reshape(-1)
         vals["w"] = batch.weights[prog.syn_net, prog.syn_i, prog.syn_j]
         res = prog.run(vals, max_seconds=self.max_seconds)
@@ -597,25 +640,13 @@ class StandaloneRunner:
         E1, S, P, N = initial.shape
         prog = self._program(self._train, batch, P, schedule, epochs=config.epochs,
                              sign=bool(config.sign), prune=config.prune, coact=config.beta0 != 0.0)
-        vals = self._common_values(prog, batch, P, schedule.beta, targets)
-        cn, ci, cj = prog.conn
-        vals.update(w=batch.weights[cn, ci, cj], alive=batch.mask[cn, ci, cj].astype(float),
-                    eta=config.eta, l1=config.l1, beta0=config.beta0, beta1=config.beta1,
-                    tol=config.prune_tol)
+        vals = program_values(batch, P, schedule.beta, targets, prog.deep_like)
+        vals.update(rule_values(batch, prog.conn, config))
         t0 = time.perf_counter()
         res = prog.run(vals, S0=initial, max_seconds=self.max_seconds)
         K = config.epochs + 2  # ticks at t = 0 .. (epochs + 1) epochs
         g = {k: res[f"g_{k}"].reshape(K, S, P, N)[1:] for k in ("s_free", "ds_free", "s", "dstep")}
-        wr = {k: res[f"w_{k}"].reshape(K, -1) for k in ("w", "alive", "dsum", "dsum2")}
-        W = np.zeros((K, S, N, N))
-        W[:, cn, ci, cj] = wr["w"]
-        alive = np.zeros((K, S, N, N), dtype=bool)
-        alive[:, cn, ci, cj] = wr["alive"] > 0.5
-        sums = {}
-        for key, var in (("pre_dpost", "dsum"), ("pre_post", "dsum2")):
-            a = np.zeros((K, S, N, N))
-            a[:, cn, ci, cj] = wr[var]
-            sums[key] = a[1:]  # tick k+1 holds epoch k's sums
+        W, alive, sums = weight_records(res, K, S, N, prog.conn)
         self._plan = {"batch_roles": batch.roles, "topology": batch.topology_mask.copy(),
                       "schedule": schedule, "targets": None if targets is None else np.array(targets),
                       "initial": initial, "W": W, "alive": alive, "ends": g, "sums": sums,

@@ -8,6 +8,23 @@ import pytest
 from deepcircuit import Network, Roles, get_task
 
 
+def cosine(a, b) -> float:
+    """Cosine similarity of two update vectors (spike-based against rate updates)."""
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def xor_networks_in_training():
+    """Two XOR networks (seeds 0 and 2) three ODE epochs into training: their nudged phases
+    still move the states, so their updates are far from zero."""
+    import warnings
+
+    from deepcircuit.learning.training import TrainingConfig, train
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return train("xor", seeds=[0, 2], config=TrainingConfig.preset("default").replace(epochs=3)).networks
+
+
 @pytest.fixture
 def xor():
     return get_task("xor")

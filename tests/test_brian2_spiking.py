@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+from conftest import cosine, xor_networks_in_training
 from deepcircuit import Schedule, get_substrate, get_task, initial_states
 from deepcircuit.studies.comparison import energy_counts
 from deepcircuit.learning.rule import stdp_update
@@ -17,17 +18,11 @@ brian2 = pytest.importorskip("brian2")
 pytestmark = pytest.mark.brian2
 
 
-def _cos(a, b):
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 @pytest.fixture(scope="module")
 def case():
     """Two XOR networks a few ODE epochs into training (their nudged phases move the states)."""
     task = get_task("xor")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        nets = train("xor", seeds=[0, 2], config=TrainingConfig.preset("default").replace(epochs=3)).networks
+    nets = xor_networks_in_training()
     s0 = initial_states(np.random.default_rng(0), 2, task.inputs, nets[0].roles)
     return task, nets, s0
 
@@ -49,7 +44,7 @@ def test_spike_rule_recovers_the_rate_rule(case):
     assert res.nudged.meta["stdp_window_steps"] == 200
     for k, net in enumerate(nets):
         m = net.mask
-        assert _cos(spk[k][m], rate[k][m]) > 0.8
+        assert cosine(spk[k][m], rate[k][m]) > 0.8
         assert 0.6 < np.linalg.norm(spk[k][m]) / np.linalg.norm(rate[k][m]) < 1.7
     # Only pre-synaptic spikes feed the accumulators: no synapse, no measurement.
     assert np.all(res.nudged.meta["synaptic_traces"]["pre_dpost"][:, :, :3] == 0)
@@ -95,7 +90,7 @@ def test_compiled_spiking_runs_both_phases_and_learns(case):
     rate = stdp_update(OdeSubstrate().run(nets, task.inputs, s0, sch, targets=task.targets).nudged,
                        nominal_steps=200)
     for k, net in enumerate(nets):
-        assert _cos(spk[k][net.mask], rate[k][net.mask]) > 0.5
+        assert cosine(spk[k][net.mask], rate[k][net.mask]) > 0.5
     assert sub.build_seconds > 0
 
 
@@ -124,13 +119,13 @@ def test_repeats_average_the_update_over_independent_presentations(case):
         # Independent spike trains: the repetitions differ, and each estimates the rate rule.
         assert not np.allclose(each[0, k][m], each[1, k][m])
         for r in range(K):
-            assert _cos(each[r, k][m], rate[k][m]) > 0.7
+            assert cosine(each[r, k][m], rate[k][m]) > 0.7
     # The update the rule reads is the repetitions' mean: the rate rule's scale, and closer to its
     # direction than a single repetition may be (seeded: one repetition of network 1 has 0.79).
     spk = stdp_update(res.nudged, nominal_steps=200)
     for k, net in enumerate(nets):
         m = net.mask
-        assert _cos(spk[k][m], rate[k][m]) > 0.85
+        assert cosine(spk[k][m], rate[k][m]) > 0.85
         assert 0.6 < np.linalg.norm(spk[k][m]) / np.linalg.norm(rate[k][m]) < 1.7
     # Every repetition's spikes are counted (what the training step costs).
     ratio = res.nudged.meta["spikes_per_presentation"] / single.nudged.meta["spikes_per_presentation"]

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
+from conftest import cosine, xor_networks_in_training
 from deepcircuit import Schedule, get_substrate, get_task, initial_states
 from deepcircuit.learning.rule import stdp_update
 from deepcircuit.learning.training import TrainingConfig, make_networks, train
@@ -20,17 +21,11 @@ pytestmark = pytest.mark.brian2
 needs_compiler = pytest.mark.skipif(not compiler_available(), reason="needs make and a C++ compiler")
 
 
-def _cos(a, b):
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 @pytest.fixture(scope="module")
 def case():
     """Two XOR networks a few ODE epochs into training, and initial states for 3 epochs."""
     task = get_task("xor")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        nets = train("xor", seeds=[0, 2], config=TrainingConfig.preset("default").replace(epochs=3)).networks
+    nets = xor_networks_in_training()
     rng = np.random.default_rng(0)
     init = np.stack([np.concatenate([initial_states(rng, 1, task.inputs, nets[0].roles) for _ in nets])
                      for _ in range(3)])
@@ -62,7 +57,7 @@ def test_training_program_measures_the_rate_rule_every_epoch(case):
         rate = stdp_update(ref.nudged, nominal_steps=200)
         for j in range(2):
             m = batch.mask[j]
-            cosines.append(_cos(spk[j][m], rate[j][m]))
+            cosines.append(cosine(spk[j][m], rate[j][m]))
             assert 0.6 < np.linalg.norm(spk[j][m]) / np.linalg.norm(rate[j][m]) < 1.7
         assert np.abs(res.free.meta["window_mean"] - ref.free.final).max() < 0.25
         np.testing.assert_array_equal(sub._plan["W"][k + 1], batch.weights)

@@ -90,8 +90,8 @@ class SpikingTrainingProgram:
         from .brian2_rate import block_diagonal_synapses
         from .brian2_spiking import (POISSON_RESET, SPIKE_THRESHOLD, STDP_RESET, spiking_equations,
                                      spiking_on_pre, stdp_on_pre)
-        from .brian2_standalone import (CLEAR_CODE, _compile_args, build_standalone, cache_root,
-                                        code_version, update_code, weight_links)
+        from .brian2_standalone import (_compile_args, build_standalone, cache_root, code_version,
+                                        schedule_rule, weight_links, weight_neurons)
 
         roles = batch.roles
         S, N = len(batch), roles.n_neurons
@@ -144,11 +144,7 @@ class SpikingTrainingProgram:
                                name="initial_inflow*")
             Init.connect(i=pre, j=post)
             # One "weight" neuron per connection of each network: the weight the program learns.
-            Wg = b2.NeuronGroup(self.conn[0].size,
-                                "w : 1\nalive : 1\ndsum : 1\ndsum2 : 1\neta : 1 (shared)\nl1 : 1 (shared)\n"
-                                "beta0 : 1 (shared)\nbeta1 : 1 (shared)\ntol : 1 (shared)\n",
-                                method=None, clock=epoch, name="weights*",
-                                namespace={"T2M": 1.0, "PT2": float(P * self.T2)})
+            Wg = weight_neurons(b2, self.conn[0].size, epoch, {}, P, self.T2)
             Link = b2.Synapses(Wg, Syn, "", clock=epoch, name="links*",
                                namespace={"kd": 1.0 / (r2 * (tau_l - tau_f)) * sec,
                                           "kc": 1.0 / (r2 * dt_s) * sec})
@@ -164,12 +160,8 @@ class SpikingTrainingProgram:
             self.rec_g = b2.StateMonitor(G, ["s_free", "s", "fa", "fb", "na", "nb", "n_free", "n_nudged"],
                                          record=True, when="start", order=-30, clock=epoch,
                                          name="rec_states*")
-            Link.run_regularly(REDUCE_CODE, when="start", order=-5, name="reduce*")
-            Wg.run_regularly(update_code(sign=sign, prune=prune), when="start", order=-4, name="update*")
-            self.rec_w = b2.StateMonitor(Wg, ["w", "alive", "dsum", "dsum2"], record=True, when="start",
-                                         order=-3, clock=epoch, name="rec_weights*")
-            Wg.run_regularly(CLEAR_CODE, when="start", order=-2, name="clear*")
-            Link.run_regularly(BROADCAST_CODE, when="start", order=-1, name="broadcast*")
+            self.rec_w = schedule_rule(b2, Wg, Link, epoch, sign=sign, prune=prune,
+                                       reduce_code=REDUCE_CODE, broadcast_code=BROADCAST_CODE)
             Link2.run_regularly("w_post = w_pre", when="start", order=-1, name="broadcast_initial*")
             G.namespace["S0"] = b2.TimedArray(np.zeros(self.S0_shape), dt=E * dt_s * sec, name="S0")
             G.run_regularly(RESET_CODE, when="start", order=1, clock=epoch, name="reset*")

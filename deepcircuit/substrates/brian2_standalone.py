@@ -382,6 +382,31 @@ def plan_matches(plan: dict, batch: NetworkBatch, initial, schedule, targets) ->
     return bool(ok)
 
 
+def weight_neurons(b2, n: int, clock, namespace: dict, P: int, T2: int):
+    """A training program's ``n`` weight neurons (one per connection of each network): the weight,
+    whether the connection is alive, the rule's sums of the epoch, and the rule's scalars as run
+    arguments, on the epoch clock."""
+    return b2.NeuronGroup(n, "w : 1\nalive : 1\ndsum : 1\ndsum2 : 1\neta : 1 (shared)\nl1 : 1 (shared)\n"
+                             "beta0 : 1 (shared)\nbeta1 : 1 (shared)\ntol : 1 (shared)\n",
+                          method=None, clock=clock, namespace=dict(namespace, T2M=1.0, PT2=float(P * T2)),
+                          name="weights*")
+
+
+def schedule_rule(b2, Wg, Link, clock, *, sign: bool, prune: str | None, reduce_code: str,
+                  broadcast_code: str):
+    """At each epoch tick, in this order (orders -5 to -1 of ``start``): sum the synapses'
+    accumulators into the weight neurons (``reduce_code`` on ``Link``), apply the rule and prune,
+    record the weights, clear the sums, copy the weights back to every synapse
+    (``broadcast_code``). Returns the weights' recording."""
+    Link.run_regularly(reduce_code, when="start", order=-5, name="reduce*")
+    Wg.run_regularly(update_code(sign=sign, prune=prune), when="start", order=-4, name="update*")
+    rec_w = b2.StateMonitor(Wg, ["w", "alive", "dsum", "dsum2"], record=True, when="start", order=-3,
+                            clock=clock, name="rec_weights*")
+    Wg.run_regularly(CLEAR_CODE, when="start", order=-2, name="clear*")
+    Link.run_regularly(broadcast_code, when="start", order=-1, name="broadcast*")
+    return rec_w
+
+
 class StandaloneProgram:
     """One compiled Brian2 program for a fixed structure; run with new values any number of times.
 
@@ -478,11 +503,7 @@ class StandaloneProgram:
         link_pre, link_post, outflow_post = weight_links(batch.topology_mask, P, self.syn_net, self.syn_i,
                                                          self.syn_j)
         epoch_clock = b2.Clock(dt=E * dt * tau * b2.second, name="deepcircuit_epoch_clock*")
-        wns = dict(ns, T2M=1.0, PT2=float(P * self.T2))
-        Wg = b2.NeuronGroup(conn_net.size,
-                            "w : 1\nalive : 1\ndsum : 1\ndsum2 : 1\neta : 1 (shared)\nl1 : 1 (shared)\n"
-                            "beta0 : 1 (shared)\nbeta1 : 1 (shared)\ntol : 1 (shared)\n",
-                            method=None, clock=epoch_clock, namespace=wns, name="weights*")
+        Wg = weight_neurons(b2, conn_net.size, epoch_clock, ns, P, self.T2)
         # Link k: weight neuron of (s, i, j) -> the synapse of copy (s, p) for that connection.
         Link = b2.Synapses(Wg, Syn, "", clock=epoch_clock, name="links*")
         Link.connect(i=link_pre, j=link_post)
@@ -499,12 +520,8 @@ class StandaloneProgram:
         # record, clear, broadcast the weights to every copy, reset the states.
         self.rec_g = b2.StateMonitor(G, ["s_free", "ds_free", "s", "dstep"], record=True,
                                      when="start", order=-10, clock=epoch_clock, name="rec_states*")
-        Link.run_regularly(REDUCE_CODE, when="start", order=-5, name="reduce*")
-        Wg.run_regularly(update_code(sign=sign, prune=prune), when="start", order=-4, name="update*")
-        self.rec_w = b2.StateMonitor(Wg, ["w", "alive", "dsum", "dsum2"], record=True, when="start",
-                                     order=-3, clock=epoch_clock, name="rec_weights*")
-        Wg.run_regularly(CLEAR_CODE, when="start", order=-2, name="clear*")
-        Link.run_regularly(BROADCAST_CODE, when="start", order=-1, name="broadcast*")
+        self.rec_w = schedule_rule(b2, Wg, Link, epoch_clock, sign=sign, prune=prune,
+                                   reduce_code=REDUCE_CODE, broadcast_code=BROADCAST_CODE)
         G.namespace["S0"] = b2.TimedArray(np.zeros(self.S0_shape), dt=E * dt * tau * b2.second, name="S0")
         G.run_regularly(RESET_CODE, when="start", order=-1, clock=epoch_clock, name="reset*")
         G.run_regularly(LATCH_CODE, when="after_groups", order=2, name="latch*")

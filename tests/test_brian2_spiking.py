@@ -72,8 +72,8 @@ def test_energy_counts(case):
                     reason="needs make and a C++ compiler")
 def test_compiled_spiking_runs_both_phases_and_learns(case):
     """The cpp_standalone spiking program: spikes at the encoded rates, counted per phase, and a
-    spike-based update pointing where the rate rule points (its spike trains are not seeded,
-    so the bounds are loose)."""
+    spike-based update pointing where the rate rule points (seeded, but the bounds were set
+    for unseeded spike trains, so they are loose)."""
     task, nets, s0 = case
     sch = Schedule(free_steps=500, nudged_steps=200)
     sub = get_substrate("brian2-spiking", target="cpp_standalone", max_rate=10000.0, substeps=20,
@@ -141,8 +141,8 @@ def test_repeats_average_the_update_over_independent_presentations(case):
 def test_spike_training_with_the_per_seed_stop_solves_xor():
     """XOR trained and evaluated as spikes (compiled, 10 kHz), each seed stopped after 3 epochs
     in a row at 0 error as spikes (docs/brian2.md: 10/10 seeds in 7 of 8 runs of 10 seeds). The
-    program is the one of the test above (same shape). Unseeded spike trains: the assertion
-    asks one of two seeds, each solved in about 79 of 80 measured cases."""
+    program is the one of the test above (same shape). The assertion asks one of two seeds,
+    each solved in about 79 of 80 measured cases with unseeded spike trains (now seeded)."""
     cfg = TrainingConfig.preset("default").replace(epochs=40, free_steps=500, nudged_steps=200,
                                                    stop_when_solved=3)
     sub = get_substrate("brian2-spiking", target="cpp_standalone", max_rate=10000.0, substeps=20,

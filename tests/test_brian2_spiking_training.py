@@ -59,10 +59,15 @@ def test_training_program_measures_the_rate_rule_every_epoch(case):
             m = batch.mask[j]
             cosines.append(cosine(spk[j][m], rate[j][m]))
             assert 0.6 < np.linalg.norm(spk[j][m]) / np.linalg.norm(rate[j][m]) < 1.7
-        assert np.abs(res.free.meta["window_mean"] - ref.free.final).max() < 0.25
+        # Window means against the ODE's equilibrium, 72 values per epoch: over 80 unseeded
+        # epochs the mean error was 0.002-0.009 and the 95th percentile 0.01-0.035, but the
+        # largest one 0.04-0.30 (now and then one hidden neuron of one pattern strays), so it
+        # gets only a gross bound.
+        err = np.abs(res.free.meta["window_mean"] - ref.free.final)
+        assert err.mean() < 0.02 and np.quantile(err, 0.95) < 0.07 and err.max() < 0.5, err
         np.testing.assert_array_equal(sub._plan["W"][k + 1], batch.weights)
-    # Unseeded spikes (measured over 12 runs: each cosine 0.79-0.99, the mean of a run's four
-    # 0.92-0.96; norm ratios 0.8-1.3).
+    # Seeded (seed 0) since the run-time seed; the bounds come from 12 unseeded runs: each
+    # cosine 0.79-0.99, the mean of a run's four 0.92-0.96; norm ratios 0.8-1.3.
     assert min(cosines) > 0.6 and np.mean(cosines) > 0.85, cosines
     # The final evaluation (free phase only) is the last recorded epoch.
     assert sub.run(batch, task.inputs, init[2], sch).nudged is None and sub._plan["epoch"] == 3
@@ -131,6 +136,50 @@ def test_compiled_loop_reads_the_clock_once_per_run(case):
     loop = text[text.index("while(clock"):text.index("Network::_globally_running = false")]
     assert "elapsed_realtime =" not in loop
     assert "elapsed_realtime =" in text  # the run's total time is still measured
+
+
+@needs_compiler
+def test_compiled_spike_trains_follow_the_seed(case):
+    """A compiled program is built once and takes its seed per run: the same seed and values give
+    the same spike trains, another seed or other initial states other ones; seed None draws
+    unseeded ones. The whole-training program too (a whole training is reproducible)."""
+    task, batch, init = case
+    sch = Schedule(free_steps=60, nudged_steps=30, stop_at_equilibrium=False)
+
+    def states(seed, s0=init[0], **kw):
+        sub = get_substrate("brian2-spiking", target="cpp_standalone", whole_training=False, seed=seed, **kw)
+        return sub.run(batch, task.inputs, s0, sch, targets=task.targets).nudged.states
+
+    a = states(3)
+    np.testing.assert_array_equal(a, states(3))
+    assert not np.array_equal(a, states(4))
+    assert not np.array_equal(a, states(3, s0=init[1]))  # a training's epochs draw new spike trains
+    assert not np.array_equal(states(None), states(None))
+    cfg = TrainingConfig.preset("default").replace(epochs=2, free_steps=60, nudged_steps=30)
+    plans = []
+    for seed in (5, 5, 6):
+        sub = get_substrate("brian2-spiking", target="cpp_standalone", seed=seed)
+        assert sub.plan_training(batch, task.inputs, task.targets, cfg.schedule, cfg, init)
+        plans.append(sub._plan["W"])
+    np.testing.assert_array_equal(plans[0], plans[1])
+    assert not np.array_equal(plans[0], plans[2])
+
+
+def test_seed_code_goes_only_where_brian2s_main_starts(tmp_path):
+    """The run-time seed is added after the one `brian_start();` of Brian2's main.cpp, once; a
+    main.cpp without that line (an unknown Brian2 version) is left as it is."""
+    from deepcircuit.substrates.brian2_standalone import SEED_ENV, seed_from_environment
+
+    main = "int main()\n{\n\tbrian_start();\n\trun();\n}\n"
+    (tmp_path / "objects.h").write_text("extern std::vector< RandomGenerator > _random_generators;\n")
+    (tmp_path / "main.cpp").write_text(main)
+    assert seed_from_environment(tmp_path) and seed_from_environment(tmp_path)
+    text = (tmp_path / "main.cpp").read_text()
+    assert text.count(f"std::getenv(\"{SEED_ENV}\")") == 1 and text.index(SEED_ENV) > text.index("brian_start();")
+    assert text.index(SEED_ENV) < text.index("run();")
+    (tmp_path / "main.cpp").write_text(main.replace("brian_start", "start"))
+    assert not seed_from_environment(tmp_path)
+    assert (tmp_path / "main.cpp").read_text() == main.replace("brian_start", "start")
 
 
 @needs_compiler

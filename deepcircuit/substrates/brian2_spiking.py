@@ -26,6 +26,8 @@ phase is one ``Network.run``. ``meta["window_mean"]`` holds each state's mean ov
 
 from __future__ import annotations
 
+import zlib
+
 from typing import Any
 
 import numpy as np
@@ -215,8 +217,8 @@ class _SpikingProgram:
     and run with new values as run arguments. Per Brian2 step a ``run_regularly`` operation
     derives the phase from the step number (nudge on after ``T1`` samples; learning during the
     first ``window`` samples of the nudged phase), and each spike is counted per phase. The
-    random numbers (the spike trains) come from the program's own generator, seeded anew every
-    run: compiled spiking runs are not reproducible run to run.
+    random numbers (the spike trains) come from the program's own generator, seeded for each
+    run by :meth:`Brian2SpikingSubstrate.run_seed` (unseeded if the substrate's seed is None).
     """
 
     def __init__(self, b2, batch: NetworkBatch, P: int, schedule: Schedule, tau: float, tau_s: float,
@@ -280,7 +282,8 @@ class _SpikingProgram:
 
         self._files, self._args, self.build_seconds = build_standalone(b2, self.directory, make)
 
-    def run(self, batch: NetworkBatch, x0: np.ndarray, beta_vec, y_full, max_seconds: float | None = None) -> dict:
+    def run(self, batch: NetworkBatch, x0: np.ndarray, beta_vec, y_full, max_seconds: float | None = None,
+            seed: int | None = None) -> dict:
         from .brian2_standalone import run_standalone
 
         S, P, N = self.S, self.P, self.N
@@ -299,7 +302,8 @@ class _SpikingProgram:
             vals["leak"] = np.full(S * P * N, float(batch.params.get("gamma", 0.0)))
         else:
             vals["b"] = np.repeat(batch.bias, P, axis=0).ravel()
-        return run_standalone(self.directory, self._args, self._files, vals, max_seconds=max_seconds)
+        return run_standalone(self.directory, self._args, self._files, vals, max_seconds=max_seconds,
+                              seed=seed)
 
     def synaptic_traces(self, res: dict, samples: int, dt_seconds: float, repeats: int = 1) -> dict:
         return _synaptic_sums(res, self, samples, dt_seconds, repeats)
@@ -324,10 +328,12 @@ class Brian2SpikingSubstrate(Substrate):
         derived from them, not tuned.
     target : {"numpy", "cython", "cpp_standalone"}
         Brian2 target. ``cpp_standalone`` runs both phases as one compiled program (built once,
-        cached; see :class:`_SpikingProgram`), much faster, but its spike trains are not
-        reproducible run to run (``seed`` applies to the runtime targets only).
+        cached; see :class:`_SpikingProgram`), much faster.
     seed : int, optional
-        Seed of Brian2's random numbers (the spike trains); None = not reproducible.
+        Seed of Brian2's random numbers (the spike trains); None = not reproducible. The
+        runtime targets re-seed with it at every run; a compiled run is seeded from it and
+        the run's initial states and weights (:meth:`run_seed`): the same call gives the same
+        spike trains, and each epoch of a training (new initial states) draws new ones.
     window : float
         Fraction of each phase (at its end) averaged into ``meta["window_mean"]``.
     repeats : int
@@ -390,6 +396,19 @@ class Brian2SpikingSubstrate(Substrate):
     def __repr__(self) -> str:
         return (f"Brian2SpikingSubstrate(max_rate={self.max_rate!r}, tau={self.tau!r}, "
                 f"tau_s={self.tau_s!r}, target={self.target!r}, repeats={self.repeats!r})")
+
+    def run_seed(self, *arrays: np.ndarray) -> int | None:
+        """The seed of one compiled run whose values are ``arrays`` (None if ``seed`` is None).
+
+        A compiled program is built once, so its seed is handed to each run. It is derived from
+        ``seed`` and the run's initial states and weights: the same call gives the same spike
+        trains (as the runtime targets, re-seeded every run, do), while the epochs of a training,
+        which start from new initial states, draw new ones.
+        """
+        if self.seed is None:
+            return None
+        words = [self.seed] + [zlib.crc32(np.ascontiguousarray(a).tobytes()) for a in arrays]
+        return int(np.random.SeedSequence(words).generate_state(1)[0])
 
     def close(self) -> None:
         self._net = None
@@ -515,7 +534,8 @@ class Brian2SpikingSubstrate(Substrate):
         if targets is not None:
             beta_vec[roles.outputs] = schedule.beta
             y_full[:, roles.outputs] = targets
-        res = prog.run(batch, initial, beta_vec, y_full, self.max_seconds)
+        res = prog.run(batch, initial, beta_vec, y_full, self.max_seconds,
+                       seed=self.run_seed(initial, batch.weights))
         rec = res["rec"].reshape(-1, S, P, N)
         final = res["s"].reshape(S, P, N)
         full = np.concatenate([np.moveaxis(rec, 0, 2), final[:, :, None]], axis=2)  # T1 + T2 + 1 samples

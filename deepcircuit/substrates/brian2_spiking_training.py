@@ -21,7 +21,8 @@ Clocks: the Brian2 step (``schedule.dt * tau / substeps``), a sample clock (``sc
 on which each neuron counts the samples of its epoch, accumulates its read-out windows and sets
 the phase (nudge, learning window) for the steps that follow, and an epoch clock. The last
 epoch's free phase is the training's final evaluation. Spike trains are drawn by the program's
-own generator: like every compiled spiking run, a training is not reproducible run to run.
+own generator, seeded like every compiled spiking run (``Brian2SpikingSubstrate.run_seed``): a
+training with a seed is reproducible.
 """
 
 from __future__ import annotations
@@ -179,15 +180,18 @@ class SpikingTrainingProgram:
 
         self._files, self._args, self.build_seconds = build_standalone(b2, self.directory, make)
 
-    def run(self, values: dict, S0: np.ndarray, max_seconds: float | None = None) -> dict:
+    def run(self, values: dict, S0: np.ndarray, max_seconds: float | None = None,
+            seed: int | None = None) -> dict:
         """Run the binary once: ``values`` (run arguments), ``S0 (epochs + 1, S, P, N)`` the initial
-        states of every epoch, ``max_seconds`` the wall-time budget. Returns the result arrays."""
+        states of every epoch, ``max_seconds`` the wall-time budget, ``seed`` of the spike trains
+        (None: unseeded). Returns the result arrays."""
         from .brian2_standalone import run_standalone
 
         rows = np.zeros(self.S0_shape)
         rows[:S0.shape[0]] = S0.reshape(S0.shape[0], -1)
         return run_standalone(self.directory, self._args, self._files, values, {"S0.values": rows},
-                              scalars=("eta", "l1", "beta0", "beta1", "tol"), max_seconds=max_seconds)
+                              scalars=("eta", "l1", "beta0", "beta1", "tol"), max_seconds=max_seconds,
+                              seed=seed)
 
 
 def plan_spiking_training(sub, batch: NetworkBatch, targets, schedule, config, initial: np.ndarray,
@@ -220,7 +224,7 @@ def plan_spiking_training(sub, batch: NetworkBatch, targets, schedule, config, i
     vals = program_values(batch, P, schedule.beta, targets, deep_like=True)
     vals.update(rule_values(batch, prog.conn, config))
     t0 = time.perf_counter()
-    res = prog.run(vals, initial, sub.max_seconds)
+    res = prog.run(vals, initial, sub.max_seconds, seed=sub.run_seed(initial, batch.weights))
     K = config.epochs + 2  # ticks at t = 0 .. (epochs + 1) epochs; tick k + 1 holds epoch k
     g = {k: res[f"g_{k}"].reshape(K, S, P, N)[1:] for k in
          ("s_free", "s", "fa", "fb", "na", "nb", "n_free", "n_nudged")}

@@ -30,6 +30,7 @@ program rounds like numpy and the ODE substrate (no reassociation, no fused mult
 from __future__ import annotations
 
 import contextlib
+import functools
 import fcntl
 import hashlib
 import json
@@ -147,6 +148,44 @@ def backport_step_timing(directory: Path) -> bool:
     return True
 
 
+#: Environment variable from which a compiled program seeds its random generators (see
+#: :func:`seed_from_environment`); set per run by :func:`run_standalone`.
+SEED_ENV = "DEEPCIRCUIT_BRIAN2_SEED"
+_BRIAN_START = "\tbrian_start();\n"
+_SEED_CODE = (f"\t// deepcircuit: seed the random generators from ${SEED_ENV} when it is set\n"
+              f"\tif (const char* _dc_seed = std::getenv(\"{SEED_ENV}\"))\n"
+              "\t\tfor (size_t _i = 0; _i < brian::_random_generators.size(); _i++)\n"
+              "\t\t\tbrian::_random_generators[_i].seed(std::strtoul(_dc_seed, NULL, 10) + _i);\n")
+
+
+def seed_from_environment(directory: Path) -> bool:
+    """Let the generated program take its random seed at run time, from ``$DEEPCIRCUIT_BRIAN2_SEED``.
+
+    Brian2's ``seed(s)`` writes ``s`` into the generated ``main.cpp``, so a program built once
+    and re-run with new values would draw the same numbers every run (a fixed ``s``) or
+    unreproducible ones (``seed()``, from ``std::random_device``). This seeds every generator
+    right after ``brian_start()`` (before the first ``rand()``) from the environment variable
+    when it is set, as Brian2's own ``seed(s)`` does (generator ``i`` gets ``s + i``); unset, the
+    program keeps Brian2's unseeded generators. Returns whether ``main.cpp`` now has the code
+    (Brian2 2.9 to 2.11 generate the line it follows).
+    """
+    path = Path(directory) / "main.cpp"
+    try:
+        text = path.read_text()
+    except OSError:
+        return False
+    if _SEED_CODE in text:
+        return True
+    try:
+        generators = "_random_generators" in (Path(directory) / "objects.h").read_text()
+    except OSError:
+        generators = False
+    if text.count(_BRIAN_START) != 1 or not generators:
+        return False
+    path.write_text(text.replace(_BRIAN_START, _BRIAN_START + _SEED_CODE))
+    return True
+
+
 @contextlib.contextmanager
 def _locked(path: Path):
     """An exclusive lock on ``path/.lock`` (two processes must not build one folder at once)."""
@@ -193,6 +232,7 @@ def build_standalone(b2, directory: Path, make) -> tuple[dict, dict, float]:
             # finds the compiled objects up to date.
             device.build(directory=str(directory), compile=False, run=False, with_output=False)
             backport_step_timing(directory)
+            seedable = seed_from_environment(directory)
             # Compiled here rather than by Brian2 (which uses os.system, during which this process
             # ignores SIGINT): a Ctrl-C stops the build as a KeyboardInterrupt.
             make = [b2.prefs["devices.cpp_standalone.make_cmd_unix"],
@@ -205,7 +245,7 @@ def build_standalone(b2, directory: Path, make) -> tuple[dict, dict, float]:
             names = {k: (f"{obj.name}.{var}", np.dtype(dtype)) for k, (obj, var, dtype) in targets.items()}
             write_atomic(manifest, json.dumps({
                 "files": {k: [f, d.str] for k, (f, d) in files.items()},
-                "args": {k: [n, d.str] for k, (n, d) in names.items()}}, indent=1))
+                "args": {k: [n, d.str] for k, (n, d) in names.items()}, "seedable": seedable}, indent=1))
         except Exception as exc:
             raise SubstrateUnavailableError(
                 f"Brian2's cpp_standalone build failed in {directory} ({type(exc).__name__}: {exc}). "
@@ -218,13 +258,32 @@ def build_standalone(b2, directory: Path, make) -> tuple[dict, dict, float]:
     return files, names, time.perf_counter() - t0
 
 
+@functools.lru_cache(maxsize=None)
+def _seedable(directory: str) -> bool:
+    """Whether the built program in ``directory`` takes its seed from :data:`SEED_ENV` (a built
+    folder never changes: its name holds the structure and code version)."""
+    try:
+        return SEED_ENV in (Path(directory) / "main.cpp").read_text()
+    except OSError:
+        return False
+
+
 def run_standalone(directory: Path, arg_names: dict, files: dict, values: dict,
-                   extra: dict | None = None, scalars: tuple = (), max_seconds: float | None = None) -> dict:
+                   extra: dict | None = None, scalars: tuple = (), max_seconds: float | None = None,
+                   seed: int | None = None) -> dict:
     """Run a built program once: ``values`` {key: array or scalar} become run arguments,
     ``extra`` {command-line name: array} too (e.g. a TimedArray's ``name.values``); returns the
     result arrays {name: 1-d array}. Files live in a temporary folder (in :func:`run_folder`)
     removed afterwards. A run still going after ``max_seconds`` (wall time; None = no limit) is
-    killed and reported as a :class:`SimulationError`."""
+    killed and reported as a :class:`SimulationError`. ``seed`` (an int below 2**32) seeds the
+    program's random generators (see :func:`seed_from_environment`); None leaves them unseeded."""
+    env = None
+    if seed is not None:
+        if not _seedable(str(directory)):
+            raise SubstrateUnavailableError(
+                f"The compiled Brian2 program {directory / 'main'} cannot take a seed (this Brian2 "
+                f"version generates a main.cpp deepcircuit does not know); use seed=None.")
+        env = dict(os.environ, **{SEED_ENV: str(int(seed))})
     with tempfile.TemporaryDirectory(prefix="deepcircuit-brian2-run-", dir=run_folder(directory)) as tmp:
         args = ["--results_dir", os.path.join(tmp, "")]
         items = [(arg_names[k][0], np.asarray(v, dtype=arg_names[k][1]).ravel(), k) for k, v in values.items()]
@@ -238,7 +297,7 @@ def run_standalone(directory: Path, arg_names: dict, files: dict, values: dict,
                 args.append(f"{name}={path}")
         try:
             proc = subprocess.run([str(directory / "main")] + args, cwd=directory, capture_output=True,
-                                  text=True, timeout=max_seconds)
+                                  text=True, timeout=max_seconds, env=env)
         except subprocess.TimeoutExpired:  # subprocess.run has killed the program
             raise SimulationError(
                 f"The compiled Brian2 program {directory / 'main'} ran past its wall-time budget of "

@@ -197,3 +197,28 @@ def test_a_compiled_run_past_its_budget_is_stopped_with_one_clear_error(case, na
         sub.run(batch, task.inputs, init[0], long)
     with pytest.raises(ValueError, match="max_seconds"):
         get_substrate(name, max_seconds=0.0)
+    short = Schedule(free_steps=60, nudged_steps=30, stop_at_equilibrium=False)  # built above
+    assert sub.run(batch, task.inputs, init[0], short, targets=task.targets).nudged.states.shape[2] == 31
+
+
+@pytest.mark.parametrize("name, opts", [("brian2-spiking", {}), ("brian2", {}),
+                                        ("brian2", {"driver": "network"})])
+def test_a_runtime_run_past_its_budget_is_stopped_between_steps(case, name, opts):
+    """`max_seconds` on Brian2's runtime (numpy) target: a run call still going after its budget
+    stops between two steps with the same one-line error, within a fraction of a second of
+    the budget, and the substrate works again."""
+    import time
+
+    from deepcircuit.errors import SimulationError
+
+    task, batch, init = case
+    sub = get_substrate(name, target="numpy", max_seconds=1.0, **opts)
+    long = Schedule(free_steps=100_000, nudged_steps=0, stop_at_equilibrium=False)
+    t0 = time.monotonic()
+    with pytest.raises(SimulationError, match=r"^The Brian2 .*run \(target numpy\) ran past its "
+                                              r"wall-time budget of max_seconds = 1 s"):
+        sub.run(batch, task.inputs, init[0], long)
+    assert time.monotonic() - t0 < 10.0  # 100 000 steps would take minutes
+    short = Schedule(free_steps=20, nudged_steps=10, stop_at_equilibrium=False)
+    res = sub.run(batch, task.inputs, init[0], short, targets=task.targets)
+    assert res.nudged.states.shape[2] == 11 and np.all(np.isfinite(res.nudged.states))

@@ -36,13 +36,15 @@ results; slower).
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from typing import Any
 
 import numpy as np
 
 from .._validation import check_choice, check_real
-from ..errors import DeepCircuitWarning, DivergenceError, InvalidInputError, SubstrateUnavailableError
+from ..errors import (DeepCircuitWarning, DivergenceError, InvalidInputError, SimulationError,
+                      SubstrateUnavailableError)
 from ..model.network import NetworkBatch
 from .trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
@@ -145,6 +147,44 @@ def brian2_target(brian2, target: str):
             yield
     finally:
         prefs["codegen.target"] = old
+
+
+def over_budget(what: str, max_seconds: float) -> SimulationError:
+    """The one-line error of a Brian2 run stopped at its wall-time budget ``max_seconds``."""
+    return SimulationError(
+        f"{what} ran past its wall-time budget of max_seconds = {max_seconds:g} s and was stopped; "
+        f"give the substrate a larger max_seconds (None = no limit), or run fewer epochs, seeds or steps.")
+
+
+def deadline(max_seconds: float | None) -> float | None:
+    """The ``time.monotonic()`` by which a run started now must end (None: no budget)."""
+    return None if max_seconds is None else time.monotonic() + max_seconds
+
+
+def run_before(b2, net, duration, until: float | None, what: str, max_seconds: float | None) -> None:
+    """``net.run(duration)`` on a runtime target, stopped at the wall-time deadline ``until``.
+
+    Brian2 calls the report function between time steps (at most every ``report_period`` of wall
+    time); past the deadline it stops the network there, and the run is reported as
+    :func:`over_budget` instead of returning a partial phase.
+    """
+    if until is None:
+        net.run(duration, namespace={})
+        return
+    stopped = []
+
+    def check(elapsed, completed, start, length):
+        if time.monotonic() > until:
+            stopped.append(completed)
+            net.stop()
+
+    net.run(duration, namespace={}, report=check, report_period=_REPORT_PERIOD * b2.second)
+    if stopped or time.monotonic() > until:
+        raise over_budget(what, max_seconds)
+
+
+#: Wall time (seconds) between two deadline checks of a runtime Brian2 run.
+_REPORT_PERIOD = 0.05
 
 
 def neuron_equations(family: str, method: str = "euler") -> str:
@@ -313,20 +353,27 @@ class _CompiledNetwork:
                 every.extend(obj._code_objects)
         return {"every": every, "once": once, "nudged": nudged}
 
-    def run_phase(self, steps: int, learn: bool) -> np.ndarray:
-        """Run ``steps`` steps; return the recorded states ``(steps, S*P*N)`` (after each step)."""
+    def run_phase(self, steps: int, learn: bool, until: float | None = None,
+                  max_seconds: float | None = None) -> np.ndarray:
+        """Run ``steps`` steps; return the recorded states ``(steps, S*P*N)`` (after each step).
+        Past the wall-time deadline ``until`` (``time.monotonic()``) the run stops with
+        :func:`over_budget` (``max_seconds``: the budget it names)."""
         b2 = self.b2
         self.monitor.resize(0)
         with brian2_target(b2, self.target):
             if self.driver == "network":
                 self.traces.active = learn
-                self.net.run(steps * self.clock.dt, namespace={})
+                run_before(b2, self.net, steps * self.clock.dt, until, self._what(), max_seconds)
                 self.n_codegen += 1
             else:
-                self._drive(steps, learn)
+                self._drive(steps, learn, until, max_seconds)
         return np.array(self.monitor.variables["s"].get_value(), copy=True)
 
-    def _drive(self, steps: int, learn: bool) -> None:
+    def _what(self) -> str:
+        return f"The Brian2 run (target {self.target})"
+
+    def _drive(self, steps: int, learn: bool, until: float | None = None,
+               max_seconds: float | None = None) -> None:
         cos = self._codeobjects
         loop = cos["nudged"] if learn else cos["every"]
         for co in cos["once"] + loop:
@@ -339,13 +386,17 @@ class _CompiledNetwork:
         dt = clock.variables["dt"].get_value()
         timestep[0] = 0
         t[0] = 0.0
-        for _ in range(steps):
-            for co in loop:
-                co()
-            timestep[0] += 1
-            t[0] = timestep[0] * dt[0]
-        for co in cos["once"] + loop:
-            co.after_run()
+        try:
+            for _ in range(steps):
+                for co in loop:
+                    co()
+                timestep[0] += 1
+                t[0] = timestep[0] * dt[0]
+                if until is not None and time.monotonic() > until:
+                    raise over_budget(self._what(), max_seconds)
+        finally:
+            for co in cos["once"] + loop:
+                co.after_run()
 
 
 class Brian2FallbackWarning(DeepCircuitWarning):
@@ -397,9 +448,10 @@ class Brian2RateSubstrate(Substrate):
         ``cpp_standalone`` only: offer :meth:`plan_training` (a whole training as one program).
         False runs one compiled phase program per epoch instead.
     max_seconds : float or None
-        ``cpp_standalone`` only: wall-time budget of one run of a compiled program (seconds;
-        default 600, None = no limit); a run past it is killed and reported as a
-        :class:`~deepcircuit.errors.SimulationError`. The runtime targets have no budget.
+        Wall-time budget (seconds; default 600, None = no limit) of one run of a compiled
+        program (``cpp_standalone``: killed past it) or of one :meth:`run` call on a runtime
+        target (stopped between two time steps); either is reported as a
+        :class:`~deepcircuit.errors.SimulationError`.
     """
 
     name = "brian2"
@@ -488,13 +540,15 @@ class Brian2RateSubstrate(Substrate):
         if self._standalone is not None:
             return self._standalone.run(batch, inputs, initial, schedule, targets,
                                         lambda *a, **k: self._trajectory(batch, *a, **k))
+        until = deadline(self.max_seconds)
         net = self.compiled(batch, P, schedule.dt)
         net.set_network_values(batch)
         roles = batch.roles
         N = roles.n_neurons
         net.set_states(initial)
         net.set_nudge(np.zeros(N), np.zeros((P, N)))
-        free = self._phase(net, batch, initial, schedule, schedule.free_steps, "free", learn=False)
+        free = self._phase(net, batch, initial, schedule, schedule.free_steps, "free", learn=False,
+                           until=until)
         if targets is None or schedule.nudged_steps == 0:
             return PhaseResult(free)
         beta_vec = np.zeros(N)
@@ -504,14 +558,15 @@ class Brian2RateSubstrate(Substrate):
         net.set_nudge(beta_vec, y_full)
         net.reset_traces()
         nudged = self._phase(net, batch, free.final, schedule, schedule.nudged_steps, "nudged",
-                             learn=True)
+                             learn=True, until=until)
         return PhaseResult(free, nudged)
 
     # -- internals -----------------------------------------------------------------------
-    def _phase(self, net: _CompiledNetwork, batch, x0, schedule, steps, phase, *, learn) -> Trajectory:
+    def _phase(self, net: _CompiledNetwork, batch, x0, schedule, steps, phase, *, learn,
+               until: float | None = None) -> Trajectory:
         roles = batch.roles
         S, P, N = x0.shape
-        rec = net.run_phase(steps, learn)
+        rec = net.run_phase(steps, learn, until, self.max_seconds)
         out = np.empty((S, P, steps + 1, N))
         out[:, :, 0] = x0
         out[:, :, 1:] = np.moveaxis(rec.reshape(steps, S, P, N), 0, 2)

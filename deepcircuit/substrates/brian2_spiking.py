@@ -37,7 +37,7 @@ from ..errors import DivergenceError, InvalidInputError, SubstrateUnavailableErr
 from ..model.network import NetworkBatch
 from .trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
-from .brian2_rate import block_diagonal_synapses, brian2_target, check_target, import_brian2
+from .brian2_rate import block_diagonal_synapses, brian2_target, check_target, deadline, import_brian2, run_before
 
 
 SPIKING_TARGETS = ("numpy", "cython", "cpp_standalone")
@@ -193,17 +193,21 @@ class _SpikingNetwork:
         """Spikes per neuron of the group so far (for the energy-like counts)."""
         return np.array(self.spikes.count[:], dtype=np.int64)
 
-    def run_phase(self, steps: int, dt_tau: float, tau: float, learn_steps: int | None = None) -> np.ndarray:
-        """Run ``steps`` samples; the synapses learn during the first ``learn_steps`` of them."""
+    def run_phase(self, steps: int, dt_tau: float, tau: float, learn_steps: int | None = None,
+                  until: float | None = None, max_seconds: float | None = None) -> np.ndarray:
+        """Run ``steps`` samples; the synapses learn during the first ``learn_steps`` of them.
+        Past the wall-time deadline ``until`` the run stops with a SimulationError."""
         b2 = self.b2
         self.monitor.resize(0)
+        what = f"The Brian2 spiking run (target {self.target})"
         with brian2_target(b2, self.target):
             if learn_steps is not None and 0 < learn_steps < steps:
-                self.net.run(learn_steps * dt_tau * tau * b2.second, namespace={})
+                run_before(b2, self.net, learn_steps * dt_tau * tau * b2.second, until, what, max_seconds)
                 self.G.variables["learn"].get_value()[:] = 0.0
-                self.net.run((steps - learn_steps) * dt_tau * tau * b2.second, namespace={})
+                run_before(b2, self.net, (steps - learn_steps) * dt_tau * tau * b2.second, until, what,
+                           max_seconds)
             else:
-                self.net.run(steps * dt_tau * tau * b2.second, namespace={})
+                run_before(b2, self.net, steps * dt_tau * tau * b2.second, until, what, max_seconds)
         # Recorded at the start of every interval: s(0), ..., s(T - dt); then the final state.
         rec = np.array(self.monitor.variables["s"].get_value(), copy=True)[:steps]
         return np.concatenate([rec, self.G.variables["s"].get_value()[None, :]])
@@ -350,9 +354,10 @@ class Brian2SpikingSubstrate(Substrate):
         program (:mod:`deepcircuit.substrates.brian2_spiking_training`). False runs the compiled
         two-phase program once per epoch instead.
     max_seconds : float or None
-        ``cpp_standalone`` only: wall-time budget of one run of a compiled program (seconds;
-        default 600, None = no limit); a run past it is killed and reported as a
-        :class:`~deepcircuit.errors.SimulationError`. The runtime targets have no budget.
+        Wall-time budget (seconds; default 600, None = no limit) of one run of a compiled
+        program (``cpp_standalone``: killed past it) or of one :meth:`run` call on a runtime
+        target (stopped between two time steps); either is reported as a
+        :class:`~deepcircuit.errors.SimulationError`.
     """
 
     name = "brian2-spiking"
@@ -478,11 +483,12 @@ class Brian2SpikingSubstrate(Substrate):
             self._key = key
         if self.seed is not None:
             self._brian2.seed(self.seed)
+        until = deadline(self.max_seconds)
         roles = batch.roles
         N = roles.n_neurons
         net = self._net
         net.set_values(batch, initial, np.zeros(N), np.zeros((P, N)), steady_currents=True)
-        free = self._phase(net, batch, initial, schedule, schedule.free_steps, "free")
+        free = self._phase(net, batch, initial, schedule, schedule.free_steps, "free", until=until)
         if targets is None or schedule.nudged_steps == 0:
             return PhaseResult(free)
         beta_vec = np.zeros(N)
@@ -494,15 +500,15 @@ class Brian2SpikingSubstrate(Substrate):
         net.G.variables["y"].get_value()[:] = np.tile(y_full.reshape(-1), len(batch))
         net.start_learning()
         nudged = self._phase(net, batch, free.final, schedule, schedule.nudged_steps, "nudged",
-                             learn=True, repeats=repeats)
+                             learn=True, repeats=repeats, until=until)
         return PhaseResult(free, nudged)
 
     def _phase(self, net: _SpikingNetwork, batch, x0, schedule, steps, phase, *, learn=False,
-               repeats: int = 1) -> Trajectory:
+               repeats: int = 1, until: float | None = None) -> Trajectory:
         S, P, N = x0.shape
         counts0 = net.spike_counts()
         learn_steps = self._learn_steps(schedule) if learn else None
-        rec = net.run_phase(steps, schedule.dt, self.tau, learn_steps)
+        rec = net.run_phase(steps, schedule.dt, self.tau, learn_steps, until, self.max_seconds)
         out = np.moveaxis(rec.reshape(rec.shape[0], S, P, N), 0, 2)
         traces = net.synaptic_traces(steps, schedule.dt * self.tau, repeats) if learn else None
         return self._trajectory(batch, out, schedule, steps, phase, net.spike_counts() - counts0,

@@ -299,10 +299,9 @@ def run_standalone(directory: Path, arg_names: dict, files: dict, values: dict,
             proc = subprocess.run([str(directory / "main")] + args, cwd=directory, capture_output=True,
                                   text=True, timeout=max_seconds, env=env)
         except subprocess.TimeoutExpired:  # subprocess.run has killed the program
-            raise SimulationError(
-                f"The compiled Brian2 program {directory / 'main'} ran past its wall-time budget of "
-                f"max_seconds = {max_seconds:g} s and was stopped; give the substrate a larger "
-                f"max_seconds (None = no limit), or run fewer epochs, seeds or steps.") from None
+            from .brian2_rate import over_budget
+
+            raise over_budget(f"The compiled Brian2 program {directory / 'main'}", max_seconds) from None
         if proc.returncode != 0:
             raise SimulationError(f"The compiled Brian2 program {directory / 'main'} failed "
                                   f"(exit {proc.returncode}): {proc.stderr.strip()[-500:]}")

@@ -225,9 +225,9 @@ def mutated_model(draw, base):
         elif how == "nest":
             parent[path[-1]] = json.loads("[" * 40 + "]" * 40)
         elif how == "add" and isinstance(parent, dict):
-            parent[draw(st.text(max_size=5))] = draw(HOSTILE_VALUES)
+            parent[draw(st.text(max_size=5))] = copy.deepcopy(draw(HOSTILE_VALUES))
         else:
-            parent[path[-1]] = draw(HOSTILE_VALUES)
+            parent[path[-1]] = copy.deepcopy(draw(HOSTILE_VALUES))  # the samples are shared objects
     return d
 
 

@@ -16,6 +16,7 @@ from deepcircuit import Network, NetworkBatch, Roles, TrainingConfig, get_task, 
 from deepcircuit.substrates.circuit import CircuitUnits, ClampModel, NonIdealities, standalone_netlist
 from deepcircuit.studies.comparison import compare_inference
 from deepcircuit.errors import DivergenceError, InvalidInputError
+from deepcircuit.limits import V_SCALE_RANGE
 from deepcircuit.stability.lyapunov import check_phases, stability_verdict
 from deepcircuit.learning.model_file import ModelFile, save_model
 from deepcircuit.studies.report import comparison_rows, unsettled_notes, write_report
@@ -127,7 +128,8 @@ def _rows_in_plain_ngspice(text, tmp_path):
 
 GRID_CI = [(vs, clamp, ni) for vs in (0.1, 50.0, 1000.0) for clamp in ("diode", "limiter")
            for ni in (False, True)] + [(1.0, "diode-is1e-15", False)]
-GRID_FULL = [(vs, clamp, ni) for vs in (0.01, 0.1, 1.0, 10.0, 50.0, 100.0, 1000.0, 1e4)
+# V_scale across the whole range a circuit accepts (limits.V_SCALE_RANGE, 0.1-1000 V), ends included.
+GRID_FULL = [(vs, clamp, ni) for vs in (V_SCALE_RANGE[0], 0.3, 1.0, 10.0, 50.0, 100.0, 300.0, V_SCALE_RANGE[1])
              for clamp in ("diode", "limiter", "diode-n0.1", "diode-rs0", "limiter-1e7", "diode-is1e-15")
              for ni in (False, True)]
 

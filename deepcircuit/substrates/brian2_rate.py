@@ -477,8 +477,8 @@ class Brian2RateSubstrate(Substrate):
         self.target = target
         self.whole_training = bool(whole_training)
         check_target(self._brian2, self.target)
-        self.max_seconds = None if max_seconds is None else check_real("max_seconds", max_seconds, low=0.0,
-                                                                       low_open=True)
+        self._standalone = None
+        self.max_seconds = max_seconds
         self._standalone = (StandaloneRunner(self._brian2, self.tau, self.name, self.max_seconds)
                             if target == "cpp_standalone" else None)
         self._compiled: dict[tuple, _CompiledNetwork] = {}
@@ -491,6 +491,17 @@ class Brian2RateSubstrate(Substrate):
 
     def close(self) -> None:
         self._compiled.clear()
+
+    @property
+    def max_seconds(self) -> float | None:
+        """Wall-time budget of one run call, in seconds (None = no limit); may be changed between runs."""
+        return self._max_seconds
+
+    @max_seconds.setter
+    def max_seconds(self, value) -> None:
+        self._max_seconds = None if value is None else check_real("max_seconds", value, low=0.0, low_open=True)
+        if self._standalone is not None:  # the compiled runs read the budget there
+            self._standalone.max_seconds = self._max_seconds
 
     @property
     def build_seconds(self) -> float:

@@ -64,23 +64,26 @@ def settling_times(traj: Trajectory, *, tol: float = 0.01) -> np.ndarray | None:
     return np.where(np.asarray(traj.settled, dtype=bool), t, np.nan)
 
 
+def _blocks(supply: list[dict]):
+    """``(networks slice, presentations slice, entry)`` of each ngspice run's supply entry."""
+    for sup in supply:
+        (s0, s1), (p0, p1) = sup["networks"], sup["presentations"]
+        yield slice(s0, s1), slice(p0, p1), sup
+
+
 def _energy_between(supply: list[dict], start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """``VDD * integral of the supply current`` over ``[start, end]`` (s, arrays (S, P)), joules."""
-    out = []
-    k = 0
-    for sup in supply:
+    e = np.full(start.shape, np.nan)
+    for ns, ps, sup in _blocks(supply):
         t, cur, vdd = sup["time_s"], sup["current_A"], sup["vdd"]
-        n = cur.shape[0]
         q = cumulative_trapezoid(cur, t, axis=-1, initial=0.0)  # charge drawn since t[0], C
-        a, b = start[k:k + n], end[k:k + n]
-        e = np.full(a.shape, np.nan)
-        for s in range(n):
+        a, b = start[ns, ps], end[ns, ps]
+        for s in range(cur.shape[0]):
             for p in range(cur.shape[1]):
                 if np.isfinite(a[s, p]) and np.isfinite(b[s, p]):
-                    e[s, p] = vdd * (np.interp(b[s, p], t, q[s, p]) - np.interp(a[s, p], t, q[s, p]))
-        out.append(e)
-        k += n
-    return np.concatenate(out)
+                    e[ns.start + s, ps.start + p] = vdd * (np.interp(b[s, p], t, q[s, p])
+                                                           - np.interp(a[s, p], t, q[s, p]))
+    return e
 
 
 def figures_of_merit(result: PhaseResult, *, tol: float = 0.01) -> dict:
@@ -114,22 +117,23 @@ def figures_of_merit(result: PhaseResult, *, tol: float = 0.01) -> dict:
     if nudged is not None:
         e_n = _energy_between(supply, zero + free_end, free_end + out["settling_time_nudged_s"])
         out["energy_per_step_J"] = out["energy_per_inference_J"] + e_n
-    peak, mean, static, agree = [], [], [], 0.0
-    for sup in supply:
+    peak, mean, static, agree = np.full((S, P), np.nan), np.full((S, P), np.nan), np.full((S, P), np.nan), 0.0
+    for ns, ps, sup in _blocks(supply):
         t, cur, vdd = sup["time_s"], sup["current_A"], sup["vdd"]
         inside = t <= free_end * (1 + 1e-12)
-        peak.append(vdd * cur[..., inside].max(axis=-1))
+        peak[ns, ps] = vdd * cur[..., inside].max(axis=-1)
         q = np.trapezoid(cur[..., inside], t[inside], axis=-1)
-        mean.append(vdd * q / (t[inside][-1] - t[0]))
-        static.append(vdd * sup["quiescent_A"])
-        # ngspice's own .meas INTEG of the same current (negative: drawn from the source).
+        mean[ns, ps] = vdd * q / (t[inside][-1] - t[0])
+        static[ns, ps] = vdd * sup["quiescent_A"]
+        # ngspice's own .meas INTEG of the same current (negative: drawn from the source); the
+        # names count networks and presentations within this run's netlist.
         for s in range(cur.shape[0]):
             for p in range(cur.shape[1]):
                 m = sup["meas_charge_C"].get(f"q_free_s{s}p{p}")
                 if m is not None and q[s, p] != 0:
                     agree = max(agree, abs(-m - q[s, p]) / abs(q[s, p]))
-    out["peak_power_W"], out["mean_power_W"] = np.concatenate(peak), np.concatenate(mean)
-    out["static_power_W"], out["vdd_V"], out["meas_agreement"] = np.concatenate(static), supply[0]["vdd"], agree
+    out["peak_power_W"], out["mean_power_W"] = peak, mean
+    out["static_power_W"], out["vdd_V"], out["meas_agreement"] = static, supply[0]["vdd"], agree
     return out
 
 

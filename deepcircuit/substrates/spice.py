@@ -408,12 +408,12 @@ AUTO_MAX_FREE_NODES_PER_RUN = 64
 
 
 def _simulate_in_worker(net: Netlist, netlist_dir: Path, epoch, runs, max_seconds):
-    """Run one netlist in a worker process; returns ``(time, volts, seconds, peak RSS MB)``."""
+    """Run one netlist in a worker process; returns ``(time, volts, seconds, peak RSS MB, supply)``."""
     sub = SpiceSubstrate(netlist_dir=netlist_dir, max_seconds=max_seconds)
     sub.epoch, sub.runs = epoch, runs
     t0 = time.perf_counter()
     t, v = sub._simulate(_load_ngspice(), net)
-    return t, v, time.perf_counter() - t0, _rss_peak_mb()
+    return t, v, time.perf_counter() - t0, _rss_peak_mb(), sub._supply
 
 
 def _rss_peak_mb() -> float:
@@ -495,7 +495,9 @@ class SpiceSubstrate(Substrate):
     transconductor : "vccs", "ota" or TransconductorModel
         The synapse: ideal VCCS (default) or an OTA with a supply (see ``circuit.TransconductorModel``).
         With an OTA or a precision clamp the supply currents are read back and the free trajectory's
-        ``meta["supply"]`` holds them (``deepcircuit.studies.hardware_figures`` turns them into energies).
+        ``meta["supply"]`` holds them, one entry per ngspice run with the ``networks`` and
+        ``presentations`` (start, stop) it covers (``deepcircuit.studies.hardware_figures`` turns
+        them into energies).
     networks_per_run : int or None
         How many networks of a batch share one netlist (each netlist always holds every
         presentation, and both phases run in one transient). 1 (default): one ngspice run per
@@ -597,11 +599,6 @@ class SpiceSubstrate(Substrate):
                                        transconductor=self.transconductor)
 
             jobs = [(slice(c, c + q), netlist(slice(c, c + q))) for c in range(0, P, q)]
-            supplied = bool(jobs[0][1].meta.get("supplies"))
-            if supplied and len(jobs) > 1:
-                # Supply currents (energy figures) are read per run for all presentations of a
-                # network: such netlists are not split.
-                jobs = [(slice(0, P), netlist(slice(0, P)))]
             self.last_netlist = jobs[-1][1]
             try:
                 outputs = self._simulate_all(ng, [net for _, net in jobs])
@@ -613,16 +610,19 @@ class SpiceSubstrate(Substrate):
                 self._failed[key] = str(exc)
                 parts.append(_failed_part(sub, inputs, schedule, targets, self.name, str(exc)))
                 continue
-            chunk = []
-            for (sl, net), (time_s, volts, seconds, rss) in zip(jobs, outputs):
+            chunk, supplies = [], []
+            for (sl, net), (time_s, volts, seconds, rss, supply) in zip(jobs, outputs):
+                if supply is not None:
+                    # Which block of the (network, presentation) grid this run's currents cover.
+                    supplies.append({**supply, "networks": (a, a + len(sub)), "presentations": (sl.start, sl.stop)})
                 res = self._trajectories(sub, net, inputs[sl], time_s, volts, schedule, seconds)
                 for tr in (res.free, res.nudged):
                     if tr is not None:
                         tr.meta["peak_rss_mb"] = max(tr.meta["peak_rss_mb"], rss)
                 chunk.append(res)
             part = _join_presentations(chunk)
-            if supplied and self._supply is not None:
-                part.free.meta["supply"] = [self._supply]  # one entry per ngspice run (networks in order)
+            if supplies and len(supplies) == len(jobs):
+                part.free.meta["supply"] = supplies  # one entry per ngspice run
             part.free.meta["devices"] = jobs[0][1].meta.get("devices")
             parts.append(part)
         return parts[0] if len(parts) == 1 else _concat(parts)
@@ -636,13 +636,14 @@ class SpiceSubstrate(Substrate):
         return min(P, self.presentations_per_run)
 
     def _simulate_all(self, ng, nets: list[Netlist]):
-        """``(time, volts, seconds, peak RSS MB)`` of every netlist, in order (in workers if asked)."""
-        if self.workers == 1 or len(nets) == 1 or nets[0].meta.get("supplies"):
+        """``(time, volts, seconds, peak RSS MB, supply)`` of every netlist, in order (in workers if
+        asked); ``supply``: :func:`_read_supply` of that run (None without a supply)."""
+        if self.workers == 1 or len(nets) == 1:
             out = []
             for net in nets:
                 t0 = time.perf_counter()
                 t, v = self._simulate(ng, net)
-                out.append((t, v, time.perf_counter() - t0, 0.0))
+                out.append((t, v, time.perf_counter() - t0, 0.0, self._supply))
             return out
         if self._pool is None:
             import multiprocessing

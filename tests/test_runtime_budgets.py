@@ -73,3 +73,18 @@ def test_compare_names_the_budget_in_one_line(tmp_path, deep_net):
     p = subprocess.run([sys.executable, "-m", "deepcircuit", "compare", str(model), "--reference-max-seconds", "-1"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "max_seconds" in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_compare_names_the_substrate_that_failed():
+    """A comparison of several substrates says which one ran out of budget (was: the bare error)."""
+    pytest.importorskip("brian2")
+    from pathlib import Path
+
+    model = Path(__file__).resolve().parents[1] / "netlists" / "models" / "xor_trained.json"
+    spec = "brian2:target=numpy;max_seconds=0.2"
+    p = subprocess.run([sys.executable, "-m", "deepcircuit", "compare", str(model), "--substrates", f"ode,{spec}"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith(f"deepcircuit compare: error: substrate {spec!r}: The Brian2 run (target numpy) "
+                               "ran past its wall-time budget of max_seconds = 0.2 s")

@@ -13,13 +13,14 @@ Substrates are named as on the command line, optionally with options:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import DivergenceError, InvalidInputError
+from ..errors import DivergenceError, InvalidInputError, SimulationError
 from .hardware_figures import summary as hardware_summary
 from ..model.network import Network, NetworkBatch
 from ..stability import TrajectoryCheck, check_phases
@@ -33,6 +34,20 @@ from ..substrates.trajectory import PhaseResult
 #: Hardware figures every substrate's entry of ``compare --json`` carries (None where they do not exist).
 HARDWARE_KEYS = ("energy_per_inference_J", "energy_per_step_J", "settling_time_s", "peak_power_W",
                  "mean_power_W", "devices", "area_um2")
+
+
+
+@contextlib.contextmanager
+def _naming(label: str):
+    """A simulation error inside re-raised with the substrate spec that raised it in front, so a
+    comparison of several substrates says which one failed."""
+    try:
+        yield
+    except DivergenceError as exc:
+        raise DivergenceError(f"substrate {label!r}: {exc}", phase=exc.phase, epoch=exc.epoch,
+                              magnitude=exc.magnitude) from exc
+    except SimulationError as exc:
+        raise SimulationError(f"substrate {label!r}: {exc}") from exc
 
 
 def _parsed_specs(substrates: Sequence[str]) -> list[tuple[str, str, dict]]:
@@ -286,7 +301,7 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
         for k, (label, name, options) in enumerate(specs):
             stage(f"running substrate {label!r} ({k + 1} of {len(specs)})")
             t0 = time.perf_counter()
-            with get_substrate(name, **options) as sub:
+            with get_substrate(name, **options) as sub, _naming(label):
                 res = sub.run(batch, task.inputs, s0, schedule, targets=task.targets)
             runs.append((label, name, res, time.perf_counter() - t0))
             for ph in (res.free, res.nudged):
@@ -427,7 +442,7 @@ def compare_predictions(network: Network, task: Task, substrates: Sequence[str],
         if name == "ode" and not options:
             score, seconds = ref, ref_seconds
         else:
-            with get_substrate(name, **options) as sub:
+            with get_substrate(name, **options) as sub, _naming(label):
                 score, seconds = run(sub)
         pred = np.asarray(task.predict(score.outputs[0]))
         same = pred == ref_pred

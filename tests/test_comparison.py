@@ -94,3 +94,20 @@ def test_compare_cli_writes_report_and_json(tmp_path):
     assert "| spice |" in (tmp_path / "cmp" / "report.md").read_text()
     p = subprocess.run(dc + ["compare", str(tmp_path / "missing.json")], capture_output=True, text=True)
     assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_predictions_on_a_data_set_report_each_substrate_as_it_starts():
+    from deepcircuit import load_dataset
+    from deepcircuit.studies.comparison import compare_predictions
+
+    ds = load_dataset("iris")
+    cfg = TrainingConfig.for_task(ds).replace(epochs=2)
+    net = train(ds, seeds=[0], config=cfg).networks[0]
+    task = ds.test.subset(slice(0, 6))
+    seen = []
+    comp = compare_predictions(net, task, ["ode", "spice:clamp=limiter"], schedule=cfg.eval_schedule,
+                               on_stage=seen.append)
+    assert seen == ["running the projected-Euler ODE on 6 samples",
+                    "running substrate 'spice:clamp=limiter' (2 of 2) on 6 samples"]
+    assert comp["ode"].agreement == 1.0 and len(comp["spice:clamp=limiter"].predictions) == 6
+    assert 0.0 <= comp["spice:clamp=limiter"].agreement <= 1.0

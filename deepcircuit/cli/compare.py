@@ -67,8 +67,11 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
     seed = args.seed if args.seed is not None else (model.seed or 0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        state = getattr(args, "run_state", None)
         comp = compare_predictions(model.network, task, substrates, schedule=config.eval_schedule, seed=seed,
-                                   state_init_high=config.state_init_high)
+                                   state_init_high=config.state_init_high, progress=not args.quiet,
+                                   on_stage=None if state is None else (
+                                       lambda what: setattr(state, "stage", f"while {what}")))
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     rows = [(label, f"{100 * c.accuracy:.1f} %", f"{100 * c.agreement:.1f} %", f"{100 * c.settled:.0f} %",

@@ -37,6 +37,33 @@ HARDWARE_KEYS = ("energy_per_inference_J", "energy_per_step_J", "settling_time_s
 
 
 
+class _Stages:
+    """Progress of a comparison: a bar on stderr naming the run under way (``progress``; on a
+    terminal only, nothing in logs and pipes) and the caller's ``on_stage`` callback."""
+
+    def __init__(self, total: int, progress: bool, on_stage: Callable[[str], None] | None) -> None:
+        self.on_stage = on_stage
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="run", leave=False, disable=None)
+
+    def stage(self, what: str) -> None:
+        if self.on_stage is not None:
+            self.on_stage(what)
+        if self.bar is not None:
+            self.bar.set_description(what)
+
+    def done(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 @contextlib.contextmanager
 def _naming(label: str):
     """A simulation error inside re-raised with the substrate spec that raised it in front, so a
@@ -271,22 +298,8 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
     schedule = replace(schedule or Schedule(), stop_at_equilibrium=False)
     batch = NetworkBatch.of(network)
     s0 = initial_states(np.random.default_rng(seed), 1, task.inputs, network.roles)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        # disable=None: a bar on a terminal, nothing in logs and pipes.
-        bar = tqdm(total=2 + len(specs), unit="run", leave=False, disable=None)
-
-    def stage(what: str) -> None:
-        if on_stage is not None:
-            on_stage(what)
-        if bar is not None:
-            bar.set_description(what)
-
-    def done() -> None:
-        if bar is not None:
-            bar.update(1)
+    progress_bar = _Stages(2 + len(specs), progress, on_stage)
+    stage, done = progress_bar.stage, progress_bar.done
 
     try:
         stage("running the adaptive ODE reference")
@@ -310,8 +323,7 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
                                           magnitude=float(ph.meta.get("magnitude", np.inf)))
             done()
     finally:
-        if bar is not None:
-            bar.close()
+        progress_bar.close()
     fr = network.roles.free
     out: dict[str, InferenceComparison] = {}
     for label, name, res, seconds in runs:
@@ -410,7 +422,8 @@ class PredictionComparison:
 
 def compare_predictions(network: Network, task: Task, substrates: Sequence[str], *,
                         schedule: Schedule | None = None, seed: int = 0,
-                        state_init_high: float = 0.1) -> dict[str, PredictionComparison]:
+                        state_init_high: float = 0.1, progress: bool = False,
+                        on_stage: Callable[[str], None] | None = None) -> dict[str, PredictionComparison]:
     """Free-phase predictions of ``network`` on every presentation of ``task``, per substrate.
 
     Made for data sets (hundreds of samples, hundreds of neurons): only the settled outputs
@@ -418,6 +431,7 @@ def compare_predictions(network: Network, task: Task, substrates: Sequence[str],
     accuracy and by how often its predicted class agrees with the projected-Euler ODE's. Every
     substrate starts from the same initial states (drawn from ``seed``). ``task`` is a resolved
     Task (for example ``Dataset.test.subset(range(100))``); nothing is looked up by name.
+    ``progress`` and ``on_stage`` report the substrate under way, as in :func:`compare_inference`.
     """
     from ..learning.steps import evaluate_split
 
@@ -435,19 +449,28 @@ def compare_predictions(network: Network, task: Task, substrates: Sequence[str],
                                keep_outputs=True)
         return score, time.perf_counter() - t0
 
-    ref, ref_seconds = run(OdeSubstrate())
-    ref_pred = np.asarray(task.predict(ref.outputs[0]))
+    stages = _Stages(1 + len(specs), progress, on_stage)
+    n = task.n_presentations
     out: dict[str, PredictionComparison] = {}
-    for label, name, options in specs:
-        if name == "ode" and not options:
-            score, seconds = ref, ref_seconds
-        else:
-            with get_substrate(name, **options) as sub, _naming(label):
-                score, seconds = run(sub)
-        pred = np.asarray(task.predict(score.outputs[0]))
-        same = pred == ref_pred
-        if same.ndim > 1:
-            same = same.all(axis=-1)
-        out[label] = PredictionComparison(label, name, task.split, float(score.accuracy[0]),
-                                          float(same.mean()), float(score.settled[0]), pred.tolist(), seconds)
+    try:
+        stages.stage(f"running the projected-Euler ODE on {n} samples")
+        ref, ref_seconds = run(OdeSubstrate())
+        stages.done()
+        ref_pred = np.asarray(task.predict(ref.outputs[0]))
+        for k, (label, name, options) in enumerate(specs):
+            if name == "ode" and not options:
+                score, seconds = ref, ref_seconds
+            else:
+                stages.stage(f"running substrate {label!r} ({k + 1} of {len(specs)}) on {n} samples")
+                with get_substrate(name, **options) as sub, _naming(label):
+                    score, seconds = run(sub)
+            stages.done()
+            pred = np.asarray(task.predict(score.outputs[0]))
+            same = pred == ref_pred
+            if same.ndim > 1:
+                same = same.all(axis=-1)
+            out[label] = PredictionComparison(label, name, task.split, float(score.accuracy[0]),
+                                              float(same.mean()), float(score.settled[0]), pred.tolist(), seconds)
+    finally:
+        stages.close()
     return out

@@ -36,7 +36,6 @@ HARDWARE_KEYS = ("energy_per_inference_J", "energy_per_step_J", "settling_time_s
                  "mean_power_W", "devices", "area_um2")
 
 
-
 class _Stages:
     """Progress of a comparison: a bar on stderr naming the run under way (``progress``; on a
     terminal only, nothing in logs and pipes) and the caller's ``on_stage`` callback."""
@@ -298,8 +297,8 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
     schedule = replace(schedule or Schedule(), stop_at_equilibrium=False)
     batch = NetworkBatch.of(network)
     s0 = initial_states(np.random.default_rng(seed), 1, task.inputs, network.roles)
-    progress_bar = _Stages(2 + len(specs), progress, on_stage)
-    stage, done = progress_bar.stage, progress_bar.done
+    stages = _Stages(2 + len(specs), progress, on_stage)
+    stage, done = stages.stage, stages.done
 
     try:
         stage("running the adaptive ODE reference")
@@ -323,7 +322,7 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
                                           magnitude=float(ph.meta.get("magnitude", np.inf)))
             done()
     finally:
-        progress_bar.close()
+        stages.close()
     fr = network.roles.free
     out: dict[str, InferenceComparison] = {}
     for label, name, res, seconds in runs:

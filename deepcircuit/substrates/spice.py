@@ -499,8 +499,8 @@ class SpiceSubstrate(Substrate):
         ``presentations`` (start, stop) it covers (``deepcircuit.studies.hardware_figures`` turns
         them into energies).
     networks_per_run : int or None
-        How many networks of a batch share one netlist (each netlist always holds every
-        presentation, and both phases run in one transient). 1 (default): one ngspice run per
+        How many networks of a batch share one netlist (both phases run in one transient;
+        ``presentations_per_run`` splits the presentations). 1 (default): one ngspice run per
         network, since networks in one transient share its time steps and a batch of seeds runs
         1.4-3.7x faster split (measured in benchmarks/bench_spice.py). None: the whole batch in
         one netlist.
@@ -598,7 +598,7 @@ class SpiceSubstrate(Substrate):
                                        clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a,
                                        transconductor=self.transconductor)
 
-            jobs = [(slice(c, c + q), netlist(slice(c, c + q))) for c in range(0, P, q)]
+            jobs = [(slice(c, min(c + q, P)), netlist(slice(c, min(c + q, P)))) for c in range(0, P, q)]
             self.last_netlist = jobs[-1][1]
             try:
                 outputs = self._simulate_all(ng, [net for _, net in jobs])

@@ -20,7 +20,8 @@ after their roles (``s<network>p<presentation>`` prefixes every node and element
   exactly from the free state.
 * ``D_lo_<copy>_<neuron>`` / ``D_hi_<copy>_<neuron>`` (diode clamp, default) or ``B_lim_<copy>_<neuron>``
   (stiff limiter): the bound to [0, 1], a clamp to the rails 0 V and ``V_rail_hi`` = ``V_scale``.
-* Non-idealities (:class:`NonIdealities`): ``C_par_...`` parasitic capacitance, ``I_noise_...``
+* Non-idealities (:class:`~deepcircuit.substrates.chip.NonIdealities`, the chip description
+  the ODE substrate reads too): ``C_par_...`` parasitic capacitance, ``I_noise_...``
   transient noise current (ngspice ``TRNOISE``); mismatch and quantization change the ``G_syn``
   values.
 * OTA synapses (:class:`TransconductorModel`, ``transconductor="ota"``): ``B_syn_<copy>_<i>_<j>``
@@ -48,63 +49,17 @@ import numpy as np
 from .._validation import check_array, check_choice, check_int, check_real
 from ..errors import InvalidInputError, SimulationError
 from ..model.network import NetworkBatch
+# The chip's description (units, synapse model, mismatch, quantization) lives in .chip, read by
+# both solvers; its names stay importable from here.
+from .chip import CONSERVING_FAMILIES, TRANSCONDUCTOR_KINDS, CircuitUnits, NonIdealities, TransconductorModel
 
 CLAMP_KINDS = ("diode", "limiter", "precision")
 #: The clamp of the circuit when none is named. benchmarks/bench_clamps.py finds the precision
 #: clamp the most faithful, but it costs 5-15x the simulation time and a runaway circuit grinds
 #: for minutes in it instead of failing fast; docs/hardware.md has the figures and the reasons.
 DEFAULT_CLAMP = "diode"
-TRANSCONDUCTOR_KINDS = ("vccs", "ota")
 #: Rise time of the nudge switch's control, as a fraction of the sampling interval dt.
 _SWITCH_RISE = 1e-3
-
-
-@dataclass(frozen=True)
-class CircuitUnits:
-    """The physical scales of the circuit.
-
-    Parameters
-    ----------
-    v_scale : float, volts
-        Node voltage of state 1.0 (the upper rail).
-    capacitance : float, farads
-        Capacitance ``C`` of every neuron node.
-    transconductance : float, siemens
-        Unit transconductance ``g``: a synapse of weight ``W`` has transconductance ``g * W``.
-    supply_headroom : float, volts
-        The supply ``VDD`` of the active parts (OTA synapses, precision clamps) is
-        ``V_scale + supply_headroom``: an output stage needs about 1 V above its largest output.
-    """
-
-    v_scale: float = 10.0
-    capacitance: float = 1e-12
-    transconductance: float = 1e-6
-    supply_headroom: float = 1.0
-
-    def __post_init__(self) -> None:
-        from .. import limits
-
-        check_real("v_scale", self.v_scale, low=limits.V_SCALE_RANGE[0], high=limits.V_SCALE_RANGE[1])
-        check_real("capacitance", self.capacitance, low=limits.CAPACITANCE_RANGE[0],
-                   high=limits.CAPACITANCE_RANGE[1])
-        check_real("transconductance", self.transconductance, low=limits.TRANSCONDUCTANCE_RANGE[0],
-                   high=limits.TRANSCONDUCTANCE_RANGE[1])
-        check_real("supply_headroom", self.supply_headroom, low=0.0, high=1e3)
-
-    @property
-    def tau(self) -> float:
-        """Time constant ``C / g`` of one unit of weight (seconds)."""
-        return self.capacitance / self.transconductance
-
-    @property
-    def current(self) -> float:
-        """Current of one unit of weight at state 1.0: ``g * V_scale`` (amperes)."""
-        return self.transconductance * self.v_scale
-
-    @property
-    def vdd(self) -> float:
-        """Supply voltage of the active parts: ``V_scale + supply_headroom`` (volts)."""
-        return self.v_scale + self.supply_headroom
 
 
 @dataclass(frozen=True)
@@ -208,139 +163,6 @@ class ClampModel:
             return f".model DPREC D(IS={_num(self.precision_diode_is)} N=1 RS=10)"
         return (f".model DCLAMP D(IS={_num(self.saturation_current)} N={_num(self.emission)} "
                 f"RS={_num(self.series_resistance)})")
-
-
-@dataclass(frozen=True)
-class TransconductorModel:
-    """The synapse: an ideal VCCS (``kind="vccs"``, default) or an OTA (``kind="ota"``).
-
-    An OTA synapse of weight ``W`` (transconductance ``gm = g * W``) is the behavioural source
-    ``B_syn ... I = gm * V_L * tanh((v_i + v_os) / V_L)``: the ideal ``gm * v_i`` for small inputs,
-    limited to ``+-I_bias = +-|gm| * V_L`` (a differential pair's tail current), where
-    ``V_L = linear_range * V_scale``. Every OTA output has an output resistance
-    ``gain / |gm|`` to ground (lumped per node as ``R_out_<copy>_<neuron>``), its input an offset
-    ``v_os ~ Normal(0, offset^2)`` drawn once per synapse (one chip), and it draws a quiescent
-    current ``branches * I_bias`` from the supply ``VDD`` (one source ``V_dd_<copy>`` per array;
-    the quiescent currents of an array are one current source ``I_q_<copy>``), so the supply
-    current is the array's consumption: a class-A stage draws its bias whatever it outputs.
-
-    Parameters (defaults are assumptions, stated in docs/hardware.md)
-    ----------
-    kind : "vccs" or "ota"
-    linear_range : float, units of V_scale
-        Input at which the output reaches ``tanh(1)`` = 76 % of the linear value; 1.0 stands for a
-        wide-linear-range OTA (source-degenerated or bump-linearised pair) sized to the signal.
-    gain : float
-        Intrinsic gain ``gm * r_out`` (100: one cascode-free CMOS stage, 40 dB).
-    offset : float, volts
-        Standard deviation of the input offset (2 mV: matched input pair of moderate area).
-    branches : float
-        Quiescent current in units of the tail current (2: tail plus mirrored output branch;
-        DEEP synapses need a second mirrored output for the outflow, hence the default 3).
-    seed : int
-        Seed of the offset draw (per network, like the mismatch draw).
-    """
-
-    kind: str = "vccs"
-    linear_range: float = 1.0
-    gain: float = 100.0
-    offset: float = 2e-3
-    branches: float = 3.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_choice("transconductor kind", self.kind, TRANSCONDUCTOR_KINDS)
-        check_real("linear_range", self.linear_range, low=0.0, low_open=True)
-        check_real("gain", self.gain, low=0.0, low_open=True)
-        check_real("offset", self.offset, low=0.0)
-        check_real("branches", self.branches, low=0.0)
-        check_int("seed", self.seed, low=0)
-
-    @classmethod
-    def of(cls, model: "str | TransconductorModel | None") -> "TransconductorModel":
-        """A transconductor from ``"vccs"``, ``"ota"``, None (the VCCS) or a model."""
-        if isinstance(model, TransconductorModel):
-            return model
-        return cls(kind=check_choice("transconductor", model or "vccs", TRANSCONDUCTOR_KINDS))
-
-    def offsets(self, n_networks: int, n_neurons: int, first: int = 0) -> np.ndarray:
-        """Input offsets (volts), shape ``(S, N, N)``; network ``first + k`` seeded by ``(seed, first + k)``."""
-        shape = (n_neurons, n_neurons)
-        if self.offset == 0:
-            return np.zeros((n_networks,) + shape)
-        return np.stack([self.offset * np.random.default_rng([self.seed, 7919, first + k]).standard_normal(shape)
-                         for k in range(n_networks)])
-
-
-@dataclass(frozen=True)
-class NonIdealities:
-    """Hardware non-idealities; each changes the netlist, never the learning code.
-
-    Parameters
-    ----------
-    mismatch : float
-        Relative standard deviation of each synapse's transconductance (Monte Carlo, drawn once
-        per synapse from ``seed`` and shared by all presentation copies: one chip).
-    bits : int or None
-        Weight quantization: weights are clipped to ``[-weight_range, weight_range]`` and rounded
-        to ``2**bits - 1`` evenly spaced levels (None = off).
-    weight_range : float
-        Range of the quantized weights (dimensionless).
-    parasitic_capacitance : float, farads
-        Extra capacitance from every free node to ground.
-    noise : float
-        RMS of a white noise current into every free node, in units of ``g * V_scale``
-        (ngspice ``TRNOISE``); 0 = off.
-    noise_interval : float or None
-        Sampling interval of the noise (tau); None = the schedule's ``dt``.
-    seed : int
-        Seed of the mismatch draw and of ngspice's noise generator (``.options seed``).
-    """
-
-    mismatch: float = 0.0
-    bits: int | None = None
-    weight_range: float = 4.0
-    parasitic_capacitance: float = 0.0
-    noise: float = 0.0
-    noise_interval: float | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_real("mismatch", self.mismatch, low=0.0)
-        if self.bits is not None:
-            check_int("bits", self.bits, low=1, high=32)
-        check_real("weight_range", self.weight_range, low=0.0, low_open=True)
-        check_real("parasitic_capacitance", self.parasitic_capacitance, low=0.0)
-        check_real("noise", self.noise, low=0.0)
-        if self.noise_interval is not None:
-            check_real("noise_interval", self.noise_interval, low=0.0, low_open=True)
-        check_int("seed", self.seed, low=0)
-
-    @property
-    def ideal(self) -> bool:
-        return (self.mismatch == 0 and self.bits is None and self.parasitic_capacitance == 0
-                and self.noise == 0)
-
-    def mismatch_factors(self, n_networks: int, n_neurons: int, first: int = 0) -> np.ndarray:
-        """Transconductance errors ``1 + mismatch * N(0, 1)``, shape ``(S, N, N)``.
-
-        Network ``k`` of a batch (``first + k`` overall) draws from its own generator seeded by
-        ``(seed, first + k)``, so its chip does not depend on how the batch is split into runs.
-        """
-        shape = (n_neurons, n_neurons)
-        if self.mismatch == 0:
-            return np.ones((n_networks,) + shape)
-        with np.errstate(over="ignore"):  # an absurd mismatch overflows to inf, refused by the netlist
-            return np.stack([1.0 + self.mismatch * np.random.default_rng([self.seed, first + k]).standard_normal(shape)
-                             for k in range(n_networks)])
-
-    def quantize(self, W: np.ndarray) -> np.ndarray:
-        """Weights as the circuit realises them (quantized when ``bits`` is set)."""
-        if self.bits is None:
-            return np.asarray(W, dtype=float)
-        r = self.weight_range
-        step = 2.0 * r / (2 ** self.bits - 1)
-        return np.round((np.clip(W, -r, r) + r) / step) * step - r
 
 
 @dataclass(frozen=True)
@@ -568,7 +390,7 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     fam = batch.family
     if fam not in ("deep", "deep-leaky", "ep-asym", "ep-sym"):  # pragma: no cover - future families
         raise InvalidInputError(f"No circuit reading for the {fam!r} family.")
-    conserving = fam in ("deep", "deep-leaky")
+    conserving = fam in CONSERVING_FAMILIES
     gamma = float(batch.params.get("gamma", 0.0)) if fam == "deep-leaky" else 0.0
 
     clamp.check_fits(units)
@@ -592,8 +414,8 @@ def compile_netlist(networks, inputs, initial, schedule, *, targets=None,
     free = list(range(roles.n_inputs, N))
     outputs = list(range(N - roles.n_outputs, N))
     W_nom = batch.weights
-    with np.errstate(over="ignore", invalid="ignore"):  # inf is refused with a clear message when written (_num)
-        W = nonideal.quantize(W_nom) * nonideal.mismatch_factors(S, N, check_int("first_network", first_network, low=0))
+    # The chip's realised weights (the ODE substrate reads the same; inf is refused when written, _num).
+    W = nonideal.effective_weights(W_nom, None, check_int("first_network", first_network, low=0))
     v_os = ota.offsets(S, N, first_network) if ota.kind == "ota" else None
     supplied = ota.kind == "ota" or clamp.kind == "precision"  # active parts: a VDD per array
     mask = batch.mask

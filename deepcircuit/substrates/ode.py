@@ -42,6 +42,8 @@ from ..errors import DivergenceError, InvalidInputError, SimulationError
 from ..model.network import NetworkBatch
 from .trajectory import PhaseResult, Trajectory, phase_status
 from .base import Substrate, check_run_arguments
+from .chip import Chip, CircuitUnits, NonIdealities, TransconductorModel
+from .ode_chip import ChipLaw, chip_law, ota_chunk
 
 try:  # numba is a declared dependency; the numpy engine still works without it.
     from numba import njit
@@ -370,13 +372,33 @@ class OdeSubstrate(Substrate):
         it got.
     max_seconds : float or None
         Adaptive only: wall-time budget per phase (seconds; default 120; None = unbounded).
+    mismatch, seed, bits, weight_range, parasitic_capacitance : optional
+        The chip (:mod:`deepcircuit.substrates.chip`, as the SPICE substrate reads it): relative
+        transconductance mismatch and the seed of its draw (the same draw per network index and
+        connection as the netlist), weight quantization, parasitic capacitance (farads; slows every
+        node by ``C / (C + C_par)``). Default: the ideal model.
+    transconductor, ota_linear_range, ota_gain, ota_offset : optional
+        The synapse law: ``"vccs"`` (default, linear) or ``"ota"`` (tanh transfer, per-synapse
+        input offsets, output conductance ``|w| / gain``), as in the netlist. OTA chips run on a
+        compiled loop over the synapses (slower than the BLAS engine at task scale).
+    units, nonideal : CircuitUnits, NonIdealities, optional
+        The same as objects (Python API); the flat options above override their fields. ``units``
+        matters for the OTA offsets (volts over ``V_scale``) and the parasitic capacitance.
+        Noise has no ODE counterpart (the ODE is deterministic) and is refused; the clamp is the
+        exact projection onto [0, 1].
     """
 
     name = "ode"
 
     def __init__(self, *, method: str = "euler", engine: str = "auto", record: "str | int" = "full",
                  rtol: float = 1e-8, atol: float = 1e-10, solver: str = "RK45",
-                 max_evaluations: int | None = 500_000, max_seconds: float | None = 120.0) -> None:
+                 max_evaluations: int | None = 500_000, max_seconds: float | None = 120.0,
+                 mismatch: float | None = None, seed: int | None = None, bits: int | None = None,
+                 weight_range: float | None = None, parasitic_capacitance: float | None = None,
+                 transconductor: "str | TransconductorModel | None" = None,
+                 ota_linear_range: float | None = None, ota_gain: float | None = None,
+                 ota_offset: float | None = None, units: CircuitUnits | None = None,
+                 nonideal: NonIdealities | None = None) -> None:
         self.method = check_choice("method", method, ("euler", "adaptive"))
         self.engine = check_choice("engine", engine, ENGINES)
         if self.engine in ("numba", "blas") and _compiled is None:
@@ -391,9 +413,17 @@ class OdeSubstrate(Substrate):
         self.max_evaluations = None if max_evaluations is None else check_int("max_evaluations", max_evaluations, low=1)
         self.max_seconds = None if max_seconds is None else check_real("max_seconds", max_seconds, low=0.0,
                                                                        low_open=True)
+        self.chip = Chip.from_options(
+            units=units, nonideal=nonideal, transconductor=transconductor, mismatch=mismatch, seed=seed, bits=bits,
+            weight_range=weight_range, parasitic_capacitance=parasitic_capacitance,
+            ota_linear_range=ota_linear_range, ota_gain=ota_gain, ota_offset=ota_offset)
+        if self.chip.nonideal.noise > 0:
+            raise InvalidInputError("The ode substrate cannot model noise (it is deterministic); simulate a "
+                                    "noisy chip on spice (noise=..., ngspice TRNOISE).")
 
     def __repr__(self) -> str:
-        return f"OdeSubstrate(method={self.method!r}, engine={self.engine!r}, record={self.record!r})"
+        chip = "" if self.chip.ideal else f", chip={self.chip.describe()}"
+        return f"OdeSubstrate(method={self.method!r}, engine={self.engine!r}, record={self.record!r}{chip})"
 
     # -- public ------------------------------------------------------------------------
     def run(self, networks, inputs, initial, schedule, *, targets=None) -> PhaseResult:
@@ -403,12 +433,16 @@ class OdeSubstrate(Substrate):
         if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
             raise DivergenceError("The weights contain non-finite values; the network has diverged.",
                                   phase="free", magnitude=float("inf"))
-        form = batch.family_.linear_form(W, b, batch.params)
+        if self.chip.ideal:
+            form = batch.family_.linear_form(W, b, batch.params)
+        else:  # the chip as built: realised weights, element laws (deepcircuit.substrates.ode_chip)
+            law = chip_law(self.chip, batch)
+            form = law if law.nonlinear else law.form  # a linear chip runs on the fast engines
         free = self._phase(batch, form, initial, None, schedule, schedule.free_steps, 0.0, "free")
         if targets is None or schedule.nudged_steps == 0:
             return PhaseResult(free)
         nudged = self._phase(batch, form, free.final, targets, schedule, schedule.nudged_steps,
-                             schedule.beta, "nudged")
+                             schedule.beta * self.chip.rate, "nudged")
         return PhaseResult(free, nudged)
 
     # -- internals -----------------------------------------------------------------------
@@ -422,7 +456,9 @@ class OdeSubstrate(Substrate):
             y_full[:, roles.outputs] = targets
         if self.method == "euler":
             engine = self.engine
-            if engine == "auto":
+            if isinstance(form, ChipLaw):
+                engine = "ota"  # nonlinear synapses: the compiled loop over the synapses
+            elif engine == "auto":
                 engine = choose_engine(S, P, N - roles.n_inputs)
             sample_steps, out, speed, n_done, traces = self._euler(
                 engine, roles, form, x0, beta_vec, y_full, schedule, steps, learn=targets is not None)
@@ -459,10 +495,11 @@ class OdeSubstrate(Substrate):
             return sample_steps, states, speed, n_done, traces
 
         fn = _compiled
-        A = np.ascontiguousarray(form.A, dtype=float)
         x = np.ascontiguousarray(x0, dtype=float).copy()
-        c_all = np.ascontiguousarray(np.broadcast_to(form.c, (S, N)), dtype=float)
-        d_all = np.ascontiguousarray(np.broadcast_to(form.d, (S, N)), dtype=float)
+        if engine != "ota":
+            A = np.ascontiguousarray(form.A, dtype=float)
+            c_all = np.ascontiguousarray(np.broadcast_to(form.c, (S, N)), dtype=float)
+            d_all = np.ascontiguousarray(np.broadcast_to(form.d, (S, N)), dtype=float)
         if engine == "blas":
             Aff = np.ascontiguousarray(A[:, n_in:, n_in:])
             acc0 = fn["drive"](A, x, n_in)
@@ -485,7 +522,11 @@ class OdeSubstrate(Substrate):
         while t0 < steps:
             k = min(K, steps - t0)
             try:
-                if engine == "numba":
+                if engine == "ota":
+                    ota_chunk(form.pre, form.post, form.weight, form.offset, form.linear_range, form.conserving,
+                              form.c, form.d, beta_vec, y_full, n_in, x, t0, k, dt, tol, stop, done, speed,
+                              buf, store)
+                elif engine == "numba":
                     fn["chunk"](A, c_all, d_all, beta_vec, y_full, n_in, x, t0, k, dt, tol, stop, done, speed,
                                 buf, store)
                 else:
@@ -562,7 +603,9 @@ class OdeSubstrate(Substrate):
 
         S, P, N = x0.shape
         fr = roles.free
-        A, c, d = form.A, form.c, form.d
+        law = form if isinstance(form, ChipLaw) else None
+        if law is None:
+            A, c, d = form.A, form.c, form.d
         clamp = x0[..., roles.inputs]
         shape = (S, P, N - roles.n_inputs)
 
@@ -585,7 +628,10 @@ class OdeSubstrate(Substrate):
                 raise _BudgetExceeded(f"{self.max_seconds:g} s of wall time "
                                       f"({budget['evaluations']} right-hand-side evaluations)")
             s = full_state(y)
-            v = np.einsum("spi,sij->spj", s, A) + c[:, None, :] - d[:, None, :] * s
+            if law is not None:  # nonlinear (OTA) synapses
+                v = law.velocity(s)
+            else:
+                v = np.einsum("spi,sij->spj", s, A) + c[:, None, :] - d[:, None, :] * s
             v = v + beta_vec * (y_full[None] - s)
             v = v[..., fr]
             sf = s[..., fr]

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_int, check_real
+from .chip import Chip
 from .circuit import (DEFAULT_CLAMP, CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel,
                       compile_netlist)
 from ..errors import DivergenceError, InvalidInputError, SimulationError, SubstrateUnavailableError
@@ -492,6 +493,10 @@ class SpiceSubstrate(Substrate):
     ota_linear_range, ota_gain, ota_offset, opamp_gain : float, optional
         Change one parameter of the OTA or of the precision clamp's op-amps (for substrate specs
         such as ``"spice:transconductor=ota;ota_gain=50"``).
+    mismatch, seed, bits, weight_range, parasitic_capacitance, noise, noise_interval : optional
+        The chip's non-idealities as flat options (``"spice:mismatch=0.3;seed=1"``), overriding
+        the fields of ``nonideal``; ``seed`` seeds every draw of the chip (mismatch, noise, OTA
+        offsets). The ode substrate reads the same chip (:mod:`deepcircuit.substrates.chip`).
     transconductor : "vccs", "ota" or TransconductorModel
         The synapse: ideal VCCS (default) or an OTA with a supply (see ``circuit.TransconductorModel``).
         With an OTA or a precision clamp the supply currents are read back and the free trajectory's
@@ -524,22 +529,25 @@ class SpiceSubstrate(Substrate):
                  transconductor: "str | TransconductorModel | None" = None,
                  ota_linear_range: float | None = None, ota_gain: float | None = None,
                  ota_offset: float | None = None, opamp_gain: float | None = None,
-                 presentations_per_run: "int | str | None" = "auto", workers: int = 1) -> None:
+                 presentations_per_run: "int | str | None" = "auto", workers: int = 1,
+                 mismatch: float | None = None, seed: int | None = None, bits: int | None = None,
+                 weight_range: float | None = None, parasitic_capacitance: float | None = None,
+                 noise: float | None = None, noise_interval: float | None = None) -> None:
         from dataclasses import replace
 
         self.clamp = ClampModel.of(clamp)
         if opamp_gain is not None:
             self.clamp = replace(self.clamp, opamp_gain=opamp_gain)
-        self.transconductor = TransconductorModel.of(transconductor)
-        ota_params = {k: v for k, v in {"linear_range": ota_linear_range, "gain": ota_gain,
-                                        "offset": ota_offset}.items() if v is not None}
-        if ota_params:
-            if self.transconductor.kind != "ota":
-                raise InvalidInputError("The ota_* options of the spice substrate need transconductor='ota'.")
-            self.transconductor = replace(self.transconductor, **ota_params)
-        self.units = units or CircuitUnits()
+        # The chip, as the ode substrate reads it too (deepcircuit.substrates.chip).
+        self.chip = Chip.from_options(
+            units=units, nonideal=nonideal, transconductor=transconductor, mismatch=mismatch, seed=seed, bits=bits,
+            weight_range=weight_range, parasitic_capacitance=parasitic_capacitance, noise=noise,
+            noise_interval=noise_interval, ota_linear_range=ota_linear_range, ota_gain=ota_gain,
+            ota_offset=ota_offset)
+        self.transconductor = self.chip.transconductor
+        self.units = self.chip.units
         self.clamp.check_fits(self.units)  # a clamp that cannot clamp at these units is refused
-        self.nonideal = nonideal or NonIdealities()
+        self.nonideal = self.chip.nonideal
         self.reltol = check_real("reltol", reltol, low=0.0, low_open=True)
         self.options = dict(options or {})
         self.netlist_dir = Path(netlist_dir) if netlist_dir is not None else Path(tempfile.gettempdir())

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from deepcircuit import InvalidInputError, Schedule, TrainingConfig, train
-from deepcircuit.studies.comparison import compare, compare_inference, parse_substrate_spec
+from deepcircuit.studies.comparison import compare, compare_inference
+from deepcircuit.substrates import parse_substrate_spec
 
 pytestmark = [pytest.mark.brian2, pytest.mark.spice]
 
@@ -22,9 +23,10 @@ def trained():
 
 
 def test_substrate_specs_parse_and_fail_clearly():
-    assert parse_substrate_spec("spice:clamp=limiter;reltol=1e-5") == (
+    spec = parse_substrate_spec("spice:clamp=limiter;reltol=1e-5")
+    assert (spec.text, spec.name, spec.options) == (
         "spice:clamp=limiter;reltol=1e-5", "spice", {"clamp": "limiter", "reltol": 1e-5})
-    assert parse_substrate_spec("brian2:target=numpy")[2] == {"target": "numpy"}
+    assert parse_substrate_spec("brian2:target=numpy").options == {"target": "numpy"}
     with pytest.raises(InvalidInputError, match="Unknown substrate 'pspice'; use one of 'ode'"):
         parse_substrate_spec("pspice")
     with pytest.raises(InvalidInputError, match="must look like key=value"):

@@ -168,8 +168,8 @@ def test_model_seed_string_or_negative_on_compare(capsys, tmp_path, model_dict, 
 
 @pytest.mark.parametrize("spec,match", [
     ("spice:bogus=1", ["unknown option(s) 'bogus'", "clamp, reltol"]),
-    ("spice:units=3", "unknown option(s) 'units'"),
-    ("ode:rtol=abc", "rtol= must be float; got 'abc'"),
+    ("spice:units=3", "units= takes an object"),
+    ("ode:rtol=abc", "rtol= must be a number; got 'abc'"),
     ("spice:clamp=bogus", "'diode', 'limiter'"),
     ("spice:clamp", "key=value"),
     ("nosuch", "Unknown substrate 'nosuch'"),

@@ -14,6 +14,7 @@ from .output import format_table, print_json_line, shown_path
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..model.families import FAMILIES
     from ..substrates import available_substrates
+    from .checks import SubstrateSpecAction
     from ..data.builtin import BUILTIN_DATASETS
     from ..data.tasks import TASKS
     from ..learning.training import PRESETS, PRUNE_METHODS
@@ -76,8 +77,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/train", help="folder for the model files (default: runs/train)")
     p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="'default' (project settings) or 'paper' (the reference notebooks exactly)")
-    p.add_argument("--substrate", default="ode", choices=available_substrates(),
-                   help="where the phases run (default: ode)")
+    p.add_argument("--substrate", default="ode", metavar="SPEC", action=SubstrateSpecAction,
+                   help=f"where the phases run: a substrate ({', '.join(available_substrates())}) with options "
+                        "NAME:opt=v;opt=v, e.g. 'spice:mismatch=0.3;seed=1;clamp=limiter' or 'ode:mismatch=0.3;seed=1' "
+                        "(the same chip on the ODE) (default: ode)")
     p.add_argument("--brian2-target", choices=["cpp_standalone", "numpy", "cython"], default=None,
                    help="Brian2 target for the brian2 substrates (default: cpp_standalone where a C++ "
                         "compiler is present, else numpy; cpp_standalone builds one compiled program "
@@ -175,11 +178,11 @@ def _circuit_substrate(args, substrate):
     ota = transconductor_from_args(args)
     if ota is None and args.clamp is None:
         return substrate
-    if substrate != "spice":
+    if str(substrate).partition(":")[0] != "spice":
         raise InvalidInputError(f"--transconductor, --ota-* and --clamp apply to --substrate spice; got "
                                 f"--substrate {substrate if isinstance(substrate, str) else substrate.name}.")
     options = {k: v for k, v in {"transconductor": ota, "clamp": args.clamp}.items() if v is not None}
-    return get_substrate("spice", **options)
+    return get_substrate(substrate, **options)
 
 
 def dataset_from_args(args):
@@ -250,8 +253,8 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         if args.gamma is not None:
             checks.beta_for_circuit(args.gamma, "--gamma")
     seeds = list(range(args.seed, args.seed + args.seeds))
-    if substrate is None:
-        substrate = args.substrate
+    if substrate is None:  # the --substrate spec (name and options)
+        substrate = getattr(args, "substrate_spec", None) or args.substrate
     if args.brian2_target is not None:
         from ..errors import InvalidInputError
         from ..substrates import get_substrate

@@ -389,6 +389,13 @@ class OdeSubstrate(Substrate):
     """
 
     name = "ode"
+    #: Chip options with no ODE counterpart, refused by name with the reason (substrates.spec).
+    cannot_model = {
+        "noise": "the ODE is deterministic; simulate a noisy chip on spice",
+        "noise_interval": "the ODE is deterministic; simulate a noisy chip on spice",
+        "clamp": "the ODE's bound is the exact projection onto [0, 1]; the circuit's clamps are spice's",
+        "opamp_gain": "the precision clamp's op-amps are spice's; the ODE's bound is the exact projection",
+    }
 
     def __init__(self, *, method: str = "euler", engine: str = "auto", record: "str | int" = "full",
                  rtol: float = 1e-8, atol: float = 1e-10, solver: str = "RK45",

@@ -8,6 +8,7 @@ completes with the same weights as in one process.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -108,3 +109,30 @@ def test_spice_netlist_failing_in_the_workers_is_reported_with_where(tmp_path):
         # two seeds: the failing networks are reported as diverged, with the same reason
         res = train("xor", seeds=[0, 1], config=cfg, substrate=sub)
         assert all("retried once" in d for d in res.diverged)
+
+
+def test_cli_train_workers_option(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    dc = [sys.executable, "-m", "deepcircuit", "train", "--task", "xor", "--epochs", "2", "--quiet"]
+    p = subprocess.run(dc + ["--workers", "2", "--out", str(tmp_path / "ode")], capture_output=True, text=True)
+    assert p.returncode == 2 and "--workers and --scheduler apply to --substrate spice" in p.stderr
+    assert not (tmp_path / "ode").exists()
+    if shutil.which("ngspice") is None and not _has_libngspice():
+        pytest.skip("needs ngspice")
+    p = subprocess.run(dc + ["--substrate", "spice", "--clamp", "limiter", "--workers", "2", "--seeds", "2",
+                             "--free-steps", "100", "--nudged-steps", "100", "--json",
+                             "--out", str(tmp_path / "spice")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout.splitlines()[-1])
+    assert d["substrate"] == "spice" and d["seeds"] == [0, 1] and len(d["models"]) == 2
+
+
+def _has_libngspice() -> bool:
+    try:
+        spice._load_ngspice()
+        return True
+    except Exception:
+        return False

@@ -109,6 +109,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="learning rule (default: the family's own; stdp2 = DEEP's rule with both "
                         "endpoints' changes; stdp2-mirror = stdp2 with backward synapses taking their forward "
                         "twin's update; see docs/gradient.md)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --substrate spice: run the presentations of each minibatch and evaluation "
+                        "on this many Dask worker processes of a local cluster (default: 1, in this process); "
+                        "see docs/spice.md, 'The in-loop runner'")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="with --substrate spice: run the presentations on an existing Dask cluster "
+                        "(started with `dask scheduler` and `dask worker`) instead")
+    p.add_argument("--eval-samples", type=int, default=None, metavar="N",
+                   help="evaluate the held-out splits of each epoch on the same N presentations (drawn "
+                        "once); the last epoch and the final figures use the whole splits (default: "
+                        f"{SPICE_EVAL_SAMPLES} on --substrate spice, all presentations elsewhere)")
     p.add_argument("--record-certificates", action="store_true",
                    help="record stability certificates every epoch in each model's history "
                         "(Gershgorin margins, spectral abscissa, equilibrium reached)")
@@ -182,14 +193,24 @@ def _circuit_substrate(args, substrate):
     from .hardware_options import transconductor_from_args
 
     ota = transconductor_from_args(args)
-    if ota is None and args.clamp is None:
+    runner = getattr(args, "workers", None) is not None or getattr(args, "scheduler", None) is not None
+    if runner and substrate != "spice":
+        raise InvalidInputError(f"--workers and --scheduler apply to --substrate spice (its presentations run on "
+                                f"Dask workers); got --substrate {substrate}.")
+    if ota is None and args.clamp is None and not runner:
         return substrate
     if substrate != "spice":
         raise InvalidInputError(f"--transconductor, --ota-* and --clamp apply to --substrate spice; got "
                                 f"--substrate {substrate if isinstance(substrate, str) else substrate.name}.")
+    runner = {k: v for k, v in {"workers": getattr(args, "workers", None),
+                                 "scheduler": getattr(args, "scheduler", None)}.items() if v is not None}
     options = {k: v for k, v in {"transconductor": ota, "clamp": args.clamp}.items() if v is not None}
-    return get_substrate("spice", **options)
+    return get_substrate("spice", **options, **runner)
 
+
+#: --eval-samples on SPICE when not given: a held-out sample every epoch, the whole split at the
+#: end (a digits presentation costs ~0.3 s free phase only in ngspice; docs/spice.md).
+SPICE_EVAL_SAMPLES = 100
 
 #: Options that choose the data set split; with --init it is the model file's.
 _SPLIT_OPTIONS = {"test_fraction": "--test-fraction", "validation_fraction": "--validation-fraction",
@@ -283,7 +304,11 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         "free_steps": args.free_steps, "nudged_steps": args.nudged_steps, "l1": args.l1,
         "prune_tol": args.prune_tol, "batch_size": args.batch_size,
         "early_stopping": args.early_stopping, "settle_tol": args.settle_tol,
-        "rule": args.rule, "stop_when_solved": args.stop_when_solved}.items() if v is not None}
+        "rule": args.rule, "stop_when_solved": args.stop_when_solved,
+        "eval_samples": getattr(args, "eval_samples", None)}.items() if v is not None}
+    if "eval_samples" not in overrides and "spice" in (str(args.substrate).partition(":")[0],
+                                                       getattr(substrate, "name", None)):
+        overrides["eval_samples"] = SPICE_EVAL_SAMPLES
     if args.prune:
         overrides["prune"] = args.prune
     if args.sign:
@@ -294,6 +319,8 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         overrides["freeze"] = tuple(g.strip() for g in args.freeze.split(",") if g.strip())
     # Every argument is checked before any work starts or any folder is created.
     checks.count("--epochs", args.epochs, low=None, limit="MAX_EPOCHS")
+    checks.count("--eval-samples", getattr(args, "eval_samples", None), low=1)
+    checks.count("--workers", getattr(args, "workers", None), low=1)
     checks.count("--seeds", args.seeds, low=1, limit="MAX_SEEDS")
     checks.seed("--seed", args.seed)
     checks.seed("--seed + --seeds", args.seed + args.seeds - 1)
@@ -315,6 +342,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         checks.beta_for_circuit(config.beta)
         if args.gamma is not None:
             checks.beta_for_circuit(args.gamma, "--gamma")
+    given_substrate = substrate
     if substrate is None:
         substrate = args.substrate
     if args.brian2_target is not None:
@@ -339,12 +367,17 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         callbacks.append(where)
     if out is None:
         out = checks.output_folder("--out", args.out)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = train(dataset, model=args.model, topology=topology, hidden=hidden, seeds=seeds,
-                       config=config, substrate=substrate, params=params, progress=not args.quiet,
-                       on_divergence="report", callbacks=callbacks,
-                       init=start.models if start is not None else None)
+    ours = substrate if not isinstance(substrate, str) and substrate is not given_substrate else None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = train(dataset, model=args.model, topology=topology, hidden=hidden, seeds=seeds,
+                           config=config, substrate=substrate, params=params, progress=not args.quiet,
+                           on_divergence="report", callbacks=callbacks,
+                           init=start.models if start is not None else None)
+    finally:
+        if ours is not None:  # made here: stop its worker processes (also on Ctrl-C)
+            ours.close()
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     return result, config

@@ -105,6 +105,12 @@ class TrainingConfig:
         Evaluate the test (and validation) split every this many epochs (0 = only at the end).
         ``None``: every epoch for data sets; only at the end for logic tasks and parity tables,
         whose test set is the training table (measured every epoch anyway as ``History.error``).
+    eval_samples : int or None
+        Evaluate the held-out splits (test, validation) of each epoch on this many of their
+        presentations only: the same sample every epoch, drawn once without replacement with
+        ``shuffle_seed``. The last epoch and the final figures use the whole splits. ``None``
+        (default) = always the whole splits. For costly substrates (SPICE in the loop), where a
+        whole-split evaluation every epoch would cost more than the training.
     eval_free_steps : int or None
         Free-phase budget (steps of ``dt``) of the evaluations (test, validation and the final
         one); ``None`` = ``free_steps``. A longer read-out budget than the training phases lets
@@ -163,6 +169,7 @@ class TrainingConfig:
     eta_input: float = 1.0
     eta_feedback: float = 1.0
     eval_free_steps: int | None = None
+    eval_samples: int | None = None
     rule: str | None = None
     stop_when_solved: int | None = None
     eta_noise: bool = False
@@ -179,6 +186,8 @@ class TrainingConfig:
             check_int("eval_every", self.eval_every, low=0)
         if self.eval_free_steps is not None:
             check_int("eval_free_steps", self.eval_free_steps, low=1)
+        if self.eval_samples is not None:
+            check_int("eval_samples", self.eval_samples, low=1)
         if self.freeze is not None and not isinstance(self.freeze, (str, list, tuple)):
             raise InvalidTypeError(f"The 'freeze' parameter must be connection group names; got {self.freeze!r}.")
         freeze = (self.freeze,) if isinstance(self.freeze, str) else tuple(self.freeze or ())
@@ -678,6 +687,15 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
              np.stack([draw_initial(ahead, task.inputs, roles, config.state_init_high)
                        for _ in range(config.epochs + 1)]))
 
+    def held_out(split: Task, last: bool) -> Task:
+        """The presentations of a held-out split evaluated this epoch (``eval_samples``)."""
+        m = config.eval_samples
+        if m is None or last or m >= split.n_presentations:
+            return split
+        pick = np.random.default_rng([config.shuffle_seed, _EVAL_STREAM]).choice(split.n_presentations, m, replace=False)
+        return split.subset(np.sort(pick))
+
+    last_test = None
     bar = _progress(config.epochs, progress, f"{task.name}/{model}/{sub.name}")
     try:
         for epoch in range(config.epochs):
@@ -722,12 +740,16 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
             extra = run_callbacks(callbacks, epoch, batch, result)
             nan = np.full(S, np.nan)
             test = valid = None
-            if eval_every and ((epoch + 1) % eval_every == 0 or epoch + 1 == config.epochs):
-                test = evaluate_split(sub, batch, dataset.test, eval_rngs, eval_schedule, config.state_init_high)
+            last = epoch + 1 == config.epochs
+            if eval_every and ((epoch + 1) % eval_every == 0 or last):
+                test = evaluate_split(sub, batch, held_out(dataset.test, last), eval_rngs, eval_schedule,
+                                      config.state_init_high)
                 if dataset.validation is not None:
-                    valid = evaluate_split(sub, batch, dataset.validation, eval_rngs, eval_schedule,
+                    valid = evaluate_split(sub, batch, held_out(dataset.validation, last), eval_rngs, eval_schedule,
                                            config.state_init_high)
                     stopper.update(epoch, valid.accuracy, active, W, b, mask)
+                if last and config.eval_samples is not None:
+                    last_test = test  # the whole test split on the final weights: not evaluated twice
             seconds = time.perf_counter() - t_epoch
             tmask = topology_masks.reshape(S, -1).sum(axis=1)
             err, mse = tally.mean("wrong"), tally.mean("sq")
@@ -780,6 +802,8 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
                       f"(tolerance {schedule.settle_tol:g})", NotSettledWarning, stacklevel=2)
     if dataset.test_is_train:
         test = final
+    elif last_test is not None and not stopper.enabled:
+        test = last_test
     else:
         test = evaluate_split(sub, batch, dataset.test, eval_rngs, eval_schedule, config.state_init_high)
     valid = (evaluate_split(sub, batch, dataset.validation, eval_rngs, eval_schedule, config.state_init_high)

@@ -105,6 +105,12 @@ class TrainingConfig:
         Evaluate the test (and validation) split every this many epochs (0 = only at the end).
         ``None``: every epoch for data sets; only at the end for logic tasks and parity tables,
         whose test set is the training table (measured every epoch anyway as ``History.error``).
+    eval_samples : int or None
+        Evaluate the held-out splits (test, validation) of each epoch on this many of their
+        presentations only: the same sample every epoch, drawn once without replacement with
+        ``shuffle_seed``. The last epoch and the final figures use the whole splits. ``None``
+        (default) = always the whole splits. For costly substrates (SPICE in the loop), where a
+        whole-split evaluation every epoch would cost more than the training.
     eval_free_steps : int or None
         Free-phase budget (steps of ``dt``) of the evaluations (test, validation and the final
         one); ``None`` = ``free_steps``. A longer read-out budget than the training phases lets
@@ -163,6 +169,7 @@ class TrainingConfig:
     eta_input: float = 1.0
     eta_feedback: float = 1.0
     eval_free_steps: int | None = None
+    eval_samples: int | None = None
     rule: str | None = None
     stop_when_solved: int | None = None
     eta_noise: bool = False
@@ -179,6 +186,8 @@ class TrainingConfig:
             check_int("eval_every", self.eval_every, low=0)
         if self.eval_free_steps is not None:
             check_int("eval_free_steps", self.eval_free_steps, low=1)
+        if self.eval_samples is not None:
+            check_int("eval_samples", self.eval_samples, low=1)
         if self.freeze is not None and not isinstance(self.freeze, (str, list, tuple)):
             raise InvalidTypeError(f"The 'freeze' parameter must be connection group names; got {self.freeze!r}.")
         freeze = (self.freeze,) if isinstance(self.freeze, str) else tuple(self.freeze or ())
@@ -501,12 +510,12 @@ def _training_substrate(substrate: "str | Substrate", *, keep_trajectories: bool
     return get_substrate(substrate)
 
 
-def train(task: "Task | Dataset | str", *, model: str | None = None, topology: Any = None,
-          hidden: "int | str | Sequence[int] | None" = None, seeds: "int | Sequence[int]" = (0,),
+def train(task: "Task | Dataset | str | None" = None, *, model: str | None = None, topology: Any = None,
+          hidden: "int | str | Sequence[int] | None" = None, seeds: "int | Sequence[int] | None" = None,
           config: TrainingConfig | None = None, substrate: "str | Substrate" = "ode",
           params: Mapping[str, float] | None = None, networks: Sequence[Network] | None = None,
           callbacks: Sequence[EpochCallback] = (), progress: bool = False,
-          on_divergence: str = "report") -> TrainingResult:
+          on_divergence: str = "report", init=None) -> TrainingResult:
     """Train one network per seed on ``task`` and return a :class:`TrainingResult`.
 
     Parameters
@@ -526,6 +535,7 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
         Hidden layer sizes; default: the data set's (5 for logic tasks).
     seeds : int or sequence of int
         A count (seeds ``0..n-1``) or the seeds themselves; each seeds its own generator.
+        Default: seed 0 (with ``init``: the model files' own seeds).
     config : TrainingConfig
         Settings; default ``TrainingConfig.for_task(task, model=model)`` (the ``default`` preset
         with the data set's defaults).
@@ -541,8 +551,28 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     on_divergence : {"report", "raise"}
         ``report``: freeze a diverged network, warn with :class:`DivergenceWarning` and record it
         in ``TrainingResult.diverged``. ``raise``: raise :class:`DivergenceError` at once.
+    init : path, ModelFile or a sequence of them, optional
+        Fine-tune: continue the networks of these model files (one network per file, trained as
+        one batch): their family, topology, masks and weights, on the data set split and scaler
+        they were trained with (``task`` None, or the same data set). ``config`` defaults to the
+        first file's saved settings; ``seeds`` to the files' seeds. A task, family or shape that
+        does not fit is refused (:func:`deepcircuit.learning.fine_tune.start_from`).
     """
     t_start = time.perf_counter()
+    if init is not None:
+        from .fine_tune import start_from
+
+        if networks is not None:
+            raise InvalidInputError("Give either init (model files) or networks, not both.")
+        start = start_from(init, task, model=model, topology=topology, hidden=hidden,
+                           seeds=list(range(seeds)) if isinstance(seeds, (int, np.integer)) else seeds)
+        task, model, networks, seeds = start.dataset, start.family, start.networks, list(start.seeds)
+        topology = start.networks[0].topology
+        config = config or start.training_config()
+    if task is None:
+        raise InvalidInputError("train needs a task (a logic task, a data set name or a Dataset) or init model files.")
+    if seeds is None:
+        seeds = (0,)
     dataset = load_dataset(task)
     task = dataset.train
     if model is None:
@@ -657,6 +687,15 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
              np.stack([draw_initial(ahead, task.inputs, roles, config.state_init_high)
                        for _ in range(config.epochs + 1)]))
 
+    def held_out(split: Task, last: bool) -> Task:
+        """The presentations of a held-out split evaluated this epoch (``eval_samples``)."""
+        m = config.eval_samples
+        if m is None or last or m >= split.n_presentations:
+            return split
+        pick = np.random.default_rng([config.shuffle_seed, _EVAL_STREAM]).choice(split.n_presentations, m, replace=False)
+        return split.subset(np.sort(pick))
+
+    last_test = None
     bar = _progress(config.epochs, progress, f"{task.name}/{model}/{sub.name}")
     try:
         for epoch in range(config.epochs):
@@ -701,12 +740,16 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
             extra = run_callbacks(callbacks, epoch, batch, result)
             nan = np.full(S, np.nan)
             test = valid = None
-            if eval_every and ((epoch + 1) % eval_every == 0 or epoch + 1 == config.epochs):
-                test = evaluate_split(sub, batch, dataset.test, eval_rngs, eval_schedule, config.state_init_high)
+            last = epoch + 1 == config.epochs
+            if eval_every and ((epoch + 1) % eval_every == 0 or last):
+                test = evaluate_split(sub, batch, held_out(dataset.test, last), eval_rngs, eval_schedule,
+                                      config.state_init_high)
                 if dataset.validation is not None:
-                    valid = evaluate_split(sub, batch, dataset.validation, eval_rngs, eval_schedule,
+                    valid = evaluate_split(sub, batch, held_out(dataset.validation, last), eval_rngs, eval_schedule,
                                            config.state_init_high)
                     stopper.update(epoch, valid.accuracy, active, W, b, mask)
+                if last and config.eval_samples is not None:
+                    last_test = test  # the whole test split on the final weights: not evaluated twice
             seconds = time.perf_counter() - t_epoch
             tmask = topology_masks.reshape(S, -1).sum(axis=1)
             err, mse = tally.mean("wrong"), tally.mean("sq")
@@ -759,6 +802,8 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
                       f"(tolerance {schedule.settle_tol:g})", NotSettledWarning, stacklevel=2)
     if dataset.test_is_train:
         test = final
+    elif last_test is not None and not stopper.enabled:
+        test = last_test
     else:
         test = evaluate_split(sub, batch, dataset.test, eval_rngs, eval_schedule, config.state_init_high)
     valid = (evaluate_split(sub, batch, dataset.validation, eval_rngs, eval_schedule, config.state_init_high)

@@ -28,7 +28,8 @@ from typing import Any, Mapping, Sequence
 from ...errors import InvalidInputError
 
 #: ``train`` options that are not run parameters: the sweep sets or owns them.
-NOT_AXES = {"out", "json", "quiet", "seeds", "help"}
+# workers / scheduler: a sweep spreads its runs over its own Dask workers (sweep --workers).
+NOT_AXES = {"out", "json", "quiet", "seeds", "help", "workers", "scheduler"}
 
 
 def train_parser() -> argparse.ArgumentParser:

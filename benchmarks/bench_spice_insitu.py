@@ -1,0 +1,212 @@
+"""Benchmark: SPICE in the training loop at digits scale (issue 21, "Training on a chip").
+
+Four measurements, on a digits model file (``--model``, e.g. from
+``deepcircuit train --task digits --out ideal``) and the chip of ``--mismatch`` / ``--chip-seed``
+(limiter clamp, transconductance mismatch drawn by ``NonIdealities``):
+
+1. ``presentation``: one training presentation (free + nudged phase in one transient, the model's
+   phase lengths) in the substrate (``SpiceSubstrate.run``, in this process: netlist compiled,
+   loaded into the shared library, run, read back and resampled) against plain ``ngspice -b -r``
+   on the same netlist text, written to a file (process start, parse, run, raw file written; the
+   raw file's point count is checked, since ngspice exits 0 even when a run fails). Median of
+   ``--repeats`` each, interleaved. Target: substrate <= 1.5x ``ngspice -b``.
+2. ``workers``: the same ``--presentations`` training presentations with ``workers=1`` (in this
+   process) and ``workers=2`` (Dask LocalCluster, started and warmed up before the clock starts).
+   Target: >= 1.8x on idle cores.
+3. ``epoch``: in-loop fine-tuning with ``train(init=model, substrate=...)`` on ``--workers`` Dask
+   workers: ``--epoch-fraction`` of the training split (1 = a whole epoch, 1437 presentations in
+   minibatches of 64) plus the per-epoch held-out evaluation sample (``eval_samples``, default
+   100 at the model's read-out budget); the final whole-split evaluations are timed apart.
+   With a fraction < 1 the epoch time is extrapolated (printed as such). Target: <= 15 min.
+4. ``compare``: free-phase predictions of the whole test split (360 samples) on SPICE through the
+   same runner (``predict``, i.e. ``evaluate_split`` on the substrate, which ``compare --samples``
+   runs per substrate), at the model's read-out budget. Target <= 5 min.
+
+Wall-clock times on a shared machine: the load average is printed with every figure.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_spice_insitu.py --model ideal/seed0.json
+    nice -n 10 .venv/bin/python benchmarks/bench_spice_insitu.py --model ideal/seed0.json --only presentation workers
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+
+
+def raw_points(path: Path) -> int:
+    """Points in an ngspice raw file (its header), 0 when it is missing or has none."""
+    try:
+        head = path.read_bytes()[:20000].decode("latin-1")
+    except OSError:
+        return 0
+    m = re.search(r"No\. Points:\s*(\d+)", head)
+    return int(m.group(1)) if m else 0
+
+
+def setup(args):
+    from deepcircuit.data.split import dataset_for_model
+    from deepcircuit.learning.model_file import load_model
+    from deepcircuit.substrates.circuit import NonIdealities
+
+    model = load_model(args.model)
+    ds = dataset_for_model(model)
+    chip = NonIdealities(mismatch=args.mismatch, seed=args.chip_seed)
+    return model, ds, chip
+
+
+def bench_presentation(args, model, ds, chip) -> None:
+    from deepcircuit.substrates import initial_states
+    from deepcircuit.substrates.circuit import compile_netlist
+    from deepcircuit.substrates.spice import SpiceSubstrate
+
+    cfg = model.training_config()
+    sched = cfg.schedule
+    task = ds.train.subset(slice(0, 1))
+    s0 = initial_states(np.random.default_rng(0), 1, task.inputs, model.network.roles, cfg.state_init_high)
+    sub = SpiceSubstrate(clamp="limiter", nonideal=chip)
+    net = compile_netlist(model.network, task.inputs, s0, sched, targets=task.targets, units=sub.units,
+                          clamp=sub.clamp, nonideal=chip, options={"reltol": sub.reltol}, transconductor=sub.transconductor)
+    ngspice = shutil.which("ngspice")
+    with tempfile.TemporaryDirectory() as tmp:
+        cir, raw = Path(tmp) / "p.cir", Path(tmp) / "p.raw"
+        cir.write_text(net.text)
+        t_sub, t_cli = [], []
+        sub.run(model.network, task.inputs, s0, sched, targets=task.targets)  # library loaded once
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            sub.run(model.network, task.inputs, s0, sched, targets=task.targets)
+            t_sub.append(time.perf_counter() - t0)
+            if ngspice:
+                raw.unlink(missing_ok=True)
+                t0 = time.perf_counter()
+                subprocess.run([ngspice, "-b", "-r", str(raw), str(cir)], capture_output=True, check=False)
+                t_cli.append(time.perf_counter() - t0)
+                if raw_points(raw) < 2:
+                    raise SystemExit("ngspice -b wrote no results for the netlist: the comparison is void")
+    a = statistics.median(t_sub)
+    print(f"presentation ({sched.free_duration:g} + {sched.nudged_steps * sched.dt:g} tau, limiter, mismatch "
+          f"{args.mismatch:g}, {len(net.nodes)} saved nodes, netlist {len(net.text) / 1e3:.0f} kB): substrate "
+          f"{a:.3f} s (median of {args.repeats})", end="")
+    if t_cli:
+        b = statistics.median(t_cli)
+        print(f"; ngspice -b -r {b:.3f} s; ratio {a / b:.2f} (target <= 1.5); {load()}")
+    else:
+        print(f"; ngspice program not found; {load()}")
+
+
+def train_presentations(ds, model, n):
+    from deepcircuit.substrates import initial_states
+
+    cfg = model.training_config()
+    task = ds.train.subset(slice(0, n))
+    s0 = initial_states(np.random.default_rng(0), 1, task.inputs, model.network.roles, cfg.state_init_high)
+    return task, s0, cfg.schedule
+
+
+def bench_workers(args, model, ds, chip) -> None:
+    from deepcircuit.substrates.spice import SpiceSubstrate
+
+    task, s0, sched = train_presentations(ds, model, args.presentations)
+    out = {}
+    for w in (1, 2):
+        with SpiceSubstrate(clamp="limiter", nonideal=chip, workers=w) as sub:
+            sub.run(model.network, task.inputs[:2], s0[:, :2], sched, targets=task.targets[:2])  # start, warm up
+            t0 = time.perf_counter()
+            res = sub.run(model.network, task.inputs, s0, sched, targets=task.targets)
+            out[w] = (time.perf_counter() - t0, res)
+    d = float(np.abs(out[1][1].free.final - out[2][1].free.final).max())
+    print(f"workers ({args.presentations} training presentations): 1 worker {out[1][0]:.1f} s, 2 workers "
+          f"{out[2][0]:.1f} s, speed-up {out[1][0] / out[2][0]:.2f} (target >= 1.8 on idle cores); max state "
+          f"difference {d:.1e}; {load()}")
+
+
+def bench_epoch(args, model, ds, chip) -> None:
+    from dataclasses import replace
+
+    from deepcircuit import train
+    from deepcircuit.substrates.spice import SpiceSubstrate
+
+    cfg = model.training_config().replace(epochs=1, eval_samples=args.eval_samples)
+    n = ds.train.n_presentations
+    m = max(cfg.batch_size or n, int(round(args.epoch_fraction * n)))
+    part = replace(ds, train=ds.train.subset(slice(0, m))) if m < n else ds
+    times = {}
+
+    class Timer:
+        """Epoch callback: the epoch's time (training and its held-out sample) before the final evaluations."""
+
+        def __call__(self, epoch, batch, result):
+            times["epoch"] = time.perf_counter() - t0
+
+    with SpiceSubstrate(clamp="limiter", nonideal=chip, workers=args.workers) as sub:
+        sub.run(model.network, ds.train.inputs[:2], np.full((1, 2, model.network.n_neurons), 0.05),
+                cfg.schedule, targets=ds.train.targets[:2])  # the cluster starts before the clock
+        t0 = time.perf_counter()
+        res = train(part, init=model, config=cfg, substrate=sub, callbacks=[Timer()])
+        total = time.perf_counter() - t0
+    ev = res.histories[0]
+    # The callback runs before the epoch's held-out evaluation: time it from the history.
+    epoch = ev.seconds[0]
+    share = part.train.n_presentations / n
+    print(f"epoch ({part.train.n_presentations} of {n} training presentations, minibatch {cfg.batch_size}, "
+          f"eval sample {args.eval_samples}, {args.workers} workers, limiter, mismatch {args.mismatch:g}): "
+          f"{epoch:.0f} s measured (training {times.get('epoch', float('nan')):.0f} s)"
+          + (f", whole epoch extrapolated {epoch / share / 60:.1f} min (training part scaled by {1 / share:.2f})"
+             if share < 1 else f" = {epoch / 60:.1f} min") + f" (target <= 15 min); final whole-split evaluations "
+          f"{total - epoch:.0f} s; test accuracy after it {100 * res.test_accuracy[0]:.1f} %; {load()}")
+
+
+def bench_compare(args, model, ds, chip) -> None:
+    from deepcircuit.learning.training import predict
+    from deepcircuit.substrates.spice import SpiceSubstrate
+
+    cfg = model.training_config()
+    test = ds.test.subset(slice(0, min(args.compare_samples, ds.test.n_presentations)))
+    with SpiceSubstrate(clamp="limiter", nonideal=chip, workers=args.workers) as sub:
+        sub.run(model.network, test.inputs[:2], np.full((1, 2, model.network.n_neurons), 0.05),
+                cfg.eval_schedule)  # the cluster starts before the clock
+        t0 = time.perf_counter()
+        pred = predict([model.network], test, substrate=sub, schedule=cfg.eval_schedule,
+                       state_init_high=cfg.state_init_high)
+        seconds = time.perf_counter() - t0
+    acc = float(np.mean(pred[0] == test.targets.argmax(axis=1)))
+    print(f"compare ({test.n_presentations} test samples, free phase {cfg.eval_schedule.free_duration:g} tau, "
+          f"{args.workers} workers): {seconds:.0f} s = {seconds / 60:.1f} min (target <= 5 min); accuracy "
+          f"{100 * acc:.1f} %; {load()}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="a digits model file")
+    ap.add_argument("--only", nargs="+", default=["presentation", "workers", "epoch", "compare"],
+                    choices=["presentation", "workers", "epoch", "compare"])
+    ap.add_argument("--mismatch", type=float, default=0.3)
+    ap.add_argument("--chip-seed", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--presentations", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--epoch-fraction", type=float, default=1.0)
+    ap.add_argument("--eval-samples", type=int, default=100)
+    ap.add_argument("--compare-samples", type=int, default=360)
+    args = ap.parse_args()
+    model, ds, chip = setup(args)
+    for name in args.only:
+        globals()[f"bench_{name}"](args, model, ds, chip)
+
+
+if __name__ == "__main__":
+    main()

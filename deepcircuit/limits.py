@@ -37,6 +37,29 @@ MAX_EPOCHS = 10_000_000
 MAX_SEEDS = 100_000
 #: Largest state array a run may allocate: networks x presentations x steps x neurons x 8 bytes.
 MAX_STATE_BYTES = 4 * 2**30
+#: Memory that reading and splitting one data file may take (process peak above its start), bytes.
+#: The data limits below follow from it; measured figures: docs/data.md ("Large data").
+MAX_DATA_MEMORY_BYTES = 8 * 2**30
+#: Peak memory of loading a data set per byte of its float64 feature matrix (rows x features x
+#: 8 bytes): the file's columns, the float64 matrix, the train/test inputs and the scaler's
+#: work. Measured at 3.1-3.4 on 70 000 x 784 (CSV and NPZ); rounded up.
+DATA_MEMORY_PER_FEATURE_BYTE = 4
+#: Largest float64 feature matrix (rows x features x 8 bytes) a data file may give: checked
+#: before the matrix is allocated. 70 000 x 784 (MNIST) is 439 MB.
+MAX_DATA_BYTES = MAX_DATA_MEMORY_BYTES // DATA_MEMORY_PER_FEATURE_BYTE
+#: Largest data file read, bytes (for .npz: also each array uncompressed). A CSV cell takes at
+#: least 2 bytes ("0,") and becomes 8 bytes of float64 plus its text (4 bytes of offset and its
+#: characters) while it is read, so a CSV file of this size stays within MAX_DATA_MEMORY_BYTES.
+MAX_DATA_FILE_BYTES = MAX_DATA_MEMORY_BYTES // 12
+#: Most samples (rows), features (columns besides the label; one-hot columns count) and classes.
+MAX_DATA_ROWS = 200_000
+MAX_DATA_FEATURES = 4096
+MAX_CLASSES = 100
+#: Most distinct values of a text feature column that is one-hot encoded (one input per value);
+#: a text column with more is refused (it is likely an identifier or free text).
+MAX_LEVELS = 20
+#: Longest class name or text level read from a data file, characters.
+MAX_LABEL_TEXT = 100
 #: Smallest netlist time step dt * tau, seconds: ngspice fails ("Timestep too small") near 1e-306 s
 #: and integrates fine at 1e-46 s (measured with ngspice 42 on an exported XOR netlist).
 MIN_NETLIST_STEP_SECONDS = 1e-30

@@ -362,7 +362,7 @@ def run(args) -> int:
             print(f"seed {result.seeds[k]} diverged: {msg}")
     if args.json:
         print_json_line({
-            "task": ds.name, "data": ds.source, "model": args.model, "topology": topology,
+            "task": ds.name, "data": ds.source, "classes": list(ds.class_names), "model": args.model, "topology": topology,
             "hidden": list(result.networks[0].roles.hidden), "preset": args.preset,
             "substrate": result.substrate, "epochs": config.epochs, "batch_size": config.batch_size,
             "seeds": result.seeds, "split_seed": ds.split_seed, "sizes": ds.to_dict()["sizes"],

@@ -11,12 +11,28 @@ assigning to the module attribute (``deepcircuit.limits.MAX_NEURONS = ...``).
 
 from __future__ import annotations
 
+import math
+
 from .errors import LimitExceededError
 
-#: Largest model file read, in bytes. A model file of a network at MAX_NEURONS (1024) is 40 MB
-#: of JSON and loads in about 20 s (benchmarks/bench_model_load.py), so every network deepcircuit
-#: can train, it can also load.
-MAX_MODEL_FILE_BYTES = 64 * 2**20
+#: Memory one network of N neurons may take, bytes: its N x N neuron pairs times
+#: NETWORK_BYTES_PER_NEURON_PAIR. MAX_NEURONS follows from it.
+MAX_NETWORK_MEMORY_BYTES = 4 * 2**30
+#: Memory per neuron pair (i, j) of one network, bytes: the larger of what training holds
+#: (float64 weights, masks, updates, the dynamics' matrix: 116-141 bytes per pair measured on
+#: 784-input layered networks of 1795 and 2795 neurons) and what loading its model file takes
+#: (the JSON's numbers as Python objects: 284 bytes per pair measured at N = 1794, complete graph);
+#: measured with peak RSS (docs/data.md, "Large data").
+NETWORK_BYTES_PER_NEURON_PAIR = 300
+#: Most neurons in one network (inputs, bias, hidden and outputs): the largest N whose
+#: N x N x NETWORK_BYTES_PER_NEURON_PAIR fits in MAX_NETWORK_MEMORY_BYTES (3783). A 784-1000-10
+#: network (MNIST-sized, with a sink) is 1796.
+MAX_NEURONS = math.isqrt(MAX_NETWORK_MEMORY_BYTES // NETWORK_BYTES_PER_NEURON_PAIR)
+#: Largest model file read, in bytes: a model file takes 27-32 bytes per neuron pair (measured on
+#: 1794-neuron layered and complete networks), so 40 per pair lets every network of MAX_NEURONS
+#: load again; parsing takes up to ~9 times the file's size in memory (measured: 872 MiB for a
+#: 98 MiB file), within MAX_NETWORK_MEMORY_BYTES.
+MAX_MODEL_FILE_BYTES = max(64 * 2**20, 40 * MAX_NEURONS ** 2)
 #: Largest edge-list file read by ``train --topology FILE``, in bytes.
 MAX_EDGE_FILE_BYTES = 16 * 2**20
 #: Deepest nesting of JSON arrays/objects in a model file (a valid one nests 4 deep).
@@ -24,9 +40,6 @@ MAX_JSON_DEPTH = 32
 #: Most decimal digits of an integer in a model file (seeds go up to 2**63 - 1, 19 digits; Python
 #: refuses more than 4300 anyway, with a traceback).
 MAX_INT_DIGITS = 20
-#: Most neurons in one network (inputs, bias, hidden and outputs); weights are N x N, and the
-#: model file of N = 1024 (40 MB) stays below MAX_MODEL_FILE_BYTES.
-MAX_NEURONS = 1024
 #: Most hidden layers.
 MAX_LAYERS = 256
 #: Most steps of one phase (free or nudged).
@@ -42,8 +55,8 @@ MAX_STATE_BYTES = 4 * 2**30
 MAX_DATA_MEMORY_BYTES = 8 * 2**30
 #: Peak memory of loading a data set per byte of its float64 feature matrix (rows x features x
 #: 8 bytes): the file's columns, the float64 matrix, the train/test inputs and the scaler's
-#: work. Measured at 3.1-3.4 on 70 000 x 784 (CSV and NPZ); rounded up.
-DATA_MEMORY_PER_FEATURE_BYTE = 4
+#: work. Measured 3.9 (CSV) and 2.8 (NPZ) on 70 000 x 784 (benchmarks/bench_large_data.py).
+DATA_MEMORY_PER_FEATURE_BYTE = 5
 #: Largest float64 feature matrix (rows x features x 8 bytes) a data file may give: checked
 #: before the matrix is allocated. 70 000 x 784 (MNIST) is 439 MB.
 MAX_DATA_BYTES = MAX_DATA_MEMORY_BYTES // DATA_MEMORY_PER_FEATURE_BYTE
@@ -82,8 +95,13 @@ def check_limit(what: str, value: int, limit: str) -> int:
     :class:`~deepcircuit.errors.LimitExceededError` naming both."""
     cap = globals()[limit]
     if value > cap:
+        why = ""
+        if limit == "MAX_NEURONS":
+            why = (f": a network of {value} neurons needs about {_mb(value ** 2 * NETWORK_BYTES_PER_NEURON_PAIR)} "
+                   f"({value} x {value} neuron pairs x {NETWORK_BYTES_PER_NEURON_PAIR} bytes to train it and load "
+                   f"its model file), above MAX_NETWORK_MEMORY_BYTES = {_mb(MAX_NETWORK_MEMORY_BYTES)}")
         raise LimitExceededError(
-            f"{what} is {value}, above the limit {limit} = {cap} (deepcircuit.limits); "
+            f"{what} is {value}, above the limit {limit} = {cap} (deepcircuit.limits){why}; "
             "see docs/security.md.")
     return value
 

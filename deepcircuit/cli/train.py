@@ -128,7 +128,78 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "(Gershgorin margins, spectral abscissa, equilibrium reached)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="settings from a flat TOML file: every TrainingConfig field and the keys of the "
+                        "options above (model, topology, hidden, task, ...; docs/config.md); options given "
+                        "here override it")
+    p.add_argument("--config-from", default=None, metavar="MODEL.json",
+                   help="reuse a trained model's settings (training settings, family, topology, hidden, split); "
+                        "--config and options given here override them")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved settings as TOML that --config accepts, and exit without training")
+    _record_explicit_options(p)
     return p
+
+
+_UNSET = object()
+
+
+def _record_explicit_options(p) -> None:
+    """After parsing, ``args.explicit_options`` names the options given on the command line (so
+    that they override --config), found by parsing again into a namespace pre-filled with a
+    marker that argparse's defaults do not overwrite."""
+    parse = p.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        ns, rest = parse(args, namespace)
+        probe, _ = parse(args, argparse.Namespace(**{k: _UNSET for k in vars(ns)}))
+        ns.explicit_options = frozenset(k for k, v in vars(probe).items() if v is not _UNSET)
+        return ns, rest
+
+    p.parse_known_args = parse_known_args
+
+
+def _config_files(args) -> dict:
+    """Apply --config-from, then --config: their command keys become ``args`` values unless the
+    option was given; returns their TrainingConfig settings (options given override those later)."""
+    from ..learning.config_file import model_settings, read_config, split_settings
+    from ..learning.model_file import load_model
+
+    settings = {}
+    if getattr(args, "config_from", None):
+        settings.update(model_settings(load_model(args.config_from)))
+    if getattr(args, "config", None):
+        settings.update(read_config(args.config))
+    training, command = split_settings(settings)
+    given = getattr(args, "explicit_options", frozenset())
+    if {"task", "data"} & given:  # the command line names what to train on
+        command.pop("task", None), command.pop("data", None)
+    for key, value in command.items():
+        if key not in given:
+            setattr(args, key, ",".join(map(str, value)) if key == "hidden" and value is not None else value)
+    return training
+
+
+def _printed_settings(args, dataset, config, hidden, params) -> dict:
+    """What --print-config prints: every setting of the run, as config keys."""
+    settings = config.to_dict()
+    settings.update(
+        task=args.task if dataset.source != "file" else None, data=getattr(args, "data", None),
+        target=args.target, test=args.test, test_fraction=args.test_fraction,
+        validation_fraction=args.validation_fraction, split_seed=args.split_seed, readout=args.readout,
+        model=args.model, topology=args.topology if args.topology is not None else _default_topology(dataset, args),
+        hidden=tuple(hidden), gamma=(params or {}).get("gamma"), preset=args.preset,
+        substrate=args.substrate, seeds=args.seeds, seed=args.seed)
+    if settings["task"] is None and settings["data"] is None:
+        settings["task"] = dataset.name
+    return settings
+
+
+def _default_topology(dataset, args):
+    from ..data.defaults import dataset_defaults
+
+    topology = dataset_defaults(dataset.name, args.model, source=dataset.source).topology
+    return topology if isinstance(topology, str) else None
 
 
 def _topology(arg: str):
@@ -294,6 +365,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     from ..learning.training import TrainingConfig, train
     from . import checks
 
+    file_settings = _config_files(args)
     start = _fine_tune_start(args)
     if start is not None:  # --init: the files' networks, data set split and saved settings
         dataset, args.model, config = start.dataset, start.family, start.training_config()
@@ -329,7 +401,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     checks.seed("--seed + --seeds", args.seed + args.seeds - 1)
     checks.count("--free-steps", args.free_steps, low=1, limit="MAX_PHASE_STEPS")
     checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
-    config = config.replace(**overrides)
+    config = config.replace(**file_settings).replace(**overrides)
     if start is not None:
         hidden, topology, params, seeds = tuple(start.networks[0].roles.hidden), None, None, list(start.seeds)
     else:
@@ -338,6 +410,12 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         topology = _topology(args.topology) if args.topology is not None else defaults.topology
         params = {"gamma": args.gamma} if args.gamma is not None else (dict(defaults.params) or None)
         seeds = list(range(args.seed, args.seed + args.seeds))
+    if getattr(args, "print_config", False):
+        from ..learning.config_file import to_toml
+
+        print(to_toml(_printed_settings(args, dataset, config, hidden, params),
+                      comment="deepcircuit train settings; use with: deepcircuit train --config FILE.toml"), end="")
+        return None, config
     # The largest state array of one substrate call: a minibatch (evaluations run in chunks).
     per_call = dataset.train.subset(slice(0, config.batch_size or dataset.train.n_presentations))
     checks.state_size(per_call, hidden, len(seeds), config.free_steps, config.nudged_steps)
@@ -396,6 +474,8 @@ def run(args) -> int:
     # is created by the first save.
     out = checks.output_folder("--out", args.out)
     result, config = train_from_args(args, out)
+    if result is None:  # --print-config
+        return 0
     state = getattr(args, "run_state", None)
     ds = result.dataset
     logic = ds.test_is_train
@@ -464,7 +544,7 @@ def run(args) -> int:
             print(f"seed {result.seeds[k]} diverged: {msg}")
     if args.json:
         print_json_line({
-            "task": ds.name, "data": ds.source, "model": args.model, "topology": topology,
+            "task": ds.name, "data": ds.source, "classes": list(ds.class_names), "model": args.model, "topology": topology,
             "hidden": list(result.networks[0].roles.hidden), "preset": args.preset,
             "substrate": result.substrate, "epochs": config.epochs, "batch_size": config.batch_size,
             "seeds": result.seeds, "split_seed": ds.split_seed, "sizes": ds.to_dict()["sizes"],

@@ -33,6 +33,8 @@ class RawData:
     ``whole_table`` marks a data set that is a complete truth table (parity): it is its own
     test set, since no pattern can be held out without removing what is to be learned.
     ``readout`` is ``"argmax"`` (one output per class) or ``"threshold"`` (one output, two classes).
+    ``categories`` lists the text columns of a data file that were one-hot encoded, as
+    ``((column, (level, ...)), ...)`` in column order (see :mod:`deepcircuit.data.files`).
     """
 
     name: str
@@ -42,6 +44,7 @@ class RawData:
     class_names: tuple[str, ...]
     readout: str = "argmax"
     whole_table: bool = False
+    categories: tuple = ()
 
     @property
     def n_classes(self) -> int:

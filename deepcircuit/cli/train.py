@@ -207,7 +207,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     replaces ``args.substrate`` when given. Warnings raised during training are printed to
     stderr, one line each.
     """
-    from ..data.defaults import dataset_defaults, default_model
+    from ..data.defaults import DataShape, dataset_defaults, default_model
     from ..stability.lyapunov import certificate_recorder
     from ..learning.training import TrainingConfig, train
     from . import checks
@@ -237,7 +237,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     checks.seed("--seed + --seeds", args.seed + args.seeds - 1)
     checks.count("--free-steps", args.free_steps, low=1, limit="MAX_PHASE_STEPS")
     checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
-    defaults = dataset_defaults(dataset.name, args.model, source=dataset.source)
+    defaults = dataset_defaults(dataset.name, args.model, source=dataset.source, shape=DataShape.of(dataset))
     hidden = checks.hidden(args.hidden) if args.hidden is not None else tuple(defaults.hidden)
     topology = _topology(args.topology) if args.topology is not None else defaults.topology
     config = config.replace(**overrides)

@@ -196,9 +196,9 @@ def _printed_settings(args, dataset, config, hidden, params) -> dict:
 
 
 def _default_topology(dataset, args):
-    from ..data.defaults import dataset_defaults
+    from ..data.defaults import DataShape, dataset_defaults
 
-    topology = dataset_defaults(dataset.name, args.model, source=dataset.source).topology
+    topology = dataset_defaults(dataset.name, args.model, source=dataset.source, shape=DataShape.of(dataset)).topology
     return topology if isinstance(topology, str) else None
 
 
@@ -360,7 +360,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     replaces ``args.substrate`` when given. Warnings raised during training are printed to
     stderr, one line each.
     """
-    from ..data.defaults import dataset_defaults, default_model
+    from ..data.defaults import DataShape, dataset_defaults, default_model
     from ..stability.lyapunov import certificate_recorder
     from ..learning.training import TrainingConfig, train
     from . import checks
@@ -405,7 +405,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     if start is not None:
         hidden, topology, params, seeds = tuple(start.networks[0].roles.hidden), None, None, list(start.seeds)
     else:
-        defaults = dataset_defaults(dataset.name, args.model, source=dataset.source)
+        defaults = dataset_defaults(dataset.name, args.model, source=dataset.source, shape=DataShape.of(dataset))
         hidden = checks.hidden(args.hidden) if args.hidden is not None else tuple(defaults.hidden)
         topology = _topology(args.topology) if args.topology is not None else defaults.topology
         params = {"gamma": args.gamma} if args.gamma is not None else (dict(defaults.params) or None)

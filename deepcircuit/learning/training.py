@@ -24,7 +24,7 @@ from .rule import RULES
 from ..model.network import Network, NetworkBatch
 from ..model.roles import Roles
 from ..model.topology import has_sink, sink_index, with_sink_layer
-from ..data.defaults import dataset_defaults, default_model
+from ..data.defaults import DataShape, dataset_defaults, default_model
 from ..data.split import Dataset, load_dataset
 from ..substrates import Schedule, Substrate, get_substrate, initial_states
 from ..data.tasks import Task
@@ -249,10 +249,11 @@ class TrainingConfig:
     def for_task(cls, task: "str | Task | Dataset", *, model: str = "deep",
                  preset: str = "default") -> "TrainingConfig":
         """The preset with the data set's own defaults (batch size, phase lengths, epochs ...)
-        from :mod:`deepcircuit.data.defaults`; logic tasks get the preset unchanged."""
-        name = task.name if isinstance(task, (Task, Dataset)) else str(task)
-        source = task.source if isinstance(task, Dataset) else None
-        return cls.preset(preset, model=model).replace(**dataset_defaults(name, model, source=source).settings)
+        from :mod:`deepcircuit.data.defaults`, derived from the data's shape where no table entry
+        applies; logic tasks get the preset unchanged. A name is resolved with :func:`load_dataset`."""
+        dataset = load_dataset(task)
+        defaults = dataset_defaults(dataset.name, model, source=dataset.source, shape=DataShape.of(dataset))
+        return cls.preset(preset, model=model).replace(**defaults.settings)
 
     @classmethod
     def preset(cls, name: str = "default", *, model: str = "deep") -> "TrainingConfig":
@@ -578,7 +579,7 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
     if model is None:
         model = default_model(dataset.name, source=dataset.source)
     get_family(model)
-    defaults = dataset_defaults(dataset.name, model, source=dataset.source)
+    defaults = dataset_defaults(dataset.name, model, source=dataset.source, shape=DataShape.of(dataset))
     if params is None and defaults.params:
         params = dict(defaults.params)
     topology = defaults.topology if topology is None else topology

@@ -60,6 +60,8 @@ _LAZY = {
     "predict": (".learning.training", "predict"),
     "train": (".learning.training", "train"),
     "DEEPClassifier": (".learning.estimator", "DEEPClassifier"),
+    "tune": (".studies.tune", "tune"),
+    "TuneResult": (".studies.tune", "TuneResult"),
     "PhaseResult": (".substrates.trajectory", "PhaseResult"),
     "Trajectory": (".substrates.trajectory", "Trajectory"),
     "figures_of_merit": (".studies.hardware_figures", "figures_of_merit"),
@@ -77,6 +79,7 @@ __all__ = [
     "wilson_interval",
     "BUILTIN_DATASETS", "Dataset", "load_dataset", "predict", "compare_predictions",
     "LimitExceededError", "OutputWriteError", "figures_of_merit", "DEEPClassifier",
+    "tune", "TuneResult",
 ]
 
 

@@ -37,15 +37,17 @@ from ..atomic_files import write_atomic
 from ..data.split import Dataset, load_dataset
 from ..data.tasks import Task
 from ..errors import DeepCircuitError, InvalidInputError
+from ..learning.model_schema import MAX_TUNING_ROWS, TUNING_AXES
 from ..learning.training import TrainingConfig, TrainingResult, parse_hidden, train
 from ..data.defaults import dataset_defaults, default_model
 
-#: The named axes of a grid, in the order of the table's columns.
-AXES = ("eta", "beta", "hidden", "sink")
+#: The named axes of a grid, in the order of the table's columns (the model file's schema checks
+#: a stored table against the same names).
+AXES = TUNING_AXES
 #: The default grid, as factors on the data set's default eta, beta and hidden size.
 DEFAULT_FACTORS = {"eta": (1 / 3, 1.0, 3.0), "beta": (1.0, 0.1), "hidden": (1, 2), "sink": (False, True)}
 #: Largest grid accepted (points): a grid is a small search, not a sweep.
-MAX_GRID_POINTS = 256
+MAX_GRID_POINTS = MAX_TUNING_ROWS
 #: Validation fraction held out of the training split when the data set has none.
 VALIDATION_FRACTION = 0.2
 POINTS = "points"

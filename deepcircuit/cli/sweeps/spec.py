@@ -34,6 +34,9 @@ from ...errors import InvalidInputError
 #: ``train`` options that are not run parameters: the sweep sets or owns them.
 NOT_AXES = {"out", "json", "quiet", "seeds", "help"}
 
+#: ``train --tune`` runs a grid of its own on Dask: not something a sweep's run does.
+NOT_AXES = NOT_AXES | {"tune", "tune_grid", "tune_workers", "tune_scheduler"}
+
 
 def train_parser() -> argparse.ArgumentParser:
     """The ``deepcircuit train`` parser; parse errors raise :class:`InvalidInputError` (one line)."""

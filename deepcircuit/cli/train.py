@@ -20,6 +20,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     from ..learning.training import PRESETS, PRUNE_METHODS
     from ..substrates.circuit import CLAMP_KINDS
     from .hardware_options import add_transconductor_arguments
+    from .tune_options import add_tune_arguments
     from ..learning.steps import FREEZE_GROUPS
 
     p = sub.add_parser(
@@ -95,6 +96,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "compiler is present, else numpy; cpp_standalone builds one compiled program "
                         "once, cached under ~/.cache/deepcircuit/brian2; cython compiles once too)")
     add_transconductor_arguments(p)
+    add_tune_arguments(p)
     p.add_argument("--clamp", default=None, choices=list(CLAMP_KINDS),
                    help="clamp of the SPICE circuit: diode (default), limiter or precision (op-amp clamp)")
     p.add_argument("--prune", choices=list(PRUNE_METHODS), default=None,
@@ -446,6 +448,11 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
             state.stage = (f"in epoch {epoch + 2} of {config.epochs}" if epoch + 1 < config.epochs
                            else "in the final evaluation")
         callbacks.append(where)
+    from .tune_options import tune_from_args, wants_tuning
+
+    if wants_tuning(args):  # train --tune: the grid, then the choice retrained (studies/tune.py)
+        return tune_from_args(args, out, dataset, model=args.model, topology=topology, hidden=hidden, seeds=seeds,
+                              config=config, substrate=substrate, params=params, callbacks=callbacks)
     if out is None:
         out = checks.output_folder("--out", args.out)
     ours = substrate if not isinstance(substrate, str) and substrate is not given_substrate else None
@@ -492,7 +499,8 @@ def run(args) -> int:
             metrics["validation_accuracy"] = float(1 - result.validation_error[k])
         model = ModelFile(result.networks[k], seed=seed, task=result.task.name, substrate=result.substrate,
                           config=config.to_dict(), history=result.histories[k].to_dict(),
-                          metrics=metrics, dataset=None if ds.source == "logic" else ds.to_dict())
+                          metrics=metrics, dataset=None if ds.source == "logic" else ds.to_dict(),
+                          tuning=getattr(args, "tuning", None))
         if state is not None:
             state.stage = f"while saving the model files ({k} of {len(result.seeds)} saved)"
         paths.append(str(save_model(out / f"seed{seed}.json", model)))
@@ -554,7 +562,7 @@ def run(args) -> int:
             "sparsity": result.sparsity, "diverged": result.diverged, "seconds": result.seconds,
             "failed_seeds": _failed_seeds(result), "unsettled_presentations": unsettled,
             "train_error_from_unsettled_states": [bool(u) for u in unsettled],
-            "models": paths,
+            "models": paths, "tuning": getattr(args, "tuning", None),
         })
     return 0
 

@@ -31,6 +31,9 @@ from ...errors import InvalidInputError
 # workers / scheduler: a sweep spreads its runs over its own Dask workers (sweep --workers).
 NOT_AXES = {"out", "json", "quiet", "seeds", "help", "workers", "scheduler"}
 
+#: ``train --tune`` runs a grid of its own on Dask: not something a sweep's run does.
+NOT_AXES = NOT_AXES | {"tune", "tune_grid", "tune_workers", "tune_scheduler"}
+
 
 def train_parser() -> argparse.ArgumentParser:
     """The ``deepcircuit train`` parser; parse errors raise :class:`InvalidInputError` (one line)."""

@@ -77,3 +77,18 @@ def test_unwritable_output_folder_fails_before_training(tmp_path):
     p = run("train", "--out", "/dev/null/models", "--epochs", "200")
     assert p.returncode == 2 and "cannot access '/dev/null/models'" in p.stderr
     assert "Traceback" not in p.stderr and "seed" not in p.stdout
+
+
+def test_repeated_warnings_are_printed_once_with_a_count(capsys):
+    # A comparison trains on every substrate, and each final evaluation may raise the same
+    # "not settled" warning: the user sees it once, with how many times it came.
+    import warnings
+
+    from deepcircuit.cli.output import print_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for text in ["not settled after 50 tau", "other", "not settled after 50 tau", "not  settled after 50 tau"]:
+            warnings.warn(text)
+    print_warnings(caught)
+    assert capsys.readouterr().err.splitlines() == ["warning: not settled after 50 tau (3 times)", "warning: other"]

@@ -7,7 +7,7 @@ import shlex
 import sys
 import warnings
 
-from .output import format_table, print_json_line, shown_path
+from .output import format_table, print_json_line, print_warnings, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -78,8 +78,7 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
                                    reference=args.reference,
                                    on_stage=None if state is None else (
                                        lambda what: setattr(state, "stage", f"while {what}")))
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(caught)
     rows = [(label, f"{100 * c.accuracy:.1f} %", f"{100 * c.agreement:.1f} %", f"{c.max_state_deviation:.3g}",
              f"{100 * c.settled:.0f} %", f"{c.seconds:.1f}") for label, c in comp.items()]
     ref = args.reference or "ode"
@@ -178,8 +177,7 @@ def run(args) -> int:
                        reference_max_evaluations=args.reference_max_evaluations,
                        reference_max_seconds=args.reference_max_seconds, reference=args.reference,
                        on_stage=None if state is None else (lambda what: setattr(state, "stage", f"while {what}")))
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(caught)
     print(format_table(HEADERS, comparison_rows(comp)))
     for note in unsettled_notes(comp):
         print(note)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import warnings
 from pathlib import Path
 
-from .output import format_table, print_json_line, shown_path
+from .output import format_table, print_json_line, print_warnings, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -466,8 +465,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     finally:
         if ours is not None:  # made here: stop its worker processes (also on Ctrl-C)
             ours.close()
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(caught)
     return result, config
 
 

@@ -35,8 +35,8 @@ from ..substrates.trajectory import PhaseResult
 
 
 #: Hardware figures every substrate's entry of ``compare --json`` carries (None where they do not exist).
-HARDWARE_KEYS = ("energy_per_inference_J", "energy_per_step_J", "settling_time_s", "peak_power_W",
-                 "mean_power_W", "devices", "area_um2")
+HARDWARE_KEYS = ("energy_per_inference_J", "energy_per_step_J", "energy_free_phase_J", "unsettled",
+                 "settling_time_s", "peak_power_W", "mean_power_W", "devices", "area_um2")
 
 
 class _Stages:

@@ -35,15 +35,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, metavar="FILE",
                    help="train on a data file instead: FILE.csv (header row, one sample per row) or "
                         "FILE.npz (arrays x, y)")
-    p.add_argument("--target", default=None, metavar="COLUMN", action=_Given,
+    p.add_argument("--target", default=None, metavar="COLUMN",
                    help="label column of a CSV data file (default: the last column)")
     p.add_argument("--test", default=None, metavar="FILE", help="separate test file (instead of --test-fraction)")
-    p.add_argument("--test-fraction", type=float, default=0.2, action=_Given,
+    p.add_argument("--test-fraction", type=float, default=0.2,
                    help="fraction of a data set held out for testing, stratified (default 0.2)")
-    p.add_argument("--validation-fraction", type=float, default=0.0, action=_Given,
+    p.add_argument("--validation-fraction", type=float, default=0.0,
                    help="fraction of the training rows held out for validation / early stopping (default 0)")
-    p.add_argument("--split-seed", type=int, default=0, action=_Given, help="seed of the train/test split (default 0)")
-    p.add_argument("--readout", choices=["argmax", "threshold"], default=None, action=_Given,
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split (default 0)")
+    p.add_argument("--readout", choices=["argmax", "threshold"], default=None,
                    help="one output per class read by argmax (default), or one thresholded output (two classes)")
     p.add_argument("--model", default=None, choices=list(FAMILIES),
                    help="model family (default: the data set's: deep)")
@@ -72,9 +72,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "brian2-spiking)")
     p.add_argument("--settle-tol", type=float, default=None,
                    help="equilibrium tolerance on max |ds/dt| (1/tau); phases of data sets stop there")
-    p.add_argument("--seeds", type=int, default=1, action=_Given,
+    p.add_argument("--seeds", type=int, default=1,
                    help="number of seeds / networks (default: 1; with --init: one per model file)")
-    p.add_argument("--seed", type=int, default=0, action=_Given,
+    p.add_argument("--seed", type=int, default=0,
                    help="first seed (default: 0; with --init: the model files' own seeds, or K, K+1, ... "
                         "when given; a seed draws the initial states, the weights are the file's)")
     p.add_argument("--init", nargs="+", default=None, metavar="MODEL.json",
@@ -84,7 +84,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "saved ones, overridden by the options given (e.g. --epochs 1 --substrate spice). "
                         "A task, family or shape that does not fit the file is refused")
     p.add_argument("--out", default="runs/train", help="folder for the model files (default: runs/train)")
-    p.add_argument("--preset", default="default", choices=list(PRESETS), action=_Given,
+    p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="'default' (project settings) or 'paper' (the reference notebooks exactly)")
     p.add_argument("--substrate", default="ode", metavar="SPEC", action=SubstrateSpecAction,
                    help=f"where the phases run: a substrate ({', '.join(available_substrates())}) with options "
@@ -292,17 +292,6 @@ _SPLIT_OPTIONS = {"test_fraction": "--test-fraction", "validation_fraction": "--
                   "split_seed": "--split-seed", "readout": "--readout", "target": "--target"}
 
 
-class _Given(argparse.Action):
-    """Store the value and note that the option was given (``namespace.given``), so that
-    ``--init`` can refuse options that would change what the model file fixes while their
-    defaults stay what ``sweep`` hashes (run ids)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, values)
-        given = set(getattr(namespace, "given", None) or ())
-        setattr(namespace, "given", given | {self.dest})
-
-
 def _fine_tune_start(args):
     """``--init FILE ...``: the checked start of a fine-tune
     (:func:`deepcircuit.learning.fine_tune.start_from`), or None without --init."""
@@ -312,7 +301,7 @@ def _fine_tune_start(args):
     files = getattr(args, "init", None)
     if not files:
         return None
-    given = getattr(args, "given", None) or set()
+    given = getattr(args, "explicit_options", frozenset())
     bad = [opt for dest, opt in _SPLIT_OPTIONS.items() if dest in given]
     if bad:
         raise InvalidInputError(f"--init continues on the model file's data set split and scaler; "

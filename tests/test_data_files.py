@@ -189,6 +189,16 @@ def test_text_labels_keep_their_names_in_the_model_file_and_the_json(tmp_path):
     assert out["classes"] == ["setosa", "virginica"]
     model = json.loads((tmp_path / "o" / "seed0.json").read_text())
     assert model["dataset"]["classes"] == ["setosa", "virginica"]
+    import deepcircuit as dc
+    from deepcircuit.learning.model_file import load_model
+
+    m = load_model(tmp_path / "o" / "seed0.json")
+    from deepcircuit.data.split import Dataset
+
+    ds = Dataset.from_dict(m.dataset, data=p)
+    names = ds.class_labels(dc.predict([m.network], ds, schedule=m.training_config().eval_schedule))
+    assert names.shape == (1, ds.test.n_presentations) and set(names.ravel()) <= {"setosa", "virginica"}
+    assert ds.class_labels(ds.test.labels).tolist().count("setosa") == 4
 
 
 def test_cli_constant_columns_warn_in_one_line_and_text_feature_errors_exit_2(tmp_path):

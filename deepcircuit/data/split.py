@@ -146,6 +146,15 @@ class Dataset:
         """Whether the test set is the training set (logic tasks, parity tables)."""
         return self.test is self.train
 
+    def class_labels(self, predicted: np.ndarray) -> np.ndarray:
+        """Class names of predicted class indices (argmax readout), e.g. ``dc.predict(...)``'s:
+        the names a data file's label column had (``"setosa"``, ...), as a str array."""
+        names = np.asarray(self.class_names if self.class_names else
+                           [str(k) for k in range(self.train.n_outputs)], dtype=str)
+        if self.readout == "threshold":
+            predicted = np.asarray(predicted)[..., 0]
+        return names[np.asarray(predicted, dtype=int)]
+
     def inputs_of(self, x: np.ndarray) -> np.ndarray:
         """Raw feature rows ``x (n, n_features)`` as network inputs: scaled, bias column appended."""
         return _inputs(np.asarray(x, dtype=float), self.scaler)

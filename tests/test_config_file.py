@@ -46,6 +46,10 @@ def test_options_given_override_the_file_even_at_their_default_value(tmp_path, c
                                 "--test-fraction", "0.2"))
     assert out["eta"] == 2.0 and out["test_fraction"] == 0.2  # given: the command line wins
     assert out["seeds"] == 4 and out["rule"] == "none" and out["hidden"] == [9]  # not given: the file's
+    # a file that trains on a data file, with --task given: the task wins, the file's data options go
+    (tmp_path / "d.toml").write_text('data = "elsewhere.csv"\ntarget = "species"\nepochs = 3\n')
+    out = tomllib.loads(printed(capsys, "--task", "iris", "--config", tmp_path / "d.toml"))
+    assert (out["task"], out["data"], out["target"], out["epochs"]) == ("iris", "none", "none", 3)
 
 
 def test_a_trained_models_settings_are_reused(tmp_path, capsys):

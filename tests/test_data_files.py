@@ -170,6 +170,9 @@ def test_text_columns_with_too_many_levels_or_mixed_with_numbers_are_refused(tmp
     mixed = "a,v,y\n" + "".join(f"{'x' if i == 7 else i},{i},{i % 2}\n" for i in range(30))
     with pytest.raises(InvalidInputError, match="line 9, column 'a': 'x' is not a number"):
         load_dataset(write(tmp_path, mixed))
+    bad_name = "\"a\tb\",v,y\n" + "".join(f"{'red' if i % 2 else 'blue'},{i},{i % 2}\n" for i in range(10))
+    with pytest.raises(InvalidInputError, match="the text column 'a\\\\tb' needs a name of printable text"):
+        load_dataset(write(tmp_path, bad_name))
     ctrl = "a,y\n" + "".join(f"{i},{'ok' if i else 'bad' + chr(27) + '[2J'}\n" for i in range(10))
     with pytest.raises(InvalidInputError, match="line 2, column 'y': the label .* is not printable text"):
         load_dataset(write(tmp_path, ctrl))

@@ -174,7 +174,9 @@ def _config_files(args) -> dict:
     training, command = split_settings(settings)
     given = getattr(args, "explicit_options", frozenset())
     if {"task", "data"} & given:  # the command line names what to train on
-        command.pop("task", None), command.pop("data", None)
+        drop = ("task", "data") + (("target", "test") if "task" in given else ())  # a file's options
+        for key in drop:
+            command.pop(key, None)
     for key, value in command.items():
         if key not in given:
             setattr(args, key, ",".join(map(str, value)) if key == "hidden" and value is not None else value)

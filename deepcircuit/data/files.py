@@ -312,6 +312,11 @@ def _read_csv(path: Path, target: "str | None", categories: "tuple | None"):
 def _one_hot(path: Path, values: np.ndarray, name: str, where, levels: "tuple | None"):
     """A text column as one-hot columns: ``(levels, block (rows, levels))``."""
     if levels is None:
+        if not name or not name.isprintable() or len(name) > limits.MAX_LABEL_TEXT:
+            # the column's name is stored in the model file with its levels
+            raise InvalidInputError(
+                f"{path.name}: the text column {shown(name)} needs a name of printable text of 1 to "
+                f"{limits.MAX_LABEL_TEXT} characters (MAX_LABEL_TEXT) to be one-hot encoded.")
         levels = tuple(np.unique(values).tolist())
         if len(levels) > limits.MAX_LEVELS:
             raise InvalidInputError(

@@ -141,7 +141,8 @@ def _arrow_table(path: Path, n_columns: int):
     bad_rows = []
 
     def on_bad_row(row):
-        bad_rows.append(row)
+        if row.text.strip():  # a line of blanks (at the end of a file, say) is no row
+            bad_rows.append(row)
         return "skip"
 
     names = [f"c{k}" for k in range(n_columns)]

@@ -205,13 +205,16 @@ def test_text_labels_keep_their_names_in_the_model_file_and_the_json(tmp_path):
 
 
 def test_cli_constant_columns_warn_in_one_line_and_text_feature_errors_exit_2(tmp_path):
-    text = "a,b,y\n" + "".join(f"{i},5,{i % 2}\n" for i in range(20))
+    text = "a,b,c,y\n" + "".join(f"{i},5,{'hot' if i % 3 else 'cold'},{i % 2}\n" for i in range(20))
     r = subprocess.run([sys.executable, "-m", "deepcircuit", "train", "--data", str(write(tmp_path, text)),
                         "--epochs", "0", "--hidden", "2", "--out", str(tmp_path / "o"), "--quiet"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if "constant" in ln]
-    assert len(lines) == 1 and "1 of 2 feature columns are constant" in lines[0] and "Traceback" not in r.stderr
+    assert len(lines) == 1 and "1 of 4 feature columns are constant" in lines[0] and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if "one-hot" in ln]
+    assert lines == ["deepcircuit train: warning: d.csv: 1 text column(s) one-hot encoded into 2 inputs: 'c' "
+                     "(2 levels) (at most MAX_LEVELS = 20 levels each)"]
     many = "id,v,y\n" + "".join(f"user{i},{i},{i % 2}\n" for i in range(30))
     r = subprocess.run([sys.executable, "-m", "deepcircuit", "train", "--data", str(write(tmp_path, many, "m.csv")),
                         "--out", str(tmp_path / "o2")], capture_output=True, text=True)

@@ -16,8 +16,6 @@ plus the sink where the defaults have one) on the first N training rows, and rep
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import subprocess
 import sys
 import time

@@ -21,7 +21,6 @@ with the column named. A column mixing numbers and text is a numeric column with
 from __future__ import annotations
 
 import csv
-import io
 import warnings
 import zipfile
 from pathlib import Path

@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping
 

@@ -46,6 +46,17 @@ def test_options_given_override_the_file_even_at_their_default_value(tmp_path, c
                                 "--test-fraction", "0.2"))
     assert out["eta"] == 2.0 and out["test_fraction"] == 0.2  # given: the command line wins
     assert out["seeds"] == 4 and out["rule"] == "none" and out["hidden"] == [9]  # not given: the file's
+    # the record of the options given copes with options that append (--tune-grid)
+    rc = cli_main(["train", "--task", "moons", "--tune-grid", "eta=1,2", "--tune-grid", "beta=1", "--print-config"])
+    assert rc == 0, capsys.readouterr().err
+    capsys.readouterr()
+    from deepcircuit.cli.train import add_parser
+    import argparse
+
+    parser = add_parser(argparse.ArgumentParser().add_subparsers())
+    args = parser.parse_args(["--tune-grid", "eta=1,2", "--tune-grid", "beta=1", "--seeds", "1"])
+    assert args.tune_grid == ["eta=1,2", "beta=1"] and {"tune_grid", "seeds"} <= args.explicit_options
+    assert "seed" not in args.explicit_options and "epochs" not in args.explicit_options
     # a file that trains on a data file, with --task given: the task wins, the file's data options go
     (tmp_path / "d.toml").write_text('data = "elsewhere.csv"\ntarget = "species"\nepochs = 3\n')
     out = tomllib.loads(printed(capsys, "--task", "iris", "--config", tmp_path / "d.toml"))

@@ -142,7 +142,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-_UNSET = object()
+class _Unset(list):
+    """The marker of an option not given: a list, so that ``action="append"`` options (which
+    copy and extend what is there) work on it too; given, an option replaces or copies it."""
+
+
+_UNSET = _Unset()
 
 
 def _record_explicit_options(p) -> None:

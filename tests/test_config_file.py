@@ -71,8 +71,18 @@ def test_a_trained_models_settings_are_reused(tmp_path, capsys):
     model = tmp_path / "m" / "seed0.json"
     out = tomllib.loads(printed(capsys, "--config-from", model))
     assert (out["eta"], out["hidden"], out["topology"], out["free_steps"], out["epochs"]) == (7.0, [3], "layered", 50, 2)
-    out = tomllib.loads(printed(capsys, "--config-from", model, "--hidden", "4"))
-    assert out["hidden"] == [4] and out["eta"] == 7.0
+    assert out["task"] == "xor"
+    out = tomllib.loads(printed(capsys, "--config-from", model, "--hidden", "4", "--task", "and"))
+    assert out["hidden"] == [4] and out["eta"] == 7.0 and out["task"] == "and"
+    # a model trained on a data file names it (and its label column)
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b,kind\n" + "".join(f"{i % 5},{(2 * i) % 7},{'p' if i % 2 else 'q'}\n" for i in range(20)))
+    rc = cli_main(["train", "--data", str(csv), "--target", "kind", "--epochs", "0", "--hidden", "2",
+                   "--out", str(tmp_path / "f"), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    capsys.readouterr()
+    out = tomllib.loads(printed(capsys, "--config-from", tmp_path / "f" / "seed0.json"))
+    assert (out["data"], out["target"], out["task"], out["hidden"]) == (str(csv), "kind", "none", [2])
 
 
 def test_toml_writer_round_trips_every_kind_of_value(tmp_path):

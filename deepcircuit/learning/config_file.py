@@ -174,8 +174,8 @@ def read_config(path: "str | Path") -> dict[str, Any]:
 
 def model_settings(model) -> dict[str, Any]:
     """A trained model's settings as config keys: its TrainingConfig, family, topology, hidden
-    sizes (without the sink), gamma and split settings. The task or data file is not included:
-    say what to train on. A custom (edge-list) topology is not included either."""
+    sizes (without the sink), gamma, its task or data file and split settings. A custom
+    (edge-list) topology is not included (the model stores its edges, not the file's name)."""
     from ..model.topology import has_sink
 
     net = model.network
@@ -198,6 +198,13 @@ def model_settings(model) -> dict[str, Any]:
         for key in ("test_fraction", "validation_fraction", "split_seed", "readout"):
             if key in ds:
                 out[key] = ds[key]
+        files = ds.get("files") or {}
+        if ds.get("source") == "file" and files.get("data"):
+            out.update(data=files["data"], target=files.get("target"), test=files.get("test"))
+        elif ds.get("name"):
+            out["task"] = ds["name"]
+    elif model.task:
+        out["task"] = model.task
     keys = all_keys()
     return {k: _check_value(k, _toml_form(v), keys[k][0], where) for k, v in out.items()}
 
@@ -271,11 +278,13 @@ def config_markdown() -> str:
            "     TrainingConfig's fields and docstring; tests/test_config_file.py checks it is current. -->", "",
            "`deepcircuit train --config FILE.toml` reads settings from a flat TOML file (`key = value`",
            "lines, `#` comments). `--config-from MODEL.json` takes a trained model's settings (its",
-           "training settings, family, topology, hidden sizes, gamma and split settings; not the task",
-           "or data file, which you name). Options given on the command line override both; where both",
-           "are given, `--config-from` is applied first and `--config` over it. `--print-config` prints",
-           "the settings a run would use (the data set's defaults, the files and the options resolved)",
-           "as a file `--config` accepts, and exits without training:", "",
+           "training settings, family, topology, hidden sizes, gamma, task or data file and split",
+           "settings). Options given on the command line override both (`--task` or `--data` replaces",
+           "the file's task or data file); where both are given, `--config-from` is applied first and",
+           "`--config` over it. `--print-config` prints the settings a run would use (the data set's",
+           "defaults, the files and the options resolved) as a file `--config` accepts, and exits",
+           "without training; `train --config-from MODEL.json --print-config` shows a model's settings",
+           "as such a file:", "",
            "```bash",
            "deepcircuit train --task iris --eta 3 --print-config > iris.toml   # edit, then:",
            "deepcircuit train --task iris --config iris.toml --out runs/iris",

@@ -55,7 +55,7 @@ MAX_STATE_BYTES = 4 * 2**30
 MAX_DATA_MEMORY_BYTES = 8 * 2**30
 #: Peak memory of loading a data set per byte of its float64 feature matrix (rows x features x
 #: 8 bytes): the file's columns, the float64 matrix, the train/test inputs and the scaler's
-#: work. Measured 3.9 (CSV) and 2.8 (NPZ) on 70 000 x 784 (benchmarks/bench_large_data.py).
+#: work. Measured 3.7 (CSV) and 2.6 (NPZ) on 70 000 x 784 (benchmarks/bench_large_data.py).
 DATA_MEMORY_PER_FEATURE_BYTE = 5
 #: Largest float64 feature matrix (rows x features x 8 bytes) a data file may give: checked
 #: before the matrix is allocated. 70 000 x 784 (MNIST) is 439 MB.

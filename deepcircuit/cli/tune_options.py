@@ -82,6 +82,7 @@ def tune_from_args(args, out: "Path | None", dataset, *, model, topology, hidden
     print(format_table(["point", *axes, "validation acc", "status"], rows))
     print(f"tuning: {len(tuned.table)} grid points ({tuned.skipped} already done, kept in "
           f"{shown_path(Path(out) / 'tune')}/); chose point {tuned.choice['point']} (*), validation accuracy "
-          f"{100 * tuned.choice['validation_accuracy']:.1f} %, retrained on train + validation\n")
+          f"{100 * tuned.choice['validation_accuracy']:.1f} %, retrained on train + validation; "
+          f"{tuned.seconds:.1f} s in all\n")
     args.tuning = tuned.to_dict()
     return tuned.result, tuned.config

@@ -80,7 +80,7 @@ def test_points_run_on_a_dask_cluster(tmp_path):
 
 def test_train_tune_saves_the_table_and_the_choice(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = cli_main(["train", *QUICK, "--tune", "--tune-grid", "eta=3,30", "--tune-grid", "sink=no,yes",
+    rc = cli_main(["train", *QUICK, "--tune", "--tune-grid", "eta=3,30", "sink=no,yes",
                    "--tune-workers", "0", "--out", str(out), "--json"])
     assert rc == 0
     text = capsys.readouterr().out
@@ -114,7 +114,7 @@ def test_train_tune_saves_the_table_and_the_choice(tmp_path, capsys):
     (["--tune", "--tune-grid", "hidden=0"], "Tuning axis 'hidden': value '0' is not hidden layer sizes >= 1"),
     (["--tune", "--tune-grid", "sink=maybe"], "Tuning axis 'sink': value 'maybe' is not yes or no"),
     (["--tune", "--tune-grid", "eta"], "--tune-grid takes NAME=V1,V2,..."),
-    (["--tune", "--tune-grid", "eta=1", "--tune-grid", "eta=2"], "names the axis 'eta' twice"),
+    (["--tune", "--tune-grid", "eta=1", "eta=2"], "names the axis 'eta' twice"),
     (["--tune-grid", "eta=1"], "--tune-grid, --tune-workers apply to --tune; add --tune"),
     (["--tune", "--early-stopping", "3", "--validation-fraction", "0.2"], "Early stopping does not combine"),
 ])

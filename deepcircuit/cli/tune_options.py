@@ -7,9 +7,10 @@ tuner itself (grid, Dask, resuming, the choice) lives in ``studies/tune.py``.
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
-from .output import format_table, shown_path
+from .output import format_table, print_warnings, shown_path
 
 
 def add_tune_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,10 +26,10 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
                         "defaults), keep the best validation accuracy, retrain it on train + validation and save "
                         "the grid's table and the choice in the model files and --json; points run on Dask and "
                         "are kept under OUT/tune/points, so a rerun skips the points done")
-    g.add_argument("--tune-grid", action="append", default=None, metavar="NAME=V1,V2,...",
-                   help=f"a grid axis and its values, repeatable; NAME is one of {', '.join(AXES)} (hidden: 16 or "
-                        "32x16 per value; sink: yes/no), e.g. --tune-grid eta=10,30,100 --tune-grid sink=yes; "
-                        "axes not given keep the data set's default")
+    g.add_argument("--tune-grid", nargs="+", default=None, metavar="NAME=V1,V2,...",
+                   help=f"the grid's axes and their values; NAME is one of {', '.join(AXES)} (hidden: 16 or "
+                        "32x16 per value; sink: yes/no), e.g. --tune-grid eta=10,30,100 sink=yes; axes not "
+                        "given keep the data set's default")
     g.add_argument("--tune-workers", type=int, default=None, metavar="N",
                    help="Dask worker processes of the local cluster that runs the grid points (default: one per "
                         "core; 0: in this process)")
@@ -57,6 +58,9 @@ def tune_from_args(args, out: "Path | None", dataset, *, model, topology, hidden
     from ..studies.tune import VALIDATION_FRACTION, parse_grid, tune
     from . import checks
 
+    if getattr(args, "init", None):
+        raise InvalidInputError("--init does not combine with --tune: the tuner trains fresh networks at every "
+                                "grid point; fine-tune the tuned model with --init afterwards.")
     if args.record_certificates:
         raise InvalidInputError("--record-certificates does not combine with --tune; record them when training "
                                 "the chosen settings without --tune.")
@@ -68,11 +72,14 @@ def tune_from_args(args, out: "Path | None", dataset, *, model, topology, hidden
     checks.count("--tune-workers", args.tune_workers, low=0)
     if out is None:
         out = checks.output_folder("--out", args.out)
-    tuned = tune(dataset, grid=grid, model=model, topology=topology, hidden=hidden, config=config, seeds=seeds,
-                 substrate=substrate, params=params,
-                 validation_fraction=args.validation_fraction or VALIDATION_FRACTION, split_seed=args.split_seed,
-                 out=Path(out) / "tune", workers=args.tune_workers, scheduler=args.tune_scheduler,
-                 progress=not args.quiet)
+    with warnings.catch_warnings(record=True) as caught:  # the retrain's (each point keeps its own)
+        warnings.simplefilter("always")
+        tuned = tune(dataset, grid=grid, model=model, topology=topology, hidden=hidden, config=config,
+                     seeds=seeds, substrate=substrate, params=params,
+                     validation_fraction=args.validation_fraction or VALIDATION_FRACTION,
+                     split_seed=args.split_seed, out=Path(out) / "tune", workers=args.tune_workers,
+                     scheduler=args.tune_scheduler, progress=not args.quiet)
+    print_warnings(caught)
     axes = list(tuned.grid)
     rows = [(r["point"], *[("x".join(map(str, r[a])) if a == "hidden" else ("yes" if r[a] else "no") if a == "sink"
                             else r[a]) for a in axes],

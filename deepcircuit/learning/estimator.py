@@ -4,9 +4,9 @@ The estimator wraps :func:`deepcircuit.learning.training.train`; it adds no trai
 ``fit(X, y)`` turns the arrays into a :class:`~deepcircuit.data.split.Dataset` the way
 :func:`~deepcircuit.data.split.load_dataset` does for a data file (features min-max scaled to
 [0, 1] by a scaler fitted on ``X``, a bias column appended, one output per class), and trains
-one network with the defaults ``train`` applies to a user's data file
-(:func:`deepcircuit.data.defaults.dataset_defaults` with ``source="file"``), unless a parameter
-says otherwise. ``predict_proba`` runs the free phase of the trained network on the substrate
+one network with the defaults ``train`` applies to a user's data file (the default derived
+from the data's shape, :func:`deepcircuit.data.defaults.dataset_defaults` with ``source="file"``),
+unless a parameter says otherwise. ``predict_proba`` runs the free phase of the trained network on the substrate
 and normalises the settled output states.
 
 Layer: learning (it uses ``train``; nothing below imports it). scikit-learn's conventions:
@@ -121,7 +121,7 @@ class DEEPClassifier(ClassifierMixin, BaseEstimator):
             raise InvalidInputError(
                 f"The 'config' parameter of DEEPClassifier must be a dict of TrainingConfig fields; "
                 f"got {type(self.config).__name__}.")
-        config = TrainingConfig.for_task(dataset, model=self.model)
+        config = TrainingConfig.for_task(dataset, model=self.model).replace(eval_every=0)
         shortcuts = {"epochs": self.epochs, "eta": self.eta, "beta": self.beta, "batch_size": self.batch_size}
         changes = {**dict(self.config or {}), **{k: v for k, v in shortcuts.items() if v is not None}}
         return config.replace(**changes)
@@ -136,9 +136,11 @@ class DEEPClassifier(ClassifierMixin, BaseEstimator):
                              f"({self.classes_[0]!r}).")
         self.scaler_ = Scaler.fit(X)
         task = Task(ARRAY_DATASET, self._inputs(X), np.eye(len(self.classes_))[labels], "argmax", split="train")
-        # The whole of X trains; it is also the "test" split (nothing held out: evaluate with
-        # cross_val_score or a split of your own), so training evaluates nothing per epoch.
-        dataset = Dataset(ARRAY_DATASET, "file", task, task, None, self.scaler_,
+        # The whole of X trains. Nothing is held out (evaluate with cross_val_score or a split of
+        # your own): the "test" split is a copy of the training rows (a distinct object, so the
+        # data set is not taken for a truth table and gets the default derived from its shape),
+        # and no split is evaluated during training (eval_every 0).
+        dataset = Dataset(ARRAY_DATASET, "file", task, task.subset(slice(None)), None, self.scaler_,
                           class_names=tuple(str(c) for c in self.classes_))
         self.config_ = self._training_config(dataset)
         self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))

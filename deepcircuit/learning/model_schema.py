@@ -207,7 +207,7 @@ def validate_model_dict(d: Any, where: str = "the model file") -> None:
 TUNING_AXES = ("eta", "beta", "hidden", "sink")
 _TUNING_KEYS = {"metric", "validation_fraction", "seeds", "grid", "table", "choice", "retrained_on"}
 _ROW_KEYS = {"point", "id", "validation_accuracy", "validation_accuracy_per_seed", "train_accuracy", "status",
-             "error", "seconds"}
+             "error", "warnings", "seconds"}
 #: Most grid points a stored table may have (the tuner's MAX_GRID_POINTS).
 MAX_TUNING_ROWS = 256
 
@@ -283,6 +283,9 @@ def _check_tuning(t: Any) -> None:
                 _fraction(f"{where}.validation_accuracy_per_seed[{j}]", a)
         if row["error"] is not None and not isinstance(row["error"], str):
             raise _Bad(f"{where}.error", f"must be null or a string; got {_show(row['error'])}")
+        said = row["warnings"]
+        if said is not None and (not isinstance(said, list) or not all(isinstance(w, str) for w in said)):
+            raise _Bad(f"{where}.warnings", f"must be null or a list of strings; got {_show(said)}")
         if row["seconds"] is not None:
             _real(f"{where}.seconds", row["seconds"])
     choice = _dict("tuning.choice", t["choice"], optional=False)

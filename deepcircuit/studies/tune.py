@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -39,7 +40,7 @@ from ..data.tasks import Task
 from ..errors import DeepCircuitError, InvalidInputError
 from ..learning.model_schema import MAX_TUNING_ROWS, TUNING_AXES
 from ..learning.training import TrainingConfig, TrainingResult, parse_hidden, train
-from ..data.defaults import dataset_defaults, default_model
+from ..data.defaults import DataShape, dataset_defaults, default_model
 
 #: The named axes of a grid, in the order of the table's columns (the model file's schema checks
 #: a stored table against the same names).
@@ -48,6 +49,8 @@ AXES = TUNING_AXES
 DEFAULT_FACTORS = {"eta": (1 / 3, 1.0, 3.0), "beta": (1.0, 0.1), "hidden": (1, 2), "sink": (False, True)}
 #: Largest grid accepted (points): a grid is a small search, not a sweep.
 MAX_GRID_POINTS = MAX_TUNING_ROWS
+#: Distinct warning messages a grid point's row keeps.
+MAX_WARNINGS = 5
 #: Validation fraction held out of the training split when the data set has none.
 VALIDATION_FRACTION = 0.2
 POINTS = "points"
@@ -199,11 +202,16 @@ def run_point(point: Point, dataset: Dataset, base: Mapping[str, Any]) -> dict:
     t0 = time.perf_counter()
     row: dict[str, Any] = {"point": point.index, "id": point.id, **_row_values(point.values),
                            "validation_accuracy": None, "validation_accuracy_per_seed": None,
-                           "train_accuracy": None, "status": "failed", "error": None}
+                           "train_accuracy": None, "status": "failed", "error": None, "warnings": None}
     try:
         config, topology, hidden = _point_settings(point.values, base)
-        res = train(dataset, model=base["model"], topology=topology, hidden=hidden, seeds=base["seeds"],
-                    config=config, substrate=base["substrate"], params=base["params"], on_divergence="report")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = train(dataset, model=base["model"], topology=topology, hidden=hidden, seeds=base["seeds"],
+                        config=config, substrate=base["substrate"], params=base["params"], on_divergence="report")
+        # Kept with the row (the table is the record), each distinct message once.
+        said = list(dict.fromkeys(" ".join(str(w.message).split())[:300] for w in caught))
+        row["warnings"] = said[:MAX_WARNINGS] or None
         per_seed = [float(a) for a in 1.0 - np.asarray(res.validation_error)]
         diverged = [m for m in res.diverged if m]
         row.update(validation_accuracy=float(np.mean(per_seed)), validation_accuracy_per_seed=per_seed,
@@ -375,7 +383,7 @@ def tune(task: "str | Path | Dataset", *, grid: "Mapping[str, Sequence] | None" 
     dataset = with_validation(dataset, validation_fraction, split_seed)
     if model is None:
         model = default_model(dataset.name, source=dataset.source)
-    defaults = dataset_defaults(dataset.name, model, source=dataset.source)
+    defaults = dataset_defaults(dataset.name, model, source=dataset.source, shape=DataShape.of(dataset))
     config = config or TrainingConfig.for_task(dataset, model=model)
     if config.early_stopping is not None:
         raise InvalidInputError("Early stopping does not combine with tuning: the choice is retrained on train + "

@@ -35,12 +35,24 @@ def _iris_settings(epochs: int = 10) -> dict:
     return dict(topology=d.topology, hidden=d.hidden, config=dict(d.settings, epochs=epochs))
 
 
+class _SmallBudget(dc.DEEPClassifier):
+    """DEEPClassifier on CI's budget. Two epochs do not reach the 83 % training accuracy that
+    check_classifiers_train asks for on its 300-sample blobs (the default budget does: 97.5 % and
+    87.7 %, see test_check_estimator_default), so only that one assertion is relaxed here
+    (``poor_score``); every other check, and every other assertion of that check, runs."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.poor_score = True
+        return tags
+
+
 def _results(estimator) -> list[dict]:
     return check_estimator(estimator, on_fail=None, on_skip=None)
 
 
 def test_check_estimator_small_budget():
-    results = _results(dc.DEEPClassifier(**CI))
+    results = _results(_SmallBudget(**CI))
     failed = {r["check_name"]: repr(r["exception"])[:200] for r in results if r["status"] == "failed"}
     assert not failed
     assert sum(r["status"] == "passed" for r in results) >= 40  # the checks really ran

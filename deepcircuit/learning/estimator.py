@@ -107,12 +107,6 @@ class DEEPClassifier(ClassifierMixin, BaseEstimator):
         # The network's states are bounded reals: no sparse or string input, no NaN.
         tags.input_tags.sparse = False
         tags.input_tags.allow_nan = False
-        # check_estimator's check_classifiers_train asks for > 83 % training accuracy on its
-        # 300-sample blobs; the data-file default (DEEP's own rule, 1000-step phases, layered 32)
-        # reached 48 % (2 classes) and 65 % (3 classes) there (random_state 0). poor_score skips
-        # that one assertion; the rest of the check (shapes, predict_proba agreeing with predict,
-        # malformed input refused) still runs. See tests/test_estimator.py.
-        tags.classifier_tags.poor_score = True
         return tags
 
     # -- fit ------------------------------------------------------------------------------------

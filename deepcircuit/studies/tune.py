@@ -28,7 +28,7 @@ import hashlib
 import json
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -243,7 +243,6 @@ class TuneResult:
     seeds: list
     skipped: int = 0
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The ``tuning`` record of the model file and the JSON output (docs/model-file.md)."""

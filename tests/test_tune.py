@@ -113,7 +113,7 @@ def test_train_tune_saves_the_table_and_the_choice(tmp_path, capsys):
     (["--tune", "--tune-grid", "hidden=0"], "Tuning axis 'hidden': value '0' is not hidden layer sizes >= 1"),
     (["--tune", "--tune-grid", "sink=maybe"], "Tuning axis 'sink': value 'maybe' is not yes or no"),
     (["--tune", "--tune-grid", "eta"], "--tune-grid takes NAME=V1,V2,..."),
-    (["--tune", "--tune-grid", "eta=1", "eta=2"], "names the axis 'eta' twice"),
+    (["--tune", "--tune-grid", "eta=1", "--tune-grid", "eta=2"], "names the axis 'eta' twice"),
     (["--tune-grid", "eta=1"], "--tune-grid, --tune-workers apply to --tune; add --tune"),
     (["--tune", "--early-stopping", "3", "--validation-fraction", "0.2"], "Early stopping does not combine"),
 ])

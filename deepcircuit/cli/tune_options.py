@@ -26,10 +26,10 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
                         "defaults), keep the best validation accuracy, retrain it on train + validation and save "
                         "the grid's table and the choice in the model files and --json; points run on Dask and "
                         "are kept under OUT/tune/points, so a rerun skips the points done")
-    g.add_argument("--tune-grid", nargs="+", default=None, metavar="NAME=V1,V2,...",
+    g.add_argument("--tune-grid", action="extend", nargs="+", default=None, metavar="NAME=V1,V2,...",
                    help=f"the grid's axes and their values; NAME is one of {', '.join(AXES)} (hidden: 16 or "
-                        "32x16 per value; sink: yes/no), e.g. --tune-grid eta=10,30,100 sink=yes; axes not "
-                        "given keep the data set's default")
+                        "32x16 per value; sink: yes/no), e.g. --tune-grid eta=10,30,100 sink=yes (or the "
+                        "option once per axis); axes not given keep the data set's default")
     g.add_argument("--tune-workers", type=int, default=None, metavar="N",
                    help="Dask worker processes of the local cluster that runs the grid points (default: one per "
                         "core; 0: in this process)")

@@ -46,7 +46,9 @@ class DEEPClassifier(ClassifierMixin, BaseEstimator):
     substrate : str or Substrate, default "ode"
         Where the phases run: a substrate name (``ode``, ``brian2``, ``brian2-spiking``,
         ``spice``), a spec string ``NAME:opt=v;opt=v`` (``"spice:mismatch=0.1"``) where the
-        installed :func:`deepcircuit.get_substrate` parses one, or a substrate instance.
+        installed :func:`deepcircuit.get_substrate` parses one, or a substrate instance. ``fit``
+        and ``predict`` each build the substrate from the spec: a chip with mismatch is the
+        same chip in both (its draw follows the spec's ``seed``, default 0).
     hidden : int, str or tuple of int, optional
         Hidden layer sizes; default: the data-file default (:mod:`deepcircuit.data.defaults`).
     topology : str, optional

@@ -69,7 +69,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--stop-when-solved", type=int, default=None, metavar="EPOCHS",
                    help="stop updating a seed once its train error, measured on the substrate's own "
                         "free phases, has been 0 for EPOCHS epochs in a row (for noisy substrates: "
-                        "brian2-spiking)")
+                        "brian2-spiking, where it defaults to 3; 0 = no stop)")
     p.add_argument("--settle-tol", type=float, default=None,
                    help="equilibrium tolerance on max |ds/dt| (1/tau); phases of data sets stop there")
     p.add_argument("--seeds", type=int, default=1,
@@ -94,6 +94,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="Brian2 target for the brian2 substrates (default: cpp_standalone where a C++ "
                         "compiler is present, else numpy; cpp_standalone builds one compiled program "
                         "once, cached under ~/.cache/deepcircuit/brian2; cython compiles once too)")
+    p.add_argument("--spike-rate", type=float, default=None, metavar="HZ",
+                   help="brian2-spiking: firing rate at state 1 (default 10000). On brian2-spiking, train "
+                        "defaults to the settings that learned XOR from spikes (docs/brian2.md): this rate, "
+                        "--spike-substeps 20, --stdp-window 10, --free-steps 500, --nudged-steps 300, "
+                        "--stop-when-solved 3, compiled target; any of them can be overridden")
+    p.add_argument("--spike-substeps", type=int, default=None, metavar="K",
+                   help="brian2-spiking: Brian2 steps per Euler step dt (default 20)")
+    p.add_argument("--stdp-window", type=float, default=None, metavar="TAU",
+                   help="brian2-spiking: learning window at the start of the nudged phase, in tau (default 10)")
     add_transconductor_arguments(p)
     add_tune_arguments(p)
     p.add_argument("--clamp", default=None, choices=list(CLAMP_KINDS),
@@ -332,6 +341,39 @@ def _fine_tune_start(args):
                       data=getattr(args, "data", None), test=args.test)
 
 
+def _spiking_defaults(args, overrides: dict, file_settings: "dict | None" = None) -> "dict | None":
+    """On brian2-spiking: fill ``overrides`` with the validated training settings the user did not
+    give (on the command line or in a --config file), and return the substrate's options (validated ones, then the user's); else None, after
+    refusing spike options given for another substrate."""
+    from .._validation import check_int, check_real
+    from ..errors import InvalidInputError
+
+    if overrides.get("stop_when_solved") == 0:  # --stop-when-solved 0: no per-seed stop
+        overrides["stop_when_solved"] = None
+    given = {k: v for k, v in {"max_rate": getattr(args, "spike_rate", None),
+                               "substeps": getattr(args, "spike_substeps", None),
+                               "stdp_window": getattr(args, "stdp_window", None),
+                               "target": getattr(args, "brian2_target", None)}.items()
+             if v is not None}
+    if args.substrate != "brian2-spiking":
+        if set(given) - {"target"}:
+            raise InvalidInputError("--spike-rate, --spike-substeps and --stdp-window apply to --substrate "
+                                    f"brian2-spiking; got --substrate {args.substrate}.")
+        return None
+    from ..substrates.brian2_spiking import VALIDATED_TRAINING_CONFIG, VALIDATED_TRAINING_OPTIONS
+
+    if "max_rate" in given:
+        check_real("--spike-rate", given["max_rate"], low=0.0, low_open=True)
+    if "substeps" in given:
+        check_int("--spike-substeps", given["substeps"], low=1)
+    if "stdp_window" in given:
+        check_real("--stdp-window", given["stdp_window"], low=0.0, low_open=True)
+    for key, value in VALIDATED_TRAINING_CONFIG.items():
+        if key not in (file_settings or {}):
+            overrides.setdefault(key, value)
+    return {**VALIDATED_TRAINING_OPTIONS, **given}
+
+
 def dataset_from_args(args):
     """The task resolved once from --task / --data and the split options (a Dataset)."""
     from ..data.split import load_dataset
@@ -359,6 +401,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     """
     from ..data.defaults import DataShape, dataset_defaults, default_model
     from ..stability.lyapunov import certificate_recorder
+    from ..learning.steps import epoch_observer
     from ..learning.training import TrainingConfig, train
     from . import checks
 
@@ -381,6 +424,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     if "eval_samples" not in overrides and "spice" in (str(args.substrate).partition(":")[0],
                                                        getattr(substrate, "name", None)):
         overrides["eval_samples"] = SPICE_EVAL_SAMPLES
+    spiking = _spiking_defaults(args, overrides, file_settings)
     if args.prune:
         overrides["prune"] = args.prune
     if args.sign:
@@ -423,6 +467,10 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     given_substrate = substrate
     if substrate is None:  # the --substrate spec (name and options)
         substrate = getattr(args, "substrate_spec", None) or args.substrate
+    if spiking is not None and substrate == "brian2-spiking":  # no options in the spec: validated ones
+        from ..substrates import get_substrate
+
+        substrate = get_substrate(substrate, **spiking)
     if args.brian2_target is not None:
         from ..errors import InvalidInputError
         from ..substrates import get_substrate
@@ -439,6 +487,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     if state is not None:  # what Ctrl-C reports: the epoch under way
         state.stage = f"in epoch 1 of {config.epochs}" if config.epochs else "in the final evaluation"
 
+        @epoch_observer  # reads the epoch only: leaves the compiled whole-training program usable
         def where(epoch, batch, result):
             state.stage = (f"in epoch {epoch + 2} of {config.epochs}" if epoch + 1 < config.epochs
                            else "in the final evaluation")
@@ -544,6 +593,15 @@ def run(args) -> int:
     for k, msg in enumerate(result.diverged):
         if msg:
             print(f"seed {result.seeds[k]} diverged: {msg}")
+    ode_check = None
+    if result.substrate == "brian2-spiking":
+        # Trained as spikes: the same networks as rate models (ODE, 50 tau, fresh initial states).
+        from ..learning.training import evaluate
+
+        _, ode_error, _ = evaluate(result.networks, ds, substrate="ode", rng=0)
+        ode_check = {"solved": int(np.sum(ode_error == 0)), "error": ode_error}
+        print(f"the same networks on the ODE substrate: {ode_check['solved']}/{len(result.seeds)} at 0 % "
+              f"{'training' if logic else 'test'} error")
     if args.json:
         print_json_line({
             "task": ds.name, "data": ds.source, "classes": list(ds.class_names), "model": args.model, "topology": topology,
@@ -557,6 +615,7 @@ def run(args) -> int:
             "failed_seeds": _failed_seeds(result), "unsettled_presentations": unsettled,
             "train_error_from_unsettled_states": [bool(u) for u in unsettled],
             "models": paths, "tuning": getattr(args, "tuning", None),
+            **({"ode_reevaluation": ode_check} if ode_check is not None else {}),
         })
     return 0
 

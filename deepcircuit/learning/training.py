@@ -29,7 +29,8 @@ from ..data.split import Dataset, load_dataset
 from ..substrates import Schedule, Substrate, get_substrate, initial_states
 from ..data.tasks import Task
 from .steps import (EpochCallback, EpochTally, draw_initial, epoch_batches, evaluate_split, frozen_mask,
-                    noise_shrinkage, prune_step, rule_step, run_callbacks, run_phases)
+                    noise_shrinkage, prune_step, rule_step, run_callbacks, run_phases,
+                    wants_trajectories)
 
 PRUNE_METHODS = ("stochastic", "magnitude")
 
@@ -626,7 +627,7 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
         row[: batch.roles.n_inputs] = config.eta_input
         row[batch.roles.n_neurons - batch.roles.n_outputs:] = config.eta_feedback
         eta = config.eta * row[:, None]
-    sub = _training_substrate(substrate, keep_trajectories=bool(callbacks))
+    sub = _training_substrate(substrate, keep_trajectories=wants_trajectories(callbacks))
     schedule = config.schedule
     eval_schedule = config.eval_schedule
     settings = {"beta": config.beta, "beta0": config.beta0, "beta1": config.beta1,
@@ -680,7 +681,7 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
     # program, given the initial states this loop will draw; the loop below is unchanged and
     # receives each epoch's recording from sub.run (the substrate checks that it matches).
     plan = getattr(sub, "plan_training", None)
-    if (plan is not None and not callbacks and config.batch_size is None and eval_schedule == schedule
+    if (plan is not None and not wants_trajectories(callbacks) and config.batch_size is None and eval_schedule == schedule
             and frozen is None and config.rule in (None, "stdp") and np.ndim(eta) == 0
             and config.stop_when_solved is None and not config.eta_noise):
         ahead = [copy.deepcopy(g) for g in rngs]

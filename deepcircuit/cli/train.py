@@ -348,8 +348,9 @@ def _spiking_defaults(args, overrides: dict, file_settings: "dict | None" = None
     from .._validation import check_int, check_real
     from ..errors import InvalidInputError
 
-    if overrides.get("stop_when_solved") == 0:  # --stop-when-solved 0: no per-seed stop
-        overrides["stop_when_solved"] = None
+    if "stop_when_solved" in overrides:  # 0: no per-seed stop (brian2-spiking's default turned off)
+        check_int("--stop-when-solved", overrides["stop_when_solved"], low=0)
+        overrides["stop_when_solved"] = overrides["stop_when_solved"] or None
     given = {k: v for k, v in {"max_rate": getattr(args, "spike_rate", None),
                                "substeps": getattr(args, "spike_substeps", None),
                                "stdp_window": getattr(args, "stdp_window", None),

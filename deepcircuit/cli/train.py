@@ -343,8 +343,8 @@ def _fine_tune_start(args):
 
 def _spiking_defaults(args, overrides: dict, file_settings: "dict | None" = None) -> "dict | None":
     """On brian2-spiking: fill ``overrides`` with the validated training settings the user did not
-    give (on the command line or in a --config file), and return the substrate's options (validated ones, then the user's); else None, after
-    refusing spike options given for another substrate."""
+    give (on the command line or in a --config file), and return the substrate's options (validated
+    ones, then the user's); else None, after refusing spike options given for another substrate."""
     from .._validation import check_int, check_real
     from ..errors import InvalidInputError
 

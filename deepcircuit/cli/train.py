@@ -209,6 +209,12 @@ def _printed_settings(args, dataset, config, hidden, params) -> dict:
         substrate=args.substrate, seeds=args.seeds, seed=args.seed)
     if settings["task"] is None and settings["data"] is None:
         settings["task"] = dataset.name
+    if args.substrate == "brian2-spiking":
+        from ..substrates.brian2_spiking import VALIDATED_TRAINING_OPTIONS as spiking
+
+        settings.update({key: getattr(args, key, None) if getattr(args, key, None) is not None else spiking[name]
+                         for key, name in (("spike_rate", "max_rate"), ("spike_substeps", "substeps"),
+                                           ("stdp_window", "stdp_window"))})
     return settings
 
 

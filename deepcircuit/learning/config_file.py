@@ -51,6 +51,12 @@ COMMAND_KEYS: dict[str, tuple[str, str]] = {
     "gamma": ("float | None", "Leak rate of ``deep-leaky`` (1/tau); ``--gamma``."),
     "preset": ("str", "``default`` or ``paper``: the settings the others change; ``--preset``."),
     "substrate": ("str", "Where the phases run (``ode``, ``brian2``, ``spice``, ...); ``--substrate``."),
+    "spike_rate": ("float | None", "``brian2-spiking``: firing rate (Hz) at state 1 (default 10000, the "
+                                   "validated spike-training setting); ``--spike-rate``."),
+    "spike_substeps": ("int | None", "``brian2-spiking``: Brian2 steps per Euler step (default 20); "
+                                     "``--spike-substeps``."),
+    "stdp_window": ("float | None", "``brian2-spiking``: learning window at the start of the nudged phase, "
+                                    "tau (default 10); ``--stdp-window``."),
     "seeds": ("int", "Number of seeds (networks); ``--seeds``."),
     "seed": ("int", "First seed; ``--seed``."),
 }

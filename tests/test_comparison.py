@@ -113,3 +113,30 @@ def test_predictions_on_a_data_set_report_each_substrate_as_it_starts():
                     "running substrate 'spice:clamp=limiter' (2 of 2) on 6 samples"]
     assert comp["ode"].agreement == 1.0 and len(comp["spice:clamp=limiter"].predictions) == 6
     assert 0.0 <= comp["spice:clamp=limiter"].agreement <= 1.0
+
+
+def test_predictions_of_a_spiking_substrate_count_spikes_and_estimate_energy():
+    # compare on a data set with brian2-spiking: spikes and synaptic events per inference, and the
+    # energy estimate from the documented per-event energies (Loihi's, Davies et al. 2018).
+    pytest.importorskip("brian2")
+    from deepcircuit import load_dataset
+    from deepcircuit.studies.comparison import (ENERGY_PER_SPIKE_J, ENERGY_PER_SYNAPTIC_EVENT_J,
+                                                compare_predictions)
+
+    ds = load_dataset("iris")
+    cfg = TrainingConfig.for_task(ds).replace(epochs=1)
+    net = train(ds, seeds=[0], config=cfg).networks[0]
+    task = ds.test.subset(slice(0, 3))
+    from dataclasses import replace
+
+    spec, sched = "brian2-spiking:target=numpy", replace(cfg.eval_schedule, free_steps=100)
+    comp = compare_predictions(net, task, ["ode", spec], schedule=sched)
+    assert comp["ode"].spikes is None and "spikes_per_inference" not in comp["ode"].to_dict()
+    k = comp[spec].spikes
+    assert k.spikes_per_inference > 0 and k.synaptic_events_per_inference > k.spikes_per_inference
+    assert k.energy_per_inference_J == pytest.approx(k.spikes_per_inference * ENERGY_PER_SPIKE_J
+                                                     + k.synaptic_events_per_inference * ENERGY_PER_SYNAPTIC_EVENT_J)
+    assert comp[spec].to_dict()["energy_per_inference_J"] == k.energy_per_inference_J
+    free = compare_predictions(net, task, [spec], schedule=sched,
+                               energy_per_spike=0.0, energy_per_synaptic_event=1e-12)[spec].spikes
+    assert free.energy_per_inference_J == pytest.approx(free.synaptic_events_per_inference * 1e-12)

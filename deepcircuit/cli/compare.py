@@ -30,6 +30,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--test", default=None, metavar="FILE", help="the separate test file it was trained with")
     p.add_argument("--samples", type=int, default=100,
                    help="data sets: number of test samples to run (the first N of the test split; default 100)")
+    p.add_argument("--energy-per-spike", type=float, default=1.7e-12, metavar="J",
+                   help="data sets, spiking substrates: energy per spike of the energy estimate (default "
+                        "1.7e-12 J, Loihi's within-tile spike, Davies et al., IEEE Micro 2018)")
+    p.add_argument("--energy-per-synaptic-event", type=float, default=23.6e-12, metavar="J",
+                   help="data sets, spiking substrates: energy per synaptic event (default 23.6e-12 J, "
+                        "Loihi's synaptic spike operation, Davies et al., IEEE Micro 2018)")
     p.add_argument("--substrates", default="ode,brian2,spice",
                    help="comma-separated substrate specs NAME:opt=v;opt=v, e.g. "
                         "'ode,brian2,spice,spice:clamp=limiter' or 'spice:mismatch=0.3;seed=1;clamp=limiter' "
@@ -59,6 +65,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run_on_data(args, model, dataset, config, substrates) -> int:
     """``compare`` for a model trained on a data set: predictions on test samples per substrate."""
     from ..studies.comparison import compare_predictions
+    from ..studies.hardware_figures import format_si
     from ..errors import InvalidInputError
     from ..learning.training import check_task_fits
 
@@ -75,7 +82,8 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
         state = getattr(args, "run_state", None)
         comp = compare_predictions(model.network, task, substrates, schedule=config.eval_schedule, seed=seed,
                                    state_init_high=config.state_init_high, progress=not args.quiet,
-                                   reference=args.reference,
+                                   reference=args.reference, energy_per_spike=args.energy_per_spike,
+                                   energy_per_synaptic_event=args.energy_per_synaptic_event,
                                    on_stage=None if state is None else (
                                        lambda what: setattr(state, "stage", f"while {what}")))
     print_warnings(caught)
@@ -88,6 +96,13 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
             f"(split seed {dataset.split_seed}), free phase of {config.eval_schedule.free_duration:g} tau; "
             f"deviations and agreement against {ref}")
     print(f"\n{what}")
+    for label, c in comp.items():
+        if c.spikes is not None:
+            k = c.spikes
+            print(f"{label}: per inference {k.spikes_per_inference:.4g} spikes, {k.synaptic_events_per_inference:.4g} "
+                  f"synaptic events; energy estimate {format_si(k.energy_per_inference_J, 'J')} at "
+                  f"{format_si(k.energy_per_spike_J, 'J')} per spike and {format_si(k.energy_per_synaptic_event_J, 'J')} "
+                  "per synaptic event (--energy-per-spike, --energy-per-synaptic-event)")
     if args.out:
         from pathlib import Path
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .._validation import check_real
 from ..errors import DivergenceError, InvalidInputError, SimulationError
 from .hardware_figures import summary as hardware_summary
 from ..model.network import Network, NetworkBatch
@@ -395,6 +396,30 @@ def compare(network: Network, task: "Task | str", substrates: Sequence[str], *,
     return comp
 
 
+#: Energy per event assumed for a spiking implementation on a digital neuromorphic chip, for the
+#: estimate of :class:`PredictionComparison` (joules): Intel's Loihi as measured by Davies et al.,
+#: "Loihi: A Neuromorphic Manycore Processor with On-Chip Learning", IEEE Micro 38(1), 2018
+#: (energy table: 23.6 pJ per synaptic spike operation, 1.7 pJ per spike sent within a tile).
+#: Assumptions taken from the literature, not measurements of this project.
+ENERGY_PER_SYNAPTIC_EVENT_J = 23.6e-12
+ENERGY_PER_SPIKE_J = 1.7e-12
+
+
+@dataclass(frozen=True)
+class SpikeCounts:
+    """Spikes and synaptic events of one inference (free phase, one sample; mean over the samples)
+    and the energy estimate ``spikes * energy_per_spike + events * energy_per_synaptic_event``."""
+
+    spikes_per_inference: float
+    synaptic_events_per_inference: float
+    energy_per_inference_J: float
+    energy_per_spike_J: float
+    energy_per_synaptic_event_J: float
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
 @dataclass
 class PredictionComparison:
     """One substrate's predictions on the samples of a data set's split, against the reference's.
@@ -416,19 +441,25 @@ class PredictionComparison:
     seconds: float
     max_state_deviation: float = 0.0
     reference: str = "ode"
+    #: A spiking substrate's counts and energy estimate per inference (None for the others).
+    spikes: "SpikeCounts | None" = None
 
     def to_dict(self) -> dict:
         return {"substrate": self.substrate, "split": self.split, "accuracy": self.accuracy,
                 "agreement_with_ode": self.agreement, "settled": self.settled,
                 "max_state_deviation": self.max_state_deviation, "reference": self.reference,
-                "seconds": self.seconds, "n_samples": len(self.predictions)}
+                "seconds": self.seconds, "n_samples": len(self.predictions),
+                **(self.spikes.to_dict() if self.spikes is not None else {})}
 
 
 def compare_predictions(network: Network, task: Task, substrates: Sequence[str], *,
                         schedule: Schedule | None = None, seed: int = 0,
                         state_init_high: float = 0.1, progress: bool = False,
                         on_stage: Callable[[str], None] | None = None,
-                        reference: "str | None" = None) -> dict[str, PredictionComparison]:
+                        reference: "str | None" = None,
+                        energy_per_spike: float = ENERGY_PER_SPIKE_J,
+                        energy_per_synaptic_event: float = ENERGY_PER_SYNAPTIC_EVENT_J,
+                        ) -> dict[str, PredictionComparison]:
     """Free-phase predictions of ``network`` on every presentation of ``task``, per substrate.
 
     Made for data sets (hundreds of samples, hundreds of neurons): only the settled outputs
@@ -439,8 +470,13 @@ def compare_predictions(network: Network, task: Task, substrates: Sequence[str],
     Every substrate starts from the same initial states (drawn from ``seed``). ``task`` is a
     resolved Task (for example ``Dataset.test.subset(range(100))``); nothing is looked up by name.
     ``progress`` and ``on_stage`` report the substrate under way, as in :func:`compare_inference`.
+    A spiking substrate also gets :class:`SpikeCounts` with ``energy_per_spike`` and
+    ``energy_per_synaptic_event`` (joules; defaults :data:`ENERGY_PER_SPIKE_J`,
+    :data:`ENERGY_PER_SYNAPTIC_EVENT_J`).
     """
 
+    energy_per_spike = check_real("energy_per_spike", energy_per_spike, low=0.0)
+    energy_per_synaptic_event = check_real("energy_per_synaptic_event", energy_per_synaptic_event, low=0.0)
     if not isinstance(task, Task):
         raise InvalidInputError(f"compare_predictions takes a resolved Task; got {type(task).__name__}.")
     check_task_fits(task, network.roles)
@@ -451,8 +487,13 @@ def compare_predictions(network: Network, task: Task, substrates: Sequence[str],
 
     def run(sub):
         t0 = time.perf_counter()
-        finals, settled = _settled_states(sub, batch, task, seed, schedule, state_init_high)
-        return finals, settled, time.perf_counter() - t0
+        finals, settled, counts = _settled_states(sub, batch, task, seed, schedule, state_init_high)
+        spikes = None
+        if counts is not None:  # (spikes, synaptic events) over every sample: per inference
+            n_spk, n_ev = counts[0] / task.n_presentations, counts[1] / task.n_presentations
+            spikes = SpikeCounts(n_spk, n_ev, n_spk * energy_per_spike + n_ev * energy_per_synaptic_event,
+                                 energy_per_spike, energy_per_synaptic_event)
+        return finals, settled, time.perf_counter() - t0, spikes
 
     ref_label, ref_sub = _reference(reference, accurate=False, rtol=0.0, atol=0.0)
     ref_spec = parse_substrate_spec(reference or "ode")
@@ -464,17 +505,17 @@ def compare_predictions(network: Network, task: Task, substrates: Sequence[str],
         stages.stage(f"running the projected-Euler ODE on {n} samples" if reference is None
                      else f"running the reference {ref_label!r} on {n} samples")
         with ref_sub, _naming(ref_label):
-            ref, ref_settled, ref_seconds = run(ref_sub)
+            ref, ref_settled, ref_seconds, ref_spikes = run(ref_sub)
         stages.done()
         ref_pred = np.asarray(task.predict(ref[..., outs]))
         for k, spec in enumerate(specs):
             label = spec.text
             if (spec.name, spec.options) == (ref_spec.name, ref_spec.options):  # the reference itself
-                finals, settled, seconds = ref, ref_settled, ref_seconds
+                finals, settled, seconds, spikes = ref, ref_settled, ref_seconds, ref_spikes
             else:
                 stages.stage(f"running substrate {label!r} ({k + 1} of {len(specs)}) on {n} samples")
                 with spec.build() as sub, _naming(label):
-                    finals, settled, seconds = run(sub)
+                    finals, settled, seconds, spikes = run(sub)
             stages.done()
             pred = np.asarray(task.predict(finals[..., outs]))
             same = pred == ref_pred
@@ -483,27 +524,32 @@ def compare_predictions(network: Network, task: Task, substrates: Sequence[str],
             err = float(np.asarray(task.error(finals[None, :, outs]))[0])
             dev = float(np.abs(finals[:, fr] - ref[:, fr]).max())
             out[label] = PredictionComparison(label, spec.name, task.split, 1.0 - err, float(same.mean()),
-                                              float(settled.mean()), pred.tolist(), seconds, dev, ref_label)
+                                              float(settled.mean()), pred.tolist(), seconds, dev, ref_label,
+                                              spikes)
     finally:
         stages.close()
     return out
 
 
 def _settled_states(sub, batch: NetworkBatch, task: Task, seed: int, schedule: Schedule,
-                    state_init_high: float) -> tuple[np.ndarray, np.ndarray]:
+                    state_init_high: float) -> tuple[np.ndarray, np.ndarray, "tuple[int, int] | None"]:
     """Final free-phase states ``(P, N)`` and settled flags ``(P,)`` of one network on every
     presentation of ``task``, in memory-bounded chunks whose initial states are drawn as
-    training's evaluation draws them (:func:`deepcircuit.learning.steps.evaluate_split`)."""
+    training's evaluation draws them (:func:`deepcircuit.learning.steps.evaluate_split`), and a
+    spiking substrate's total ``(spikes, synaptic events)`` over them (None for the others)."""
     from ..learning.steps import EVAL_BYTES, draw_initial
 
     rngs = [np.random.default_rng(seed)]
     N, P = batch.roles.n_neurons, task.n_presentations
     chunk = max(1, min(P, EVAL_BYTES // max(len(batch) * (schedule.free_steps + 1) * N * 8, 1)))
-    finals, settled = [], []
+    finals, settled, counts = [], [], []
     for a in range(0, P, chunk):
         part = task.subset(slice(a, a + chunk))
         free = sub.run(batch, part.inputs, draw_initial(rngs, part.inputs, batch.roles, state_init_high),
                        schedule).free
         finals.append(free.final[0])
         settled.append(free.settled[0])
-    return np.concatenate(finals), np.concatenate(settled).astype(bool)
+        if "spikes" in free.meta:
+            counts.append((free.meta["spikes"], free.meta["synaptic_events"]))
+    total = tuple(int(x) for x in np.sum(counts, axis=0)) if counts else None
+    return np.concatenate(finals), np.concatenate(settled).astype(bool), total

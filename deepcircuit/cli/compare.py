@@ -73,6 +73,10 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
         raise InvalidInputError("--train-epochs compares training on logic tasks; it does not apply to data sets.")
     if args.samples < 1:
         raise InvalidInputError(f"--samples must be at least 1; got {args.samples}.")
+    from .._validation import check_real
+
+    check_real("--energy-per-spike", args.energy_per_spike, low=0.0)
+    check_real("--energy-per-synaptic-event", args.energy_per_synaptic_event, low=0.0)
     test = dataset.test
     task = test.subset(slice(0, min(args.samples, test.n_presentations)))
     check_task_fits(task, model.network.roles)

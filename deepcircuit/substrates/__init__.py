@@ -5,9 +5,9 @@ PySpice) is only imported when asked for, and its absence gives an error naming 
 
 Layer: substrates. Lives here: :mod:`.base` (the ``Substrate`` interface, ``Schedule``),
 :mod:`.trajectory` (the common ``Trajectory`` form every substrate returns), :mod:`.ode`
-(with :mod:`.ode_chip` and :mod:`.ode_record`), the Brian2 substrates, :mod:`.spice` with :mod:`.circuit` (the netlist
-compiler) beside it, :mod:`.chip` (the chip description both the ODE and the netlist read) and
-:mod:`.spec` (``NAME:opt=v;opt=v`` specs and the substrate registry).
+(with :mod:`.ode_chip` and :mod:`.ode_record`), the Brian2 substrates, :mod:`.spice` with
+:mod:`.circuit` (the netlist compiler) beside it, :mod:`.chip` (the chip description both the
+ODE and the netlist read) and :mod:`.spec` (``NAME:opt=v;opt=v`` specs and the substrate registry).
 May import: bottom, model and data. Never learning, stability, studies or cli
 (tests/test_layers.py checks this).
 """

@@ -302,7 +302,8 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
                  else OdeSubstrate())
     try:
         stage("running the adaptive ODE reference" if reference is None else f"running the reference {ref_label!r}")
-        with ref_sub, _naming(ref_label):
+        # A reference the user named is named in its errors; the default's say what they are.
+        with ref_sub, (_naming(ref_label) if reference is not None else contextlib.nullcontext()):
             ref = ref_sub.run(batch, task.inputs, s0, schedule, targets=task.targets)
         done()
         stage("running the projected-Euler ODE")

@@ -592,11 +592,11 @@ class SpiceSubstrate(Substrate):
         run_index = self.runs
         self.runs += 1
         nonideal = self.nonideal
-        if nonideal.noise > 0:  # a new noise seed every run (an ngspice that honours .options seed)
-            from dataclasses import replace
-
-            nonideal = replace(nonideal, seed=nonideal.seed + run_index)
         opts = {"reltol": self.reltol, **self.options}
+        if nonideal.noise > 0:
+            # A new noise seed every run (for an ngspice that honours .options seed); the chip's
+            # mismatch and offsets keep their seed, so every run is the same chip.
+            opts.setdefault("seed", nonideal.seed + run_index)
         S, P = len(batch), inputs.shape[0]
         k = self.networks_per_run or S
         q = self._presentations_per_run(P, min(k, S), batch.roles)

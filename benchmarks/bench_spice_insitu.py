@@ -6,13 +6,15 @@ Four measurements, on a digits model file (``--model``, e.g. from
 
 1. ``presentation``: one training presentation (free + nudged phase in one transient, the model's
    phase lengths) in the substrate (``SpiceSubstrate.run``, in this process: netlist compiled,
-   loaded into the shared library, run, read back and resampled) against plain ``ngspice -b -r``
+   loaded into the shared library, run, read back and resampled), and as a worker runs it
+   (compiled, ``ngspice -b`` with a ``.control`` block, raw file read, resampled), against plain ``ngspice -b -r``
    on the same netlist text, written to a file (process start, parse, run, raw file written; the
    raw file's point count is checked, since ngspice exits 0 even when a run fails). Median of
    ``--repeats`` each, interleaved. Target: substrate <= 1.5x ``ngspice -b``.
-2. ``workers``: the same ``--presentations`` training presentations with ``workers=1`` (in this
-   process) and ``workers=2`` (Dask LocalCluster, started and warmed up before the clock starts).
-   Target: >= 1.8x on idle cores.
+2. ``workers``: the same ``--presentations`` training presentations in this process, on one Dask
+   worker (the runner's overhead without parallelism) and on two (a LocalCluster, started and
+   warmed up before the clock starts); also the sum of the ngspice runs' own wall times (inside
+   the workers) and this process's CPU time. Target: 2 workers >= 1.8x on idle cores.
 3. ``epoch``: in-loop fine-tuning with ``train(init=model, substrate=...)`` on ``--workers`` Dask
    workers: ``--epoch-fraction`` of the training split (1 = a whole epoch, 1437 presentations in
    minibatches of 64) plus the per-epoch held-out evaluation sample (``eval_samples``, default
@@ -71,7 +73,8 @@ def setup(args):
 def bench_presentation(args, model, ds, chip) -> None:
     from deepcircuit.substrates import initial_states
     from deepcircuit.substrates.circuit import compile_netlist
-    from deepcircuit.substrates.spice import SpiceSubstrate
+    from deepcircuit.model.network import NetworkBatch
+    from deepcircuit.substrates.spice import SpiceSubstrate, _Chunk, _run_chunk
 
     cfg = model.training_config()
     sched = cfg.schedule
@@ -84,12 +87,17 @@ def bench_presentation(args, model, ds, chip) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cir, raw = Path(tmp) / "p.cir", Path(tmp) / "p.raw"
         cir.write_text(net.text)
-        t_sub, t_cli = [], []
+        t_sub, t_cli, t_job = [], [], []
         sub.run(model.network, task.inputs, s0, sched, targets=task.targets)  # library loaded once
+        job = _Chunk(NetworkBatch.of(model.network), task.inputs, s0, sched, task.targets, chip,
+                     {"reltol": sub.reltol}, 0)
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             sub.run(model.network, task.inputs, s0, sched, targets=task.targets)
             t_sub.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            _run_chunk(job, sub, True)  # what a worker does: compile, ngspice -b, read, resample
+            t_job.append(time.perf_counter() - t0)
             if ngspice:
                 raw.unlink(missing_ok=True)
                 t0 = time.perf_counter()
@@ -100,10 +108,12 @@ def bench_presentation(args, model, ds, chip) -> None:
     a = statistics.median(t_sub)
     print(f"presentation ({sched.free_duration:g} + {sched.nudged_steps * sched.dt:g} tau, limiter, mismatch "
           f"{args.mismatch:g}, {len(net.nodes)} saved nodes, netlist {len(net.text) / 1e3:.0f} kB): substrate "
-          f"{a:.3f} s (median of {args.repeats})", end="")
+          f"{a:.3f} s in this process (shared library), {statistics.median(t_job):.3f} s as a worker runs it "
+          f"(ngspice program; median of {args.repeats} each)", end="")
     if t_cli:
         b = statistics.median(t_cli)
-        print(f"; ngspice -b -r {b:.3f} s; ratio {a / b:.2f} (target <= 1.5); {load()}")
+        print(f"; ngspice -b -r {b:.3f} s; ratios {a / b:.2f} and {statistics.median(t_job) / b:.2f} "
+              f"(target <= 1.5); {load()}")
     else:
         print(f"; ngspice program not found; {load()}")
 
@@ -118,20 +128,35 @@ def train_presentations(ds, model, n):
 
 
 def bench_workers(args, model, ds, chip) -> None:
+    from deepcircuit.substrates.cluster import start_client
     from deepcircuit.substrates.spice import SpiceSubstrate
 
     task, s0, sched = train_presentations(ds, model, args.presentations)
     out = {}
-    for w in (1, 2):
-        with SpiceSubstrate(clamp="limiter", nonideal=chip, workers=w) as sub:
-            sub.run(model.network, task.inputs[:2], s0[:, :2], sched, targets=task.targets[:2])  # start, warm up
-            t0 = time.perf_counter()
+    for label in ("in process", "1 Dask worker", "2 Dask workers"):
+        client = cluster = None
+        if label == "1 Dask worker":  # the runner's overhead alone: one worker, no parallelism
+            client, cluster = start_client(workers=1)
+            sub = SpiceSubstrate(clamp="limiter", nonideal=chip, scheduler=cluster.scheduler_address)
+        else:
+            sub = SpiceSubstrate(clamp="limiter", nonideal=chip, workers=1 if label == "in process" else 2)
+        with sub:
+            # start the cluster and load ngspice in every worker before the clock starts
+            sub.run(model.network, task.inputs[:4], s0[:, :4], sched, targets=task.targets[:4])
+            t0, c0 = time.perf_counter(), os.times()
             res = sub.run(model.network, task.inputs, s0, sched, targets=task.targets)
-            out[w] = (time.perf_counter() - t0, res)
-    d = float(np.abs(out[1][1].free.final - out[2][1].free.final).max())
-    print(f"workers ({args.presentations} training presentations): 1 worker {out[1][0]:.1f} s, 2 workers "
-          f"{out[2][0]:.1f} s, speed-up {out[1][0] / out[2][0]:.2f} (target >= 1.8 on idle cores); max state "
-          f"difference {d:.1e}; {load()}")
+            wall, c1 = time.perf_counter() - t0, os.times()
+        if cluster is not None:
+            client.close()
+            cluster.close()
+        out[label] = (wall, res, res.free.meta["seconds"], (c1.user + c1.system) - (c0.user + c0.system))
+    base = out["in process"]
+    for label, (wall, res, inner, main_cpu) in out.items():
+        d = float(np.abs(res.free.final - base[1].free.final).max())
+        print(f"workers ({args.presentations} training presentations) {label}: {wall:.1f} s wall, speed-up "
+              f"{base[0] / wall:.2f}; ngspice runs' own wall time {inner:.1f} s in sum; this process's CPU "
+              f"{main_cpu:.1f} s; max state difference to in process {d:.1e}; {load()}")
+    print("  (target: 2 workers >= 1.8x on idle cores)")
 
 
 def bench_epoch(args, model, ds, chip) -> None:

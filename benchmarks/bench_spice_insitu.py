@@ -18,8 +18,9 @@ Four measurements, on a digits model file (``--model``, e.g. from
 3. ``epoch``: in-loop fine-tuning with ``train(init=model, substrate=...)`` on ``--workers`` Dask
    workers: ``--epoch-fraction`` of the training split (1 = a whole epoch, 1437 presentations in
    minibatches of 64) plus the per-epoch held-out evaluation sample (``eval_samples``, default
-   100 at the model's read-out budget); the final whole-split evaluations are timed apart.
-   With a fraction < 1 the epoch time is extrapolated (printed as such). Target: <= 15 min.
+   100, at the model's read-out budget; the test split is cut to that sample so the last epoch's
+   whole-split evaluation costs the same); the final evaluation is timed apart. With a fraction
+   < 1 the training time is extrapolated linearly (printed as EXTRAPOLATED). Target: <= 15 min.
 4. ``compare``: free-phase predictions of the whole test split (360 samples) on SPICE through the
    same runner (``predict``, i.e. ``evaluate_split`` on the substrate, which ``compare --samples``
    runs per substrate), at the model's read-out budget. Target <= 5 min.
@@ -143,20 +144,41 @@ def bench_workers(args, model, ds, chip) -> None:
         with sub:
             # start the cluster and load ngspice in every worker before the clock starts
             sub.run(model.network, task.inputs[:4], s0[:, :4], sched, targets=task.targets[:4])
-            t0, c0 = time.perf_counter(), os.times()
+            remote = sub.runner.client if sub.distributed else None
+            w0 = worker_cpu(remote)
+            t0, c0 = time.perf_counter(), cpu(os.times())
             res = sub.run(model.network, task.inputs, s0, sched, targets=task.targets)
-            wall, c1 = time.perf_counter() - t0, os.times()
+            wall, main_cpu = time.perf_counter() - t0, cpu(os.times()) - c0
+            w1 = worker_cpu(remote)
         if cluster is not None:
             client.close()
             cluster.close()
-        out[label] = (wall, res, res.free.meta["seconds"], (c1.user + c1.system) - (c0.user + c0.system))
+        out[label] = (wall, res, main_cpu, {k: w1[k] - w0.get(k, 0.0) for k in w1})
     base = out["in process"]
-    for label, (wall, res, inner, main_cpu) in out.items():
+    for label, (wall, res, main_cpu, workers) in out.items():
         d = float(np.abs(res.free.final - base[1].free.final).max())
-        print(f"workers ({args.presentations} training presentations) {label}: {wall:.1f} s wall, speed-up "
-              f"{base[0] / wall:.2f}; ngspice runs' own wall time {inner:.1f} s in sum; this process's CPU "
-              f"{main_cpu:.1f} s; max state difference to in process {d:.1e}; {load()}")
+        busiest = max(workers.values(), default=0.0)
+        total = main_cpu + sum(workers.values())
+        # On idle cores each process runs on its own core: the wall time is the busiest process's CPU.
+        idle = base[2] / max(busiest, main_cpu)
+        print(f"workers ({args.presentations} training presentations) {label}: {wall:.1f} s wall (speed-up "
+              f"{base[0] / wall:.2f} on this machine); CPU s: this process {main_cpu:.1f}, workers with their "
+              f"ngspice processes {', '.join(f'{v:.1f}' for v in workers.values()) or '-'}, total {total:.1f} "
+              f"({total / args.presentations:.2f} per presentation); on idle cores (CPU of the busiest process) "
+              f"speed-up {idle:.2f}; max state difference to in process {d:.1e}; {load()}")
     print("  (target: 2 workers >= 1.8x on idle cores)")
+
+
+def cpu(t) -> float:
+    """User + system CPU seconds of a process and its waited-for children (os.times())."""
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def worker_cpu(client) -> dict:
+    """CPU seconds of each Dask worker process and its finished ngspice children, by address."""
+    if client is None:
+        return {}
+    return client.run(lambda: cpu(os.times()))
 
 
 def bench_epoch(args, model, ds, chip) -> None:
@@ -168,31 +190,36 @@ def bench_epoch(args, model, ds, chip) -> None:
     cfg = model.training_config().replace(epochs=1, eval_samples=args.eval_samples)
     n = ds.train.n_presentations
     m = max(cfg.batch_size or n, int(round(args.epoch_fraction * n)))
-    part = replace(ds, train=ds.train.subset(slice(0, m))) if m < n else ds
+    # The fraction of the training split, and a test split of eval_samples presentations: its
+    # whole-split evaluation (the last epoch's) then costs what an epoch's sample costs. The
+    # whole 360-sample split is timed by bench_compare.
+    part = replace(ds, train=ds.train.subset(slice(0, min(m, n))),
+                   test=ds.test.subset(slice(0, args.eval_samples)))
     times = {}
 
-    class Timer:
-        """Epoch callback: the epoch's time (training and its held-out sample) before the final evaluations."""
-
-        def __call__(self, epoch, batch, result):
-            times["epoch"] = time.perf_counter() - t0
+    def timer(epoch, batch, result):
+        """Epoch callback: runs after the minibatches, before the held-out evaluation."""
+        times["training"] = time.perf_counter() - t0
 
     with SpiceSubstrate(clamp="limiter", nonideal=chip, workers=args.workers) as sub:
-        sub.run(model.network, ds.train.inputs[:2], np.full((1, 2, model.network.n_neurons), 0.05),
-                cfg.schedule, targets=ds.train.targets[:2])  # the cluster starts before the clock
+        sub.run(model.network, ds.train.inputs[:4], np.full((1, 4, model.network.n_neurons), 0.05),
+                cfg.schedule, targets=ds.train.targets[:4])  # the cluster starts before the clock
         t0 = time.perf_counter()
-        res = train(part, init=model, config=cfg, substrate=sub, callbacks=[Timer()])
+        res = train(part, init=model, config=cfg, substrate=sub, callbacks=[timer])
         total = time.perf_counter() - t0
-    ev = res.histories[0]
-    # The callback runs before the epoch's held-out evaluation: time it from the history.
-    epoch = ev.seconds[0]
+    training = times["training"]
+    epoch = res.histories[0].seconds[0]  # training + the held-out evaluation of eval_samples
     share = part.train.n_presentations / n
-    print(f"epoch ({part.train.n_presentations} of {n} training presentations, minibatch {cfg.batch_size}, "
-          f"eval sample {args.eval_samples}, {args.workers} workers, limiter, mismatch {args.mismatch:g}): "
-          f"{epoch:.0f} s measured (training {times.get('epoch', float('nan')):.0f} s)"
-          + (f", whole epoch extrapolated {epoch / share / 60:.1f} min (training part scaled by {1 / share:.2f})"
-             if share < 1 else f" = {epoch / 60:.1f} min") + f" (target <= 15 min); final whole-split evaluations "
-          f"{total - epoch:.0f} s; test accuracy after it {100 * res.test_accuracy[0]:.1f} %; {load()}")
+    whole = training / share + (epoch - training)
+    print(f"epoch ({part.train.n_presentations} of {n} training presentations in minibatches of {cfg.batch_size}, "
+          f"then {args.eval_samples} held-out presentations of {cfg.eval_schedule.free_duration:g} tau; "
+          f"{args.workers} workers, limiter, mismatch {args.mismatch:g}): training {training:.0f} s, evaluation "
+          f"{epoch - training:.0f} s measured" + (
+              f"; a whole epoch EXTRAPOLATED from that fraction (training x {1 / share:.2f}): {whole / 60:.1f} min"
+              if share < 1 else f"; the whole epoch {whole / 60:.1f} min") +
+          f" (target <= 15 min); final evaluations ({min(args.eval_samples, part.train.n_presentations)} "
+          f"train-split samples) {total - epoch:.0f} s; test accuracy on the {args.eval_samples} after it "
+          f"{100 * res.test_accuracy[0]:.1f} %; {load()}")
 
 
 def bench_compare(args, model, ds, chip) -> None:

@@ -594,7 +594,8 @@ def run(args) -> int:
                   f"{100 * (1 - mean('nudged_settled')):.1f} % (nudged) not settled")
     if any(unsettled):
         print("* read from outputs that had not settled at the end of the final evaluation's free phase "
-              "(train split; presentations " + "; ".join(
+              "(train split" + (f", the sample of {config.eval_samples} of --eval-samples, numbered within it"
+                                if config.eval_samples and not logic else "") + "; presentations " + "; ".join(
                   f"seed {seed}: {u if len(u) <= 20 else f'{len(u)} of them'}"
                   for seed, u in zip(result.seeds, unsettled) if u) + "); not equilibria")
     for k, msg in enumerate(result.diverged):

@@ -291,7 +291,7 @@ def _circuit_substrate(args, substrate):
 
     ota = transconductor_from_args(args)
     runner = getattr(args, "workers", None) is not None or getattr(args, "scheduler", None) is not None
-    if runner and substrate != "spice":
+    if runner and str(substrate).partition(":")[0] != "spice":
         raise InvalidInputError(f"--workers and --scheduler apply to --substrate spice (its presentations run on "
                                 f"Dask workers); got --substrate {substrate}.")
     if ota is None and args.clamp is None and not runner:

@@ -3,8 +3,8 @@
 The SPICE substrate's worker processes use this instead of the shared library: each run is a
 process of its own, so nothing accumulates in the worker between runs, and ngspice's callbacks
 never wait for the worker's Python interpreter (in a Dask worker the shared library's status
-and output callbacks compete for the GIL with the worker's own threads; on the loaded 2-core
-machine a digits presentation took 2-10x longer there than in a plain process, see
+and output callbacks need the interpreter lock the worker's own threads also take; on the
+loaded 2-core machine a digits run took 1.6-9x longer there than in a plain process, see
 docs/spice.md). The netlist gets a ``.control`` block that runs the transient, prints the
 ``.meas`` results (``-r`` would suppress them) and writes every saved vector to a raw file.
 

@@ -6,18 +6,21 @@ Four measurements, on a digits model file (``--model``, e.g. from
 
 1. ``presentation``: one training presentation (free + nudged phase in one transient, the model's
    phase lengths) in the substrate (``SpiceSubstrate.run``, in this process: netlist compiled,
-   loaded into the shared library, run, read back and resampled) against plain ``ngspice -b -r``
+   loaded into the shared library, run, read back and resampled), and as a worker runs it
+   (compiled, ``ngspice -b`` with a ``.control`` block, raw file read, resampled), against plain ``ngspice -b -r``
    on the same netlist text, written to a file (process start, parse, run, raw file written; the
    raw file's point count is checked, since ngspice exits 0 even when a run fails). Median of
    ``--repeats`` each, interleaved. Target: substrate <= 1.5x ``ngspice -b``.
-2. ``workers``: the same ``--presentations`` training presentations with ``workers=1`` (in this
-   process) and ``workers=2`` (Dask LocalCluster, started and warmed up before the clock starts).
-   Target: >= 1.8x on idle cores.
+2. ``workers``: the same ``--presentations`` training presentations in this process, on one Dask
+   worker (the runner's overhead without parallelism) and on two (a LocalCluster, started and
+   warmed up before the clock starts); also the sum of the ngspice runs' own wall times (inside
+   the workers) and this process's CPU time. Target: 2 workers >= 1.8x on idle cores.
 3. ``epoch``: in-loop fine-tuning with ``train(init=model, substrate=...)`` on ``--workers`` Dask
    workers: ``--epoch-fraction`` of the training split (1 = a whole epoch, 1437 presentations in
    minibatches of 64) plus the per-epoch held-out evaluation sample (``eval_samples``, default
-   100 at the model's read-out budget); the final whole-split evaluations are timed apart.
-   With a fraction < 1 the epoch time is extrapolated (printed as such). Target: <= 15 min.
+   100, at the model's read-out budget; the test split is cut to that sample so the last epoch's
+   whole-split evaluation costs the same); the final evaluation is timed apart. With a fraction
+   < 1 the training time is extrapolated linearly (printed as EXTRAPOLATED). Target: <= 15 min.
 4. ``compare``: free-phase predictions of the whole test split (360 samples) on SPICE through the
    same runner (``predict``, i.e. ``evaluate_split`` on the substrate, which ``compare --samples``
    runs per substrate), at the model's read-out budget. Target <= 5 min.
@@ -71,7 +74,8 @@ def setup(args):
 def bench_presentation(args, model, ds, chip) -> None:
     from deepcircuit.substrates import initial_states
     from deepcircuit.substrates.circuit import compile_netlist
-    from deepcircuit.substrates.spice import SpiceSubstrate
+    from deepcircuit.model.network import NetworkBatch
+    from deepcircuit.substrates.spice import SpiceSubstrate, _Chunk, _run_chunk
 
     cfg = model.training_config()
     sched = cfg.schedule
@@ -84,12 +88,17 @@ def bench_presentation(args, model, ds, chip) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cir, raw = Path(tmp) / "p.cir", Path(tmp) / "p.raw"
         cir.write_text(net.text)
-        t_sub, t_cli = [], []
+        t_sub, t_cli, t_job = [], [], []
         sub.run(model.network, task.inputs, s0, sched, targets=task.targets)  # library loaded once
+        job = _Chunk(NetworkBatch.of(model.network), task.inputs, s0, sched, task.targets, chip,
+                     {"reltol": sub.reltol}, 0)
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             sub.run(model.network, task.inputs, s0, sched, targets=task.targets)
             t_sub.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            _run_chunk(job, sub, True)  # what a worker does: compile, ngspice -b, read, resample
+            t_job.append(time.perf_counter() - t0)
             if ngspice:
                 raw.unlink(missing_ok=True)
                 t0 = time.perf_counter()
@@ -100,10 +109,12 @@ def bench_presentation(args, model, ds, chip) -> None:
     a = statistics.median(t_sub)
     print(f"presentation ({sched.free_duration:g} + {sched.nudged_steps * sched.dt:g} tau, limiter, mismatch "
           f"{args.mismatch:g}, {len(net.nodes)} saved nodes, netlist {len(net.text) / 1e3:.0f} kB): substrate "
-          f"{a:.3f} s (median of {args.repeats})", end="")
+          f"{a:.3f} s in this process (shared library), {statistics.median(t_job):.3f} s as a worker runs it "
+          f"(ngspice program; median of {args.repeats} each)", end="")
     if t_cli:
         b = statistics.median(t_cli)
-        print(f"; ngspice -b -r {b:.3f} s; ratio {a / b:.2f} (target <= 1.5); {load()}")
+        print(f"; ngspice -b -r {b:.3f} s; ratios {a / b:.2f} and {statistics.median(t_job) / b:.2f} "
+              f"(target <= 1.5); {load()}")
     else:
         print(f"; ngspice program not found; {load()}")
 
@@ -118,20 +129,56 @@ def train_presentations(ds, model, n):
 
 
 def bench_workers(args, model, ds, chip) -> None:
+    from deepcircuit.substrates.cluster import start_client
     from deepcircuit.substrates.spice import SpiceSubstrate
 
     task, s0, sched = train_presentations(ds, model, args.presentations)
     out = {}
-    for w in (1, 2):
-        with SpiceSubstrate(clamp="limiter", nonideal=chip, workers=w) as sub:
-            sub.run(model.network, task.inputs[:2], s0[:, :2], sched, targets=task.targets[:2])  # start, warm up
-            t0 = time.perf_counter()
+    for label in ("in process", "1 Dask worker", "2 Dask workers"):
+        client = cluster = None
+        if label == "1 Dask worker":  # the runner's overhead alone: one worker, no parallelism
+            client, cluster = start_client(workers=1)
+            sub = SpiceSubstrate(clamp="limiter", nonideal=chip, scheduler=cluster.scheduler_address)
+        else:
+            sub = SpiceSubstrate(clamp="limiter", nonideal=chip, workers=1 if label == "in process" else 2)
+        with sub:
+            # start the cluster and load ngspice in every worker before the clock starts
+            sub.run(model.network, task.inputs[:4], s0[:, :4], sched, targets=task.targets[:4])
+            remote = sub.runner.client if sub.distributed else None
+            w0 = worker_cpu(remote)
+            t0, c0 = time.perf_counter(), cpu(os.times())
             res = sub.run(model.network, task.inputs, s0, sched, targets=task.targets)
-            out[w] = (time.perf_counter() - t0, res)
-    d = float(np.abs(out[1][1].free.final - out[2][1].free.final).max())
-    print(f"workers ({args.presentations} training presentations): 1 worker {out[1][0]:.1f} s, 2 workers "
-          f"{out[2][0]:.1f} s, speed-up {out[1][0] / out[2][0]:.2f} (target >= 1.8 on idle cores); max state "
-          f"difference {d:.1e}; {load()}")
+            wall, main_cpu = time.perf_counter() - t0, cpu(os.times()) - c0
+            w1 = worker_cpu(remote)
+        if cluster is not None:
+            client.close()
+            cluster.close()
+        out[label] = (wall, res, main_cpu, {k: w1[k] - w0.get(k, 0.0) for k in w1})
+    base = out["in process"]
+    for label, (wall, res, main_cpu, workers) in out.items():
+        d = float(np.abs(res.free.final - base[1].free.final).max())
+        busiest = max(workers.values(), default=0.0)
+        total = main_cpu + sum(workers.values())
+        # On idle cores each process runs on its own core: the wall time is the busiest process's CPU.
+        idle = base[2] / max(busiest, main_cpu)
+        print(f"workers ({args.presentations} training presentations) {label}: {wall:.1f} s wall (speed-up "
+              f"{base[0] / wall:.2f} on this machine); CPU s: this process {main_cpu:.1f}, workers with their "
+              f"ngspice processes {', '.join(f'{v:.1f}' for v in workers.values()) or '-'}, total {total:.1f} "
+              f"({total / args.presentations:.2f} per presentation); on idle cores (CPU of the busiest process) "
+              f"speed-up {idle:.2f}; max state difference to in process {d:.1e}; {load()}")
+    print("  (target: 2 workers >= 1.8x on idle cores)")
+
+
+def cpu(t) -> float:
+    """User + system CPU seconds of a process and its waited-for children (os.times())."""
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def worker_cpu(client) -> dict:
+    """CPU seconds of each Dask worker process and its finished ngspice children, by address."""
+    if client is None:
+        return {}
+    return client.run(lambda: cpu(os.times()))
 
 
 def bench_epoch(args, model, ds, chip) -> None:
@@ -142,32 +189,44 @@ def bench_epoch(args, model, ds, chip) -> None:
 
     cfg = model.training_config().replace(epochs=1, eval_samples=args.eval_samples)
     n = ds.train.n_presentations
-    m = max(cfg.batch_size or n, int(round(args.epoch_fraction * n)))
-    part = replace(ds, train=ds.train.subset(slice(0, m))) if m < n else ds
+    # Whole minibatches only: a trailing minibatch of one presentation takes a full-eta step on
+    # one sample (measured: it took this fraction's fine-tune from 88 to 24 % on the chip).
+    b = cfg.batch_size or n
+    m = max(b, int(args.epoch_fraction * n) // b * b)
+    # The fraction of the training split, and a test split of eval_samples presentations: its
+    # whole-split evaluation (the last epoch's) then costs what an epoch's sample costs. The
+    # whole 360-sample split is timed by bench_compare.
+    part = replace(ds, train=ds.train.subset(slice(0, min(m, n))),
+                   test=ds.test.subset(slice(0, args.eval_samples)))
     times = {}
 
-    class Timer:
-        """Epoch callback: the epoch's time (training and its held-out sample) before the final evaluations."""
-
-        def __call__(self, epoch, batch, result):
-            times["epoch"] = time.perf_counter() - t0
+    def timer(epoch, batch, result):
+        """Epoch callback: runs after the minibatches, before the held-out evaluation."""
+        times["training"] = time.perf_counter() - t0
 
     with SpiceSubstrate(clamp="limiter", nonideal=chip, workers=args.workers) as sub:
-        sub.run(model.network, ds.train.inputs[:2], np.full((1, 2, model.network.n_neurons), 0.05),
-                cfg.schedule, targets=ds.train.targets[:2])  # the cluster starts before the clock
+        sub.run(model.network, ds.train.inputs[:4], np.full((1, 4, model.network.n_neurons), 0.05),
+                cfg.schedule, targets=ds.train.targets[:4])  # the cluster starts before the clock
+        w0, c0 = worker_cpu(sub.runner.client), cpu(os.times())
         t0 = time.perf_counter()
-        res = train(part, init=model, config=cfg, substrate=sub, callbacks=[Timer()])
+        res = train(part, init=model, config=cfg, substrate=sub, callbacks=[timer])
         total = time.perf_counter() - t0
-    ev = res.histories[0]
-    # The callback runs before the epoch's held-out evaluation: time it from the history.
-    epoch = ev.seconds[0]
+        w1, main_cpu = worker_cpu(sub.runner.client), cpu(os.times()) - c0
+    busiest = max(max(w1[k] - w0.get(k, 0.0) for k in w1), main_cpu)
+    training = times["training"]
+    epoch = res.histories[0].seconds[0]  # training + the held-out evaluation of eval_samples
     share = part.train.n_presentations / n
-    print(f"epoch ({part.train.n_presentations} of {n} training presentations, minibatch {cfg.batch_size}, "
-          f"eval sample {args.eval_samples}, {args.workers} workers, limiter, mismatch {args.mismatch:g}): "
-          f"{epoch:.0f} s measured (training {times.get('epoch', float('nan')):.0f} s)"
-          + (f", whole epoch extrapolated {epoch / share / 60:.1f} min (training part scaled by {1 / share:.2f})"
-             if share < 1 else f" = {epoch / 60:.1f} min") + f" (target <= 15 min); final whole-split evaluations "
-          f"{total - epoch:.0f} s; test accuracy after it {100 * res.test_accuracy[0]:.1f} %; {load()}")
+    whole = training / share + (epoch - training)
+    print(f"epoch ({part.train.n_presentations} of {n} training presentations in minibatches of {cfg.batch_size}, "
+          f"then {args.eval_samples} held-out presentations of {cfg.eval_schedule.free_duration:g} tau; "
+          f"{args.workers} workers, limiter, mismatch {args.mismatch:g}): training {training:.0f} s, evaluation "
+          f"{epoch - training:.0f} s measured" + (
+              f"; a whole epoch EXTRAPOLATED from that fraction (training x {1 / share:.2f}): {whole / 60:.1f} min"
+              if share < 1 else f"; the whole epoch {whole / 60:.1f} min") +
+          f" (target <= 15 min); final evaluations ({min(args.eval_samples, part.train.n_presentations)} "
+          f"train-split samples) {total - epoch:.0f} s; test accuracy on the {args.eval_samples} after it "
+          f"{100 * res.test_accuracy[0]:.1f} %; CPU of the busiest process over the whole run {busiest:.0f} s "
+          f"(its wall time on idle cores), of this process {main_cpu:.0f} s; {load()}")
 
 
 def bench_compare(args, model, ds, chip) -> None:
@@ -179,14 +238,17 @@ def bench_compare(args, model, ds, chip) -> None:
     with SpiceSubstrate(clamp="limiter", nonideal=chip, workers=args.workers) as sub:
         sub.run(model.network, test.inputs[:2], np.full((1, 2, model.network.n_neurons), 0.05),
                 cfg.eval_schedule)  # the cluster starts before the clock
+        w0, c0 = worker_cpu(sub.runner.client), cpu(os.times())
         t0 = time.perf_counter()
         pred = predict([model.network], test, substrate=sub, schedule=cfg.eval_schedule,
                        state_init_high=cfg.state_init_high)
         seconds = time.perf_counter() - t0
+        w1, main_cpu = worker_cpu(sub.runner.client), cpu(os.times()) - c0
+    busiest = max(max(w1[k] - w0.get(k, 0.0) for k in w1), main_cpu)
     acc = float(np.mean(pred[0] == test.targets.argmax(axis=1)))
     print(f"compare ({test.n_presentations} test samples, free phase {cfg.eval_schedule.free_duration:g} tau, "
           f"{args.workers} workers): {seconds:.0f} s = {seconds / 60:.1f} min (target <= 5 min); accuracy "
-          f"{100 * acc:.1f} %; {load()}")
+          f"{100 * acc:.1f} %; CPU of the busiest process {busiest:.0f} s (its wall time on idle cores); {load()}")
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ def test_epochs_evaluate_a_sample_and_the_end_the_whole_split():
     res = train(ds, config=cfg, substrate=sub)
     evals = [n for n, nudged in sub.calls if not nudged]
     # epochs 1, 2: the sample; epoch 3: the whole test split (reused as the final test figure);
-    # then the final train-split evaluation.
-    assert evals == [7, 7, n_test, ds.train.n_presentations]
+    # then the final train-split figure, on a sample of the train split as well.
+    assert evals == [7, 7, n_test, 7]
     h = res.histories[0]
     assert all(abs(e * 7 - round(e * 7)) < 1e-9 for e in h.test_error[:2])  # k wrong out of 7
     assert h.test_error[-1] == pytest.approx(res.test_error[0])

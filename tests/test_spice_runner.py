@@ -136,3 +136,36 @@ def _has_libngspice() -> bool:
         return True
     except Exception:
         return False
+
+
+@pytest.mark.spice
+def test_program_engine_reads_every_row_and_refuses_a_cut_raw_file(tmp_path):
+    from deepcircuit import Network, Roles, Schedule, get_task, initial_states
+    from deepcircuit.substrates.circuit import compile_netlist
+    from deepcircuit.substrates.ngspice_program import read_raw, run_program
+
+    if shutil.which("ngspice") is None:
+        pytest.skip("needs the ngspice program")
+    task, roles = get_task("xor"), Roles(3, (5,), 1)
+    net = Network.create(roles, rng=1, init_scale=0.5)
+    s0 = initial_states(np.random.default_rng(0), 1, task.inputs, roles)
+    sched = Schedule(free_steps=100, nudged_steps=100)
+    sub = spice.SpiceSubstrate()
+    netlist = compile_netlist(net, task.inputs, s0, sched, targets=task.targets, options={"reltol": 1e-4})
+    t_lib, v_lib = sub._simulate(spice._load_ngspice(), netlist)
+    t_prog, v_prog = sub._simulate_program(netlist)
+    np.testing.assert_array_equal(t_prog, t_lib)  # the same ngspice, the same steps
+    np.testing.assert_array_equal(v_prog, v_lib)
+    run = run_program(netlist.text)
+    raw = tmp_path / "cut.raw"
+    (tmp_path / "x.cir").write_text(netlist.text)
+    import subprocess as sp
+
+    sp.run(["ngspice", "-b", "-r", str(raw), str(tmp_path / "x.cir")], capture_output=True, check=False)
+    assert set(read_raw(raw)) == set(run.vectors)
+    raw.write_bytes(raw.read_bytes()[:-8])  # a run that stopped while writing
+    assert read_raw(raw) == {}
+    # a netlist ngspice cannot use: exit status 0, no rows; reported, never read as states
+    bad = netlist.text.replace(".tran", "* .tran")
+    with pytest.raises(SimulationError, match="ngspice"):
+        sub._simulate_program(type(netlist)(**{**netlist.__dict__, "text": bad}))

@@ -291,7 +291,7 @@ def _circuit_substrate(args, substrate):
 
     ota = transconductor_from_args(args)
     runner = getattr(args, "workers", None) is not None or getattr(args, "scheduler", None) is not None
-    if runner and substrate != "spice":
+    if runner and str(substrate).partition(":")[0] != "spice":
         raise InvalidInputError(f"--workers and --scheduler apply to --substrate spice (its presentations run on "
                                 f"Dask workers); got --substrate {substrate}.")
     if ota is None and args.clamp is None and not runner:
@@ -594,7 +594,8 @@ def run(args) -> int:
                   f"{100 * (1 - mean('nudged_settled')):.1f} % (nudged) not settled")
     if any(unsettled):
         print("* read from outputs that had not settled at the end of the final evaluation's free phase "
-              "(train split; presentations " + "; ".join(
+              "(train split" + (f", the sample of {config.eval_samples} of --eval-samples, numbered within it"
+                                if config.eval_samples and not logic else "") + "; presentations " + "; ".join(
                   f"seed {seed}: {u if len(u) <= 20 else f'{len(u)} of them'}"
                   for seed, u in zip(result.seeds, unsettled) if u) + "); not equilibria")
     for k, msg in enumerate(result.diverged):

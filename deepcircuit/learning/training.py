@@ -109,9 +109,11 @@ class TrainingConfig:
     eval_samples : int or None
         Evaluate the held-out splits (test, validation) of each epoch on this many of their
         presentations only: the same sample every epoch, drawn once without replacement with
-        ``shuffle_seed``. The last epoch and the final figures use the whole splits. ``None``
-        (default) = always the whole splits. For costly substrates (SPICE in the loop), where a
-        whole-split evaluation every epoch would cost more than the training.
+        ``shuffle_seed``. The last epoch and the final test and validation figures use the whole
+        splits; the final train-split figure (``train_error``) of a data set is measured on
+        ``eval_samples`` training presentations. ``None`` (default) = always the whole splits.
+        For costly substrates (SPICE in the loop), where whole-split evaluations would cost
+        more than the training.
     eval_free_steps : int or None
         Free-phase budget (steps of ``dt``) of the evaluations (test, validation and the final
         one); ``None`` = ``free_steps``. A longer read-out budget than the training phases lets
@@ -690,7 +692,7 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
                        for _ in range(config.epochs + 1)]))
 
     def held_out(split: Task, last: bool) -> Task:
-        """The presentations of a held-out split evaluated this epoch (``eval_samples``)."""
+        """The presentations of a split evaluated now: ``eval_samples`` of them, or all at the end."""
         m = config.eval_samples
         if m is None or last or m >= split.n_presentations:
             return split
@@ -797,7 +799,10 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
         batch = NetworkBatch(tuple(replace(n, weights=W[k], mask=mask[k],
                                            bias=b[k] if family.has_bias_vector else None)
                                    for k, n in enumerate(batch.networks)))
-    final = evaluate_split(sub, batch, task, rngs, eval_schedule, config.state_init_high)
+    # The train-split figure of a data set: on eval_samples presentations when set (a whole-split
+    # read-out of the training presentations would cost more than the epoch on a circuit).
+    final = evaluate_split(sub, batch, task if dataset.test_is_train else held_out(task, False), rngs,
+                           eval_schedule, config.state_init_high)
     if not (final.settled == 1.0).all():
         warnings.warn(f"Final evaluation on the train split: {100 * (1 - float(final.settled.mean())):.1f} % "
                       f"of (network, presentation) pairs not settled after {schedule.free_duration:g} tau "

@@ -62,7 +62,8 @@ def test_compare_refuses_a_diverged_substrate(deep_net, monkeypatch):
 
     # The adaptive reference takes minutes on this stiff network (its own budget is tested in
     # test_runtime_budgets); the check under test comes after it, so a cheap one stands in.
-    monkeypatch.setattr(comparison, "_reference_substrate", lambda rtol, atol, **budget: OdeSubstrate())
+    monkeypatch.setattr(comparison, "_reference",
+                        lambda reference, **options: ("ode (adaptive reference)", OdeSubstrate()))
     with pytest.raises(DivergenceError, match="substrate 'spice': free phase diverged .* outside the rails"):
         compare_inference(deep_net.with_weights(deep_net.weights * 1e6), "xor", ["spice"],
                           schedule=Schedule(free_steps=20, nudged_steps=20),

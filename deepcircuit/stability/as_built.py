@@ -26,8 +26,9 @@ from dataclasses import replace
 import numpy as np
 
 from ..model.network import Network, NetworkBatch
-from ..substrates import Schedule, get_substrate
+from ..substrates import get_substrate
 from ..substrates.chip import CONSERVING_FAMILIES, Chip
+from .finite_differences import central_differences, output_loss, perturbed_networks, settle_schedule
 
 
 class AsBuilt:
@@ -181,28 +182,15 @@ def finite_difference_gradient(network: Network, chip: Chip, eq, targets, entrie
     ``entries [(i, j), ...]``: each perturbed network is settled on the chip's ODE twin from
     the unperturbed equilibrium, then polished with the chip's dynamics."""
     r = network.roles
-    W0 = np.asarray(network.weights)
-    sym = network.family_.symmetric
-    nets = []
-    for i, j in entries:
-        for sign in (1.0, -1.0):
-            W = W0.copy()
-            W[i, j] += sign * h
-            if sym and i >= r.n_inputs and j >= r.n_inputs:
-                W[j, i] += sign * h
-            nets.append(network.with_weights(W))
+    nets = perturbed_networks(network, entries, h)
     use = eq.usable
     x = eq.states[use][:, : r.n_inputs]
-    sched = Schedule(dt=dt, free_steps=settle_steps, nudged_steps=0, beta=0.0, settle_tol=1e-12,
-                     stop_at_equilibrium=True)
+    sched = settle_schedule(dt, settle_steps)
     y = np.asarray(targets, dtype=float)[use]
     losses = []
     # One network at a time: each is network 0 of the chip's draw, as the checked network is.
     for net in nets:
         s0 = eq.states[use][None].copy()
         free = ode_twin(chip).run(NetworkBatch.of(net), x, s0, sched).free.final[0]
-        e = polish(AsBuilt(net, chip), free)
-        d = e.states[:, r.outputs] - y
-        losses.append(0.5 * np.sum(d * d) / len(targets))
-    losses = np.array(losses).reshape(-1, 2)
-    return (losses[:, 0] - losses[:, 1]) / (2.0 * h)
+        losses.append(output_loss(polish(AsBuilt(net, chip), free).states, r.outputs, y, len(targets)))
+    return central_differences(losses, h)

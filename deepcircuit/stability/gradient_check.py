@@ -36,6 +36,7 @@ from ..substrates import Schedule, Substrate, get_substrate, initial_states
 from ..substrates.chip import Chip
 from ..data.tasks import Task, get_task
 from ..substrates.trajectory import PhaseResult
+from .finite_differences import central_differences, output_loss, perturbed_networks, settle_schedule
 
 #: The rules compared, keyed by the family that trains with them (``deep-leaky`` shares
 #: ``deep``'s rule), plus the two-endpoint variants of DEEP's rule.
@@ -194,30 +195,14 @@ def finite_difference_gradient(network: Network, eq: Equilibria, targets, entrie
     summed over the presentations usable in ``eq``.
     """
     r = network.roles
-    W0 = np.asarray(network.weights)
-    sym = network.family_.symmetric
-    nets = []
-    for i, j in entries:
-        for sign in (1.0, -1.0):
-            W = W0.copy()
-            W[i, j] += sign * h
-            if sym and i >= r.n_inputs and j >= r.n_inputs:
-                W[j, i] += sign * h
-            nets.append(network.with_weights(W))
+    nets = perturbed_networks(network, entries, h)
     use = eq.usable
     x = eq.states[use][:, : r.n_inputs]
-    sched = Schedule(dt=dt, free_steps=settle_steps, nudged_steps=0, beta=0.0, settle_tol=1e-12,
-                     stop_at_equilibrium=True)
     s0 = np.broadcast_to(eq.states[use], (len(nets),) + eq.states[use].shape).copy()
-    free = get_substrate("ode").run(NetworkBatch.of(nets), x, s0, sched).free.final
+    free = get_substrate("ode").run(NetworkBatch.of(nets), x, s0, settle_schedule(dt, settle_steps)).free.final
     y = np.asarray(targets, dtype=float)[use]
-    losses = []
-    for k, net in enumerate(nets):
-        e = polish_equilibria(net, free[k])
-        d = e.states[:, r.outputs] - y
-        losses.append(0.5 * np.sum(d * d) / len(targets))
-    losses = np.array(losses).reshape(-1, 2)
-    return (losses[:, 0] - losses[:, 1]) / (2.0 * h)
+    return central_differences([output_loss(polish_equilibria(net, free[k]).states, r.outputs, y, len(targets))
+                                for k, net in enumerate(nets)], h)
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:

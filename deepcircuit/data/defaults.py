@@ -76,12 +76,13 @@ DERIVED_FAMILIES = ("deep",)
 #: per image: 15.12) and the hidden size they were chosen at.
 _REF_POWER, _REF_HIDDEN = 15.12, 100
 #: Bounds of the derived hidden size, the batch size and the epochs; the number of weight
-#: updates a training aims at (digits: 31 epochs of 23 minibatches); the most presentations a
+#: updates a training aims at (digits: 30 epochs of 23 minibatches, the budget its settings were
+#: measured with); the most presentations a
 #: training makes (epochs x training rows). With at most 100 hidden neurons a presentation's cost
 #: is bounded (the inputs' drive is computed once per phase, the dynamics cost ~ free neurons^2),
 #: so this bounds a training's time: 60 000 presentations are about 10 min of one core.
 HIDDEN_RANGE, BATCH_RANGE, EPOCH_RANGE = (10, 100), (8, 64), (10, 100)
-TARGET_UPDATES = 700
+TARGET_UPDATES = 690
 MAX_PRESENTATIONS = 60_000
 
 

@@ -203,15 +203,22 @@ def render_selection(ds: str, rows: dict, seeds: int) -> list[str]:
     """The --select table of ``ds`` (lines to insert after its results table)."""
     from deepcircuit.data.defaults import dataset_defaults
 
+    from deepcircuit import load_dataset
+    from deepcircuit.data.defaults import DataShape
+
     found, best = selection(ds, rows)
-    e = dataset_defaults(ds, "deep")
+    data = load_dataset(ds)
+    e = dataset_defaults(ds, "deep", source=data.source, shape=DataShape.of(data))
     current = (e.topology, float(e.settings["eta"]))
     L = [f"How `deep`'s {ds} settings are chosen (`python benchmarks/study_results.py --select --datasets {ds}`): "
          f"each grid point trains with {100 * SELECT_VALIDATION:g} % of the training rows held out "
          "(`--validation-fraction`), and the choice is the best mean **validation** accuracy; the test column "
          "is shown, not used. "
          + (f"Chosen: {best[0]}, eta {best[1]:g}; the default is {current[0]}, eta {current[1]:g}"
-            + (" (the same)." if best == current else " (**not the same: the default predates this table**).")
+            + (" (the same)." if best == current else
+               " (the derived default: the grid's choice lost to it on validation, `--keep-table` in the "
+               "section on the derived default below)." if e.note.startswith("derived") else
+               " (**not the same: the default predates this table**).")
             if best else "Not measured yet."),
          "", "| topology | eta | validation acc % | test acc % | seeds | command |", "|---|---|---|---|---|---|"]
     for t, eta, r in found:

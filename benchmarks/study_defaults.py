@@ -100,10 +100,10 @@ def baseline(ds, kind: str, seeds: int, split: str) -> list[float]:
 def candidate(ds, scaling: str, table_name: str | None = None):
     """(topology, hidden, TrainingConfig) of a candidate rule, or of a built-in's table entry."""
     from deepcircuit import TrainingConfig
-    from deepcircuit.data.defaults import DataShape, dataset_defaults, derived_defaults
+    from deepcircuit.data.defaults import FORMER_ENTRIES, DataShape, derived_defaults
 
     if scaling == "table":
-        e = dataset_defaults(table_name, "deep")
+        e = FORMER_ENTRIES[table_name]
     else:
         e = derived_defaults(DataShape.of(ds), scaling=scaling)
     return e.topology, e.hidden, TrainingConfig.preset("default", model="deep").replace(**e.settings)

@@ -103,7 +103,7 @@ def test_history_records_each_split_per_epoch():
     assert all(0 < s for s in h.seconds) and all(0 < u <= 100 for u in h.free_steps_used)
     assert all(0 <= f <= 1 for f in h.free_settled)
     assert r.test_error.shape == (2,) and r.validation_error.shape == (2,)
-    assert r.networks[0].roles.hidden == (10, 1) and r.networks[0].topology == "complete+sink"  # iris defaults of deep
+    assert r.networks[0].roles.hidden == (10, 1) and r.networks[0].topology == "layered+sink"  # iris's derived default
     assert np.isclose(r.test_accuracy[0], 1 - r.test_error[0])
     assert h.test_accuracy[-1] == 1 - h.test_error[-1]
 
@@ -125,10 +125,9 @@ def test_early_stopping_keeps_the_best_validation_weights():
 
 
 def test_iris_learns_well_above_chance_on_the_test_split():
-    # iris' DEEP defaults in full (100 epochs, eta 3: about 4 s for four seeds): 3 classes, chance
-    # is 1/3, and 2/3 is what a network that separates only setosa gets. Four seeds, because one
-    # seed's figure moves with the machine's floating point; measured here 87-97 %, mean 92.5 %.
-    # (Shortened runs say little at eta 3: 15 or 50 epochs stay at 2/3 on every seed.)
+    # iris's DEEP default (derived from its shape: layered+sink 4-10-3, 46 epochs of 15 minibatches)
+    # in full: 3 classes, chance is 1/3, and 2/3 is what a network that separates only setosa gets.
+    # Four seeds, because one seed's figure moves with the machine's floating point.
     ds = load_dataset("iris")
     r = train(ds, seeds=[0, 1, 2, 3], config=TrainingConfig.for_task(ds))
     assert r.test_accuracy.mean() >= 0.8 and r.test_accuracy.min() > 0.7, r.test_accuracy

@@ -118,7 +118,7 @@ def derived_epochs(shape: DataShape, batch: int) -> int:
 #: the square roots of those factors.
 SCALINGS = ("fixed", "init", "fanin", "fanin-sqrt")
 #: The rule the study chose (docs/data.md).
-DEFAULT_SCALING = "fixed"
+DEFAULT_SCALING = "init"
 
 
 def derived_defaults(shape: DataShape, *, scaling: str = DEFAULT_SCALING) -> DatasetDefaults:
@@ -199,18 +199,23 @@ _SMALL = {"batch_size": 16, "free_steps": 1000, "nudged_steps": 1000, "epochs": 
 #: 1000-step phases and DEEP's own rule gave iris 68.7 % and moons 49 % (chance).
 _SMALL_DEEP = {k: v for k, v in _DIGITS_LEAKY.settings.items() if k not in ("eta_input", "eta_feedback")}
 _SMALL_DEEP.update(batch_size=16, epochs=100)
+#: iris's and moons's former ``deep`` entries, no longer defaults: on the same kind of validation
+#: split, at full budget, the derived default beat them (iris 94.4 against 91.7 %, moons 90.0
+#: against 82.5 %, seeds 0-2: ``python benchmarks/study_defaults.py --keep-table``, docs/results.md).
+#: Kept for that study's record.
+FORMER_ENTRIES: Mapping[str, DatasetDefaults] = MappingProxyType({
+    "iris": DatasetDefaults("complete+sink", (10,), dict(_SMALL_DEEP, eta=3.0),
+                            "digits' DEEP settings, eta 3 (chosen on a validation split)"),
+    "moons": DatasetDefaults("complete+sink", (10,), dict(_SMALL_DEEP, eta=30.0),
+                             "digits' DEEP settings, eta 30 (chosen on a validation split)")})
 
 _TABLE: dict[str, DatasetDefaults] = {
-    # digits trains plain DEEP with a sink neuron when no family is named; every family keeps its
-    # own entry (ep-asym and ep-sym: the prototype configuration).
+    # Other families keep their own entries (ep-asym and ep-sym on digits: the prototype configuration).
+    # (deep's default for every data set but logic tasks and parity: derived_defaults above.)
     "digits": _DIGITS,
     "digits/deep-leaky": _DIGITS_LEAKY,
     "iris": DatasetDefaults("complete", (10,), dict(_SMALL), "lightly tuned"),
-    "iris/deep": DatasetDefaults("complete+sink", (10,), dict(_SMALL_DEEP, eta=3.0),
-                                 "digits' DEEP settings, eta 3 (chosen on a validation split)"),
     "moons": DatasetDefaults("complete", (10,), dict(_SMALL, epochs=50), "not tuned"),
-    "moons/deep": DatasetDefaults("complete+sink", (10,), dict(_SMALL_DEEP, eta=30.0),
-                                  "digits' DEEP settings, eta 30 (chosen on a validation split)"),
     "parity": DatasetDefaults("complete", (10,), {"epochs": 300, "stop_at_equilibrium": True}, "not tuned"),
     # A user file: a modest layered network; every value can be overridden.
     "file": DatasetDefaults("layered", (32,), dict(_SMALL, epochs=50), "generic"),

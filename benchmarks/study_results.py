@@ -65,17 +65,19 @@ NOTES = {"digits": "Each family trains with its own digits defaults (`deepcircui
                    "88.4 +- 0.8 % (5 seeds, 1298 s). Rows not measured were not run in the time of the "
                    "sessions (the prototype settings run 1000-step phases). Wall times were measured on 2 "
                    "cores shared with other runs (one digits seed of `deep` in `make demo`: 370 s with one other run).",
-         "iris": "`deep` trains with its own iris defaults: digits' DEEP settings on the complete graph "
-                 "with the sink, eta 3, chosen on a validation split (the grid below); the other families "
-                 "keep the configuration above. DEEP's first row here, with these families' settings, was "
-                 "68.7 +- 11.3 %; the settings before the grid (eta 30, chosen on test accuracy of seeds 0-1) "
-                 "gave 96.7 +- 2.1 %, an optimistic figure. With the input-to-hidden weights frozen the "
-                 "accuracy is the same: on iris the hidden layer's learning does not show.",
-         "moons": "`deep` trains with its own moons defaults: digits' DEEP settings on the complete graph "
-                  "with the sink, eta 30, chosen on a validation split (the grid below); the other families "
-                  "keep the configuration above. DEEP's first row here, with these families' settings, was "
-                  "49.1 +- 3.2 % (chance); the settings before the grid (no sink, eta 10, chosen on test "
-                  "accuracy) gave 83.8 +- 2.2 %."}
+         "iris": "The `deep` rows below were measured with iris's former `deep` entry (digits' DEEP settings "
+                 "on the complete graph with the sink, eta 3, chosen on a validation split: the grid below; "
+                 "`FORMER_ENTRIES` in `deepcircuit/data/defaults.py`). `deep` now trains the default derived "
+                 "from the data's shape, which beat that entry on the validation split (section \"The derived "
+                 "default on the benchmark suite\" at the end: `--keep-table`, and the suite's iris row for its "
+                 "test accuracy); the other families keep the configuration above. DEEP's first row here, "
+                 "with these families' settings, was 68.7 +- 11.3 %.",
+         "moons": "The `deep` rows below were measured with moons's former `deep` entry (digits' DEEP settings "
+                  "on the complete graph with the sink, eta 30, chosen on a validation split: the grid below). "
+                  "`deep` now trains the default derived from the data's shape, which beat that entry on the "
+                  "validation split (section \"The derived default on the benchmark suite\" at the end); the "
+                  "other families keep the configuration above. DEEP's first row here, with these families' "
+                  "settings, was 49.1 +- 3.2 % (chance)."}
 #: The grid of --select: iris's and moons's ``deep`` settings, each point run with 20 % of the
 #: training rows held out for validation; the choice is the best mean validation accuracy.
 SELECT_DATASETS = ("iris", "moons")

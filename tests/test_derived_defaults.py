@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from deepcircuit import TrainingConfig, load_dataset
+from deepcircuit.errors import InvalidInputError
 from deepcircuit.data.defaults import (BATCH_RANGE, DEFAULT_SCALING, EPOCH_RANGE, HIDDEN_RANGE,
                                        MAX_PRESENTATIONS, SCALINGS, DataShape, dataset_defaults,
                                        derived_batch, derived_defaults, derived_epochs, derived_hidden)
@@ -123,6 +124,8 @@ def test_suite_members_load_offline_with_fixed_rows():
     ds = load_dataset("suite:wine")
     assert ds.source == "builtin" and ds.train.n_inputs == 14
     assert not is_suite("suite:nope") and not is_suite("wine")
+    with pytest.raises(InvalidInputError, match="Unknown benchmark suite member 'suite:nope'; the suite is suite:iris"):
+        load_dataset("suite:nope")
 
 
 @pytest.mark.slow

@@ -31,7 +31,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "printed names its split.")
     p.add_argument("--task", default=None,
                    help=f"logic task ({', '.join(TASKS)}) or built-in data set "
-                        f"({', '.join(BUILTIN_DATASETS)}); default: xor")
+                        f"({', '.join(BUILTIN_DATASETS)}, or a benchmark suite member suite:NAME, e.g. "
+                        "suite:wine, suite:digits28: deepcircuit/data/suite.py); default: xor. Data sets "
+                        "train deep with a default derived from their shape (docs/data.md)")
     p.add_argument("--data", default=None, metavar="FILE",
                    help="train on a data file instead: FILE.csv (header row, one sample per row) or "
                         "FILE.npz (arrays x, y)")

@@ -89,9 +89,10 @@ BUILTIN_DATASETS = tuple(_LOADERS) + tuple(f"parity-{n}" for n in PARITY_BITS)
 def is_builtin(name: object) -> bool:
     """Whether ``name`` is a built-in data set (``digits``, ``iris``, ``moons``, ``parity-N``, or a
     benchmark suite member ``suite:NAME``, :mod:`deepcircuit.data.suite`)."""
-    from .suite import is_suite
+    from .suite import PREFIX
 
-    return isinstance(name, str) and (name.lower() in BUILTIN_DATASETS or is_suite(name))
+    # Any suite:NAME is ours: an unknown member fails in load_builtin with the suite's names.
+    return isinstance(name, str) and (name.lower() in BUILTIN_DATASETS or name.lower().startswith(PREFIX))
 
 
 def load_builtin(name: str) -> RawData:
@@ -101,6 +102,9 @@ def load_builtin(name: str) -> RawData:
     key = str(name).lower()
     if is_suite(key):
         return load_suite(key)
+    if key.startswith(PREFIX):
+        raise InvalidInputError(f"Unknown benchmark suite member {name!r}; the suite is "
+                                f"{', '.join(PREFIX + n for n in SUITE)}.")
     m = re.fullmatch(r"parity-(\d+)", key)
     if m:
         n = int(m.group(1))

@@ -30,7 +30,7 @@ def _one_blas_thread():
 
 
 def _iris_settings(epochs: int = 10) -> dict:
-    """iris' own DEEP entry (data/defaults.py), with fewer epochs: a quick learner for the smoke tests."""
+    """iris's DEEP default (derived from its shape, data/defaults.py), with fewer epochs: a quick learner for the smoke tests."""
     d = dataset_defaults("iris", "deep")
     return dict(topology=d.topology, hidden=d.hidden, config=dict(d.settings, epochs=epochs))
 

@@ -227,11 +227,19 @@ def dataset_defaults(name: str, model: str = "deep", *, source: str | None = Non
     """The defaults of data set ``name`` (``parity-N`` share one entry; user files ``source="file"``).
 
     With ``shape`` (the data's :class:`DataShape`), a data set without a table entry for
-    ``model`` gets :func:`derived_defaults` of that shape; without it, the generic ``file`` entry.
+    ``model`` gets :func:`derived_defaults` of that shape; a built-in named without a shape gets
+    that of its default split; otherwise a file gets the generic ``file`` entry.
     """
     key = str(name).lower()
     if key.startswith("parity-"):
         key = "parity"
+    if shape is None and model in DERIVED_FAMILIES and f"{key}/{model}" not in _TABLE and key != "parity":
+        from .builtin import is_builtin
+
+        if is_builtin(key):  # a built-in named without its shape: its default split's
+            from .split import load_dataset
+
+            shape = DataShape.of(load_dataset(key))
     if f"{key}/{model}" in _TABLE:
         d = _TABLE[f"{key}/{model}"]
     elif shape is not None and model in DERIVED_FAMILIES:

@@ -96,8 +96,8 @@ def test_split_presentations_and_workers_match_one_netlist():
         assert np.array_equal(a.settled, b.settled)
     with spice.SpiceSubstrate(presentations_per_run=1, workers=2, **tight) as sub:
         par = sub.run(net, inputs, s0, sched, targets=targets)
-        assert sub._pool is not None
-    assert sub._pool is None
+        assert sub._runner is not None and len(sub.runner.worker_pids()) == 2
+    assert sub._runner is None
     # the same netlists in other processes: the same numbers
     np.testing.assert_array_equal(par.free.states, split.free.states)
     np.testing.assert_array_equal(par.nudged.states, split.nudged.states)

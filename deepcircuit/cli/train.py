@@ -34,15 +34,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, metavar="FILE",
                    help="train on a data file instead: FILE.csv (header row, one sample per row) or "
                         "FILE.npz (arrays x, y)")
-    p.add_argument("--target", default=None, metavar="COLUMN",
+    p.add_argument("--target", default=None, metavar="COLUMN", action=_Given,
                    help="label column of a CSV data file (default: the last column)")
     p.add_argument("--test", default=None, metavar="FILE", help="separate test file (instead of --test-fraction)")
-    p.add_argument("--test-fraction", type=float, default=0.2,
+    p.add_argument("--test-fraction", type=float, default=0.2, action=_Given,
                    help="fraction of a data set held out for testing, stratified (default 0.2)")
-    p.add_argument("--validation-fraction", type=float, default=0.0,
+    p.add_argument("--validation-fraction", type=float, default=0.0, action=_Given,
                    help="fraction of the training rows held out for validation / early stopping (default 0)")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split (default 0)")
-    p.add_argument("--readout", choices=["argmax", "threshold"], default=None,
+    p.add_argument("--split-seed", type=int, default=0, action=_Given, help="seed of the train/test split (default 0)")
+    p.add_argument("--readout", choices=["argmax", "threshold"], default=None, action=_Given,
                    help="one output per class read by argmax (default), or one thresholded output (two classes)")
     p.add_argument("--model", default=None, choices=list(FAMILIES),
                    help="model family (default: the data set's: deep)")
@@ -71,10 +71,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "brian2-spiking)")
     p.add_argument("--settle-tol", type=float, default=None,
                    help="equilibrium tolerance on max |ds/dt| (1/tau); phases of data sets stop there")
-    p.add_argument("--seeds", type=int, default=1, help="number of seeds / networks (default: 1)")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
+    p.add_argument("--seeds", type=int, default=1, action=_Given,
+                   help="number of seeds / networks (default: 1; with --init: one per model file)")
+    p.add_argument("--seed", type=int, default=0, action=_Given,
+                   help="first seed (default: 0; with --init: the model files' own seeds, or K, K+1, ... "
+                        "when given; a seed draws the initial states, the weights are the file's)")
+    p.add_argument("--init", nargs="+", default=None, metavar="MODEL.json",
+                   help="fine-tune: continue the networks of these model files (one network per file, "
+                        "trained as one batch) with their family, topology, masks, weights and the data "
+                        "set split and scaler they were trained with; the settings default to the file's "
+                        "saved ones, overridden by the options given (e.g. --epochs 1 --substrate spice). "
+                        "A task, family or shape that does not fit the file is refused")
     p.add_argument("--out", default="runs/train", help="folder for the model files (default: runs/train)")
-    p.add_argument("--preset", default="default", choices=list(PRESETS),
+    p.add_argument("--preset", default="default", choices=list(PRESETS), action=_Given,
                    help="'default' (project settings) or 'paper' (the reference notebooks exactly)")
     p.add_argument("--substrate", default="ode", choices=available_substrates(),
                    help="where the phases run (default: ode)")
@@ -182,6 +191,55 @@ def _circuit_substrate(args, substrate):
     return get_substrate("spice", **options)
 
 
+#: Options that choose the data set split; with --init it is the model file's.
+_SPLIT_OPTIONS = {"test_fraction": "--test-fraction", "validation_fraction": "--validation-fraction",
+                  "split_seed": "--split-seed", "readout": "--readout", "target": "--target"}
+
+
+class _Given(argparse.Action):
+    """Store the value and note that the option was given (``namespace.given``), so that
+    ``--init`` can refuse options that would change what the model file fixes while their
+    defaults stay what ``sweep`` hashes (run ids)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        given = set(getattr(namespace, "given", None) or ())
+        setattr(namespace, "given", given | {self.dest})
+
+
+def _fine_tune_start(args):
+    """``--init FILE ...``: the checked start of a fine-tune
+    (:func:`deepcircuit.learning.fine_tune.start_from`), or None without --init."""
+    from ..errors import InvalidInputError
+    from ..learning.fine_tune import start_from
+
+    files = getattr(args, "init", None)
+    if not files:
+        return None
+    given = getattr(args, "given", None) or set()
+    bad = [opt for dest, opt in _SPLIT_OPTIONS.items() if dest in given]
+    if bad:
+        raise InvalidInputError(f"--init continues on the model file's data set split and scaler; "
+                                f"{', '.join(bad)} would change them (drop {'it' if len(bad) == 1 else 'them'}).")
+    if "preset" in given:
+        raise InvalidInputError("--init starts from the model file's saved settings; --preset would replace "
+                                "them all (override single settings instead: --epochs, --eta, ...).")
+    if args.gamma is not None:
+        raise InvalidInputError("--init keeps the network's own parameters; --gamma would change the model "
+                                "(drop --gamma).")
+    n = len(files)
+    if "seeds" in given and args.seeds != n:
+        raise InvalidInputError(f"--init gives one network per model file ({n} file(s)); --seeds {args.seeds} "
+                                "does not match (drop --seeds, or give one file per seed).")
+    seeds = list(range(args.seed, args.seed + n)) if "seed" in given else None
+    args.seeds = n
+    if seeds is not None:
+        args.seed = seeds[0]
+    return start_from(files, args.task if getattr(args, "data", None) is None else None, model=args.model,
+                      topology=args.topology, hidden=args.hidden, seeds=seeds,
+                      data=getattr(args, "data", None), test=args.test)
+
+
 def dataset_from_args(args):
     """The task resolved once from --task / --data and the split options (a Dataset)."""
     from ..data.split import load_dataset
@@ -212,10 +270,14 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     from ..learning.training import TrainingConfig, train
     from . import checks
 
-    dataset = dataset_from_args(args)
-    if args.model is None:  # the data set's family (deep)
-        args.model = default_model(dataset.name, source=dataset.source)
-    config = TrainingConfig.for_task(dataset, model=args.model, preset=args.preset)
+    start = _fine_tune_start(args)
+    if start is not None:  # --init: the files' networks, data set split and saved settings
+        dataset, args.model, config = start.dataset, start.family, start.training_config()
+    else:
+        dataset = dataset_from_args(args)
+        if args.model is None:  # the data set's family (deep)
+            args.model = default_model(dataset.name, source=dataset.source)
+        config = TrainingConfig.for_task(dataset, model=args.model, preset=args.preset)
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "eta": args.eta, "beta": args.beta, "dt": args.dt,
         "free_steps": args.free_steps, "nudged_steps": args.nudged_steps, "l1": args.l1,
@@ -237,19 +299,22 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     checks.seed("--seed + --seeds", args.seed + args.seeds - 1)
     checks.count("--free-steps", args.free_steps, low=1, limit="MAX_PHASE_STEPS")
     checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
-    defaults = dataset_defaults(dataset.name, args.model, source=dataset.source)
-    hidden = checks.hidden(args.hidden) if args.hidden is not None else tuple(defaults.hidden)
-    topology = _topology(args.topology) if args.topology is not None else defaults.topology
     config = config.replace(**overrides)
-    params = {"gamma": args.gamma} if args.gamma is not None else (dict(defaults.params) or None)
+    if start is not None:
+        hidden, topology, params, seeds = tuple(start.networks[0].roles.hidden), None, None, list(start.seeds)
+    else:
+        defaults = dataset_defaults(dataset.name, args.model, source=dataset.source)
+        hidden = checks.hidden(args.hidden) if args.hidden is not None else tuple(defaults.hidden)
+        topology = _topology(args.topology) if args.topology is not None else defaults.topology
+        params = {"gamma": args.gamma} if args.gamma is not None else (dict(defaults.params) or None)
+        seeds = list(range(args.seed, args.seed + args.seeds))
     # The largest state array of one substrate call: a minibatch (evaluations run in chunks).
     per_call = dataset.train.subset(slice(0, config.batch_size or dataset.train.n_presentations))
-    checks.state_size(per_call, hidden, args.seeds, config.free_steps, config.nudged_steps)
+    checks.state_size(per_call, hidden, len(seeds), config.free_steps, config.nudged_steps)
     if args.substrate == "spice":
         checks.beta_for_circuit(config.beta)
         if args.gamma is not None:
             checks.beta_for_circuit(args.gamma, "--gamma")
-    seeds = list(range(args.seed, args.seed + args.seeds))
     if substrate is None:
         substrate = args.substrate
     if args.brian2_target is not None:
@@ -278,7 +343,8 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         warnings.simplefilter("always")
         result = train(dataset, model=args.model, topology=topology, hidden=hidden, seeds=seeds,
                        config=config, substrate=substrate, params=params, progress=not args.quiet,
-                       on_divergence="report", callbacks=callbacks)
+                       on_divergence="report", callbacks=callbacks,
+                       init=start.models if start is not None else None)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     return result, config

@@ -501,12 +501,12 @@ def _training_substrate(substrate: "str | Substrate", *, keep_trajectories: bool
     return get_substrate(substrate)
 
 
-def train(task: "Task | Dataset | str", *, model: str | None = None, topology: Any = None,
-          hidden: "int | str | Sequence[int] | None" = None, seeds: "int | Sequence[int]" = (0,),
+def train(task: "Task | Dataset | str | None" = None, *, model: str | None = None, topology: Any = None,
+          hidden: "int | str | Sequence[int] | None" = None, seeds: "int | Sequence[int] | None" = None,
           config: TrainingConfig | None = None, substrate: "str | Substrate" = "ode",
           params: Mapping[str, float] | None = None, networks: Sequence[Network] | None = None,
           callbacks: Sequence[EpochCallback] = (), progress: bool = False,
-          on_divergence: str = "report") -> TrainingResult:
+          on_divergence: str = "report", init=None) -> TrainingResult:
     """Train one network per seed on ``task`` and return a :class:`TrainingResult`.
 
     Parameters
@@ -526,6 +526,7 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
         Hidden layer sizes; default: the data set's (5 for logic tasks).
     seeds : int or sequence of int
         A count (seeds ``0..n-1``) or the seeds themselves; each seeds its own generator.
+        Default: seed 0 (with ``init``: the model files' own seeds).
     config : TrainingConfig
         Settings; default ``TrainingConfig.for_task(task, model=model)`` (the ``default`` preset
         with the data set's defaults).
@@ -541,8 +542,28 @@ def train(task: "Task | Dataset | str", *, model: str | None = None, topology: A
     on_divergence : {"report", "raise"}
         ``report``: freeze a diverged network, warn with :class:`DivergenceWarning` and record it
         in ``TrainingResult.diverged``. ``raise``: raise :class:`DivergenceError` at once.
+    init : path, ModelFile or a sequence of them, optional
+        Fine-tune: continue the networks of these model files (one network per file, trained as
+        one batch): their family, topology, masks and weights, on the data set split and scaler
+        they were trained with (``task`` None, or the same data set). ``config`` defaults to the
+        first file's saved settings; ``seeds`` to the files' seeds. A task, family or shape that
+        does not fit is refused (:func:`deepcircuit.learning.fine_tune.start_from`).
     """
     t_start = time.perf_counter()
+    if init is not None:
+        from .fine_tune import start_from
+
+        if networks is not None:
+            raise InvalidInputError("Give either init (model files) or networks, not both.")
+        start = start_from(init, task, model=model, topology=topology, hidden=hidden,
+                           seeds=list(range(seeds)) if isinstance(seeds, (int, np.integer)) else seeds)
+        task, model, networks, seeds = start.dataset, start.family, start.networks, list(start.seeds)
+        topology = start.networks[0].topology
+        config = config or start.training_config()
+    if task is None:
+        raise InvalidInputError("train needs a task (a logic task, a data set name or a Dataset) or init model files.")
+    if seeds is None:
+        seeds = (0,)
     dataset = load_dataset(task)
     task = dataset.train
     if model is None:

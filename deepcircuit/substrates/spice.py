@@ -514,9 +514,16 @@ class SpiceSubstrate(Substrate):
         most :data:`AUTO_MAX_FREE_NODES_PER_RUN` free nodes (all of them for logic gates, one
         for a 64-100-10 network); None: all.
     workers : int
-        Worker processes running the netlists of one call in parallel (1: in this process). The
-        ngspice library is not thread-safe and grows with every transient, so parallel runs are
-        separate processes (spawned once, reused, replaced every 100 runs).
+        Dask worker processes running the netlists of one call in parallel (1: in this process).
+        ngspice is not thread-safe, so parallel runs are separate processes: a
+        ``distributed.LocalCluster`` started on first use and stopped by :meth:`close` (see
+        "The in-loop runner" in docs/spice.md: retries, worker deaths, Ctrl-C).
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``) whose workers run the netlists
+        instead (as ``sweep --scheduler``); ``workers`` is then ignored.
+    restart_after : str, optional
+        Restart each local worker gracefully after this long (``"30 minutes"``), bounding the
+        memory ngspice gains over many transients.
     """
 
     name = "spice"
@@ -530,6 +537,7 @@ class SpiceSubstrate(Substrate):
                  ota_linear_range: float | None = None, ota_gain: float | None = None,
                  ota_offset: float | None = None, opamp_gain: float | None = None,
                  presentations_per_run: "int | str | None" = "auto", workers: int = 1,
+                 scheduler: str | None = None, restart_after: str | None = None,
                  mismatch: float | None = None, seed: int | None = None, bits: int | None = None,
                  weight_range: float | None = None, parasitic_capacitance: float | None = None,
                  noise: float | None = None, noise_interval: float | None = None) -> None:
@@ -559,7 +567,11 @@ class SpiceSubstrate(Substrate):
             presentations_per_run = check_int("presentations_per_run", presentations_per_run, low=1)
         self.presentations_per_run = presentations_per_run
         self.workers = check_int("workers", workers, low=1)
-        self._pool = None
+        if scheduler is not None and not isinstance(scheduler, str):
+            raise InvalidInputError(f"scheduler must be a Dask scheduler address such as 'tcp://host:8786'; got {scheduler!r}.")
+        self.scheduler = scheduler or None
+        self.restart_after = restart_after
+        self._runner = None
         self.epoch: int | None = None  # set by callers that know it, for error messages
         self.runs = 0
         self._failed: dict[bytes, str] = {}  # networks of a batch whose run failed, by fingerprint
@@ -577,7 +589,6 @@ class SpiceSubstrate(Substrate):
         if not (np.all(np.isfinite(batch.weights)) and np.all(np.isfinite(batch.bias))):
             raise DivergenceError("The weights contain non-finite values; the network has diverged.",
                                   phase="free", magnitude=float("inf"))
-        ng = _load_ngspice()
         run_index = self.runs
         self.runs += 1
         nonideal = self.nonideal
@@ -589,37 +600,46 @@ class SpiceSubstrate(Substrate):
         S, P = len(batch), inputs.shape[0]
         k = self.networks_per_run or S
         q = self._presentations_per_run(P, min(k, S), batch.roles)
-        parts = []
+        # Every (network chunk, presentation chunk) is one netlist; all of them are run at once
+        # (in this process, or spread over the worker processes), then assembled per network chunk.
+        chunks = []  # (first network, networks, fingerprint, [(presentations, netlist)] or None)
         for a in range(0, S, k):
             sub = NetworkBatch(batch.networks[a:a + k])
             key = _fingerprint(sub)
             if S > k and key in self._failed:
-                # Frozen by the training loop after failing: the same circuit fails again.
-                parts.append(_failed_part(sub, inputs, schedule, targets, self.name, f"still failing: "
-                                          f"{self._failed[key]}"))
+                chunks.append((a, sub, key, None))  # frozen by the training loop after failing
                 continue
-            # This network chunk's presentations, q per netlist (several netlists: see "At scale"
-            # in docs/spice.md), run in this process or in the worker processes.
-            def netlist(sl):
-                return compile_netlist(sub, inputs[sl], initial[a:a + k, sl], schedule,
+
+            def netlist(sl, a=a, sub=sub):
+                return compile_netlist(sub, inputs[sl], initial[a:a + len(sub), sl], schedule,
                                        targets=None if targets is None else targets[sl], units=self.units,
                                        clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a,
                                        transconductor=self.transconductor)
 
             jobs = [(slice(c, min(c + q, P)), netlist(slice(c, min(c + q, P)))) for c in range(0, P, q)]
             self.last_netlist = jobs[-1][1]
-            try:
-                outputs = self._simulate_all(ng, [net for _, net in jobs])
-            except SimulationError as exc:
-                if S <= k:
-                    raise
+            chunks.append((a, sub, key, jobs))
+        runs = [(n, c[0], len(c[1]), sl, net) for n, c in enumerate(chunks) if c[3] is not None for sl, net in c[3]]
+        where = [(f"network {a}" if m == 1 else f"networks {a}..{a + m - 1}") +
+                 f", presentations {sl.start}..{sl.stop - 1} of this call" for _, a, m, sl, _ in runs]
+        outputs = iter(self._simulate_all([r[-1] for r in runs], [r[0] for r in runs], where,
+                                          raise_first=S <= k))
+        parts = []
+        for a, sub, key, jobs in chunks:
+            if jobs is None:  # the same circuit fails again
+                parts.append(_failed_part(sub, inputs, schedule, targets, self.name,
+                                          f"still failing: {self._failed[key]}"))
+                continue
+            got = [next(outputs) for _ in jobs]
+            bad = next((o for o in got if isinstance(o, SimulationError)), None)
+            if bad is not None:
                 # One network (chunk) of a batch failed: it is reported as diverged, with ngspice's
                 # reason and the saved netlist, and the other networks go on.
-                self._failed[key] = str(exc)
-                parts.append(_failed_part(sub, inputs, schedule, targets, self.name, str(exc)))
+                self._failed[key] = str(bad)
+                parts.append(_failed_part(sub, inputs, schedule, targets, self.name, str(bad)))
                 continue
             chunk, supplies = [], []
-            for (sl, net), (time_s, volts, seconds, rss, supply) in zip(jobs, outputs):
+            for (sl, net), (time_s, volts, seconds, rss, supply) in zip(jobs, got):
                 if supply is not None:
                     # Which block of the (network, presentation) grid this run's currents cover.
                     supplies.append({**supply, "networks": (a, a + len(sub)), "presentations": (sl.start, sl.stop)})
@@ -643,43 +663,78 @@ class SpiceSubstrate(Substrate):
             return max(1, min(P, AUTO_MAX_FREE_NODES_PER_RUN // max(1, networks * n_free)))
         return min(P, self.presentations_per_run)
 
-    def _simulate_all(self, ng, nets: list[Netlist]):
-        """``(time, volts, seconds, peak RSS MB, supply)`` of every netlist, in order (in workers if
-        asked); ``supply``: :func:`_read_supply` of that run (None without a supply)."""
-        if self.workers == 1 or len(nets) == 1:
-            out = []
-            for net in nets:
+    @property
+    def distributed(self) -> bool:
+        """Whether netlists run in Dask worker processes (``workers > 1`` or a ``scheduler``)."""
+        return self.scheduler is not None or self.workers > 1
+
+    def _simulate_all(self, nets: list[Netlist], owner: list[int], where: list[str], *,
+                      raise_first: bool) -> list:
+        """``(time, volts, seconds, peak RSS MB, supply)`` of every netlist, in order (``supply``:
+        :func:`_read_supply` of that run, None without a supply), or the
+        :class:`~deepcircuit.errors.SimulationError` of a netlist that failed (raised at once with
+        ``raise_first``). ``owner[i]``: the network chunk of netlist ``i``; after a failure in this
+        process the chunk's other netlists are not run (their network is failed anyway).
+        ``where[i]``: which networks and presentations netlist ``i`` holds (for messages).
+
+        In the workers (:attr:`distributed`) a failing netlist is retried once, then reported
+        with its networks and presentations; a worker that dies is replaced and its netlists run
+        again (:class:`~deepcircuit.substrates.cluster.ProcessRunner`).
+        """
+        if not nets:
+            return []
+        if not self.distributed:
+            ng = _load_ngspice()
+            out, failed = [], {}
+            for net, chunk in zip(nets, owner):
+                if chunk in failed:
+                    out.append(failed[chunk])
+                    continue
                 t0 = time.perf_counter()
-                t, v = self._simulate(ng, net)
+                try:
+                    t, v = self._simulate(ng, net)
+                except SimulationError as exc:
+                    if raise_first:
+                        raise
+                    failed[chunk] = exc
+                    out.append(exc)
+                    continue
                 out.append((t, v, time.perf_counter() - t0, 0.0, self._supply))
             return out
-        if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        from .cluster import TaskFailed
 
-            # spawn: a fork would copy this process's ngspice state and BLAS/numba threads
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, max_tasks_per_child=100,
-                                             mp_context=multiprocessing.get_context("spawn"))
-        futures = [self._pool.submit(_simulate_in_worker, net, self.netlist_dir, self.epoch, self.runs,
-                                     self.max_seconds) for net in nets]
-        try:
-            return [f.result() for f in futures]
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+        out = self.runner.map(_simulate_in_worker, nets, self.netlist_dir, self.epoch, self.runs, self.max_seconds,
+                              raise_failures=False)
+        for k, o in enumerate(out):
+            if isinstance(o, TaskFailed):
+                epoch = f" of epoch {self.epoch}" if self.epoch is not None else ""
+                out[k] = SimulationError(f"the ngspice run{epoch} of {where[k]} failed twice in the Dask "
+                                         f"workers (retried once): {o.reason}")
+                if raise_first:
+                    raise out[k]
+        return out
+
+    @property
+    def runner(self):
+        """The Dask runner of this instance's worker processes (started on first use)."""
+        if self._runner is None:
+            from .cluster import ProcessRunner
+
+            self._runner = ProcessRunner(workers=self.workers, scheduler=self.scheduler, retries=1,
+                                         restart_after=self.restart_after)
+        return self._runner
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_pool"] = None  # worker processes stay with the instance that started them
+        state["_runner"] = None  # worker processes stay with the instance that started them
         return state
 
     def close(self) -> None:
         """Stop this instance's worker processes, if any (the in-process shared library is reused
         by every SpiceSubstrate). Safe to call twice."""
-        pool, self._pool = getattr(self, "_pool", None), None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        runner, self._runner = getattr(self, "_runner", None), None
+        if runner is not None:
+            runner.close()
 
     # -- internals -----------------------------------------------------------------------
     def _simulate(self, ng, net: Netlist):

@@ -26,8 +26,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ...errors import InvalidInputError
 from ...atomic_files import atomic_output, write_atomic
+from ...substrates.cluster import dask_client  # noqa: F401  (shared with the SPICE substrate; re-exported)
 from .spec import Run, build_substrate, train_parser
 
 RUNS, MODELS, RESULTS = "runs", "models", "results"
@@ -234,55 +234,6 @@ class SweepOutcome:
 
 
 KEY_PREFIX = "deepcircuit-run-"
-
-
-@contextlib.contextmanager
-def dask_client(*, workers: int | None = None, scheduler: str | None = None,
-                memory_limit: str | None = None, restart_after: str | None = None):
-    """A ``distributed.Client``: on ``scheduler`` if given, else on a new ``LocalCluster`` of
-    ``workers`` single-threaded worker processes (default: one per core).
-
-    ``memory_limit`` (e.g. ``"2GiB"``, per worker): the nanny restarts a worker that grows past
-    95 % of it (pausing is off: a run's memory is not Dask data and cannot be spilled).
-    ``restart_after`` (a duration such as ``"10 minutes"``): each worker is closed gracefully
-    and restarted after that long (Dask's worker lifetime), which bounds slow leaks.
-    """
-    import dask
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        client = Client(scheduler)
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    n = workers or os.cpu_count() or 1
-    if n < 1:
-        raise InvalidInputError(f"--workers must be >= 1; got {workers}.")
-    config = {"distributed.worker.memory.pause": False, "distributed.worker.memory.spill": False,
-              "distributed.worker.memory.target": False,
-              "distributed.worker.memory.terminate": 0.95 if memory_limit else False,
-              "distributed.scheduler.allowed-failures": 2,
-              # Send every run to a worker at once: a worker never waits on the scheduler between
-              # runs (tiny runs would otherwise pay a round trip each); stealing rebalances.
-              "distributed.scheduler.worker-saturation": float("inf"),
-              # a run's seconds can exceed the default 1 s before work stealing kicks in needlessly
-              "distributed.scheduler.work-stealing": True,
-              "distributed.logging.distributed": "error"}
-    if restart_after:
-        config.update({"distributed.worker.lifetime.duration": restart_after,
-                       "distributed.worker.lifetime.stagger": "10 seconds",
-                       "distributed.worker.lifetime.restart": True})
-    with dask.config.set(config):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               memory_limit=memory_limit or 0, dashboard_address=":0", silence_logs=50)
-        client = Client(cluster)
-        try:
-            yield client
-        finally:
-            client.close()
-            cluster.close()
 
 
 def run_sweep(runs: Sequence[Run], out: "str | Path", *, client=None, compare_to: str | None = None,

@@ -1,0 +1,110 @@
+"""The in-loop runner: netlists of a call spread over Dask worker processes (substrates/cluster.py).
+
+Pins: a task that raises is retried once and then reported, never dropped; a worker process that
+dies is replaced and its task rescheduled; a SPICE training whose worker is killed mid-epoch
+completes with the same weights as in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from deepcircuit import train
+from deepcircuit.errors import SimulationError
+from deepcircuit.learning.training import TrainingConfig
+from deepcircuit.substrates.cluster import ProcessRunner, TaskFailed
+
+
+def _die_once(x, marker):
+    """Kills its worker process the first time it runs for ``x == 1`` (a crash in ngspice)."""
+    path = f"{marker}-{x}"
+    if x == 1 and not os.path.exists(path):
+        open(path, "w").close()
+        os._exit(1)
+    return x * x
+
+
+def _always_fails(x, marker):
+    with open(marker, "a") as fh:
+        fh.write(f"{x}\n")
+    if x == 2:
+        raise ValueError(f"item {x} cannot be simulated")
+    return x
+
+
+@pytest.fixture(scope="module")
+def runner():
+    r = ProcessRunner(workers=2)
+    yield r
+    r.close()
+
+
+def test_a_worker_that_dies_is_replaced_and_its_task_rescheduled(runner, tmp_path):
+    before = runner.worker_pids()
+    assert runner.map(_die_once, [0, 1, 2, 3], str(tmp_path / "m")) == [0, 1, 4, 9]
+    assert (tmp_path / "m-1").exists()  # it did die once
+    deadline = time.monotonic() + 30
+    while len(runner.worker_pids()) < 2 and time.monotonic() < deadline:  # the nanny restarts it
+        time.sleep(0.2)
+    after = runner.worker_pids()
+    assert len(after) == 2 and after != before
+
+
+def test_a_failing_task_is_retried_once_then_reported(runner, tmp_path):
+    marker = tmp_path / "tries"
+    with pytest.raises(TaskFailed, match="item 2 cannot be simulated") as info:
+        runner.map(_always_fails, [1, 2, 3], str(marker))
+    assert info.value.index == 1
+    assert marker.read_text().split().count("2") == 2  # the first try and one retry
+    out = runner.map(_always_fails, [1, 2, 3], str(marker), raise_failures=False)
+    assert out[0] == 1 and out[2] == 3 and isinstance(out[1], TaskFailed)
+
+
+spice = pytest.importorskip("deepcircuit.substrates.spice")
+
+
+@pytest.mark.spice
+def test_spice_training_survives_a_worker_killed_mid_epoch():
+    cfg = TrainingConfig(epochs=6, free_steps=100, nudged_steps=100)
+    alone = train("xor", seeds=[0, 1], config=cfg, substrate=spice.SpiceSubstrate(clamp="limiter"))
+    with spice.SpiceSubstrate(clamp="limiter", workers=2, presentations_per_run=1) as sub:
+        pids = sub.runner.worker_pids()
+        killed = []
+
+        def kill_one():
+            time.sleep(1.0)  # the training is under way (about 4 s on 2 workers)
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+        t = threading.Thread(target=kill_one)
+        t.start()
+        t0 = time.monotonic()
+        res = train("xor", seeds=[0, 1], config=cfg, substrate=sub)
+        t.join()
+        assert killed and time.monotonic() - t0 > 1.0  # the kill came while it was training
+        assert pids[0] not in sub.runner.worker_pids()
+    assert sub._runner is None  # closed: the local cluster is gone
+    assert res.diverged == [None, None]
+    for a, b in zip(res.networks, alone.networks):
+        # Presentations in separate netlists take ngspice time steps of their own: close, not equal.
+        np.testing.assert_allclose(a.weights, b.weights, atol=1e-2)
+
+
+@pytest.mark.spice
+def test_spice_netlist_failing_in_the_workers_is_reported_with_where(tmp_path):
+    cfg = TrainingConfig(epochs=1, free_steps=100, nudged_steps=100)
+    # Tolerances ngspice cannot meet: "Timestep too small" at once, in every try.
+    impossible = {"trtol": 1e-9, "reltol": 1e-12, "abstol": 1e-30}
+    with spice.SpiceSubstrate(workers=2, options=impossible, netlist_dir=tmp_path) as sub:
+        with pytest.raises(SimulationError, match=r"of network 0, presentations 0\.\.3 of this call failed twice "
+                                                  r"in the Dask workers \(retried once\): .*Timestep too small"):
+            train("xor", seeds=[0], config=cfg, substrate=sub)
+        # two seeds: the failing networks are reported as diverged, with the same reason
+        res = train("xor", seeds=[0, 1], config=cfg, substrate=sub)
+        assert all("retried once" in d for d in res.diverged)

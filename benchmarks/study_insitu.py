@@ -59,12 +59,30 @@ def run_ode(args, model, out: Path) -> None:
                              chips=args.chips, chip_seed=args.chip_seed, finetune_epochs=_ints(args.finetune),
                              scratch_epochs=args.scratch_epochs, scratch_chips=args.scratch_chips,
                              train_samples=args.train_samples, test_samples=args.test_samples)
-    csv = out / "insitu_ode.csv"
+    arms = tuple(args.arms.split(","))
+    tag = "-".join(plan.transconductors) + ("" if set(arms) == set(insitu.ARMS) else "_" + "-".join(arms))
+    csv = out / f"insitu_ode_{tag}.csv"
     t0 = time.perf_counter()
-    df = insitu.run_study(model, plan, out=csv, progress=lambda s: print(s, flush=True))
+    df = insitu.run_study(model, plan, out=csv, progress=lambda s: print(s, flush=True), arms=arms)
     print(f"ode study: {len(df)} rows in {time.perf_counter() - t0:.0f} s -> {csv}")
     print(insitu.arm_table(df).to_string(index=False))
-    insitu.plot_accuracy(df, out / "insitu_ode.png", title="digits on the non-ideal ODE")
+    run_plot(args, model, out)
+
+
+def run_plot(args, model, out: Path) -> None:
+    """One table and one plot of every ``insitu_ode_*.csv`` in the folder (parts run apart)."""
+    import pandas as pd
+
+    files = [f for f in sorted(out.glob("insitu_ode_*.csv")) if f.stem != "insitu_ode_table"]
+    if not files:
+        return
+    df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    # the ideal arm is measured by every part: keep one copy per (transconductor, mismatch, chip)
+    df = df.drop_duplicates(subset=["solver", "transconductor", "mismatch", "chip_seed", "chip", "arm", "epochs"])
+    insitu.write_rows(df.to_dict("records"), out / "insitu_ode.csv")
+    table = insitu.arm_table(df)
+    insitu.write_rows(table.to_dict("records"), out / "insitu_ode_table.csv")
+    insitu.plot_accuracy(df, out / "insitu_ode.png", title="digits on the non-ideal ODE: in-situ learning")
 
 
 def run_spice(args, model, out: Path) -> None:
@@ -73,14 +91,11 @@ def run_spice(args, model, out: Path) -> None:
 
     from deepcircuit.substrates import get_substrate
 
-    rows, extra = [], {}
-    csv, js = out / "insitu_spice.csv", out / "insitu_spice.json"
-    if csv.exists():
-        rows = pd.read_csv(csv).to_dict("records")
-        extra = json.loads(js.read_text()) if js.exists() else {}
     for kind, chips in (("vccs", args.spice_vccs_chips), ("ota", args.spice_ota_chips)):
-        if chips == 0 or any(r["transconductor"] == kind for r in rows if r["arm"] != "ideal"):
+        csv, js = out / f"insitu_spice_{kind}.csv", out / f"insitu_spice_{kind}.json"
+        if chips == 0 or csv.exists():
             continue
+        rows, extra = [], {}
         opts = {"clamp": "limiter", "workers": args.workers}
         plan = insitu.InSituPlan(mismatches=(args.spice_mismatch,), transconductors=(kind,), chips=chips,
                                  chip_seed=args.chip_seed, finetune_epochs=(1,),
@@ -93,7 +108,7 @@ def run_spice(args, model, out: Path) -> None:
         cell = insitu.run_cell(model, plan, args.spice_mismatch, kind, dataset=ds)
         print(f"spice {kind}: {insitu.summary_line(cell)} ({time.perf_counter() - t0:.0f} s)", flush=True)
         rows += cell
-        insitu.write_rows(rows, csv)
+        insitu.write_rows(rows, out / f"insitu_spice_{kind}.part.csv")
         # Agreement of each chip with the non-ideal ODE (the deployed weights), and energies.
         ode = get_substrate("ode", mismatch=args.spice_mismatch, seed=args.chip_seed, transconductor=kind,
                             max_seconds=None)
@@ -107,8 +122,9 @@ def run_spice(args, model, out: Path) -> None:
                                                 config.eval_schedule, chips=ids,
                                                 state_init_high=config.state_init_high)
             agree["seconds"] = time.perf_counter() - t0
-            energy = insitu_chip.chip_energy([model.network] * chips, ds.train, spice, config, chips=ids,
-                                             presentations=args.energy_presentations)
+            energy = (insitu_chip.chip_energy([model.network] * chips, ds.train, spice, config, chips=ids,
+                                              presentations=args.energy_presentations) if kind == "ota" else
+                      {"note": "ideal VCCS synapses and limiter clamps: the netlist has no supply"})
         finally:
             spice.close()
         extra[kind] = {"agreement": agree, "energy": energy, "chips": ids, "mismatch": args.spice_mismatch,
@@ -116,7 +132,7 @@ def run_spice(args, model, out: Path) -> None:
                        "test_presentations": ds.test.n_presentations}
         print(f"spice {kind}: agreement {agree}; energy {energy}", flush=True)
         write_atomic(js, json.dumps(extra, indent=1) + "\n")
-    if rows:
+        insitu.write_rows(rows, csv)
         print(insitu.arm_table(pd.DataFrame(rows)).to_string(index=False))
 
 
@@ -156,13 +172,14 @@ def run_prune(args, model, out: Path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("parts", nargs="*", default=["ode"], choices=["ode", "spice", "prune"])
+    p.add_argument("parts", nargs="*", default=["ode"], choices=["ode", "spice", "prune", "plot"])
     p.add_argument("--model", help="ideal-trained digits model file (not with --quick)")
     p.add_argument("--out", default="benchmarks/results/insitu", help="folder of the tables and plots")
     p.add_argument("--quick", action="store_true", help="toy sizes and a tiny model trained here")
     p.add_argument("--mismatch", default="0,0.1,0.2,0.3")
     p.add_argument("--transconductors", default="vccs,ota")
     p.add_argument("--chips", type=int, default=5)
+    p.add_argument("--arms", default=",".join(insitu.ARMS), help="arms of the ode part (ideal,deployed,finetune,scratch)")
     p.add_argument("--chip-seed", type=int, default=1)
     p.add_argument("--finetune", default="1,3", help="fine-tune epochs reported")
     p.add_argument("--scratch-epochs", type=int, default=30, help="0 = no scratch arm")
@@ -198,7 +215,7 @@ def main(argv=None) -> int:
     else:
         model = load_model(args.model)
     for part in args.parts:
-        {"ode": run_ode, "spice": run_spice, "prune": run_prune}[part](args, model, out)
+        {"ode": run_ode, "spice": run_spice, "prune": run_prune, "plot": run_plot}[part](args, model, out)
     return 0
 
 

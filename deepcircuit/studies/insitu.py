@@ -237,29 +237,44 @@ def _hidden(net) -> tuple:
 
 
 def _finetune(model, ds, config, plan, sub, mismatch, transconductor, chips, train) -> list[dict]:
-    """The fine-tune arm: one run of ``max(finetune_epochs)`` epochs from the model on every chip,
-    the test split evaluated after each epoch (one evaluation at the end when one k is asked)."""
+    """The fine-tune arm: one run of ``max(finetune_epochs)`` epochs from the model on every chip.
+
+    Several k: the test split is evaluated by ``train`` after every epoch. One k (the SPICE
+    study): ``train``'s own end-of-run evaluations are read out after the training phase's free
+    time only (they cost as much as the training on a circuit simulator and are not reported),
+    and the test split is scored by :func:`test_scores` with the model's evaluation schedule and
+    the deployed arm's initial states: the two arms are paired presentation by presentation.
+    """
     ks = sorted(set(plan.finetune_epochs))
     last = ks[-1]
     t0 = time.perf_counter()
-    res = train(ds, init=[model] * len(chips), seeds=chips,
-                config=config.replace(epochs=last, eval_every=1 if len(ks) > 1 else 0), substrate=sub)
+    if len(ks) > 1:
+        cfg = config.replace(epochs=last, eval_every=1)
+    else:
+        cfg = config.replace(epochs=last, eval_every=0, eval_free_steps=config.free_steps)
+    res = train(ds, init=[model] * len(chips), seeds=chips, config=cfg, substrate=sub)
     sec = (time.perf_counter() - t0) / len(chips)
     n_test, n_train = ds.test.n_presentations, ds.train.n_presentations
+    settled = np.full(len(chips), np.nan)
+    if len(ks) == 1:
+        t1 = time.perf_counter()
+        sc = test_scores(res.networks, ds.test, sub, chips, config)
+        errors = {last: sc.error}
+        settled = sc.settled
+        sec += (time.perf_counter() - t1) / len(chips)
+    else:
+        errors = {e: [h.test_error[e - 1] for h in res.histories] for e in ks}
     rows = []
     for k, c in enumerate(chips):
         for e in ks:
-            err = res.histories[k].test_error[e - 1] if e < last else float(np.asarray(res.test_error)[k])
-            if not np.isfinite(err):
-                raise InvalidInputError(f"chip {c}: no test evaluation after epoch {e}")  # pragma: no cover
-            rows.append(_row(plan, transconductor, mismatch, c, "finetune", e, 1.0 - err, n_test, np.nan,
-                             n_train * e, sec * e / last))
-    if any(res.diverged):
-        for k, why in enumerate(res.diverged):
-            if why:
-                for r in rows:
-                    if r["chip"] == chips[k]:
-                        r["diverged"] = why
+            err = float(errors[e][k])
+            if not np.isfinite(err):  # pragma: no cover - train evaluates every epoch here
+                raise InvalidInputError(f"chip {c}: no test evaluation after epoch {e}")
+            row = _row(plan, transconductor, mismatch, c, "finetune", e, 1.0 - err, n_test, settled[k],
+                       n_train * e, sec * e / last)
+            if res.diverged[k]:
+                row["diverged"] = res.diverged[k]
+            rows.append(row)
     return rows
 
 

@@ -99,9 +99,11 @@ def run_spice(args, model, out: Path) -> None:
         opts = {"clamp": "limiter", "workers": args.workers}
         plan = insitu.InSituPlan(mismatches=(args.spice_mismatch,), transconductors=(kind,), chips=chips,
                                  chip_seed=args.chip_seed, finetune_epochs=(1,),
-                                 train_samples=args.spice_train_samples if kind == "vccs" else args.spice_ota_train_samples,
+                                 train_samples=(args.spice_train_samples if kind == "vccs"
+                                                else args.spice_ota_train_samples or None),
                                  test_samples=args.spice_test_samples if kind == "vccs" else args.spice_ota_test_samples,
-                                 solver="spice", substrate_options=opts)
+                                 solver="spice", substrate_options=opts,
+                                 train_solver="ode" if kind == "ota" and args.spice_ota_train_samples == 0 else None)
         ds = insitu.study_dataset(model, plan)
         config = model.training_config()
         t0 = time.perf_counter()
@@ -191,8 +193,10 @@ def main(argv=None) -> int:
     p.add_argument("--spice-ota-chips", type=int, default=1)
     p.add_argument("--spice-train-samples", type=int, default=384)
     p.add_argument("--spice-test-samples", type=int, default=100)
-    p.add_argument("--spice-ota-train-samples", type=int, default=64)
-    p.add_argument("--spice-ota-test-samples", type=int, default=20)
+    p.add_argument("--spice-ota-train-samples", type=int, default=0,
+                   help="training presentations of the OTA chip's epoch on ngspice; 0 = fine-tune one full "
+                        "epoch on the chip's ODE twin and score it on ngspice")
+    p.add_argument("--spice-ota-test-samples", type=int, default=12)
     p.add_argument("--agreement-samples", type=int, default=20)
     p.add_argument("--energy-presentations", type=int, default=2)
     p.add_argument("--workers", type=int, default=2, help="Dask workers of the SPICE substrate")
@@ -208,7 +212,7 @@ def main(argv=None) -> int:
         args.train_samples, args.test_samples = args.train_samples or 128, args.test_samples or 60
         args.spice_vccs_chips, args.spice_ota_chips = 1, 1
         args.spice_train_samples, args.spice_test_samples = 8, 8
-        args.spice_ota_train_samples, args.spice_ota_test_samples = 2, 2
+        args.spice_ota_train_samples, args.spice_ota_test_samples = 0, 2
         args.agreement_samples, args.energy_presentations, args.workers = 4, 1, 1
     elif not args.model:
         p.error("give --model FILE (an ideal-trained digits model) or --quick")

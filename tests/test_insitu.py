@@ -117,3 +117,20 @@ def test_pruning_levels_and_agreement(tiny_model):
     assert [r["synapses"] for r in rows] == [before, insitu_chip.prunable(half).sum()]
     assert rows[1]["abs_weight_sum"] < rows[0]["abs_weight_sum"]
     assert rows[0]["energy_per_inference_J"] is None  # no circuit, no supply
+
+
+@pytest.mark.spice
+def test_spice_chip_is_the_ode_chip(tiny_model):
+    """On ngspice: the deployed arm agrees with the non-ideal ODE's on the same chip, and a
+    fine-tune trained on the chip's ODE twin is scored on ngspice (rows say where it trained)."""
+    pytest.importorskip("PySpice")
+    plan = insitu.InSituPlan(mismatches=(0.3,), transconductors=("vccs",), chips=1, finetune_epochs=(1,),
+                             train_samples=64, test_samples=4, solver="spice",
+                             substrate_options={"clamp": "limiter"}, train_solver="ode")
+    rows = insitu.run_cell(tiny_model, plan, 0.3, "vccs", arms=("deployed", "finetune"))
+    by_arm = {r["arm"]: r for r in rows}
+    assert by_arm["deployed"]["solver"] == "spice" and by_arm["deployed"]["trained_on"] == ""
+    assert by_arm["finetune"]["trained_on"] == "ode" and by_arm["finetune"]["train_presentations"] == 64
+    ode_rows = insitu.run_cell(tiny_model, replace(plan, solver="ode", substrate_options={}, train_solver=None),
+                               0.3, "vccs", arms=("deployed",))
+    assert abs(ode_rows[0]["correct"] - by_arm["deployed"]["correct"]) <= 1

@@ -39,7 +39,7 @@ from ..errors import InvalidInputError
 #: The arms of the study, in the order they are reported.
 ARMS = ("ideal", "deployed", "finetune", "scratch")
 #: Columns of a result row.
-COLUMNS = ("solver", "transconductor", "mismatch", "chip_seed", "chip", "arm", "epochs", "correct", "n",
+COLUMNS = ("solver", "trained_on", "transconductor", "mismatch", "chip_seed", "chip", "arm", "epochs", "correct", "n",
            "accuracy", "ci_low", "ci_high", "settled", "train_presentations", "seconds")
 
 
@@ -80,6 +80,10 @@ class InSituPlan:
         The substrate every chip runs on.
     substrate_options : dict
         Further options of that substrate (``clamp="limiter"``, ``workers=2``, ...).
+    train_solver : {None, "ode", "spice"}
+        Where the fine-tune arm trains: None = on ``solver`` itself (in situ). ``"ode"`` with
+        ``solver="spice"``: on the ODE twin of the same chip, then scored on ``solver`` (for
+        circuits too slow to train on in the loop); the rows say ``trained_on``.
     """
 
     mismatches: tuple = (0.0, 0.1, 0.2, 0.3)
@@ -93,6 +97,7 @@ class InSituPlan:
     test_samples: int | None = None
     solver: str = "ode"
     substrate_options: dict = field(default_factory=dict)
+    train_solver: str | None = None
 
     def __post_init__(self) -> None:
         for m in self.mismatches:
@@ -108,6 +113,8 @@ class InSituPlan:
             if getattr(self, name) is not None:
                 check_int(name, getattr(self, name), low=1)
         check_choice("solver", self.solver, ("ode", "spice"))
+        if self.train_solver is not None:
+            check_choice("train_solver", self.train_solver, ("ode", "spice"))
 
 
 def model_of(result, k: int = 0):
@@ -168,7 +175,8 @@ def _row(plan: InSituPlan, transconductor: str, mismatch: float, chip: int, arm:
          accuracy: float, n: int, settled: float, train_presentations: int, seconds: float) -> dict:
     correct = int(round(float(accuracy) * n))
     lo, hi = wilson_interval(correct, n)
-    return {"solver": plan.solver, "transconductor": transconductor, "mismatch": float(mismatch),
+    trained_on = (plan.train_solver or plan.solver) if arm in ("finetune", "scratch") else ""
+    return {"solver": plan.solver, "trained_on": trained_on, "transconductor": transconductor, "mismatch": float(mismatch),
             "chip_seed": plan.chip_seed, "chip": int(chip), "arm": arm, "epochs": int(epochs),
             "correct": correct, "n": int(n), "accuracy": correct / n, "ci_low": lo, "ci_high": hi,
             "settled": float(settled), "train_presentations": int(train_presentations),
@@ -248,6 +256,11 @@ def _finetune(model, ds, config, plan, sub, mismatch, transconductor, chips, tra
     ks = sorted(set(plan.finetune_epochs))
     last = ks[-1]
     t0 = time.perf_counter()
+    score_sub = sub
+    if plan.train_solver not in (None, plan.solver):
+        twin = replace(plan, solver=plan.train_solver, substrate_options={})
+        sub = chip_substrate(twin, mismatch, transconductor)
+        ks = [last]  # scored on the plan's solver after training
     if len(ks) > 1:
         cfg = config.replace(epochs=last, eval_every=1)
     else:
@@ -258,7 +271,7 @@ def _finetune(model, ds, config, plan, sub, mismatch, transconductor, chips, tra
     settled = np.full(len(chips), np.nan)
     if len(ks) == 1:
         t1 = time.perf_counter()
-        sc = test_scores(res.networks, ds.test, sub, chips, config)
+        sc = test_scores(res.networks, ds.test, score_sub, chips, config)
         errors = {last: sc.error}
         settled = sc.settled
         sec += (time.perf_counter() - t1) / len(chips)

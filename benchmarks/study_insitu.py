@@ -6,9 +6,9 @@ Three parts, each writing its table as it goes (a cut run still leaves its rows)
            deployed / fine-tuned in situ (k epochs) / trained in situ from scratch
            (:func:`deepcircuit.studies.insitu.run_study`); ``insitu_ode.csv`` (+ .parquet)
            and ``insitu_ode.png``.
-``spice``  chips on ngspice (limiter clamps): deployed vs one in-situ epoch on ngspice itself,
-           SPICE-vs-ODE agreement of each chip, energy per inference and per training step
-           from the supply (OTA chips); ``insitu_spice.csv`` and ``insitu_spice.json``.
+``spice``  chips on ngspice (limiter clamps), one per seed: deployed vs one in-situ epoch on
+           ngspice itself, SPICE-vs-ODE agreement of each chip, energy per inference and per
+           training step from the supply (OTA chips); ``insitu_spice_<kind>_s<seed>.csv/.json``.
 ``prune``  magnitude pruning of a network fine-tuned on an OTA chip: accuracy on the chip (ODE)
            and energy per inference from the OTA circuit's supply (SPICE) against sparsity;
            ``insitu_prune.csv`` and ``insitu_prune.png``.
@@ -86,56 +86,61 @@ def run_plot(args, model, out: Path) -> None:
 
 
 def run_spice(args, model, out: Path) -> None:
-    """Deployed vs one in-situ epoch on ngspice, per chip; agreement with the ODE; energies."""
+    """Deployed vs one in-situ epoch on ngspice, one chip per seed of ``--spice-seeds`` (the chip
+    ``spice:mismatch=M;seed=S``, network 0 of the draw); agreement with the ODE; energies.
+
+    Each chip's rows are written after each arm (``insitu_spice_<kind>_s<seed>.csv``), so a run
+    cut during the fine-tune still leaves the deployed figures."""
     import pandas as pd
 
     from deepcircuit.substrates import get_substrate
 
-    for kind, chips in (("vccs", args.spice_vccs_chips), ("ota", args.spice_ota_chips)):
-        csv, js = out / f"insitu_spice_{kind}.csv", out / f"insitu_spice_{kind}.json"
-        if chips == 0 or csv.exists():
-            continue
-        rows, extra = [], {}
+    kind = args.spice_transconductor
+    for seed in _ints(args.spice_seeds):
+        stem = out / f"insitu_spice_{kind}_s{seed}"
+        csv, js = stem.with_suffix(".csv"), stem.with_suffix(".json")
+        rows = pd.read_csv(csv).to_dict("records") if csv.exists() else []
+        extra = json.loads(js.read_text()) if js.exists() else {}
         opts = {"clamp": "limiter", "workers": args.workers}
-        plan = insitu.InSituPlan(mismatches=(args.spice_mismatch,), transconductors=(kind,), chips=chips,
-                                 chip_seed=args.chip_seed, finetune_epochs=(1,),
+        twin = kind == "ota" and args.spice_ota_train_samples == 0
+        plan = insitu.InSituPlan(mismatches=(args.spice_mismatch,), transconductors=(kind,), chips=1, chip_seed=seed,
+                                 finetune_epochs=(1,),
                                  train_samples=(args.spice_train_samples if kind == "vccs"
                                                 else args.spice_ota_train_samples or None),
                                  test_samples=args.spice_test_samples if kind == "vccs" else args.spice_ota_test_samples,
-                                 solver="spice", substrate_options=opts,
-                                 train_solver="ode" if kind == "ota" and args.spice_ota_train_samples == 0 else None)
+                                 solver="spice", substrate_options=opts, train_solver="ode" if twin else None)
         ds = insitu.study_dataset(model, plan)
         config = model.training_config()
-        t0 = time.perf_counter()
-        cell = insitu.run_cell(model, plan, args.spice_mismatch, kind, dataset=ds)
-        print(f"spice {kind}: {insitu.summary_line(cell)} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        rows += cell
-        insitu.write_rows(rows, out / f"insitu_spice_{kind}.part.csv")
-        # Agreement of each chip with the non-ideal ODE (the deployed weights), and energies.
-        ode = get_substrate("ode", mismatch=args.spice_mismatch, seed=args.chip_seed, transconductor=kind,
-                            max_seconds=None)
-        spice = get_substrate("spice", mismatch=args.spice_mismatch, seed=args.chip_seed, transconductor=kind,
-                              **opts)
-        try:
-            ids = list(range(chips))
-            n_agree = args.agreement_samples if kind == "vccs" else max(1, args.agreement_samples // 4)
+        for arms in (("ideal", "deployed"), ("finetune",)):
+            if any(r["arm"] in arms for r in rows):
+                continue
             t0 = time.perf_counter()
-            agree = insitu_chip.state_agreement([model.network] * chips, ds.test.inputs[:n_agree], spice, ode,
-                                                config.eval_schedule, chips=ids,
+            cell = insitu.run_cell(model, plan, args.spice_mismatch, kind, dataset=ds, arms=arms)
+            print(f"spice {kind} seed {seed}: {insitu.summary_line(cell)} ({time.perf_counter() - t0:.0f} s)",
+                  flush=True)
+            rows += cell
+            insitu.write_rows(rows, csv)
+        if "agreement" in extra:
+            continue
+        # Agreement of the chip with its non-ideal ODE twin (the deployed weights), and energies.
+        ode = get_substrate("ode", mismatch=args.spice_mismatch, seed=seed, transconductor=kind, max_seconds=None)
+        spice = get_substrate("spice", mismatch=args.spice_mismatch, seed=seed, transconductor=kind, **opts)
+        try:
+            t0 = time.perf_counter()
+            agree = insitu_chip.state_agreement([model.network], ds.test.inputs[:args.agreement_samples], spice, ode,
+                                                config.eval_schedule, chips=[0],
                                                 state_init_high=config.state_init_high)
             agree["seconds"] = time.perf_counter() - t0
-            energy = (insitu_chip.chip_energy([model.network] * chips, ds.train, spice, config, chips=ids,
+            energy = (insitu_chip.chip_energy([model.network], ds.train, spice, config, chips=[0],
                                               presentations=args.energy_presentations) if kind == "ota" else
                       {"note": "ideal VCCS synapses and limiter clamps: the netlist has no supply"})
         finally:
             spice.close()
-        extra[kind] = {"agreement": agree, "energy": energy, "chips": ids, "mismatch": args.spice_mismatch,
-                       "chip_seed": args.chip_seed, "train_presentations": ds.train.n_presentations,
-                       "test_presentations": ds.test.n_presentations}
-        print(f"spice {kind}: agreement {agree}; energy {energy}", flush=True)
+        extra.update(agreement=agree, energy=energy, mismatch=args.spice_mismatch, chip_seed=seed,
+                     transconductor=kind, train_presentations=ds.train.n_presentations,
+                     test_presentations=ds.test.n_presentations, trained_on="ode" if twin else "spice")
+        print(f"spice {kind} seed {seed}: agreement {agree}; energy {energy}", flush=True)
         write_atomic(js, json.dumps(extra, indent=1) + "\n")
-        insitu.write_rows(rows, csv)
-        print(insitu.arm_table(pd.DataFrame(rows)).to_string(index=False))
 
 
 def run_prune(args, model, out: Path) -> None:
@@ -189,8 +194,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-samples", type=int, default=None)
     p.add_argument("--test-samples", type=int, default=None)
     p.add_argument("--spice-mismatch", type=float, default=0.3)
-    p.add_argument("--spice-vccs-chips", type=int, default=2)
-    p.add_argument("--spice-ota-chips", type=int, default=1)
+    p.add_argument("--spice-transconductor", default="vccs", choices=["vccs", "ota"])
+    p.add_argument("--spice-seeds", default="1", help="chips of the spice part: seeds of the draw, e.g. 1,2")
     p.add_argument("--spice-train-samples", type=int, default=384)
     p.add_argument("--spice-test-samples", type=int, default=100)
     p.add_argument("--spice-ota-train-samples", type=int, default=0,
@@ -199,7 +204,7 @@ def main(argv=None) -> int:
     p.add_argument("--spice-ota-test-samples", type=int, default=12)
     p.add_argument("--agreement-samples", type=int, default=20)
     p.add_argument("--energy-presentations", type=int, default=2)
-    p.add_argument("--workers", type=int, default=2, help="Dask workers of the SPICE substrate")
+    p.add_argument("--workers", type=int, default=1, help="Dask workers of the SPICE substrate (1: in process)")
     p.add_argument("--prune-levels", default="0,0.25,0.5,0.75,0.9")
     p.add_argument("--prune-mismatch", type=float, default=0.3)
     p.add_argument("--prune-energy-presentations", type=int, default=1, help="0 = no SPICE energy")
@@ -210,10 +215,9 @@ def main(argv=None) -> int:
         model = quick_model(out)
         args.chips, args.scratch_epochs, args.finetune = 2, 1, "1,2"
         args.train_samples, args.test_samples = args.train_samples or 128, args.test_samples or 60
-        args.spice_vccs_chips, args.spice_ota_chips = 1, 1
         args.spice_train_samples, args.spice_test_samples = 8, 8
         args.spice_ota_train_samples, args.spice_ota_test_samples = 0, 2
-        args.agreement_samples, args.energy_presentations, args.workers = 4, 1, 1
+        args.agreement_samples, args.energy_presentations, args.workers = 2, 1, 1
     elif not args.model:
         p.error("give --model FILE (an ideal-trained digits model) or --quick")
     else:

@@ -61,6 +61,7 @@ def run_ode(args, model, out: Path) -> None:
                              train_samples=args.train_samples, test_samples=args.test_samples)
     arms = tuple(args.arms.split(","))
     tag = "-".join(plan.transconductors) + ("" if set(arms) == set(insitu.ARMS) else "_" + "-".join(arms))
+    tag += f"_{args.tag}" if args.tag else ""
     csv = out / f"insitu_ode_{tag}.csv"
     t0 = time.perf_counter()
     df = insitu.run_study(model, plan, out=csv, progress=lambda s: print(s, flush=True), arms=arms)
@@ -111,7 +112,7 @@ def run_spice(args, model, out: Path) -> None:
                                  solver="spice", substrate_options=opts, train_solver="ode" if twin else None)
         ds = insitu.study_dataset(model, plan)
         config = model.training_config()
-        for arms in (("ideal", "deployed"), ("finetune",)):
+        for arms in () if args.spice_no_arms else (("ideal", "deployed"), ("finetune",)):
             if any(r["arm"] in arms for r in rows):
                 continue
             t0 = time.perf_counter()
@@ -152,6 +153,7 @@ def run_prune(args, model, out: Path) -> None:
 
     plan = insitu.InSituPlan(train_samples=args.train_samples, test_samples=args.test_samples)
     ds = insitu.study_dataset(model, plan)
+    print(f"prune: {ds.train.n_presentations} training, {ds.test.n_presentations} test presentations", flush=True)
     config = model.training_config()
     chip = get_substrate("ode", mismatch=args.prune_mismatch, seed=args.chip_seed, transconductor="ota",
                          record="final", max_seconds=None)
@@ -186,6 +188,9 @@ def main(argv=None) -> int:
     p.add_argument("--mismatch", default="0,0.1,0.2,0.3")
     p.add_argument("--transconductors", default="vccs,ota")
     p.add_argument("--chips", type=int, default=5)
+    p.add_argument("--tag", default="", help="suffix of the ode part's file (parts run side by side)")
+    p.add_argument("--spice-no-arms", action="store_true",
+                   help="spice part: agreement and energy only (no accuracy arms)")
     p.add_argument("--arms", default=",".join(insitu.ARMS), help="arms of the ode part (ideal,deployed,finetune,scratch)")
     p.add_argument("--chip-seed", type=int, default=1)
     p.add_argument("--finetune", default="1,3", help="fine-tune epochs reported")

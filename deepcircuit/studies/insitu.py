@@ -248,8 +248,8 @@ def _finetune(model, ds, config, plan, sub, mismatch, transconductor, chips, tra
     """The fine-tune arm: one run of ``max(finetune_epochs)`` epochs from the model on every chip.
 
     Several k: the test split is evaluated by ``train`` after every epoch. One k (the SPICE
-    study): ``train``'s own end-of-run evaluations are read out after the training phase's free
-    time only (they cost as much as the training on a circuit simulator and are not reported),
+    study): ``train``'s own end-of-run evaluations run one step only (on a circuit simulator they
+    cost as much as the training; they are not reported),
     and the test split is scored by :func:`test_scores` with the model's evaluation schedule and
     the deployed arm's initial states: the two arms are paired presentation by presentation.
     """
@@ -264,7 +264,7 @@ def _finetune(model, ds, config, plan, sub, mismatch, transconductor, chips, tra
     if len(ks) > 1:
         cfg = config.replace(epochs=last, eval_every=1)
     else:
-        cfg = config.replace(epochs=last, eval_every=0, eval_free_steps=config.free_steps)
+        cfg = config.replace(epochs=last, eval_every=0, eval_free_steps=1)
     res = train(ds, init=[model] * len(chips), seeds=chips, config=cfg, substrate=sub)
     sec = (time.perf_counter() - t0) / len(chips)
     n_test, n_train = ds.test.n_presentations, ds.train.n_presentations

@@ -15,7 +15,8 @@ For every chip the study measures the test accuracy of
   run: the test split is evaluated after every epoch),
 * ``scratch``: a fresh network trained on the chip from its seed for ``scratch_epochs``,
 
-all on the same test presentations, each with a Wilson 95 % interval (``scipy.stats.binomtest``).
+all on the same test presentations, each with a Wilson 95 % interval (``scipy.stats.binomtest``)
+over that chip's test presentations.
 Test evaluations draw their initial states from the generator ``(chip, EVAL_STREAM)``, the one
 ``train`` uses for its own test evaluations, so a deployment on an ideal chip reproduces the
 ideal accuracy exactly.
@@ -359,11 +360,12 @@ def write_rows(rows: Sequence[dict], out: "str | Path") -> Path:
 
 def arm_table(df):
     """Mean accuracy per (solver, transconductor, mismatch, arm, epochs) over the chips, with the
-    range over chips and the pooled Wilson interval (every chip's test presentations pooled)."""
+    worst and best chip and a Wilson interval of the mean at one chip's test size: the chips
+    share their test presentations, so pooling them would overstate the certainty."""
     g = df.groupby(["solver", "transconductor", "mismatch", "arm", "epochs"], sort=False)
     t = g.agg(chips=("chip", "nunique"), accuracy=("accuracy", "mean"), worst=("accuracy", "min"),
-              best=("accuracy", "max"), correct=("correct", "sum"), n=("n", "sum")).reset_index()
-    ci = [wilson_interval(int(k), int(n)) for k, n in zip(t["correct"], t["n"])]
+              best=("accuracy", "max"), n=("n", "max")).reset_index()
+    ci = [wilson_interval(int(round(a * n)), int(n)) for a, n in zip(t["accuracy"], t["n"])]
     t["ci_low"], t["ci_high"] = [c[0] for c in ci], [c[1] for c in ci]
     order = {a: i for i, a in enumerate(ARMS)}
     return t.sort_values(["solver", "transconductor", "mismatch", "arm", "epochs"],

@@ -35,6 +35,11 @@ from deepcircuit.learning.model_file import load_model
 from deepcircuit.studies import insitu, insitu_chip
 
 
+#: Wall-time budget of one ngspice run here: a digits OTA presentation ran past the substrate's
+#: default 600 s at 12 of 50 us on the shared machine (load ~30 on 2 cores).
+SPICE_BUDGET_S = 5400.0
+
+
 def _floats(text: str) -> tuple:
     return tuple(float(x) for x in text.split(",") if x.strip())
 
@@ -125,15 +130,20 @@ def run_spice(args, model, out: Path) -> None:
             continue
         # Agreement of the chip with its non-ideal ODE twin (the deployed weights), and energies.
         ode = get_substrate("ode", mismatch=args.spice_mismatch, seed=seed, transconductor=kind, max_seconds=None)
-        spice = get_substrate("spice", mismatch=args.spice_mismatch, seed=seed, transconductor=kind, **opts)
+        spice = get_substrate("spice", mismatch=args.spice_mismatch, seed=seed, transconductor=kind,
+                              **opts, max_seconds=SPICE_BUDGET_S)
+        # An OTA presentation costs ~60x a VCCS one in ngspice: the OTA chip is compared and
+        # measured over the training schedule's phases (10 tau each), the VCCS chips over the read-out.
+        schedule = config.schedule if kind == "ota" else config.eval_schedule
         try:
             t0 = time.perf_counter()
             agree = insitu_chip.state_agreement([model.network], ds.test.inputs[:args.agreement_samples], spice, ode,
-                                                config.eval_schedule, chips=[0],
-                                                state_init_high=config.state_init_high)
+                                                schedule, chips=[0], state_init_high=config.state_init_high)
             agree["seconds"] = time.perf_counter() - t0
+            agree["free_tau"] = schedule.free_duration
             energy = (insitu_chip.chip_energy([model.network], ds.train, spice, config, chips=[0],
-                                              presentations=args.energy_presentations) if kind == "ota" else
+                                              presentations=args.energy_presentations, what=("step",))
+                      if kind == "ota" else
                       {"note": "ideal VCCS synapses and limiter clamps: the netlist has no supply"})
         finally:
             spice.close()
@@ -164,11 +174,13 @@ def run_prune(args, model, out: Path) -> None:
     energy_sub = None
     if args.prune_energy_presentations:
         energy_sub = get_substrate("spice", mismatch=args.prune_mismatch, seed=args.chip_seed, transconductor="ota",
-                                   clamp="limiter", workers=args.workers)
+                                   clamp="limiter", workers=args.workers, max_seconds=SPICE_BUDGET_S)
     try:
         rows = insitu_chip.pruning_sweep(tuned.networks[0], ds, config, levels=_floats(args.prune_levels),
                                          accuracy_substrate=chip, energy_substrate=energy_sub, chip=0,
-                                         energy_presentations=max(1, args.prune_energy_presentations))
+                                         energy_presentations=max(1, args.prune_energy_presentations),
+                                         energy_what=("step",),
+                                         on_rows=lambda r: insitu.write_rows(r, out / "insitu_prune.csv"))
     finally:
         if energy_sub is not None:
             energy_sub.close()

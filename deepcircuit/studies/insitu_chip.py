@@ -96,6 +96,10 @@ def chip_energy(networks, task, substrate, config, *, chips: Sequence[int], pres
         t0 = time.perf_counter()
         res = substrate.run(batch, part.inputs, s0, config.schedule, targets=part.targets)
         f = figures_of_merit(res)
+        if "inference" not in what:  # the training schedule's free phase is the inference
+            out.update(energy_per_inference_J=per_net(f["energy_per_inference_J"]),
+                       settling_time_s=per_net(f["settling_time_s"]),
+                       free_settled=[float(x) for x in np.asarray(res.free.settled).mean(axis=1)])
         out.update(energy_per_step_J=per_net(f["energy_per_step_J"]),
                    step_free_settled=[float(x) for x in np.asarray(res.free.settled).mean(axis=1)],
                    step_nudged_settled=[float(x) for x in np.asarray(res.nudged.settled).mean(axis=1)],
@@ -142,35 +146,48 @@ def sparsity_of(network) -> float:
 
 
 def pruning_sweep(network, dataset, config, *, levels: Sequence[float], accuracy_substrate,
-                  energy_substrate=None, chip: int = 0, energy_presentations: int = 2) -> list[dict]:
+                  energy_substrate=None, chip: int = 0, energy_presentations: int = 2,
+                  energy_what: Sequence[str] = ("inference",), on_rows=None) -> list[dict]:
     """Accuracy (on ``accuracy_substrate``, whole test split of ``dataset``) and, with
     ``energy_substrate``, energy per inference from its supply, at each sparsity level.
 
     Returns one row per level: ``sparsity`` (measured), ``synapses`` (live prunable connections),
     ``correct``, ``n``, ``accuracy`` with its Wilson interval, ``abs_weight_sum`` (sum of
     ``|W|``, which sets an OTA array's bias currents) and the energy figures (None without
-    ``energy_substrate``).
+    ``energy_substrate``). ``energy_what``: as :func:`chip_energy`'s ``what`` (``("step",)``
+    reads the inference energy from the training schedule's shorter free phase). The accuracies
+    of every level come first, then the energies; ``on_rows(rows)`` is called after each step
+    (to save what is done).
     """
     from .insitu import test_scores, wilson_interval
 
-    rows = []
+    rows, nets = [], []
     for level in levels:
         net = prune_to_sparsity(network, level)
+        nets.append(net)
         sc = test_scores([net], dataset.test, accuracy_substrate, [chip], config)
         n = dataset.test.n_presentations
         correct = int(round(float(sc.accuracy[0]) * n))
         lo, hi = wilson_interval(correct, n)
-        row = {"level": float(level), "sparsity": sparsity_of(net), "synapses": int(prunable(net).sum()),
-               "correct": correct, "n": n, "accuracy": correct / n, "ci_low": lo, "ci_high": hi,
-               "settled": float(sc.settled[0]), "abs_weight_sum": float(np.abs(net.weights[net.mask]).sum()),
-               "energy_per_inference_J": None, "static_power_W": None,
-               "settling_time_s": None, "energy_seconds": None}
-        if energy_substrate is not None:
-            e = chip_energy([net], dataset.test, energy_substrate, config, chips=[chip],
-                            presentations=energy_presentations, what=("inference",))
-            row.update(energy_per_inference_J=e["energy_per_inference_J"][0], static_power_W=e["static_power_W"][0],
-                       settling_time_s=e["settling_time_s"][0], energy_seconds=e["inference_seconds"])
-        rows.append(row)
+        rows.append({"level": float(level), "sparsity": sparsity_of(net), "synapses": int(prunable(net).sum()),
+                     "correct": correct, "n": n, "accuracy": correct / n, "ci_low": lo, "ci_high": hi,
+                     "settled": float(sc.settled[0]), "abs_weight_sum": float(np.abs(net.weights[net.mask]).sum()),
+                     "energy_per_inference_J": None, "static_power_W": None, "settling_time_s": None,
+                     "energy_seconds": None})
+        if on_rows is not None:
+            on_rows(rows)
+    if energy_substrate is None:
+        return rows
+    for row, net in zip(rows, nets):
+        e = chip_energy([net], dataset.test, energy_substrate, config, chips=[chip],
+                        presentations=energy_presentations, what=energy_what)
+        row.update(energy_per_inference_J=e["energy_per_inference_J"][0], static_power_W=e["static_power_W"][0],
+                   settling_time_s=e["settling_time_s"][0],
+                   energy_seconds=e.get("inference_seconds", e.get("step_seconds")))
+        if "energy_per_step_J" in e:
+            row["energy_per_step_J"] = e["energy_per_step_J"][0]
+        if on_rows is not None:
+            on_rows(rows)
     return rows
 
 

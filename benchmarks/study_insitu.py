@@ -40,6 +40,11 @@ from deepcircuit.studies import insitu, insitu_chip
 SPICE_BUDGET_S = 5400.0
 
 
+def _ota(args) -> dict:
+    """The OTA measured (stated, not the package's defaults, which may move)."""
+    return {"ota_linear_range": args.ota_linear_range, "ota_gain": args.ota_gain, "ota_offset": args.ota_offset}
+
+
 def _floats(text: str) -> tuple:
     return tuple(float(x) for x in text.split(",") if x.strip())
 
@@ -63,7 +68,8 @@ def run_ode(args, model, out: Path) -> None:
     plan = insitu.InSituPlan(mismatches=_floats(args.mismatch), transconductors=tuple(args.transconductors.split(",")),
                              chips=args.chips, chip_seed=args.chip_seed, finetune_epochs=_ints(args.finetune),
                              scratch_epochs=args.scratch_epochs, scratch_chips=args.scratch_chips,
-                             train_samples=args.train_samples, test_samples=args.test_samples)
+                             train_samples=args.train_samples, test_samples=args.test_samples,
+                             ota_options=_ota(args))
     arms = tuple(args.arms.split(","))
     tag = "-".join(plan.transconductors) + ("" if set(arms) == set(insitu.ARMS) else "_" + "-".join(arms))
     tag += f"_{args.tag}" if args.tag else ""
@@ -114,7 +120,8 @@ def run_spice(args, model, out: Path) -> None:
                                  train_samples=(args.spice_train_samples if kind == "vccs"
                                                 else args.spice_ota_train_samples or None),
                                  test_samples=args.spice_test_samples if kind == "vccs" else args.spice_ota_test_samples,
-                                 solver="spice", substrate_options=opts, train_solver="ode" if twin else None)
+                                 solver="spice", substrate_options=opts, train_solver="ode" if twin else None,
+                                 ota_options=_ota(args))
         ds = insitu.study_dataset(model, plan)
         config = model.training_config()
         for arms in () if args.spice_no_arms else (("ideal", "deployed"), ("finetune",)):
@@ -129,9 +136,10 @@ def run_spice(args, model, out: Path) -> None:
         if "agreement" in extra:
             continue
         # Agreement of the chip with its non-ideal ODE twin (the deployed weights), and energies.
-        ode = get_substrate("ode", mismatch=args.spice_mismatch, seed=seed, transconductor=kind, max_seconds=None)
+        ota = _ota(args) if kind == "ota" else {}
+        ode = get_substrate("ode", mismatch=args.spice_mismatch, seed=seed, transconductor=kind, max_seconds=None, **ota)
         spice = get_substrate("spice", mismatch=args.spice_mismatch, seed=seed, transconductor=kind,
-                              **opts, max_seconds=SPICE_BUDGET_S)
+                              **opts, **ota, max_seconds=SPICE_BUDGET_S)
         # An OTA presentation costs ~60x a VCCS one in ngspice: the OTA chip is compared and
         # measured over the training schedule's phases (10 tau each), the VCCS chips over the read-out.
         schedule = config.schedule if kind == "ota" else config.eval_schedule
@@ -166,7 +174,7 @@ def run_prune(args, model, out: Path) -> None:
     print(f"prune: {ds.train.n_presentations} training, {ds.test.n_presentations} test presentations", flush=True)
     config = model.training_config()
     chip = get_substrate("ode", mismatch=args.prune_mismatch, seed=args.chip_seed, transconductor="ota",
-                         record="final", max_seconds=None)
+                         record="final", max_seconds=None, **_ota(args))
     t0 = time.perf_counter()
     tuned = dc.train(ds, init=[model], seeds=[0], config=config.replace(epochs=1, eval_every=0), substrate=chip)
     print(f"prune: fine-tuned on the OTA chip in {time.perf_counter() - t0:.0f} s, "
@@ -174,7 +182,7 @@ def run_prune(args, model, out: Path) -> None:
     energy_sub = None
     if args.prune_energy_presentations:
         energy_sub = get_substrate("spice", mismatch=args.prune_mismatch, seed=args.chip_seed, transconductor="ota",
-                                   clamp="limiter", workers=args.workers, max_seconds=SPICE_BUDGET_S)
+                                   clamp="limiter", workers=args.workers, max_seconds=SPICE_BUDGET_S, **_ota(args))
     try:
         rows = insitu_chip.pruning_sweep(tuned.networks[0], ds, config, levels=_floats(args.prune_levels),
                                          accuracy_substrate=chip, energy_substrate=energy_sub, chip=0,
@@ -221,6 +229,9 @@ def main(argv=None) -> int:
     p.add_argument("--spice-ota-test-samples", type=int, default=12)
     p.add_argument("--agreement-samples", type=int, default=20)
     p.add_argument("--energy-presentations", type=int, default=2)
+    p.add_argument("--ota-linear-range", type=float, default=1.0, help="OTA linear range (V_scale); measured: 1")
+    p.add_argument("--ota-gain", type=float, default=100.0, help="OTA intrinsic gain; measured: 100")
+    p.add_argument("--ota-offset", type=float, default=2e-3, help="OTA input offset sd (V); measured: 2 mV")
     p.add_argument("--workers", type=int, default=1, help="Dask workers of the SPICE substrate (1: in process)")
     p.add_argument("--prune-levels", default="0,0.25,0.5,0.75,0.9")
     p.add_argument("--prune-mismatch", type=float, default=0.3)

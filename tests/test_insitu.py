@@ -134,3 +134,10 @@ def test_spice_chip_is_the_ode_chip(tiny_model):
     ode_rows = insitu.run_cell(tiny_model, replace(plan, solver="ode", substrate_options={}, train_solver=None),
                                0.3, "vccs", arms=("deployed",))
     assert abs(ode_rows[0]["correct"] - by_arm["deployed"]["correct"]) <= 1
+
+
+def test_ota_options_reach_only_the_ota_cells():
+    plan = insitu.InSituPlan(ota_options={"ota_linear_range": 1.5, "ota_gain": 50.0})
+    ota = insitu.chip_substrate(plan, 0.1, "ota").chip.transconductor
+    assert (ota.kind, ota.linear_range, ota.gain, ota.seed) == ("ota", 1.5, 50.0, plan.chip_seed)
+    assert insitu.chip_substrate(plan, 0.1, "vccs").chip.transconductor.kind == "vccs"  # not refused

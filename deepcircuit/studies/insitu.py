@@ -85,6 +85,9 @@ class InSituPlan:
         Where the fine-tune arm trains: None = on ``solver`` itself (in situ). ``"ode"`` with
         ``solver="spice"``: on the ODE twin of the same chip, then scored on ``solver`` (for
         circuits too slow to train on in the loop); the rows say ``trained_on``.
+    ota_options : dict
+        Options of the OTA cells only (``ota_linear_range``, ``ota_gain``, ``ota_offset``), so a
+        study states the OTA it measured whatever the package's defaults are.
     """
 
     mismatches: tuple = (0.0, 0.1, 0.2, 0.3)
@@ -99,6 +102,7 @@ class InSituPlan:
     solver: str = "ode"
     substrate_options: dict = field(default_factory=dict)
     train_solver: str | None = None
+    ota_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for m in self.mismatches:
@@ -138,6 +142,8 @@ def chip_substrate(plan: InSituPlan, mismatch: float, transconductor: str):
         # evaluation on a loaded machine can outlast the ODE's default 120 s budget per call.
         options.update(record="final", max_seconds=None)
     options.update(plan.substrate_options)
+    if transconductor == "ota":
+        options.update(plan.ota_options)
     return get_substrate(plan.solver, **options)
 
 

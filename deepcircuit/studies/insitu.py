@@ -393,7 +393,8 @@ def plot_accuracy(df, path: "str | Path | None" = None, *, title: str | None = N
         for (arm, e), line in sub.groupby(["arm", "epochs"], sort=False):
             line = line.sort_values("mismatch")
             x, y = line["mismatch"].to_numpy(), 100 * line["accuracy"].to_numpy()
-            err = np.vstack([y - 100 * line["worst"].to_numpy(), 100 * line["best"].to_numpy() - y])
+            # clipped: a mean of equal values can round a hair outside them
+            err = np.clip(np.vstack([y - 100 * line["worst"].to_numpy(), 100 * line["best"].to_numpy() - y]), 0, None)
             label = {"ideal": "ideal model, ideal ODE", "deployed": "deployed as trained",
                      "finetune": f"fine-tuned in situ, {e} epoch{'s' if e > 1 else ''}",
                      "scratch": f"trained in situ from scratch, {e} epochs"}[arm]

@@ -85,6 +85,10 @@ def run_plot(args, model, out: Path) -> None:
     """One table and one plot of every ``insitu_ode_*.csv`` in the folder (parts run apart)."""
     import pandas as pd
 
+    if (out / "insitu_prune.csv").exists():
+        prune = pd.read_csv(out / "insitu_prune.csv").to_dict("records")
+        insitu_chip.plot_pruning(prune, out / "insitu_prune.png",
+                                 title=f"OTA chip, mismatch {args.prune_mismatch:g}, fine-tuned 1 epoch, magnitude pruning")
     files = [f for f in sorted(out.glob("insitu_ode_*.csv")) if f.stem != "insitu_ode_table"]
     if not files:
         return

@@ -192,25 +192,30 @@ def pruning_sweep(network, dataset, config, *, levels: Sequence[float], accuracy
 
 
 def plot_pruning(rows: Sequence[dict], path=None, *, title: str | None = None):
-    """Energy per inference and accuracy against sparsity (two panels). Returns the Figure."""
+    """Energy per inference (or, where no phase settled to define it, the supply's static power)
+    and accuracy against sparsity (two panels). Returns the Figure."""
     from .plots import _figure, save_figure
 
     fig, (ax1, ax2) = _figure(2, width=4.8, height=3.6)
     x = np.array([100 * r["sparsity"] for r in rows])
-    e = np.array([np.nan if r["energy_per_inference_J"] is None else r["energy_per_inference_J"] for r in rows])
-    p = np.array([np.nan if r["static_power_W"] is None else r["static_power_W"] for r in rows])
+
+    def col(key):
+        return np.array([np.nan if r.get(key) is None or r.get(key) != r.get(key) else r[key] for r in rows],
+                        dtype=float)
+
+    e, p = col("energy_per_inference_J"), col("static_power_W")
     if np.isfinite(e).any():
-        ax1.plot(x, 1e9 * e, marker="o", label="energy per inference (nJ)")
-    if np.isfinite(p).any():
-        ax1b = ax1.twinx()
-        ax1b.plot(x, 1e6 * p, marker="s", color="tab:orange", ls="--", label="static power (uW)")
-        ax1b.set_ylabel("static power of the supply (uW)")
+        ax1.plot(x, 1e9 * e, marker="o")
+        ax1.set_ylabel("energy per inference (nJ)")
+    else:
+        # class-A OTAs draw their bias whatever the states: energy = static power x time
+        ax1.plot(x, 1e3 * p, marker="s", color="tab:orange")
+        ax1.set_ylabel("static power of the supply (mW)\n(energy = this x inference time)")
     ax1.set_xlabel("sparsity (% of synapses removed)")
-    ax1.set_ylabel("energy per inference (nJ)")
+    ax1.set_ylim(bottom=0)
     ax1.grid(alpha=0.3)
-    acc = np.array([100 * r["accuracy"] for r in rows])
-    err = np.vstack([acc - 100 * np.array([r["ci_low"] for r in rows]),
-                     100 * np.array([r["ci_high"] for r in rows]) - acc])
+    acc = 100 * col("accuracy")
+    err = np.clip(np.vstack([acc - 100 * col("ci_low"), 100 * col("ci_high") - acc]), 0, None)
     ax2.errorbar(x, acc, yerr=err, marker="o", capsize=3)
     ax2.set_xlabel("sparsity (% of synapses removed)")
     ax2.set_ylabel("test accuracy on the chip (%, Wilson 95 %)")

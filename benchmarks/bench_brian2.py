@@ -147,6 +147,54 @@ def spike_training(seeds: list[int], epochs: int, target: str, max_rate: float, 
           f"reference runs and the final evaluations)")
 
 
+def cli_side_by_side(rounds: int, seed_counts: list[int], substrates: list[str], epochs: int) -> None:
+    """The user's command, ``deepcircuit train --task xor --substrate S --seeds K``, as a process.
+
+    Run ``rounds`` times per (K, substrate), alternating substrates so that the machine's load
+    hits them alike (the compiled Brian2 program is built once, before the first timed round).
+    Reports per command the training time it prints (``seconds`` of its JSON line), the whole
+    process's wall time (interpreter start and imports included) and its CPU time (user + system,
+    compiled child programs included), as medians, and each substrate's ratio to the ODE's.
+    """
+    import json
+    import os
+    import resource
+    import subprocess
+    import sys
+    import tempfile
+
+    def one(sub: str, seeds: int) -> tuple[float, float, float]:
+        with tempfile.TemporaryDirectory() as out:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            p = subprocess.run([sys.executable, "-m", "deepcircuit", "train", "--task", "xor", "--substrate", sub,
+                                "--seeds", str(seeds), "--epochs", str(epochs), "--out", out, "--quiet", "--json"],
+                               capture_output=True, text=True, env=dict(os.environ), check=True)
+            wall = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return json.loads(p.stdout.strip().splitlines()[-1])["seconds"], wall, cpu
+
+    print(f"deepcircuit train --task xor --epochs {epochs} --substrate S --seeds K: medians of {rounds} "
+          f"rounds; load average before: {os.getloadavg()[0]:.1f}")
+    print(f"{'K':>3s} {'substrate':>10s} {'train s':>8s} {'x ODE':>6s} {'process s':>10s} {'x ODE':>6s} "
+          f"{'CPU s':>6s} {'x ODE':>6s}")
+    for seeds in seed_counts:
+        for sub in substrates:
+            one(sub, seeds)  # warm-up: numba cache, the compiled Brian2 program
+        times: dict[str, list] = {sub: [] for sub in substrates}
+        for _ in range(rounds):
+            for sub in substrates:
+                times[sub].append(one(sub, seeds))
+        med = {sub: np.median(np.array(v), axis=0) for sub, v in times.items()}
+        ref = med[substrates[0]]
+        for sub in substrates:
+            m = med[sub]
+            print(f"{seeds:3d} {sub:>10s} {m[0]:8.2f} {m[0] / ref[0]:6.2f} {m[1]:10.2f} {m[1] / ref[1]:6.2f} "
+                  f"{m[2]:6.2f} {m[2] / ref[2]:6.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=200)
@@ -175,7 +223,13 @@ def main() -> None:
                     help="scale eta by the update's measured signal share (needs --spike-repeats >= 2)")
     ap.add_argument("--spike-reevals", type=int, default=0, metavar="N",
                     help="evaluate the spike-trained networks N more times as spikes")
+    ap.add_argument("--cli", type=int, default=0, metavar="ROUNDS",
+                    help="time the `deepcircuit train` command itself (ode against brian2, 1 and 10 seeds), "
+                         "ROUNDS alternating runs each, and stop")
     args = ap.parse_args()
+    if args.cli:
+        cli_side_by_side(args.cli, [1, 10], ["ode", "brian2"], args.epochs)
+        return
     if args.spike_train:
         t1, t2 = (int(x) for x in args.spike_steps.split(","))
         spike_training(list(range(args.spike_train)), args.epochs, args.spike_target, args.spike_rate,

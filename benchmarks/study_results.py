@@ -237,11 +237,15 @@ def render(seeds: int) -> str:
          "truth table, so its test set is its training set). \"quick\" rows ran shortened commands (plumbing",
          "checks, not results). Rows marked *not measured* have not been run yet on this machine (2 cores",
          "shared by several engineers); nothing here is estimated.", ""]
+    from deepcircuit import load_dataset
+    from deepcircuit.data.defaults import DataShape
+
     for ds in DATASETS:
         # One line per distinct configuration, naming the families that use it.
         configs: dict = {}
+        data = load_dataset(ds)
         for m in MODELS:
-            e = dataset_defaults(ds, m)
+            e = dataset_defaults(ds, m, source=data.source, shape=DataShape.of(data))
             key = (e.topology, tuple(e.hidden), tuple(sorted(e.settings.items())), tuple(sorted(e.params.items())))
             configs.setdefault(key, (e, []))[1].append(m)
         L += [f"## {ds}", "", f"Default family: `{default_model(ds)}`.", ""]
@@ -315,7 +319,18 @@ def render(seeds: int) -> str:
         else:
             L.append(f"| {t} | *not measured* |  |  | `{post_cmd}` |")
     L.append("")
+    L += _derived_default_section()
     return "\n".join(L)
+
+
+def _derived_default_section() -> list[str]:
+    """The section of ``benchmarks/study_defaults.py`` (the derived default on the suite)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_defaults", ROOT / "benchmarks" / "study_defaults.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.render_section()
 
 
 def main(argv=None) -> int:

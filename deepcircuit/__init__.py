@@ -59,6 +59,9 @@ _LAZY = {
     "evaluate": (".learning.training", "evaluate"),
     "predict": (".learning.training", "predict"),
     "train": (".learning.training", "train"),
+    "DEEPClassifier": (".learning.estimator", "DEEPClassifier"),
+    "tune": (".studies.tune", "tune"),
+    "TuneResult": (".studies.tune", "TuneResult"),
     "PhaseResult": (".substrates.trajectory", "PhaseResult"),
     "Trajectory": (".substrates.trajectory", "Trajectory"),
     "figures_of_merit": (".studies.hardware_figures", "figures_of_merit"),
@@ -75,7 +78,8 @@ __all__ = [
     "SweepSpec", "expand_sweep", "load_sweep_spec", "run_sweep", "load_sweep_results", "write_sweep_report",
     "wilson_interval",
     "BUILTIN_DATASETS", "Dataset", "load_dataset", "predict", "compare_predictions",
-    "LimitExceededError", "OutputWriteError", "figures_of_merit",
+    "LimitExceededError", "OutputWriteError", "figures_of_merit", "DEEPClassifier",
+    "tune", "TuneResult",
 ]
 
 

@@ -61,15 +61,17 @@ def test_bad_input_gives_one_clear_line(tmp_path):
     assert "Traceback" not in p.stderr
     p = run("train", "--epochs", "-3", "--out", str(tmp_path))
     assert p.returncode == 2 and "'epochs' parameter must be an integer in [0, inf]" in p.stderr
-    p = run("train", "--stop-when-solved", "0", "--out", str(tmp_path))
-    assert p.returncode == 2 and "'stop_when_solved' parameter must be an integer in [1, inf]" in p.stderr
+    # 0 means no per-seed stop (brian2-spiking's default of 3 turned off); below 0 is refused.
+    p = run("train", "--stop-when-solved", "-1", "--out", str(tmp_path))
+    assert p.returncode == 2 and "'--stop-when-solved' parameter must be an integer in [0, inf]" in p.stderr
 
 
 def test_help_documents_every_flag():
     p = run("train", "--help")
     assert p.returncode == 0
     for flag in ("--task", "--model", "--topology", "--hidden", "--epochs", "--seeds", "--seed", "--out",
-                 "--preset", "--prune", "--l1", "--json", "--substrate", "--stop-when-solved"):
+                 "--preset", "--prune", "--l1", "--json", "--substrate", "--stop-when-solved",
+                 "--spike-rate", "--spike-substeps", "--stdp-window"):
         assert flag in p.stdout
 
 
@@ -77,3 +79,18 @@ def test_unwritable_output_folder_fails_before_training(tmp_path):
     p = run("train", "--out", "/dev/null/models", "--epochs", "200")
     assert p.returncode == 2 and "cannot access '/dev/null/models'" in p.stderr
     assert "Traceback" not in p.stderr and "seed" not in p.stdout
+
+
+def test_repeated_warnings_are_printed_once_with_a_count(capsys):
+    # A comparison trains on every substrate, and each final evaluation may raise the same
+    # "not settled" warning: the user sees it once, with how many times it came.
+    import warnings
+
+    from deepcircuit.cli.output import print_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for text in ["not settled after 50 tau", "other", "not settled after 50 tau", "not  settled after 50 tau"]:
+            warnings.warn(text)
+    print_warnings(caught)
+    assert capsys.readouterr().err.splitlines() == ["warning: not settled after 50 tau (3 times)", "warning: other"]

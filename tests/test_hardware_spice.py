@@ -60,9 +60,12 @@ def test_precision_clamp_is_as_faithful_as_the_limiter(seed6):
 
 def test_ota_energy_is_static_power_times_settling_time(seed6):
     task, net, s0, sched, _ = seed6
-    # A passive clamp, so that the OTAs are the only consumers.
-    r = get_substrate("spice", transconductor="ota", clamp="limiter").run(net, task.inputs, s0, sched,
-                                                                          targets=task.targets)
+    # A passive clamp, so that the OTAs are the only consumers. The former OTA defaults (linear
+    # range 1 V_scale, gain 100), far enough from ideal that the nudge moves some node by 1 %:
+    # with the present ones this network's outputs already sit at their targets.
+    ota = TransconductorModel(kind="ota", linear_range=1.0, gain=100.0)
+    r = get_substrate("spice", transconductor=ota, clamp="limiter").run(net, task.inputs, s0, sched,
+                                                                        targets=task.targets)
     f = figures_of_merit(r)
     assert np.all(np.isfinite(f["settling_time_s"]))
     assert np.all(f["settling_time_s"] < sched.free_duration * 1e-6)
@@ -171,3 +174,55 @@ def test_figures_of_presentations_split_over_runs(seed6):
         np.testing.assert_allclose(a["energy_per_inference_J"], b["energy_per_inference_J"], rtol=0.05)
         np.testing.assert_allclose(a["energy_per_step_J"], b["energy_per_step_J"], rtol=0.05)
         assert a["meas_agreement"] < 1e-4
+
+
+def _ota_on_ode_trained_xor(seeds):
+    """XOR networks trained as `deepcircuit train --task xor` trains them (5 hidden, 200 epochs on
+    the ODE), each run on the ODE and on OTA synapses (defaults, and the former 1 / 100) from the
+    initial states `compare` uses: {seed: (ode settled, {label: free trajectory})}."""
+    import warnings
+
+    from deepcircuit import train
+
+    task = get_task("xor")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nets = train(task, seeds=seeds).networks
+    former = TransconductorModel(kind="ota", linear_range=1.0, gain=100.0)
+    out = {}
+    for seed, net in zip(seeds, nets):
+        s0 = initial_states(np.random.default_rng(seed), 1, task.inputs, net.roles)
+        sched = Schedule()
+        ode = get_substrate("ode").run(net, task.inputs, s0, sched, targets=task.targets)
+        runs = {label: get_substrate("spice", transconductor=t).run(net, task.inputs, s0, sched)
+                for label, t in (("default", "ota"), ("former", former))}
+        out[seed] = (bool(np.all(ode.free.settled)), ode.free.final, runs)
+    return out
+
+
+def test_ota_defaults_settle_what_settles_on_the_ode():
+    # What docs/hardware.md promises of the OTA defaults (linear range 4 V_scale, gain 1000): the
+    # default XOR network of seed 0 settles on the ODE and on OTA synapses, within 0.05 V_scale of
+    # the ODE's equilibrium (measured 0.029). With the former defaults it did not settle (0.32 off);
+    # then no inference energy exists, and the report says why and what the phase cost.
+    settled, ode_final, runs = _ota_on_ode_trained_xor([0])[0]
+    assert settled
+    new, old = runs["default"], runs["former"]
+    assert np.all(new.free.settled)
+    assert np.abs(new.free.final - ode_final).max() < 0.05
+    assert summary(new)["unsettled"] is None and summary(new)["energy_per_inference_J"] > 0
+    assert not np.all(old.free.settled)
+    s = summary(old)
+    assert s["energy_per_inference_J"] is None and s["energy_free_phase_J"] > 0
+    assert "not settled" in s["unsettled"] and "slow approach" in s["unsettled"]
+
+
+@pytest.mark.slow
+def test_ota_defaults_settle_what_settles_on_the_ode_ten_seeds():
+    # The full measurement of docs/hardware.md: of seeds 0-9, 8 settle on the ODE; 7 of those settle
+    # on the default OTA circuit (seed 5 approaches the rail too slowly), 2 with the former defaults.
+    res = _ota_on_ode_trained_xor(list(range(10)))
+    on_ode = [k for k, (settled, _, _) in res.items() if settled]
+    new = [k for k in on_ode if np.all(res[k][2]["default"].free.settled)]
+    old = [k for k in on_ode if np.all(res[k][2]["former"].free.settled)]
+    assert len(on_ode) >= 7 and len(new) >= len(on_ode) - 1 and len(new) > len(old)

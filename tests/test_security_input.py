@@ -168,8 +168,8 @@ def test_model_seed_string_or_negative_on_compare(capsys, tmp_path, model_dict, 
 
 @pytest.mark.parametrize("spec,match", [
     ("spice:bogus=1", ["unknown option(s) 'bogus'", "clamp, reltol"]),
-    ("spice:units=3", "unknown option(s) 'units'"),
-    ("ode:rtol=abc", "rtol= must be float; got 'abc'"),
+    ("spice:units=3", "units= takes an object"),
+    ("ode:rtol=abc", "rtol= must be a number; got 'abc'"),
     ("spice:clamp=bogus", "'diode', 'limiter'"),
     ("spice:clamp", "key=value"),
     ("nosuch", "Unknown substrate 'nosuch'"),
@@ -464,3 +464,23 @@ def test_circuit_scales_outside_the_tested_range_are_refused(capsys, tmp_path, o
     name = option.lstrip("-").replace("-", "_")
     fails(capsys, "export", MODEL, "--out", tmp_path / "x.cir", option, value, match=name)
     assert not (tmp_path / "x.cir").exists()
+
+
+@pytest.mark.parametrize("weight", [1e308, -1e307])
+def test_found_lyapunov_on_weights_whose_sums_overflow(capsys, tmp_path, model_dict, weight):
+    # Weights of 1e308 are finite, but their sums (the Jacobian's diagonal) overflow float64:
+    # numpy's eig once ended the command in a LinAlgError traceback.
+    net = model_dict["network"]
+    net["weights"] = [[weight if on else 0.0 for on in row] for row in net["mask"]]
+    path = write_model(tmp_path, model_dict)
+    fails(capsys, "lyapunov", path, match=["weights are too large", "overflows float64"])
+
+
+def test_certificates_refuse_a_jacobian_that_overflows():
+    from deepcircuit.errors import InvalidInputError
+    from deepcircuit.stability.certificates import contraction, gershgorin
+    net = load_model(MODEL).network
+    big = net.with_weights(np.where(np.asarray(net.mask), 1e308, 0.0))
+    for f in (gershgorin, contraction):
+        with pytest.raises(InvalidInputError, match="too large to analyse"):
+            f(big)

@@ -252,3 +252,30 @@ def test_batch_split_over_runs_gives_the_same_result():
         assert a.states.shape == b.states.shape and b.settled.shape == (3, 4)
         np.testing.assert_allclose(a.states, b.states, atol=1e-3)  # same chips; measured 3e-4 (time steps)
     assert split.free.meta["time_points"].__len__() == 2
+
+
+def test_a_noisy_chip_keeps_its_mismatch_from_run_to_run(monkeypatch):
+    # The noise seed advances every run (fresh noise each epoch), but the mismatch draw is the
+    # chip itself: two runs of one noisy, mismatched substrate must write the same transconductors.
+    import deepcircuit.substrates.spice as spice_module
+
+    texts = []
+    compile_netlist = spice_module.compile_netlist
+
+    def recording(*args, **kwargs):
+        net = compile_netlist(*args, **kwargs)
+        texts.append(net.text.splitlines())
+        return net
+
+    monkeypatch.setattr(spice_module, "compile_netlist", recording)
+    task = get_task("xor")
+    net = Network.create(Roles(3, (3,), 1), rng=2, init_scale=0.5)
+    s0 = initial_states(np.random.default_rng(0), 1, task.inputs, net.roles)
+    sub = get_substrate("spice", nonideal=NonIdealities(mismatch=0.3, noise=0.01, seed=4))
+    for _ in range(2):
+        sub.run(net, task.inputs, s0, Schedule(free_steps=20, nudged_steps=0))
+    assert len(texts) == 2
+    synapses = [[ln for ln in t if ln.startswith("G")] for t in texts]
+    seeds = [[ln for ln in t if ln.startswith(".options")] for t in texts]
+    assert synapses[0] and synapses[0] == synapses[1]
+    assert seeds[0] != seeds[1]  # a new noise seed

@@ -8,6 +8,7 @@ completes with the same weights as in one process.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -108,3 +109,63 @@ def test_spice_netlist_failing_in_the_workers_is_reported_with_where(tmp_path):
         # two seeds: the failing networks are reported as diverged, with the same reason
         res = train("xor", seeds=[0, 1], config=cfg, substrate=sub)
         assert all("retried once" in d for d in res.diverged)
+
+
+def test_cli_train_workers_option(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    dc = [sys.executable, "-m", "deepcircuit", "train", "--task", "xor", "--epochs", "2", "--quiet"]
+    p = subprocess.run(dc + ["--workers", "2", "--out", str(tmp_path / "ode")], capture_output=True, text=True)
+    assert p.returncode == 2 and "--workers and --scheduler apply to --substrate spice" in p.stderr
+    assert not (tmp_path / "ode").exists()
+    if shutil.which("ngspice") is None and not _has_libngspice():
+        pytest.skip("needs ngspice")
+    p = subprocess.run(dc + ["--substrate", "spice", "--clamp", "limiter", "--workers", "2", "--seeds", "2",
+                             "--free-steps", "100", "--nudged-steps", "100", "--json",
+                             "--out", str(tmp_path / "spice")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout.splitlines()[-1])
+    assert d["substrate"] == "spice" and d["seeds"] == [0, 1] and len(d["models"]) == 2
+
+
+def _has_libngspice() -> bool:
+    try:
+        spice._load_ngspice()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.mark.spice
+def test_program_engine_reads_every_row_and_refuses_a_cut_raw_file(tmp_path):
+    from deepcircuit import Network, Roles, Schedule, get_task, initial_states
+    from deepcircuit.substrates.circuit import compile_netlist
+    from deepcircuit.substrates.ngspice_program import read_raw, run_program
+
+    if shutil.which("ngspice") is None:
+        pytest.skip("needs the ngspice program")
+    task, roles = get_task("xor"), Roles(3, (5,), 1)
+    net = Network.create(roles, rng=1, init_scale=0.5)
+    s0 = initial_states(np.random.default_rng(0), 1, task.inputs, roles)
+    sched = Schedule(free_steps=100, nudged_steps=100)
+    sub = spice.SpiceSubstrate()
+    netlist = compile_netlist(net, task.inputs, s0, sched, targets=task.targets, options={"reltol": 1e-4})
+    t_lib, v_lib = sub._simulate(spice._load_ngspice(), netlist)
+    t_prog, v_prog = sub._simulate_program(netlist)
+    np.testing.assert_array_equal(t_prog, t_lib)  # the same ngspice, the same steps
+    np.testing.assert_array_equal(v_prog, v_lib)
+    run = run_program(netlist.text)
+    raw = tmp_path / "cut.raw"
+    (tmp_path / "x.cir").write_text(netlist.text)
+    import subprocess as sp
+
+    sp.run(["ngspice", "-b", "-r", str(raw), str(tmp_path / "x.cir")], capture_output=True, check=False)
+    assert set(read_raw(raw)) == set(run.vectors)
+    raw.write_bytes(raw.read_bytes()[:-8])  # a run that stopped while writing
+    assert read_raw(raw) == {}
+    # a netlist ngspice cannot use: exit status 0, no rows; reported, never read as states
+    bad = netlist.text.replace(".tran", "* .tran")
+    with pytest.raises(SimulationError, match="ngspice"):
+        sub._simulate_program(type(netlist)(**{**netlist.__dict__, "text": bad}))

@@ -140,8 +140,8 @@ def test_cli_dry_run_counts_and_estimates(tmp_path, capsys):
 @pytest.mark.parametrize("argv, match", [
     (["--grid", "colour=red"], "Unknown sweep option 'colour'"),
     (["--grid", "epochs=1,many"], "invalid int value: 'many'"),
-    (["--grid", "spice:bits=4,six", "--substrate", "spice"], "'bits' parameter must be an integer"),
-    (["--grid", "ode:mismatch=0.1"], "substrate 'ode' has no option 'mismatch'"),
+    (["--grid", "spice:bits=4,six", "--substrate", "spice"], "option bits= must be an integer or none; got 'six'"),
+    (["--grid", "ode:noise=0.1"], "substrate 'ode' cannot model noise="),
     (["--grid", "hidden"], "--grid takes NAME=V1,V2"),
     (["no-such-spec.toml"], "does not exist"),
 ])

@@ -56,25 +56,27 @@ def test_substrate_options_apply_to_their_substrate_only():
 
 def test_settings_dataclass_fields_are_substrate_options():
     opts = substrate_options("spice")
-    assert opts["clamp"] == ("clamp", None)
-    assert opts["mismatch"][0] == "nonideal" and opts["bits"][0] == "nonideal"
-    assert "engine" in substrate_options("ode")
+    assert (opts["clamp"].arg, opts["clamp"].holder) == ("clamp", None)
+    # The chip's options are flat constructor arguments; the clamp's settings are its fields.
+    assert opts["mismatch"].arg == "mismatch" and opts["bits"].arg == "bits"
+    assert opts["stiffness"].arg == "clamp" and opts["stiffness"].holder.__name__ == "ClampModel"
+    assert "engine" in substrate_options("ode") and "mismatch" in substrate_options("ode")
 
 
 @pytest.mark.parametrize("spec, match", [
     (SweepSpec({"colour": ["red"]}), "Unknown sweep option 'colour'; use a train option"),
     (SweepSpec({"epochs": ["three"]}), r"epochs=three.*invalid int value: 'three'"),
     (SweepSpec({"model": ["deeep"]}), "invalid choice: 'deeep'"),
-    (SweepSpec({"spice:colour": ["1"]}, {"substrate": "spice"}), "substrate 'spice' has no option 'colour'"),
-    (SweepSpec({"spice:bits": ["x"]}, {"substrate": "spice"}), "'bits' parameter must be an integer"),
+    (SweepSpec({"spice:colour": ["1"]}, {"substrate": "spice"}), "unknown option.*'colour'.*substrate 'spice' takes clamp"),
+    (SweepSpec({"spice:bits": ["x"]}, {"substrate": "spice"}), "option bits= must be an integer or none; got 'x'"),
     (SweepSpec({"spice:mismatch": ["-1"]}, {"substrate": "spice"}), "'mismatch' parameter must be in"),
     (SweepSpec({"spice:clamp": ["rubber"]}, {"substrate": "spice"}), "rubber"),
     (SweepSpec({"warp:speed": ["9"]}), "unknown substrate 'warp'"),
     (SweepSpec({"spice:mismatch": ["0.1"]}), "no run uses substrate 'spice'; add --substrate spice"),
     (SweepSpec({"sign": ["perhaps"]}), "'sign' is a switch: use true or false"),
     (SweepSpec({"seeds": ["3"]}), "'seeds' is not an axis"),
-    (SweepSpec({"spice:nonideal": ["x"]}, {"substrate": "spice"}), "has no option 'nonideal'"),
-    (SweepSpec({"spice:mismatch": [[0.1]]}, {"substrate": "spice"}), "takes a number, a string or true/false"),
+    (SweepSpec({"spice:nonideal": ["x"]}, {"substrate": "spice"}), "nonideal= takes an object"),
+    (SweepSpec({"spice:mismatch": [[0.1]]}, {"substrate": "spice"}), r"mismatch= must be a number or none; got \[0.1\]"),
     (SweepSpec({"seed": ["1", "2"]}, seeds=3), "either a 'seed' axis or --seeds"),
 ])
 def test_bad_specs_fail_with_one_clear_line(spec, match):

@@ -106,3 +106,26 @@ def test_stop_when_solved_keeps_the_weights_a_seed_solved_with():
 def test_eta_noise_needs_repeated_measurements():
     with pytest.raises(InvalidInputError, match="repeats >= 2"):
         train("xor", seeds=[0], config=FAST.replace(epochs=1, eta_noise=True))
+
+
+def test_an_epoch_observer_leaves_the_whole_training_plan_on():
+    # `deepcircuit train` notes the epoch under way for Ctrl-C with a callback; that callback reads
+    # only the epoch number, so it must not cost Brian2 the whole training as one compiled program
+    # (it did: 201 program runs instead of 1 for a 200-epoch XOR training). A callback that may
+    # read trajectories still turns the plan off.
+    from deepcircuit.learning.steps import epoch_observer
+    from deepcircuit.substrates.ode import OdeSubstrate
+
+    class Planned(OdeSubstrate):
+        plans = 0
+
+        def plan_training(self, *args):
+            Planned.plans += 1
+
+    seen = []
+    train("xor", seeds=[0], config=TrainingConfig.preset("default").replace(epochs=2), substrate=Planned(),
+          callbacks=[epoch_observer(lambda epoch, batch, result: seen.append(epoch))])
+    assert Planned.plans == 1 and seen == [0, 1]
+    train("xor", seeds=[0], config=TrainingConfig.preset("default").replace(epochs=2), substrate=Planned(),
+          callbacks=[lambda epoch, batch, result: None])
+    assert Planned.plans == 1

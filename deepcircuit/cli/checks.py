@@ -9,6 +9,7 @@ behind.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import re
@@ -116,21 +117,40 @@ def state_size(task, roles_hidden: tuple[int, ...], n_networks: int, free_steps:
     limits.check_state_size(n_networks, len(task.inputs), max(free_steps, nudged_steps), n)
 
 
-def substrate_specs(text: str) -> list[str]:
-    """``--substrates``: split at ',', parse every spec and check each option against its
-    substrate's constructor (names and values) before anything runs; returns the specs."""
-    from ..studies.comparison import parse_substrate_spec
-    from ..substrates import check_substrate_options
+def substrate_specs(text: str, option: str = "--substrates") -> list[str]:
+    """A comma-separated list of substrate specs (``ode,spice:mismatch=0.3;seed=1``): every spec
+    parsed and checked (names, values, and the substrate built once, which only stores its
+    options) before anything runs; returns the specs."""
+    from ..substrates import split_substrate_list
 
-    specs = [s.strip() for s in text.split(",") if s.strip()]
+    specs = split_substrate_list(text)
     if not specs:
-        raise InvalidInputError(f"--substrates must name at least one substrate, e.g. 'ode,spice'; got {text!r}.")
-    from ..substrates import get_substrate
-
+        raise InvalidInputError(f"{option} must name at least one substrate, e.g. 'ode,spice'; got {text!r}.")
     for spec in specs:
-        label, name, options = parse_substrate_spec(spec)
-        check_substrate_options(name, options, from_text=True, where=f"--substrates {label!r}")
-        # The constructor checks the values (clamp=bogus, networks_per_run=0); building it here
-        # fails before the long reference run instead of after it. It only stores options.
-        get_substrate(name, **options).close()
+        substrate_spec(spec, option)
     return specs
+
+
+def substrate_spec(text: str, option: str = "--substrate") -> str:
+    """One substrate spec ``NAME:opt=v;opt=v`` (deepcircuit.substrates.spec), checked and built
+    once (a bad value such as clamp=bogus fails here, before a long run); returns it."""
+    from ..substrates import parse_substrate_spec
+
+    spec = parse_substrate_spec(text, where=f"{option} {text!r}")
+    try:
+        spec.build().close()
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{option} {text!r}: {exc}") from None
+    return spec.text
+
+
+
+class SubstrateSpecAction(argparse.Action):
+    """argparse action of ``--substrate SPEC``: stores the substrate's name in ``dest`` (what code
+    that asks "is it spice?" reads) and the whole checked spec in ``<dest>_spec``; an invalid spec
+    is one line and exit status 2 (through the CLI's handler of InvalidInputError)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        spec = substrate_spec(values, option_string or "--substrate")
+        setattr(namespace, self.dest, spec.partition(":")[0].strip())
+        setattr(namespace, self.dest + "_spec", spec)

@@ -7,7 +7,7 @@ import shlex
 import sys
 import warnings
 
-from .output import format_table, print_json_line, shown_path
+from .output import format_table, print_json_line, print_warnings, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -30,9 +30,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--test", default=None, metavar="FILE", help="the separate test file it was trained with")
     p.add_argument("--samples", type=int, default=100,
                    help="data sets: number of test samples to run (the first N of the test split; default 100)")
+    p.add_argument("--energy-per-spike", type=float, default=1.7e-12, metavar="J",
+                   help="data sets, spiking substrates: energy per spike of the energy estimate (default "
+                        "1.7e-12 J, Loihi's within-tile spike, Davies et al., IEEE Micro 2018)")
+    p.add_argument("--energy-per-synaptic-event", type=float, default=23.6e-12, metavar="J",
+                   help="data sets, spiking substrates: energy per synaptic event (default 23.6e-12 J, "
+                        "Loihi's synaptic spike operation, Davies et al., IEEE Micro 2018)")
     p.add_argument("--substrates", default="ode,brian2,spice",
-                   help="comma-separated substrates, options after ':' separated by ';', e.g. "
-                        "'ode,brian2,spice,spice:clamp=limiter' (default: ode,brian2,spice)")
+                   help="comma-separated substrate specs NAME:opt=v;opt=v, e.g. "
+                        "'ode,brian2,spice,spice:clamp=limiter' or 'spice:mismatch=0.3;seed=1;clamp=limiter' "
+                        "(default: ode,brian2,spice)")
+    p.add_argument("--reference", default=None, metavar="SPEC",
+                   help="the substrate spec every deviation is measured against, e.g. 'ode:mismatch=0.3;seed=1' "
+                        "(the same chip on the ODE); default: the ideal ODE (logic tasks: its accurate adaptive "
+                        "integrator, as is an ode SPEC without method=; data sets: projected Euler)")
     p.add_argument("--train-epochs", type=int, default=0,
                    help="also train from the model's seed and fresh initial weights on every substrate "
                         "for this many epochs and compare the learned weights (default 0: inference only)")
@@ -54,6 +65,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run_on_data(args, model, dataset, config, substrates) -> int:
     """``compare`` for a model trained on a data set: predictions on test samples per substrate."""
     from ..studies.comparison import compare_predictions
+    from ..studies.hardware_figures import format_si
     from ..errors import InvalidInputError
     from ..learning.training import check_task_fits
 
@@ -61,6 +73,10 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
         raise InvalidInputError("--train-epochs compares training on logic tasks; it does not apply to data sets.")
     if args.samples < 1:
         raise InvalidInputError(f"--samples must be at least 1; got {args.samples}.")
+    from .._validation import check_real
+
+    check_real("--energy-per-spike", args.energy_per_spike, low=0.0)
+    check_real("--energy-per-synaptic-event", args.energy_per_synaptic_event, low=0.0)
     test = dataset.test
     task = test.subset(slice(0, min(args.samples, test.n_presentations)))
     check_task_fits(task, model.network.roles)
@@ -70,16 +86,27 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
         state = getattr(args, "run_state", None)
         comp = compare_predictions(model.network, task, substrates, schedule=config.eval_schedule, seed=seed,
                                    state_init_high=config.state_init_high, progress=not args.quiet,
+                                   reference=args.reference, energy_per_spike=args.energy_per_spike,
+                                   energy_per_synaptic_event=args.energy_per_synaptic_event,
                                    on_stage=None if state is None else (
                                        lambda what: setattr(state, "stage", f"while {what}")))
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    rows = [(label, f"{100 * c.accuracy:.1f} %", f"{100 * c.agreement:.1f} %", f"{100 * c.settled:.0f} %",
-             f"{c.seconds:.1f}") for label, c in comp.items()]
-    print(format_table(["substrate", f"accuracy ({task.split})", "agrees with ODE", "settled", "seconds"], rows))
+    print_warnings(caught)
+    rows = [(label, f"{100 * c.accuracy:.1f} %", f"{100 * c.agreement:.1f} %", f"{c.max_state_deviation:.3g}",
+             f"{100 * c.settled:.0f} %", f"{c.seconds:.1f}") for label, c in comp.items()]
+    ref = args.reference or "ode"
+    print(format_table(["substrate", f"accuracy ({task.split})", f"agrees with {ref}", "max state dev",
+                        "settled", "seconds"], rows))
     what = (f"{dataset.name}: the first {task.n_presentations} samples of the {task.split} split "
-            f"(split seed {dataset.split_seed}), free phase of {config.eval_schedule.free_duration:g} tau")
+            f"(split seed {dataset.split_seed}), free phase of {config.eval_schedule.free_duration:g} tau; "
+            f"deviations and agreement against {ref}")
     print(f"\n{what}")
+    for label, c in comp.items():
+        if c.spikes is not None:
+            k = c.spikes
+            print(f"{label}: per inference {k.spikes_per_inference:.4g} spikes, {k.synaptic_events_per_inference:.4g} "
+                  f"synaptic events; energy estimate {format_si(k.energy_per_inference_J, 'J')} at "
+                  f"{format_si(k.energy_per_spike_J, 'J')} per spike and {format_si(k.energy_per_synaptic_event_J, 'J')} "
+                  "per synaptic event (--energy-per-spike, --energy-per-synaptic-event)")
     if args.out:
         from pathlib import Path
 
@@ -89,15 +116,15 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
         command = "deepcircuit " + " ".join(map(shlex.quote, argv)) if argv[:1] == ["compare"] else None
         lines = ["# Substrate comparison on a data set", "",
                  f"Model: `{args.model}`; {what}.", *([f"Command: `{command}`", ""] if command else [""]),
-                 "| substrate | accuracy (" + task.split + ") | agrees with ODE | settled | seconds |",
-                 "|---|---|---|---|---|",
-                 *[f"| {label} | {100 * c.accuracy:.1f} % | {100 * c.agreement:.1f} % | {100 * c.settled:.0f} % | "
-                   f"{c.seconds:.1f} |" for label, c in comp.items()], ""]
+                 f"| substrate | accuracy ({task.split}) | agrees with {ref} | max state deviation | settled | seconds |",
+                 "|---|---|---|---|---|---|",
+                 *[f"| {label} | {100 * c.accuracy:.1f} % | {100 * c.agreement:.1f} % | {c.max_state_deviation:.3g} | "
+                   f"{100 * c.settled:.0f} % | {c.seconds:.1f} |" for label, c in comp.items()], ""]
         path = write_atomic(Path(args.out) / "report.md", "\n".join(lines))
         print(f"report in {path}")
     if args.json:
         print_json_line({"task": dataset.name, "model": args.model, "seed": seed, "split": task.split,
-                         "n_samples": task.n_presentations,
+                         "n_samples": task.n_presentations, "reference": ref,
                          "substrates": {label: c.to_dict() for label, c in comp.items()}})
     return 0
 
@@ -124,9 +151,13 @@ def run(args) -> int:
         extra = f"transconductor={ota.kind}" + "".join(
             f";ota_{k}={getattr(args, 'ota_' + k)}" for k in ("linear_range", "gain", "offset")
             if getattr(args, "ota_" + k) is not None)
-        specs = ",".join(s if not s.strip().startswith("spice") or "transconductor=" in s
-                         else s.strip() + (";" if ":" in s else ":") + extra for s in specs.split(",") if s.strip())
+        from ..substrates import split_substrate_list
+
+        specs = ",".join(s if not s.startswith("spice") or "transconductor=" in s
+                         else s + (";" if ":" in s else ":") + extra for s in split_substrate_list(specs))
     substrates = checks.substrate_specs(specs)
+    if args.reference is not None:
+        checks.substrate_spec(args.reference, "--reference")
     if args.out is not None:
         checks.output_folder("--out", args.out)
     model = load_model(args.model)
@@ -150,7 +181,7 @@ def run(args) -> int:
         raise InvalidInputError("compare runs both phases, but the model's nudged phase has 0 steps; give "
                                 "--nudged-steps N >= 1.")
     checks.state_size(task, model.network.roles.hidden, 1, config.free_steps, config.nudged_steps)
-    if "spice" in {s.partition(":")[0] for s in substrates}:
+    if "spice" in {s.partition(":")[0].strip() for s in [*substrates, args.reference or ""]}:
         checks.beta_for_circuit(config.beta)
     train_from = None
     if args.train_epochs:
@@ -163,10 +194,9 @@ def run(args) -> int:
         comp = compare(model.network, task, substrates, schedule=config.schedule, seed=seed,
                        train_from=train_from, config=config, progress=not args.quiet,
                        reference_max_evaluations=args.reference_max_evaluations,
-                       reference_max_seconds=args.reference_max_seconds,
+                       reference_max_seconds=args.reference_max_seconds, reference=args.reference,
                        on_stage=None if state is None else (lambda what: setattr(state, "stage", f"while {what}")))
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(caught)
     print(format_table(HEADERS, comparison_rows(comp)))
     for note in unsettled_notes(comp):
         print(note)
@@ -181,5 +211,6 @@ def run(args) -> int:
         print(f"\nreport and plots in {shown_path(path.parent)}/ ({path.name}, trajectories.png, lyapunov.png, "
               "deviations.png, weights.png)")
     if args.json:
-        print_json_line({"task": comp.task.name, "model": args.model, "seed": seed, **comp.to_dict()})
+        print_json_line({"task": comp.task.name, "model": args.model, "seed": seed, "reference": comp.reference_label,
+                         **comp.to_dict()})
     return 0

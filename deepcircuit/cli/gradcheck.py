@@ -22,6 +22,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     from ..stability.gradient_check import DEFAULT_BETAS
     from ..substrates import available_substrates
     from ..data.tasks import TASKS
+    from .checks import SubstrateSpecAction
 
     p = sub.add_parser(
         "gradcheck", help="alignment of each learning rule's update with the true loss gradient",
@@ -29,14 +30,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "gradient of the settled MSE with respect to every weight by implicit differentiation "
                     "of the fixed point (checked against finite differences), then run the nudged phase "
                     "at each beta and report the cosine and norm ratio between each family's rule update "
-                    "(applied to the same network's trajectories) and the negative gradient.")
+                    "(applied to the same network's trajectories) and the negative gradient. Two references: "
+                    "'ideal' (the ideal model's gradient) and 'as_built' (the gradient of the loss of the circuit "
+                    "as built, the substrate's chip with its mismatch and element laws at its own equilibrium, "
+                    "with respect to the programmed weights: what in-situ learning should follow).")
     p.add_argument("model_file", metavar="MODEL_FILE", help="a model file written by `deepcircuit train`")
     p.add_argument("--task", default=None, choices=list(TASKS),
                    help="task whose inputs are presented (default: the task stored in the model file)")
     p.add_argument("--beta", type=_positive, nargs="+", default=list(DEFAULT_BETAS),
                    help=f"nudging strengths of the sweep, 1/tau (default: {' '.join(map(str, DEFAULT_BETAS))})")
-    p.add_argument("--substrate", default="ode", choices=available_substrates(),
-                   help="where the phases run; the rules read its trajectories (default: ode)")
+    p.add_argument("--substrate", default="ode", metavar="SPEC", action=SubstrateSpecAction,
+                   help=f"where the phases run, a substrate ({', '.join(available_substrates())}) with options "
+                        "NAME:opt=v;opt=v, e.g. 'spice:mismatch=0.1;seed=1;clamp=limiter'; the rules read its "
+                        "trajectories, and the 'as_built' reference is the gradient of its chip's loss with "
+                        "respect to the programmed weights (default: ode)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial states and of the checked weights")
     p.add_argument("--fd-entries", type=int, default=40,
                    help="how many weights the finite-difference check perturbs (default 40; 0 = skip)")
@@ -57,7 +64,8 @@ def run(args) -> int:
     net = model.network
     task = model.task_for(args.task)
     config = model.training_config()
-    report = gradient_check(net, task, betas=args.beta, schedule=config.schedule, substrate=args.substrate,
+    substrate = getattr(args, "substrate_spec", None) or args.substrate
+    report = gradient_check(net, task, betas=args.beta, schedule=config.schedule, substrate=substrate,
                             symmetric=not args.no_symmetric, seed=args.seed, fd_entries=args.fd_entries,
                             settings={"beta0": config.beta0, "beta1": config.beta1})
     d = report.to_dict()
@@ -69,14 +77,19 @@ def run(args) -> int:
     if report.status != "ok":
         print("no gradient: every presentation is singular or unsettled; nothing to compare.")
     else:
+        built = report.as_built
         print(f"finite-difference check ({args.fd_entries} weights): error {report.finite_difference_error:.3g} "
-              "(relative to |gradient|)")
+              "(relative to |gradient|)" + ("" if built is None else
+                                             f"; as built: {built.finite_difference_error:.3g} (loss "
+                                             f"{built.loss:.4g}, |gradient| {built.gradient_norm:.4g})"))
         rows = []
-        for label, a in report.rules.items():
-            for k, beta in enumerate(a.beta):
-                sym = a.symmetric["cosine"][k] if a.symmetric else float("nan")
-                rows.append((label, a.rule, beta, a.cosine[k], a.norm_ratio[k], sym))
-        print(format_table(["rule of", "rule", "beta", "cosine", "norm ratio", "cosine (+-beta)"], rows))
+        for ref, table in (("ideal", report.rules), ("as_built", built.rules if built else {})):
+            for label, a in table.items():
+                for k, beta in enumerate(a.beta):
+                    sym = a.symmetric["cosine"][k] if a.symmetric else float("nan")
+                    rows.append((ref, label, a.rule, beta, a.cosine[k], a.norm_ratio[k], sym))
+        print(format_table(["reference", "rule of", "rule", "beta", "cosine", "norm ratio", "cosine (+-beta)"],
+                           rows))
         print("cosine between the rule's update (no learning rate) and -gradient; nan = gradient 0 "
               "(saturated outputs) or undefined")
     if args.plot:

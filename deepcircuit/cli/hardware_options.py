@@ -8,15 +8,16 @@ import argparse
 
 def add_transconductor_arguments(p: argparse.ArgumentParser) -> None:
     """``--transconductor`` and the OTA parameters (defaults: :class:`circuit.TransconductorModel`)."""
-    from ..substrates.circuit import TRANSCONDUCTOR_KINDS
+    from ..substrates.circuit import TRANSCONDUCTOR_KINDS, TransconductorModel as T
 
     p.add_argument("--transconductor", default=None, choices=list(TRANSCONDUCTOR_KINDS),
                    help="synapse model of the SPICE circuit: ideal 'vccs' (default) or 'ota' (tanh-limited "
                         "to +-I_bias, output resistance, input offset, bias current from a supply VDD)")
     p.add_argument("--ota-linear-range", type=float, default=None,
-                   help="OTA linear range in units of V_scale (default 1)")
-    p.add_argument("--ota-gain", type=float, default=None, help="OTA intrinsic gain gm*r_out (default 100)")
-    p.add_argument("--ota-offset", type=float, default=None, help="OTA input offset, rms volts (default 2e-3)")
+                   help=f"OTA linear range in units of V_scale (default {T.linear_range:g}; the bias "
+                        "current and energy scale with it)")
+    p.add_argument("--ota-gain", type=float, default=None, help=f"OTA intrinsic gain gm*r_out (default {T.gain:g}: cascoded)")
+    p.add_argument("--ota-offset", type=float, default=None, help=f"OTA input offset, rms volts (default {T.offset:g})")
 
 
 def transconductor_from_args(args):

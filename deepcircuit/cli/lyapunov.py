@@ -56,12 +56,14 @@ def run(args) -> int:
     schedule = config.schedule
     checks.state_size(task, r.hidden, 1, schedule.free_steps, schedule.nudged_steps)
     s0 = initial_states(np.random.default_rng(args.seed), 1, task.inputs, r, config.state_init_high)
+    # The certificates first: a network they cannot analyse is refused before any run.
+    g = gershgorin(net)
+    con = contraction(net)
     state = getattr(args, "run_state", None)
     if state is not None:
         state.stage = f"while running substrate {args.substrate!r}"
     with get_substrate(args.substrate) as sub:
         result = sub.run(NetworkBatch.of(net), task.inputs, s0, schedule, targets=task.targets)
-    g = gershgorin(net)
     checks = check_phases(result, net, beta=schedule.beta, targets=task.targets, function=args.function,
                           bound_tol=args.bound_tol)
 
@@ -73,7 +75,6 @@ def run(args) -> int:
     rows = [(c.name, _yes(c.holds), c.min_margin, ", ".join(c.failing) or "-") for c in g.conditions.values()]
     print(format_table(["condition", "holds", "min margin (1/tau)", "failing neurons"], rows))
     print(f"certified Hurwitz by Gershgorin: {_yes(g.certified)}")
-    con = contraction(net)
     print(f"contraction in a weighted 1-norm (one globally attracting equilibrium): {_yes(con.holds)}; "
           f"alpha(M) {con.alpha:.4g} /tau" + (f"; deep leak needed: gamma > {con.gamma_min:.4g} /tau"
                                               if net.family.startswith("deep") else ""))

@@ -61,3 +61,18 @@ def shown_path(path: Any) -> str:
 
     text = str(path)
     return shlex.quote(text) if text.isprintable() else repr(text)
+
+
+def print_warnings(caught: Sequence[Any], file: Any = None) -> None:
+    """Print recorded warnings to stderr, each distinct message once, in order of first appearance.
+
+    ``caught`` is the list from ``warnings.catch_warnings(record=True)``. A message raised more
+    than once (the same final evaluation warning from every substrate of a comparison, say) gets
+    its count appended, ``(3 times)``, instead of being repeated.
+    """
+    import sys
+    from collections import Counter
+
+    counts = Counter(" ".join(str(w.message).split()) for w in caught)
+    for text, n in counts.items():  # a Counter keeps first-appearance order
+        print(f"warning: {text}" + (f" ({n} times)" if n > 1 else ""), file=file or sys.stderr)

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import warnings
 from pathlib import Path
 
-from .output import format_table, print_json_line, shown_path
+from .output import format_table, print_json_line, print_warnings, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..model.families import FAMILIES
     from ..substrates import available_substrates
+    from .checks import SubstrateSpecAction
     from ..data.builtin import BUILTIN_DATASETS
     from ..data.tasks import TASKS
     from ..learning.training import PRESETS, PRUNE_METHODS
     from ..substrates.circuit import CLAMP_KINDS
     from .hardware_options import add_transconductor_arguments
+    from .tune_options import add_tune_arguments
     from ..learning.steps import FREEZE_GROUPS
 
     p = sub.add_parser(
@@ -34,15 +35,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, metavar="FILE",
                    help="train on a data file instead: FILE.csv (header row, one sample per row) or "
                         "FILE.npz (arrays x, y)")
-    p.add_argument("--target", default=None, metavar="COLUMN", action=_Given,
+    p.add_argument("--target", default=None, metavar="COLUMN",
                    help="label column of a CSV data file (default: the last column)")
     p.add_argument("--test", default=None, metavar="FILE", help="separate test file (instead of --test-fraction)")
-    p.add_argument("--test-fraction", type=float, default=0.2, action=_Given,
+    p.add_argument("--test-fraction", type=float, default=0.2,
                    help="fraction of a data set held out for testing, stratified (default 0.2)")
-    p.add_argument("--validation-fraction", type=float, default=0.0, action=_Given,
+    p.add_argument("--validation-fraction", type=float, default=0.0,
                    help="fraction of the training rows held out for validation / early stopping (default 0)")
-    p.add_argument("--split-seed", type=int, default=0, action=_Given, help="seed of the train/test split (default 0)")
-    p.add_argument("--readout", choices=["argmax", "threshold"], default=None, action=_Given,
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split (default 0)")
+    p.add_argument("--readout", choices=["argmax", "threshold"], default=None,
                    help="one output per class read by argmax (default), or one thresholded output (two classes)")
     p.add_argument("--model", default=None, choices=list(FAMILIES),
                    help="model family (default: the data set's: deep)")
@@ -68,12 +69,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--stop-when-solved", type=int, default=None, metavar="EPOCHS",
                    help="stop updating a seed once its train error, measured on the substrate's own "
                         "free phases, has been 0 for EPOCHS epochs in a row (for noisy substrates: "
-                        "brian2-spiking)")
+                        "brian2-spiking, where it defaults to 3; 0 = no stop)")
     p.add_argument("--settle-tol", type=float, default=None,
                    help="equilibrium tolerance on max |ds/dt| (1/tau); phases of data sets stop there")
-    p.add_argument("--seeds", type=int, default=1, action=_Given,
+    p.add_argument("--seeds", type=int, default=1,
                    help="number of seeds / networks (default: 1; with --init: one per model file)")
-    p.add_argument("--seed", type=int, default=0, action=_Given,
+    p.add_argument("--seed", type=int, default=0,
                    help="first seed (default: 0; with --init: the model files' own seeds, or K, K+1, ... "
                         "when given; a seed draws the initial states, the weights are the file's)")
     p.add_argument("--init", nargs="+", default=None, metavar="MODEL.json",
@@ -83,15 +84,27 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "saved ones, overridden by the options given (e.g. --epochs 1 --substrate spice). "
                         "A task, family or shape that does not fit the file is refused")
     p.add_argument("--out", default="runs/train", help="folder for the model files (default: runs/train)")
-    p.add_argument("--preset", default="default", choices=list(PRESETS), action=_Given,
+    p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="'default' (project settings) or 'paper' (the reference notebooks exactly)")
-    p.add_argument("--substrate", default="ode", choices=available_substrates(),
-                   help="where the phases run (default: ode)")
+    p.add_argument("--substrate", default="ode", metavar="SPEC", action=SubstrateSpecAction,
+                   help=f"where the phases run: a substrate ({', '.join(available_substrates())}) with options "
+                        "NAME:opt=v;opt=v, e.g. 'spice:mismatch=0.3;seed=1;clamp=limiter' or 'ode:mismatch=0.3;seed=1' "
+                        "(the same chip on the ODE) (default: ode)")
     p.add_argument("--brian2-target", choices=["cpp_standalone", "numpy", "cython"], default=None,
                    help="Brian2 target for the brian2 substrates (default: cpp_standalone where a C++ "
                         "compiler is present, else numpy; cpp_standalone builds one compiled program "
                         "once, cached under ~/.cache/deepcircuit/brian2; cython compiles once too)")
+    p.add_argument("--spike-rate", type=float, default=None, metavar="HZ",
+                   help="brian2-spiking: firing rate at state 1 (default 10000). On brian2-spiking, train "
+                        "defaults to the settings that learned XOR from spikes (docs/brian2.md): this rate, "
+                        "--spike-substeps 20, --stdp-window 10, --free-steps 500, --nudged-steps 300, "
+                        "--stop-when-solved 3, compiled target; any of them can be overridden")
+    p.add_argument("--spike-substeps", type=int, default=None, metavar="K",
+                   help="brian2-spiking: Brian2 steps per Euler step dt (default 20)")
+    p.add_argument("--stdp-window", type=float, default=None, metavar="TAU",
+                   help="brian2-spiking: learning window at the start of the nudged phase, in tau (default 10)")
     add_transconductor_arguments(p)
+    add_tune_arguments(p)
     p.add_argument("--clamp", default=None, choices=list(CLAMP_KINDS),
                    help="clamp of the SPICE circuit: diode (default), limiter or precision (op-amp clamp)")
     p.add_argument("--prune", choices=list(PRUNE_METHODS), default=None,
@@ -109,12 +122,107 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="learning rule (default: the family's own; stdp2 = DEEP's rule with both "
                         "endpoints' changes; stdp2-mirror = stdp2 with backward synapses taking their forward "
                         "twin's update; see docs/gradient.md)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --substrate spice: run the presentations of each minibatch and evaluation "
+                        "on this many Dask worker processes of a local cluster (default: 1, in this process); "
+                        "see docs/spice.md, 'The in-loop runner'")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="with --substrate spice: run the presentations on an existing Dask cluster "
+                        "(started with `dask scheduler` and `dask worker`) instead")
+    p.add_argument("--eval-samples", type=int, default=None, metavar="N",
+                   help="evaluate the held-out splits of each epoch on the same N presentations (drawn "
+                        "once); the last epoch and the final figures use the whole splits (default: "
+                        f"{SPICE_EVAL_SAMPLES} on --substrate spice, all presentations elsewhere)")
     p.add_argument("--record-certificates", action="store_true",
                    help="record stability certificates every epoch in each model's history "
                         "(Gershgorin margins, spectral abscissa, equilibrium reached)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="settings from a flat TOML file: every TrainingConfig field and the keys of the "
+                        "options above (model, topology, hidden, task, ...; docs/config.md); options given "
+                        "here override it")
+    p.add_argument("--config-from", default=None, metavar="MODEL.json",
+                   help="reuse a trained model's settings (training settings, family, topology, hidden, split); "
+                        "--config and options given here override them")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved settings as TOML that --config accepts, and exit without training")
+    _record_explicit_options(p)
     return p
+
+
+class _Unset(list):
+    """The marker of an option not given: a list, so that ``action="append"`` options (which
+    copy and extend what is there) work on it too; given, an option replaces or copies it."""
+
+
+_UNSET = _Unset()
+
+
+def _record_explicit_options(p) -> None:
+    """After parsing, ``args.explicit_options`` names the options given on the command line (so
+    that they override --config), found by parsing again into a namespace pre-filled with a
+    marker that argparse's defaults do not overwrite."""
+    parse = p.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        ns, rest = parse(args, namespace)
+        probe, _ = parse(args, argparse.Namespace(**{k: _UNSET for k in vars(ns)}))
+        ns.explicit_options = frozenset(k for k, v in vars(probe).items() if v is not _UNSET)
+        return ns, rest
+
+    p.parse_known_args = parse_known_args
+
+
+def _config_files(args) -> dict:
+    """Apply --config-from, then --config: their command keys become ``args`` values unless the
+    option was given; returns their TrainingConfig settings (options given override those later)."""
+    from ..learning.config_file import model_settings, read_config, split_settings
+    from ..learning.model_file import load_model
+
+    settings = {}
+    if getattr(args, "config_from", None):
+        settings.update(model_settings(load_model(args.config_from)))
+    if getattr(args, "config", None):
+        settings.update(read_config(args.config))
+    training, command = split_settings(settings)
+    given = getattr(args, "explicit_options", frozenset())
+    if {"task", "data"} & given:  # the command line names what to train on
+        drop = ("task", "data") + (("target", "test") if "task" in given else ())  # a file's options
+        for key in drop:
+            command.pop(key, None)
+    for key, value in command.items():
+        if key not in given:
+            setattr(args, key, ",".join(map(str, value)) if key == "hidden" and value is not None else value)
+    return training
+
+
+def _printed_settings(args, dataset, config, hidden, params) -> dict:
+    """What --print-config prints: every setting of the run, as config keys."""
+    settings = config.to_dict()
+    settings.update(
+        task=args.task if dataset.source != "file" else None, data=getattr(args, "data", None),
+        target=args.target, test=args.test, test_fraction=args.test_fraction,
+        validation_fraction=args.validation_fraction, split_seed=args.split_seed, readout=args.readout,
+        model=args.model, topology=args.topology if args.topology is not None else _default_topology(dataset, args),
+        hidden=tuple(hidden), gamma=(params or {}).get("gamma"), preset=args.preset,
+        substrate=args.substrate, seeds=args.seeds, seed=args.seed)
+    if settings["task"] is None and settings["data"] is None:
+        settings["task"] = dataset.name
+    if args.substrate == "brian2-spiking":
+        from ..substrates.brian2_spiking import VALIDATED_TRAINING_OPTIONS as spiking
+
+        settings.update({key: getattr(args, key, None) if getattr(args, key, None) is not None else spiking[name]
+                         for key, name in (("spike_rate", "max_rate"), ("spike_substeps", "substeps"),
+                                           ("stdp_window", "stdp_window"))})
+    return settings
+
+
+def _default_topology(dataset, args):
+    from ..data.defaults import DataShape, dataset_defaults
+
+    topology = dataset_defaults(dataset.name, args.model, source=dataset.source, shape=DataShape.of(dataset)).topology
+    return topology if isinstance(topology, str) else None
 
 
 def _topology(arg: str):
@@ -182,29 +290,28 @@ def _circuit_substrate(args, substrate):
     from .hardware_options import transconductor_from_args
 
     ota = transconductor_from_args(args)
-    if ota is None and args.clamp is None:
+    runner = getattr(args, "workers", None) is not None or getattr(args, "scheduler", None) is not None
+    if runner and str(substrate).partition(":")[0] != "spice":
+        raise InvalidInputError(f"--workers and --scheduler apply to --substrate spice (its presentations run on "
+                                f"Dask workers); got --substrate {substrate}.")
+    if ota is None and args.clamp is None and not runner:
         return substrate
-    if substrate != "spice":
+    if str(substrate).partition(":")[0] != "spice":
         raise InvalidInputError(f"--transconductor, --ota-* and --clamp apply to --substrate spice; got "
                                 f"--substrate {substrate if isinstance(substrate, str) else substrate.name}.")
+    runner = {k: v for k, v in {"workers": getattr(args, "workers", None),
+                                 "scheduler": getattr(args, "scheduler", None)}.items() if v is not None}
     options = {k: v for k, v in {"transconductor": ota, "clamp": args.clamp}.items() if v is not None}
-    return get_substrate("spice", **options)
+    return get_substrate(substrate, **options, **runner)
 
+
+#: --eval-samples on SPICE when not given: a held-out sample every epoch, the whole split at the
+#: end (a digits presentation costs ~0.3 s free phase only in ngspice; docs/spice.md).
+SPICE_EVAL_SAMPLES = 100
 
 #: Options that choose the data set split; with --init it is the model file's.
 _SPLIT_OPTIONS = {"test_fraction": "--test-fraction", "validation_fraction": "--validation-fraction",
                   "split_seed": "--split-seed", "readout": "--readout", "target": "--target"}
-
-
-class _Given(argparse.Action):
-    """Store the value and note that the option was given (``namespace.given``), so that
-    ``--init`` can refuse options that would change what the model file fixes while their
-    defaults stay what ``sweep`` hashes (run ids)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, values)
-        given = set(getattr(namespace, "given", None) or ())
-        setattr(namespace, "given", given | {self.dest})
 
 
 def _fine_tune_start(args):
@@ -216,7 +323,7 @@ def _fine_tune_start(args):
     files = getattr(args, "init", None)
     if not files:
         return None
-    given = getattr(args, "given", None) or set()
+    given = getattr(args, "explicit_options", frozenset())
     bad = [opt for dest, opt in _SPLIT_OPTIONS.items() if dest in given]
     if bad:
         raise InvalidInputError(f"--init continues on the model file's data set split and scaler; "
@@ -238,6 +345,40 @@ def _fine_tune_start(args):
     return start_from(files, args.task if getattr(args, "data", None) is None else None, model=args.model,
                       topology=args.topology, hidden=args.hidden, seeds=seeds,
                       data=getattr(args, "data", None), test=args.test)
+
+
+def _spiking_defaults(args, overrides: dict, file_settings: "dict | None" = None) -> "dict | None":
+    """On brian2-spiking: fill ``overrides`` with the validated training settings the user did not
+    give (on the command line or in a --config file), and return the substrate's options (validated
+    ones, then the user's); else None, after refusing spike options given for another substrate."""
+    from .._validation import check_int, check_real
+    from ..errors import InvalidInputError
+
+    if "stop_when_solved" in overrides:  # 0: no per-seed stop (brian2-spiking's default turned off)
+        check_int("--stop-when-solved", overrides["stop_when_solved"], low=0)
+        overrides["stop_when_solved"] = overrides["stop_when_solved"] or None
+    given = {k: v for k, v in {"max_rate": getattr(args, "spike_rate", None),
+                               "substeps": getattr(args, "spike_substeps", None),
+                               "stdp_window": getattr(args, "stdp_window", None),
+                               "target": getattr(args, "brian2_target", None)}.items()
+             if v is not None}
+    if args.substrate != "brian2-spiking":
+        if set(given) - {"target"}:
+            raise InvalidInputError("--spike-rate, --spike-substeps and --stdp-window apply to --substrate "
+                                    f"brian2-spiking; got --substrate {args.substrate}.")
+        return None
+    from ..substrates.brian2_spiking import VALIDATED_TRAINING_CONFIG, VALIDATED_TRAINING_OPTIONS
+
+    if "max_rate" in given:
+        check_real("--spike-rate", given["max_rate"], low=0.0, low_open=True)
+    if "substeps" in given:
+        check_int("--spike-substeps", given["substeps"], low=1)
+    if "stdp_window" in given:
+        check_real("--stdp-window", given["stdp_window"], low=0.0, low_open=True)
+    for key, value in VALIDATED_TRAINING_CONFIG.items():
+        if key not in (file_settings or {}):
+            overrides.setdefault(key, value)
+    return {**VALIDATED_TRAINING_OPTIONS, **given}
 
 
 def dataset_from_args(args):
@@ -265,11 +406,13 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     replaces ``args.substrate`` when given. Warnings raised during training are printed to
     stderr, one line each.
     """
-    from ..data.defaults import dataset_defaults, default_model
+    from ..data.defaults import DataShape, dataset_defaults, default_model
     from ..stability.lyapunov import certificate_recorder
+    from ..learning.steps import epoch_observer
     from ..learning.training import TrainingConfig, train
     from . import checks
 
+    file_settings = _config_files(args)
     start = _fine_tune_start(args)
     if start is not None:  # --init: the files' networks, data set split and saved settings
         dataset, args.model, config = start.dataset, start.family, start.training_config()
@@ -283,7 +426,12 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         "free_steps": args.free_steps, "nudged_steps": args.nudged_steps, "l1": args.l1,
         "prune_tol": args.prune_tol, "batch_size": args.batch_size,
         "early_stopping": args.early_stopping, "settle_tol": args.settle_tol,
-        "rule": args.rule, "stop_when_solved": args.stop_when_solved}.items() if v is not None}
+        "rule": args.rule, "stop_when_solved": args.stop_when_solved,
+        "eval_samples": getattr(args, "eval_samples", None)}.items() if v is not None}
+    if "eval_samples" not in overrides and "spice" in (str(args.substrate).partition(":")[0],
+                                                       getattr(substrate, "name", None)):
+        overrides["eval_samples"] = SPICE_EVAL_SAMPLES
+    spiking = _spiking_defaults(args, overrides, file_settings)
     if args.prune:
         overrides["prune"] = args.prune
     if args.sign:
@@ -294,20 +442,28 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         overrides["freeze"] = tuple(g.strip() for g in args.freeze.split(",") if g.strip())
     # Every argument is checked before any work starts or any folder is created.
     checks.count("--epochs", args.epochs, low=None, limit="MAX_EPOCHS")
+    checks.count("--eval-samples", getattr(args, "eval_samples", None), low=1)
+    checks.count("--workers", getattr(args, "workers", None), low=1)
     checks.count("--seeds", args.seeds, low=1, limit="MAX_SEEDS")
     checks.seed("--seed", args.seed)
     checks.seed("--seed + --seeds", args.seed + args.seeds - 1)
     checks.count("--free-steps", args.free_steps, low=1, limit="MAX_PHASE_STEPS")
     checks.count("--nudged-steps", args.nudged_steps, low=1, limit="MAX_PHASE_STEPS")
-    config = config.replace(**overrides)
+    config = config.replace(**file_settings).replace(**overrides)
     if start is not None:
         hidden, topology, params, seeds = tuple(start.networks[0].roles.hidden), None, None, list(start.seeds)
     else:
-        defaults = dataset_defaults(dataset.name, args.model, source=dataset.source)
+        defaults = dataset_defaults(dataset.name, args.model, source=dataset.source, shape=DataShape.of(dataset))
         hidden = checks.hidden(args.hidden) if args.hidden is not None else tuple(defaults.hidden)
         topology = _topology(args.topology) if args.topology is not None else defaults.topology
         params = {"gamma": args.gamma} if args.gamma is not None else (dict(defaults.params) or None)
         seeds = list(range(args.seed, args.seed + args.seeds))
+    if getattr(args, "print_config", False):
+        from ..learning.config_file import to_toml
+
+        print(to_toml(_printed_settings(args, dataset, config, hidden, params),
+                      comment="deepcircuit train settings; use with: deepcircuit train --config FILE.toml"), end="")
+        return None, config
     # The largest state array of one substrate call: a minibatch (evaluations run in chunks).
     per_call = dataset.train.subset(slice(0, config.batch_size or dataset.train.n_presentations))
     checks.state_size(per_call, hidden, len(seeds), config.free_steps, config.nudged_steps)
@@ -315,8 +471,13 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
         checks.beta_for_circuit(config.beta)
         if args.gamma is not None:
             checks.beta_for_circuit(args.gamma, "--gamma")
-    if substrate is None:
-        substrate = args.substrate
+    given_substrate = substrate
+    if substrate is None:  # the --substrate spec (name and options)
+        substrate = getattr(args, "substrate_spec", None) or args.substrate
+    if spiking is not None and substrate == "brian2-spiking":  # no options in the spec: validated ones
+        from ..substrates import get_substrate
+
+        substrate = get_substrate(substrate, **spiking)
     if args.brian2_target is not None:
         from ..errors import InvalidInputError
         from ..substrates import get_substrate
@@ -333,20 +494,30 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     if state is not None:  # what Ctrl-C reports: the epoch under way
         state.stage = f"in epoch 1 of {config.epochs}" if config.epochs else "in the final evaluation"
 
+        @epoch_observer  # reads the epoch only: leaves the compiled whole-training program usable
         def where(epoch, batch, result):
             state.stage = (f"in epoch {epoch + 2} of {config.epochs}" if epoch + 1 < config.epochs
                            else "in the final evaluation")
         callbacks.append(where)
+    from .tune_options import tune_from_args, wants_tuning
+
+    if wants_tuning(args):  # train --tune: the grid, then the choice retrained (studies/tune.py)
+        return tune_from_args(args, out, dataset, model=args.model, topology=topology, hidden=hidden, seeds=seeds,
+                              config=config, substrate=substrate, params=params, callbacks=callbacks)
     if out is None:
         out = checks.output_folder("--out", args.out)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = train(dataset, model=args.model, topology=topology, hidden=hidden, seeds=seeds,
-                       config=config, substrate=substrate, params=params, progress=not args.quiet,
-                       on_divergence="report", callbacks=callbacks,
-                       init=start.models if start is not None else None)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    ours = substrate if not isinstance(substrate, str) and substrate is not given_substrate else None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = train(dataset, model=args.model, topology=topology, hidden=hidden, seeds=seeds,
+                           config=config, substrate=substrate, params=params, progress=not args.quiet,
+                           on_divergence="report", callbacks=callbacks,
+                           init=start.models if start is not None else None)
+    finally:
+        if ours is not None:  # made here: stop its worker processes (also on Ctrl-C)
+            ours.close()
+    print_warnings(caught)
     return result, config
 
 
@@ -360,6 +531,8 @@ def run(args) -> int:
     # is created by the first save.
     out = checks.output_folder("--out", args.out)
     result, config = train_from_args(args, out)
+    if result is None:  # --print-config
+        return 0
     state = getattr(args, "run_state", None)
     ds = result.dataset
     logic = ds.test_is_train
@@ -376,7 +549,8 @@ def run(args) -> int:
             metrics["validation_accuracy"] = float(1 - result.validation_error[k])
         model = ModelFile(result.networks[k], seed=seed, task=result.task.name, substrate=result.substrate,
                           config=config.to_dict(), history=result.histories[k].to_dict(),
-                          metrics=metrics, dataset=None if ds.source == "logic" else ds.to_dict())
+                          metrics=metrics, dataset=None if ds.source == "logic" else ds.to_dict(),
+                          tuning=getattr(args, "tuning", None))
         if state is not None:
             state.stage = f"while saving the model files ({k} of {len(result.seeds)} saved)"
         paths.append(str(save_model(out / f"seed{seed}.json", model)))
@@ -420,15 +594,25 @@ def run(args) -> int:
                   f"{100 * (1 - mean('nudged_settled')):.1f} % (nudged) not settled")
     if any(unsettled):
         print("* read from outputs that had not settled at the end of the final evaluation's free phase "
-              "(train split; presentations " + "; ".join(
+              "(train split" + (f", the sample of {config.eval_samples} of --eval-samples, numbered within it"
+                                if config.eval_samples and not logic else "") + "; presentations " + "; ".join(
                   f"seed {seed}: {u if len(u) <= 20 else f'{len(u)} of them'}"
                   for seed, u in zip(result.seeds, unsettled) if u) + "); not equilibria")
     for k, msg in enumerate(result.diverged):
         if msg:
             print(f"seed {result.seeds[k]} diverged: {msg}")
+    ode_check = None
+    if result.substrate == "brian2-spiking":
+        # Trained as spikes: the same networks as rate models (ODE, 50 tau, fresh initial states).
+        from ..learning.training import evaluate
+
+        _, ode_error, _ = evaluate(result.networks, ds, substrate="ode", rng=0)
+        ode_check = {"solved": int(np.sum(ode_error == 0)), "error": ode_error}
+        print(f"the same networks on the ODE substrate: {ode_check['solved']}/{len(result.seeds)} at 0 % "
+              f"{'training' if logic else 'test'} error")
     if args.json:
         print_json_line({
-            "task": ds.name, "data": ds.source, "model": args.model, "topology": topology,
+            "task": ds.name, "data": ds.source, "classes": list(ds.class_names), "model": args.model, "topology": topology,
             "hidden": list(result.networks[0].roles.hidden), "preset": args.preset,
             "substrate": result.substrate, "epochs": config.epochs, "batch_size": config.batch_size,
             "seeds": result.seeds, "split_seed": ds.split_seed, "sizes": ds.to_dict()["sizes"],
@@ -438,7 +622,8 @@ def run(args) -> int:
             "sparsity": result.sparsity, "diverged": result.diverged, "seconds": result.seconds,
             "failed_seeds": _failed_seeds(result), "unsettled_presentations": unsettled,
             "train_error_from_unsettled_states": [bool(u) for u in unsettled],
-            "models": paths,
+            "models": paths, "tuning": getattr(args, "tuning", None),
+            **({"ode_reevaluation": ode_check} if ode_check is not None else {}),
         })
     return 0
 

@@ -33,6 +33,8 @@ class RawData:
     ``whole_table`` marks a data set that is a complete truth table (parity): it is its own
     test set, since no pattern can be held out without removing what is to be learned.
     ``readout`` is ``"argmax"`` (one output per class) or ``"threshold"`` (one output, two classes).
+    ``categories`` lists the text columns of a data file that were one-hot encoded, as
+    ``((column, (level, ...)), ...)`` in column order (see :mod:`deepcircuit.data.files`).
     """
 
     name: str
@@ -42,6 +44,7 @@ class RawData:
     class_names: tuple[str, ...]
     readout: str = "argmax"
     whole_table: bool = False
+    categories: tuple = ()
 
     @property
     def n_classes(self) -> int:
@@ -84,13 +87,20 @@ BUILTIN_DATASETS = tuple(_LOADERS) + tuple(f"parity-{n}" for n in PARITY_BITS)
 
 
 def is_builtin(name: object) -> bool:
-    """Whether ``name`` is a built-in data set (``digits``, ``iris``, ``moons``, ``parity-N``)."""
-    return isinstance(name, str) and name.lower() in BUILTIN_DATASETS
+    """Whether ``name`` is a built-in data set (``digits``, ``iris``, ``moons``, ``parity-N``, or a
+    benchmark suite member ``suite:NAME``, :mod:`deepcircuit.data.suite`)."""
+    from .suite import is_suite
+
+    return isinstance(name, str) and (name.lower() in BUILTIN_DATASETS or is_suite(name))
 
 
 def load_builtin(name: str) -> RawData:
     """The raw data of the built-in data set ``name``; unknown names fail with the choices."""
+    from .suite import PREFIX, SUITE, is_suite, load_suite
+
     key = str(name).lower()
+    if is_suite(key):
+        return load_suite(key)
     m = re.fullmatch(r"parity-(\d+)", key)
     if m:
         n = int(m.group(1))
@@ -99,6 +109,6 @@ def load_builtin(name: str) -> RawData:
         return _parity(n)
     if key not in _LOADERS:
         raise InvalidInputError(
-            f"Unknown data set {name!r}; built-in data sets are {', '.join(BUILTIN_DATASETS)} "
-            "(or give a file with --data FILE.csv / FILE.npz).")
+            f"Unknown data set {name!r}; built-in data sets are {', '.join(BUILTIN_DATASETS)}, the "
+            f"benchmark suite {', '.join(PREFIX + n for n in SUITE)} (or give a file with --data FILE.csv / FILE.npz).")
     return _LOADERS[key]()

@@ -12,9 +12,12 @@ Times are in units of tau: a phase budget of ``free_steps * dt`` tau; with
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Mapping
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,123 @@ class DatasetDefaults:
 
 
 _LOGIC = DatasetDefaults()
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What the derived default reads of a data set: its shape and the size of its inputs.
+
+    ``n_features`` (bias excluded), ``n_outputs`` (output neurons: one per class, or 1 for a
+    threshold readout), ``n_train`` (training rows), ``minority`` (the rarest class's share of the
+    training rows) and ``input_power``: the mean over training rows of ``sum_i x_i^2``, the scaled
+    features (in [0, 1]) squared and summed, i.e. the fan-in a hidden neuron sees from the inputs.
+    """
+
+    n_features: int
+    n_outputs: int
+    n_train: int
+    minority: float = 1.0
+    input_power: float = 1.0
+
+    @classmethod
+    def of(cls, dataset: Any) -> "DataShape | None":
+        """The shape of a :class:`~deepcircuit.data.split.Dataset`'s training split; ``None`` for
+        logic tasks and whole truth tables (they keep their presets)."""
+        if dataset.source == "logic" or dataset.test_is_train:
+            return None
+        task = dataset.train
+        x = np.asarray(task.inputs, dtype=float)[:, :-1]
+        labels = np.asarray(task.labels).reshape(len(x), -1)[:, 0].astype(int)
+        counts = np.bincount(labels, minlength=max(len(dataset.class_names), 2))
+        return cls(int(x.shape[1]), int(task.n_outputs), int(len(x)), float(counts.min() / counts.sum()),
+                   float(np.mean(np.sum(x * x, axis=1))))
+
+
+#: Families the derived default applies to (its settings are DEEP's: the sink, stdp2-mirror).
+DERIVED_FAMILIES = ("deep",)
+#: The reference the derived rule scales from: digits' DEEP settings (``_DIGITS_DEEP`` below,
+#: 95-96 % on digits), and digits' training split's input power (sum of squared scaled pixels
+#: per image: 15.12) and the hidden size they were chosen at.
+_REF_POWER, _REF_HIDDEN = 15.12, 100
+#: Bounds of the derived hidden size, the batch size and the epochs; the number of weight
+#: updates a training aims at (digits: 31 epochs of 23 minibatches); the most presentations a
+#: training makes (epochs x training rows). With at most 100 hidden neurons a presentation's cost
+#: is bounded (the inputs' drive is computed once per phase, the dynamics cost ~ free neurons^2),
+#: so this bounds a training's time: 60 000 presentations are about 10 min of one core.
+HIDDEN_RANGE, BATCH_RANGE, EPOCH_RANGE = (10, 100), (8, 64), (10, 100)
+TARGET_UPDATES = 700
+MAX_PRESENTATIONS = 60_000
+
+
+def derived_hidden(shape: DataShape) -> int:
+    """Hidden size: twice the feature count, within ``HIDDEN_RANGE``, and at most a quarter of the
+    training rows (a small set does not fill a large layer)."""
+    h = min(2 * shape.n_features, max(shape.n_train // 4, HIDDEN_RANGE[0]))
+    return int(min(max(h, HIDDEN_RANGE[0]), HIDDEN_RANGE[1]))
+
+
+def derived_batch(shape: DataShape) -> int:
+    """Minibatch: the power of two nearest to a twentieth of the training rows, in ``BATCH_RANGE``
+    (about 20 updates per epoch for small sets, 64 presentations per update for large ones)."""
+    b = 2 ** round(math.log2(max(shape.n_train / 20, 1)))
+    return int(min(max(b, BATCH_RANGE[0]), BATCH_RANGE[1]))
+
+
+def derived_epochs(shape: DataShape, batch: int) -> int:
+    """Epochs: enough for ``TARGET_UPDATES`` weight updates, within ``EPOCH_RANGE``, then at most
+    ``MAX_PRESENTATIONS / n_train`` (at least 1): a large set trains fewer epochs of more updates."""
+    e = math.ceil(TARGET_UPDATES / math.ceil(shape.n_train / batch))
+    e = min(max(e, EPOCH_RANGE[0]), EPOCH_RANGE[1])
+    return int(max(1, min(e, MAX_PRESENTATIONS // max(shape.n_train, 1))))
+
+
+#: The candidate rules of the study (``benchmarks/study_defaults.py``): how the learning rates and
+#: the input weights' initial size follow the data. ``fixed``: digits' values as they are;
+#: ``init``: the input weights' initial sd scaled by ``sqrt(P_ref / P)`` (every hidden neuron's
+#: initial drive the same size, ``P`` the input power), rates fixed; ``fanin``: as ``init``, and
+#: the input weights' learning rate scaled by ``P_ref / P`` and the hidden-to-output rate by
+#: ``H_ref / H`` (one update moves a neuron's drive by the same amount whatever its fan-in: the
+#: rule's change is pre-activity x post-change, summed over the fan-in); ``fanin-sqrt``: halfway,
+#: the square roots of those factors.
+SCALINGS = ("fixed", "init", "fanin", "fanin-sqrt")
+#: The rule the study chose (docs/data.md).
+DEFAULT_SCALING = "fixed"
+
+
+def derived_defaults(shape: DataShape, *, scaling: str = DEFAULT_SCALING) -> DatasetDefaults:
+    """DEEP's default configuration for a data set of this shape (every data set but logic tasks,
+    parity tables and the few table entries a study kept; see docs/data.md).
+
+    digits' DEEP settings (layered with a sink, ``stdp2-mirror``, beta 1, eta 100 with input
+    weights learning 3x and feedback weights 0.1x as fast, 10-tau phases of dt 0.1 read out after
+    up to 50 tau: the network's own time scale, tau = 1 per unit of the sink's leak), with the
+    hidden size, batch and epochs from the feature count and the training rows
+    (:func:`derived_hidden`, :func:`derived_batch`, :func:`derived_epochs`), and the learning
+    rates and initial input weights scaled from digits' as ``scaling`` (:data:`SCALINGS`) says.
+    """
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}; got {scaling!r}")
+    ref = _DIGITS_DEEP.settings
+    hidden = derived_hidden(shape)
+    batch = derived_batch(shape)
+    power = max(shape.input_power, 1e-3)
+    rate_in, rate_out = {"fixed": (1.0, 1.0), "init": (1.0, 1.0),
+                         "fanin": (_REF_POWER / power, _REF_HIDDEN / hidden),
+                         "fanin-sqrt": (math.sqrt(_REF_POWER / power), math.sqrt(_REF_HIDDEN / hidden))}[scaling]
+    init = 1.0 if scaling == "fixed" else math.sqrt(_REF_POWER / power)
+    settings = dict(ref)
+    settings.update(
+        batch_size=batch, epochs=derived_epochs(shape, batch), eta=_sig(float(ref["eta"]) * rate_out),
+        eta_input=_sig(float(ref["eta_input"]) * rate_in / rate_out),
+        init_scale=_sig(float(ref["init_scale"]) * init))
+    return DatasetDefaults("layered+sink", (hidden,), settings,
+                           f"derived from the data's shape ({shape.n_features} features, "
+                           f"{shape.n_outputs} outputs, {shape.n_train} rows)")
+
+
+def _sig(x: float, digits: int = 3) -> float:
+    """``x`` rounded to ``digits`` significant digits (readable printed settings)."""
+    return float(f"{x:.{digits}g}")
 
 #: digits: what a prototype of the rule measured first (issue 11): layered 64-100-10 with
 #: output-to-hidden feedback (the layered topology connects adjacent layers both ways),
@@ -83,7 +203,6 @@ _TABLE: dict[str, DatasetDefaults] = {
     # digits trains plain DEEP with a sink neuron when no family is named; every family keeps its
     # own entry (ep-asym and ep-sym: the prototype configuration).
     "digits": _DIGITS,
-    "digits/deep": _DIGITS_DEEP,
     "digits/deep-leaky": _DIGITS_LEAKY,
     "iris": DatasetDefaults("complete", (10,), dict(_SMALL), "lightly tuned"),
     "iris/deep": DatasetDefaults("complete+sink", (10,), dict(_SMALL_DEEP, eta=3.0),
@@ -97,16 +216,20 @@ _TABLE: dict[str, DatasetDefaults] = {
 }
 
 
-def dataset_defaults(name: str, model: str = "deep", *, source: str | None = None) -> DatasetDefaults:
+def dataset_defaults(name: str, model: str = "deep", *, source: str | None = None,
+                     shape: "DataShape | None" = None) -> DatasetDefaults:
     """The defaults of data set ``name`` (``parity-N`` share one entry; user files ``source="file"``).
 
-    ``model`` is accepted so that a data set can later have per-family defaults.
+    With ``shape`` (the data's :class:`DataShape`), a data set without a table entry for
+    ``model`` gets :func:`derived_defaults` of that shape; without it, the generic ``file`` entry.
     """
     key = str(name).lower()
     if key.startswith("parity-"):
         key = "parity"
     if f"{key}/{model}" in _TABLE:
         d = _TABLE[f"{key}/{model}"]
+    elif shape is not None and model in DERIVED_FAMILIES:
+        d = derived_defaults(shape)
     elif key in _TABLE:
         d = _TABLE[key]
     elif source == "file":

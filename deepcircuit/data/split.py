@@ -10,6 +10,7 @@ name again. Logic tasks are their own train and test set (the same 4 presentatio
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,7 +19,7 @@ import numpy as np
 
 from .._validation import check_int, check_real
 from .builtin import RawData, is_builtin, load_builtin
-from .files import DATA_SUFFIXES, read_data_file, shown
+from .files import DATA_SUFFIXES, DataWarning, read_data_file, shown
 from ..errors import InvalidInputError, ModelFileError
 from .tasks import TASKS, Task, get_task
 
@@ -31,7 +32,8 @@ class Scaler:
 
     ``low``/``high`` are each feature's minimum and maximum over the training rows (in the
     features' own units). Values outside that range (test rows) are clipped into [0, 1],
-    since network states are bounded; a feature constant over the training rows maps to 0.
+    since network states are bounded. A feature constant over the training rows maps to 0 on
+    every row (test rows too): training never saw it vary, so its input weights learned nothing.
     """
 
     low: np.ndarray
@@ -50,8 +52,23 @@ class Scaler:
             raise InvalidInputError(
                 f"The data have {x.shape[-1] if x.ndim else 0} features but the scaler was fitted on "
                 f"{self.low.shape[0]}.")
+        out = np.empty((x.shape[0], x.shape[1] + 1))
+        self.transform_into(x, out)
+        return out[:, :-1]
+
+    def transform_into(self, x: np.ndarray, out: np.ndarray) -> None:
+        """Write the scaled ``x (n, f)`` into ``out[:, :f]`` in place (no temporary of x's size)."""
         span = self.high - self.low
-        return np.clip((x - self.low) / np.where(span > 0, span, 1.0), 0.0, 1.0)
+        f = x.shape[1]
+        np.subtract(x, self.low, out=out[:, :f])
+        np.divide(out[:, :f], np.where(span > 0, span, 1.0), out=out[:, :f])
+        np.clip(out[:, :f], 0.0, 1.0, out=out[:, :f])
+        out[:, self.constant] = 0.0
+
+    @property
+    def constant(self) -> np.ndarray:
+        """Indices of the features constant over the training rows (scaled to 0)."""
+        return np.flatnonzero(self.high - self.low <= 0)
 
     def to_dict(self) -> dict:
         return {"kind": "minmax", "low": self.low.tolist(), "high": self.high.tolist()}
@@ -93,6 +110,8 @@ class Dataset:
         For reports only (never used as identifiers).
     files : dict
         For user data: ``{"data": path, "test": path or None, "target": column or None}``.
+    categories : tuple
+        Text columns of a data file that were one-hot encoded: ``((column, (level, ...)), ...)``.
     """
 
     name: str
@@ -107,6 +126,7 @@ class Dataset:
     class_names: tuple = ()
     feature_names: tuple = ()
     files: Mapping[str, Any] | None = None
+    categories: tuple = ()
 
     @property
     def readout(self) -> str:
@@ -126,12 +146,18 @@ class Dataset:
         """Whether the test set is the training set (logic tasks, parity tables)."""
         return self.test is self.train
 
+    def class_labels(self, predicted: np.ndarray) -> np.ndarray:
+        """Class names of predicted class indices (argmax readout), e.g. ``dc.predict(...)``'s:
+        the names a data file's label column had (``"setosa"``, ...), as a str array."""
+        names = np.asarray(self.class_names if self.class_names else
+                           [str(k) for k in range(self.train.n_outputs)], dtype=str)
+        if self.readout == "threshold":
+            predicted = np.asarray(predicted)[..., 0]
+        return names[np.asarray(predicted, dtype=int)]
+
     def inputs_of(self, x: np.ndarray) -> np.ndarray:
         """Raw feature rows ``x (n, n_features)`` as network inputs: scaled, bias column appended."""
-        x = np.asarray(x, dtype=float)
-        if self.scaler is not None:
-            x = self.scaler.transform(x)
-        return np.hstack([x, np.ones((x.shape[0], 1))])
+        return _inputs(np.asarray(x, dtype=float), self.scaler)
 
     def describe(self) -> str:
         """One line: name and split sizes, e.g. ``digits: 1437 train / 360 test (split seed 0)``."""
@@ -150,6 +176,7 @@ class Dataset:
             "sizes": {k: t.n_presentations for k, t in self.splits.items()},
             "scaler": self.scaler.to_dict() if self.scaler is not None else None,
             "files": dict(self.files) if self.files else None,
+            **({"categories": [[c, list(v)] for c, v in self.categories]} if self.categories else {}),
         }
 
     @classmethod
@@ -176,7 +203,8 @@ class Dataset:
                           validation_fraction=d.get("validation_fraction", 0.0),
                           split_seed=d.get("split_seed", 0), readout=d.get("readout"),
                           scaler=Scaler.from_dict(d["scaler"]) if d.get("scaler") else None,
-                          class_names=tuple(d["classes"]) if d.get("classes") else None)
+                          class_names=tuple(d["classes"]) if d.get("classes") else None,
+                          categories=tuple((c, tuple(v)) for c, v in d.get("categories") or ()) if source == "file" else None)
         return ds
 
 
@@ -211,8 +239,33 @@ def check_dataset_dict(d: Any) -> None:
         for key in ("data", "test", "target"):
             if files.get(key) is not None and not isinstance(files[key], str):
                 bad(f"files.{key}", "a string or null", files[key])
+    cats = d.get("categories")
+    if cats is not None and not (isinstance(cats, list) and all(
+            isinstance(p, list) and len(p) == 2 and _printable(p[0]) and isinstance(p[1], list)
+            and all(_printable(v) for v in p[1]) and len(set(p[1])) == len(p[1]) for p in cats)):
+        bad("categories", "a list of [column, [distinct levels]] of printable strings", cats)
     if d.get("scaler") is not None:
         Scaler.from_dict(d["scaler"]) if isinstance(d["scaler"], Mapping) else bad("scaler", "an object", d["scaler"])
+
+
+def _printable(v: Any) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= 200 and v.isprintable()
+
+
+def _inputs(x: np.ndarray, scaler: "Scaler | None") -> np.ndarray:
+    """Network inputs of raw rows: scaled (if a scaler is given) with the bias column appended,
+    built in one array (a 70 000 x 784 split makes no temporary copies)."""
+    out = np.empty((x.shape[0], x.shape[1] + 1))
+    out[:, -1] = 1.0
+    if scaler is not None:
+        if x.ndim != 2 or x.shape[1] != scaler.low.shape[0]:
+            raise InvalidInputError(
+                f"The data have {x.shape[-1] if x.ndim else 0} features but the scaler was fitted on "
+                f"{scaler.low.shape[0]}.")
+        scaler.transform_into(x, out)
+    else:
+        out[:, :-1] = x
+    return out
 
 
 def _task(name: str, split: str, inputs: np.ndarray, y: np.ndarray, n_classes: int, readout: str) -> Task:
@@ -240,7 +293,8 @@ def _stratified(y: np.ndarray, fraction: float, seed: int, what: str, name: str)
 def load_dataset(source: "str | Path | Task | Dataset", *, target: str | None = None,
                  test: "str | Path | None" = None, test_fraction: float = 0.2,
                  validation_fraction: float = 0.0, split_seed: int = 0, readout: str | None = None,
-                 scaler: Scaler | None = None, class_names: tuple | None = None) -> Dataset:
+                 scaler: Scaler | None = None, class_names: tuple | None = None,
+                 categories: tuple | None = None) -> Dataset:
     """Resolve a task once: read, split (stratified, seeded), scale, and build the split Tasks.
 
     Parameters
@@ -263,6 +317,12 @@ def load_dataset(source: "str | Path | Task | Dataset", *, target: str | None = 
         Use this scaler (from a model file) instead of fitting one on the training split.
     class_names : tuple, optional
         The classes a model was trained with (from a model file); the labels must be among them.
+    categories : tuple, optional
+        The one-hot encoding of a model's data file (from its model file), applied again.
+
+    Warns (:class:`~deepcircuit.data.files.DataWarning`, one line) when a data file's text columns
+    were one-hot encoded or some of its features are constant over the training rows (kept,
+    scaled to 0).
     """
     if isinstance(source, Dataset):
         return source
@@ -279,7 +339,7 @@ def load_dataset(source: "str | Path | Task | Dataset", *, target: str | None = 
             raise InvalidInputError("--target and --test apply to data files (--data FILE), not to built-in data sets.")
         raw, where, files = load_builtin(str(source)), "builtin", None
     elif isinstance(source, Path) or (isinstance(source, str) and Path(source).suffix.lower() in DATA_SUFFIXES):
-        raw, where = read_data_file(source, target=target), "file"
+        raw, where = read_data_file(source, target=target, categories=categories), "file"
         files = {"data": str(source), "test": str(test) if test is not None else None, "target": target}
     else:
         raise InvalidInputError(
@@ -313,13 +373,18 @@ def load_dataset(source: "str | Path | Task | Dataset", *, target: str | None = 
         tr_idx, va_idx = tr_idx[kept], tr_idx[held]
     if scaler is None and not raw.whole_table:
         scaler = Scaler.fit(raw.x[tr_idx])
+        if where == "file" and scaler.constant.size:
+            const = scaler.constant
+            warnings.warn(DataWarning(
+                f"{raw.name}: {const.size} of {raw.x.shape[1]} feature columns are constant over the training rows "
+                f"(e.g. {shown(raw.feature_names[const[0]], 20)}); kept and scaled to 0, they carry no information."),
+                stacklevel=2)
     if scaler is not None and scaler.low.shape[0] != raw.x.shape[1]:
         raise InvalidInputError(
             f"{raw.name} has {raw.x.shape[1]} features but the model was trained on {scaler.low.shape[0]}.")
 
     def inputs(x):
-        x = scaler.transform(x) if scaler is not None else x
-        return np.hstack([x, np.ones((x.shape[0], 1))])
+        return _inputs(x, scaler)
 
     k = len(classes)
     train = _task(raw.name, "train", inputs(raw.x[tr_idx]), y[tr_idx], k, readout)
@@ -328,7 +393,7 @@ def load_dataset(source: "str | Path | Task | Dataset", *, target: str | None = 
     if raw.whole_table:
         test_task = train
     elif test is not None:
-        traw = read_data_file(test, target=target)
+        traw = read_data_file(test, target=target, categories=raw.categories)
         if traw.x.shape[1] != raw.x.shape[1]:
             raise InvalidInputError(
                 f"Test file {shown(test)} has {traw.x.shape[1]} features; the training file has {raw.x.shape[1]}.")
@@ -336,7 +401,7 @@ def load_dataset(source: "str | Path | Task | Dataset", *, target: str | None = 
     else:
         test_task = _task(raw.name, "test", inputs(raw.x[te_idx]), y[te_idx], k, readout)
     return Dataset(raw.name, where, train, test_task, validation, scaler, split_seed,
-                   test_fraction, validation_fraction, classes, raw.feature_names, files)
+                   test_fraction, validation_fraction, classes, raw.feature_names, files, raw.categories)
 
 
 def _relabel(raw: RawData, y: np.ndarray, classes: tuple) -> np.ndarray:

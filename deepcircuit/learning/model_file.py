@@ -48,6 +48,9 @@ class ModelFile:
     #: The data set it was trained on (name, source, split seed and fractions, classes, scaler):
     #: :meth:`deepcircuit.data.split.Dataset.to_dict`. None for logic tasks and older files.
     dataset: dict | None = None
+    #: How the settings were chosen by ``train --tune`` / :func:`deepcircuit.tune`: the grid, its
+    #: table of validation accuracies and the choice (docs/model-file.md). None otherwise.
+    tuning: dict | None = None
 
     def task_for(self, name: str | None = None):
         """The :class:`~deepcircuit.data.tasks.Task` to run: ``name``, else the one the model was trained on.
@@ -121,6 +124,7 @@ def model_to_dict(model: ModelFile) -> dict:
         "history": model.history,
         "metrics": model.metrics,
         **({"dataset": model.dataset} if model.dataset else {}),
+        **({"tuning": model.tuning} if model.tuning else {}),
     }, default=_json_default, allow_nan=True)))
 
 
@@ -241,4 +245,4 @@ def load_model(path: "str | Path") -> ModelFile:
         raise ModelFileError(f"{where} is a damaged deepcircuit model file: {exc}") from None
     return ModelFile(net, d.get("seed"), d.get("task"), d.get("substrate"), d.get("config") or {},
                      d.get("history") or {}, d.get("metrics") or {}, str(path),
-                     d.get("dataset") if isinstance(d.get("dataset"), dict) else None)
+                     d.get("dataset") if isinstance(d.get("dataset"), dict) else None, d.get("tuning"))

@@ -197,5 +197,101 @@ def validate_model_dict(d: Any, where: str = "the model file") -> None:
                 check_dataset_dict(d["dataset"])
             except ModelFileError as exc:
                 raise _Bad("dataset", str(exc)) from None
+        if d.get("tuning") is not None:
+            _check_tuning(d["tuning"])
     except _Bad as exc:
         raise ModelFileError(f"{where} is not a valid deepcircuit model file: {exc}") from None
+
+
+#: The tuning axes (deepcircuit.studies.tune.AXES) and the keys of a tuning record and its rows.
+TUNING_AXES = ("eta", "beta", "hidden", "sink")
+_TUNING_KEYS = {"metric", "validation_fraction", "seeds", "grid", "table", "choice", "retrained_on"}
+_ROW_KEYS = {"point", "id", "validation_accuracy", "validation_accuracy_per_seed", "train_accuracy", "status",
+             "error", "warnings", "seconds"}
+#: Most grid points a stored table may have (the tuner's MAX_GRID_POINTS).
+MAX_TUNING_ROWS = 256
+
+
+def _axis_value(where: str, axis: str, v: Any) -> None:
+    if axis == "sink":
+        if type(v) is not bool:
+            raise _Bad(where, f"must be true or false; got {_show(v)}")
+    elif axis == "hidden":
+        if not isinstance(v, list) or not v:
+            raise _Bad(where, f"must be a non-empty list of layer sizes; got {_show(v)}")
+        for k, h in enumerate(v):
+            _int(f"{where}[{k}]", h, 1)
+    elif _real(where, v) <= 0:
+        raise _Bad(where, f"must be a number > 0; got {_show(v)}")
+
+
+def _fraction(where: str, v: Any, optional: bool = False) -> None:
+    if v is None and optional:
+        return
+    if not _is_real(v) or not 0 <= _real(where, v) <= 1:
+        raise _Bad(where, f"must be {'null or ' if optional else ''}a number in [0, 1]; got {_show(v)}")
+
+
+def _check_tuning(t: Any) -> None:
+    """The ``tuning`` record (``train --tune``): every key known, every value of its type."""
+    t = _dict("tuning", t, optional=False)
+    if set(t) != _TUNING_KEYS:
+        extra, missing = sorted(set(t) - _TUNING_KEYS), sorted(_TUNING_KEYS - set(t))
+        raise _Bad("tuning", f"must have exactly the fields {', '.join(sorted(_TUNING_KEYS))}"
+                             + (f"; unknown {extra}" if extra else "") + (f"; missing {missing}" if missing else ""))
+    if t["metric"] != "validation_accuracy":
+        raise _Bad("tuning.metric", f"must be 'validation_accuracy'; got {_show(t['metric'])}")
+    if t["retrained_on"] != "train+validation":
+        raise _Bad("tuning.retrained_on", f"must be 'train+validation'; got {_show(t['retrained_on'])}")
+    _fraction("tuning.validation_fraction", t["validation_fraction"])
+    if not isinstance(t["seeds"], list) or not t["seeds"]:
+        raise _Bad("tuning.seeds", f"must be a non-empty list of seeds; got {_show(t['seeds'])}")
+    for k, s in enumerate(t["seeds"]):
+        _int(f"tuning.seeds[{k}]", s, 0, 2 ** 63 - 1)
+    grid = _dict("tuning.grid", t["grid"], optional=False)
+    if not grid or not set(grid) <= set(TUNING_AXES):
+        raise _Bad("tuning.grid", f"must map some of the axes {', '.join(TUNING_AXES)} to lists; got {_show(sorted(grid))}")
+    n = 1
+    for axis, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise _Bad(f"tuning.grid.{axis}", f"must be a non-empty list; got {_show(values)}")
+        for k, v in enumerate(values):
+            _axis_value(f"tuning.grid.{axis}[{k}]", axis, v)
+        n *= len(values)
+    table = t["table"]
+    if not isinstance(table, list) or len(table) != n or n > MAX_TUNING_ROWS:
+        raise _Bad("tuning.table", f"must be a list of one row per grid point ({n}, at most {MAX_TUNING_ROWS}); "
+                                   f"got {_show(table) if not isinstance(table, list) else f'{len(table)} rows'}")
+    for k, row in enumerate(table):
+        where = f"tuning.table[{k}]"
+        row = _dict(where, row, optional=False)
+        if set(row) != _ROW_KEYS | set(grid):
+            raise _Bad(where, f"must have exactly the fields {', '.join(sorted(_ROW_KEYS | set(grid)))}")
+        _int(f"{where}.point", row["point"], 0, MAX_TUNING_ROWS)
+        _text(f"{where}.id", row["id"], optional=False)
+        if row["status"] not in ("ok", "diverged", "failed"):
+            raise _Bad(f"{where}.status", f"must be 'ok', 'diverged' or 'failed'; got {_show(row['status'])}")
+        for axis in grid:
+            _axis_value(f"{where}.{axis}", axis, row[axis])
+        for key in ("validation_accuracy", "train_accuracy"):
+            _fraction(f"{where}.{key}", row[key], optional=True)
+        per_seed = row["validation_accuracy_per_seed"]
+        if per_seed is not None:
+            if not isinstance(per_seed, list):
+                raise _Bad(f"{where}.validation_accuracy_per_seed", f"must be null or a list; got {_show(per_seed)}")
+            for j, a in enumerate(per_seed):
+                _fraction(f"{where}.validation_accuracy_per_seed[{j}]", a)
+        if row["error"] is not None and not isinstance(row["error"], str):
+            raise _Bad(f"{where}.error", f"must be null or a string; got {_show(row['error'])}")
+        said = row["warnings"]
+        if said is not None and (not isinstance(said, list) or not all(isinstance(w, str) for w in said)):
+            raise _Bad(f"{where}.warnings", f"must be null or a list of strings; got {_show(said)}")
+        if row["seconds"] is not None:
+            _real(f"{where}.seconds", row["seconds"])
+    choice = _dict("tuning.choice", t["choice"], optional=False)
+    if set(choice) != set(grid) | {"point", "validation_accuracy"}:
+        raise _Bad("tuning.choice", f"must have exactly the fields {', '.join(sorted(set(grid) | {'point', 'validation_accuracy'}))}")
+    _int("tuning.choice.point", choice["point"], 0, n - 1)
+    for axis in grid:
+        _axis_value(f"tuning.choice.{axis}", axis, choice[axis])
+    _fraction("tuning.choice.validation_accuracy", choice["validation_accuracy"])

@@ -255,6 +255,22 @@ class EpochTally:
 EpochCallback = Callable[[int, NetworkBatch, PhaseResult], "Mapping[str, Any] | None"]
 
 
+def epoch_observer(callback: EpochCallback) -> EpochCallback:
+    """Mark ``callback`` as reading only the epoch number (a progress or Ctrl-C stage note).
+
+    Such a callback does not make the training keep whole trajectories, nor keep a substrate
+    from running the whole training as one compiled program (it then receives each epoch's
+    replayed recording): see :func:`wants_trajectories`.
+    """
+    callback.needs_trajectories = False
+    return callback
+
+
+def wants_trajectories(callbacks: Sequence[EpochCallback]) -> bool:
+    """Whether any of ``callbacks`` may read the phases' trajectories (not marked :func:`epoch_observer`)."""
+    return any(getattr(cb, "needs_trajectories", True) for cb in callbacks)
+
+
 def run_callbacks(callbacks: Sequence[EpochCallback], epoch: int, batch: NetworkBatch,
                   result: PhaseResult) -> list[dict]:
     """Each callback's returned values, split per network: one dict per network."""

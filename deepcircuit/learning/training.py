@@ -24,12 +24,13 @@ from .rule import RULES
 from ..model.network import Network, NetworkBatch
 from ..model.roles import Roles
 from ..model.topology import has_sink, sink_index, with_sink_layer
-from ..data.defaults import dataset_defaults, default_model
+from ..data.defaults import DataShape, dataset_defaults, default_model
 from ..data.split import Dataset, load_dataset
 from ..substrates import Schedule, Substrate, get_substrate, initial_states
 from ..data.tasks import Task
 from .steps import (EpochCallback, EpochTally, draw_initial, epoch_batches, evaluate_split, frozen_mask,
-                    noise_shrinkage, prune_step, rule_step, run_callbacks, run_phases)
+                    noise_shrinkage, prune_step, rule_step, run_callbacks, run_phases,
+                    wants_trajectories)
 
 PRUNE_METHODS = ("stochastic", "magnitude")
 
@@ -105,6 +106,14 @@ class TrainingConfig:
         Evaluate the test (and validation) split every this many epochs (0 = only at the end).
         ``None``: every epoch for data sets; only at the end for logic tasks and parity tables,
         whose test set is the training table (measured every epoch anyway as ``History.error``).
+    eval_samples : int or None
+        Evaluate the held-out splits (test, validation) of each epoch on this many of their
+        presentations only: the same sample every epoch, drawn once without replacement with
+        ``shuffle_seed``. The last epoch and the final test and validation figures use the whole
+        splits; the final train-split figure (``train_error``) of a data set is measured on
+        ``eval_samples`` training presentations. ``None`` (default) = always the whole splits.
+        For costly substrates (SPICE in the loop), where whole-split evaluations would cost
+        more than the training.
     eval_free_steps : int or None
         Free-phase budget (steps of ``dt``) of the evaluations (test, validation and the final
         one); ``None`` = ``free_steps``. A longer read-out budget than the training phases lets
@@ -163,6 +172,7 @@ class TrainingConfig:
     eta_input: float = 1.0
     eta_feedback: float = 1.0
     eval_free_steps: int | None = None
+    eval_samples: int | None = None
     rule: str | None = None
     stop_when_solved: int | None = None
     eta_noise: bool = False
@@ -179,6 +189,8 @@ class TrainingConfig:
             check_int("eval_every", self.eval_every, low=0)
         if self.eval_free_steps is not None:
             check_int("eval_free_steps", self.eval_free_steps, low=1)
+        if self.eval_samples is not None:
+            check_int("eval_samples", self.eval_samples, low=1)
         if self.freeze is not None and not isinstance(self.freeze, (str, list, tuple)):
             raise InvalidTypeError(f"The 'freeze' parameter must be connection group names; got {self.freeze!r}.")
         freeze = (self.freeze,) if isinstance(self.freeze, str) else tuple(self.freeze or ())
@@ -240,10 +252,11 @@ class TrainingConfig:
     def for_task(cls, task: "str | Task | Dataset", *, model: str = "deep",
                  preset: str = "default") -> "TrainingConfig":
         """The preset with the data set's own defaults (batch size, phase lengths, epochs ...)
-        from :mod:`deepcircuit.data.defaults`; logic tasks get the preset unchanged."""
-        name = task.name if isinstance(task, (Task, Dataset)) else str(task)
-        source = task.source if isinstance(task, Dataset) else None
-        return cls.preset(preset, model=model).replace(**dataset_defaults(name, model, source=source).settings)
+        from :mod:`deepcircuit.data.defaults`, derived from the data's shape where no table entry
+        applies; logic tasks get the preset unchanged. A name is resolved with :func:`load_dataset`."""
+        dataset = load_dataset(task)
+        defaults = dataset_defaults(dataset.name, model, source=dataset.source, shape=DataShape.of(dataset))
+        return cls.preset(preset, model=model).replace(**defaults.settings)
 
     @classmethod
     def preset(cls, name: str = "default", *, model: str = "deep") -> "TrainingConfig":
@@ -569,7 +582,7 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
     if model is None:
         model = default_model(dataset.name, source=dataset.source)
     get_family(model)
-    defaults = dataset_defaults(dataset.name, model, source=dataset.source)
+    defaults = dataset_defaults(dataset.name, model, source=dataset.source, shape=DataShape.of(dataset))
     if params is None and defaults.params:
         params = dict(defaults.params)
     topology = defaults.topology if topology is None else topology
@@ -616,7 +629,7 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
         row[: batch.roles.n_inputs] = config.eta_input
         row[batch.roles.n_neurons - batch.roles.n_outputs:] = config.eta_feedback
         eta = config.eta * row[:, None]
-    sub = _training_substrate(substrate, keep_trajectories=bool(callbacks))
+    sub = _training_substrate(substrate, keep_trajectories=wants_trajectories(callbacks))
     schedule = config.schedule
     eval_schedule = config.eval_schedule
     settings = {"beta": config.beta, "beta0": config.beta0, "beta1": config.beta1,
@@ -670,7 +683,7 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
     # program, given the initial states this loop will draw; the loop below is unchanged and
     # receives each epoch's recording from sub.run (the substrate checks that it matches).
     plan = getattr(sub, "plan_training", None)
-    if (plan is not None and not callbacks and config.batch_size is None and eval_schedule == schedule
+    if (plan is not None and not wants_trajectories(callbacks) and config.batch_size is None and eval_schedule == schedule
             and frozen is None and config.rule in (None, "stdp") and np.ndim(eta) == 0
             and config.stop_when_solved is None and not config.eta_noise):
         ahead = [copy.deepcopy(g) for g in rngs]
@@ -678,6 +691,15 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
              np.stack([draw_initial(ahead, task.inputs, roles, config.state_init_high)
                        for _ in range(config.epochs + 1)]))
 
+    def held_out(split: Task, last: bool) -> Task:
+        """The presentations of a split evaluated now: ``eval_samples`` of them, or all at the end."""
+        m = config.eval_samples
+        if m is None or last or m >= split.n_presentations:
+            return split
+        pick = np.random.default_rng([config.shuffle_seed, _EVAL_STREAM]).choice(split.n_presentations, m, replace=False)
+        return split.subset(np.sort(pick))
+
+    last_test = None
     bar = _progress(config.epochs, progress, f"{task.name}/{model}/{sub.name}")
     try:
         for epoch in range(config.epochs):
@@ -722,12 +744,16 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
             extra = run_callbacks(callbacks, epoch, batch, result)
             nan = np.full(S, np.nan)
             test = valid = None
-            if eval_every and ((epoch + 1) % eval_every == 0 or epoch + 1 == config.epochs):
-                test = evaluate_split(sub, batch, dataset.test, eval_rngs, eval_schedule, config.state_init_high)
+            last = epoch + 1 == config.epochs
+            if eval_every and ((epoch + 1) % eval_every == 0 or last):
+                test = evaluate_split(sub, batch, held_out(dataset.test, last), eval_rngs, eval_schedule,
+                                      config.state_init_high)
                 if dataset.validation is not None:
-                    valid = evaluate_split(sub, batch, dataset.validation, eval_rngs, eval_schedule,
+                    valid = evaluate_split(sub, batch, held_out(dataset.validation, last), eval_rngs, eval_schedule,
                                            config.state_init_high)
                     stopper.update(epoch, valid.accuracy, active, W, b, mask)
+                if last and config.eval_samples is not None:
+                    last_test = test  # the whole test split on the final weights: not evaluated twice
             seconds = time.perf_counter() - t_epoch
             tmask = topology_masks.reshape(S, -1).sum(axis=1)
             err, mse = tally.mean("wrong"), tally.mean("sq")
@@ -773,13 +799,18 @@ def train(task: "Task | Dataset | str | None" = None, *, model: str | None = Non
         batch = NetworkBatch(tuple(replace(n, weights=W[k], mask=mask[k],
                                            bias=b[k] if family.has_bias_vector else None)
                                    for k, n in enumerate(batch.networks)))
-    final = evaluate_split(sub, batch, task, rngs, eval_schedule, config.state_init_high)
+    # The train-split figure of a data set: on eval_samples presentations when set (a whole-split
+    # read-out of the training presentations would cost more than the epoch on a circuit).
+    final = evaluate_split(sub, batch, task if dataset.test_is_train else held_out(task, False), rngs,
+                           eval_schedule, config.state_init_high)
     if not (final.settled == 1.0).all():
         warnings.warn(f"Final evaluation on the train split: {100 * (1 - float(final.settled.mean())):.1f} % "
                       f"of (network, presentation) pairs not settled after {schedule.free_duration:g} tau "
                       f"(tolerance {schedule.settle_tol:g})", NotSettledWarning, stacklevel=2)
     if dataset.test_is_train:
         test = final
+    elif last_test is not None and not stopper.enabled:
+        test = last_test
     else:
         test = evaluate_split(sub, batch, dataset.test, eval_rngs, eval_schedule, config.state_init_high)
     valid = (evaluate_split(sub, batch, dataset.validation, eval_rngs, eval_schedule, config.state_init_high)

@@ -76,6 +76,14 @@ class Network:
     bias: np.ndarray | None = None
     topology: str = "custom"
 
+    def __getstate__(self) -> dict:
+        # A read-only mapping cannot be pickled; a Network must be (a fitted DEEPClassifier is
+        # pickled, Dask ships results between processes): store the parameters as a dict.
+        return {**self.__dict__, "params": dict(self.params)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, params=MappingProxyType(dict(state["params"])))
+
     def __post_init__(self) -> None:
         fam = get_family(self.family)
         n = self.roles.n_neurons

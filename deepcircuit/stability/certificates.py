@@ -57,7 +57,16 @@ def free_jacobian(network: Network, *, beta: float = 0.0) -> np.ndarray:
     network = _check_network(network)
     beta = check_real("beta", beta, low=0.0)
     r = network.roles
-    J = network.family_.jacobian(network.weights, network.bias, network.params)[r.free, r.free].copy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        J = network.family_.jacobian(network.weights, network.bias, network.params)[r.free, r.free].copy()
+        # Every certificate sums |J| along rows or columns: those sums must be finite too.
+        scale = float(np.abs(J).sum()) if J.size else 0.0
+    if not np.isfinite(scale):
+        big = float(np.max(np.abs(network.weights), initial=0.0))
+        raise InvalidInputError(
+            f"The network's weights are too large to analyse: the free-neuron Jacobian (sums of weights, "
+            f"1/tau) overflows float64 (largest |W| {big:.3g}); the stability checks need the absolute "
+            "weight sums to stay finite (below about 1.8e308).")
     n_hidden = r.n_neurons - r.n_inputs - r.n_outputs
     J[np.arange(n_hidden, J.shape[0]), np.arange(n_hidden, J.shape[0])] -= beta
     return J

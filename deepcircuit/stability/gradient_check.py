@@ -33,6 +33,7 @@ from ..errors import DeepCircuitError, InvalidInputError
 from ..learning.rule import weight_update
 from ..model.network import Network, NetworkBatch
 from ..substrates import Schedule, Substrate, get_substrate, initial_states
+from ..substrates.chip import Chip
 from ..data.tasks import Task, get_task
 from ..substrates.trajectory import PhaseResult
 
@@ -263,8 +264,37 @@ class RuleAlignment:
 
 
 @dataclass
+class AsBuiltReference:
+    """The ``"as_built"`` reference: the gradient of the loss of the circuit as built (the
+    substrate's chip at its own equilibrium) with respect to the programmed weights
+    (:mod:`deepcircuit.stability.as_built`), and each rule's alignment with it."""
+
+    chip: dict
+    loss: float
+    gradient_norm: float
+    finite_difference_error: float
+    singular: int
+    not_converged: int
+    presentations: int
+    rules: dict = field(default_factory=dict)
+    usable: np.ndarray | None = None
+    grad: np.ndarray | None = None
+    gW: np.ndarray | None = None
+
+    def to_dict(self) -> dict:
+        return {"chip": self.chip, "loss": self.loss, "gradient_norm": self.gradient_norm,
+                "finite_difference_error": self.finite_difference_error, "singular": self.singular,
+                "not_converged": self.not_converged, "rules": {k: v.to_dict() for k, v in self.rules.items()}}
+
+
+@dataclass
 class GradientCheck:
-    """What :func:`gradient_check` returns; ``to_dict`` is the ``gradcheck --json`` object."""
+    """What :func:`gradient_check` returns; ``to_dict`` is the ``gradcheck --json`` object.
+
+    The top-level ``loss``, ``gradient_norm``, ``finite_difference_error`` and ``rules`` are the
+    ``"ideal"`` reference (the ideal model's gradient at the ideal equilibrium polished from the
+    substrate's states); ``as_built`` the circuit as built. ``to_dict()["references"]`` names both.
+    """
 
     family: str
     task: str
@@ -278,14 +308,18 @@ class GradientCheck:
     rules: dict
     status: str
     message: str
+    as_built: AsBuiltReference | None = None
 
     def to_dict(self) -> dict:
+        ideal = {"loss": self.loss, "gradient_norm": self.gradient_norm,
+                 "finite_difference_error": self.finite_difference_error, "singular": self.singular,
+                 "not_converged": self.not_converged, "rules": {k: v.to_dict() for k, v in self.rules.items()}}
+        refs = {"ideal": ideal}
+        if self.as_built is not None:
+            refs["as_built"] = self.as_built.to_dict()
         return {"family": self.family, "task": self.task, "substrate": self.substrate,
-                "presentations": self.presentations, "singular": self.singular,
-                "not_converged": self.not_converged, "status": self.status, "message": self.message,
-                "loss": self.loss, "gradient_norm": self.gradient_norm,
-                "finite_difference_error": self.finite_difference_error,
-                "rules": {k: v.to_dict() for k, v in self.rules.items()}}
+                "presentations": self.presentations, "status": self.status, "message": self.message,
+                **ideal, "references": refs}
 
 
 def _select(result: PhaseResult, keep: np.ndarray) -> PhaseResult:
@@ -373,6 +407,7 @@ def gradient_check(network: Network, task: "Task | str", *, betas: Sequence[floa
                f"{n_nc} did not converge; they are left out of the gradient and the rules")
     # finite differences on a random subset of live weights (and ep biases are checked through W)
     fd_err = float("nan")
+    pick = None
     if use.any() and fd_entries:
         live = np.argwhere(np.asarray(network.mask))
         if network.family_.symmetric:
@@ -384,47 +419,86 @@ def gradient_check(network: Network, task: "Task | str", *, betas: Sequence[floa
         # outputs). A weakly active bound (a neuron exactly at 0 or 1 with zero velocity) is a
         # kink where finite differences only converge like h.
         fd_err = float(np.linalg.norm(fd - an) / (gnorm if gnorm > 1e-9 else 1.0))
+    # The circuit as built: the substrate's chip (its realised weights and element laws), polished
+    # from the same free states; the reference in-situ learning should follow (deepcircuit.stability.as_built).
+    chip = getattr(sub, "chip", None) or Chip()
+    built = _as_built_reference(network, chip, base.final[0], task, rng_pick=pick if use.any() and fd_entries else None,
+                                fd_step=fd_step)
     groups = weight_groups(network)
-    out: dict = {}
-    for label, rule in rules.items():
-        out[label] = RuleAlignment(rule, list(betas), [], [], {g: [] for g in groups},
-                                   {"cosine": [], "norm_ratio": []} if symmetric else None)
+    refs = {"ideal": (use, grad, gW, gnorm), "as_built": (built.usable, built.grad, built.gW, built.gradient_norm)}
+    aligned = {ref: {label: RuleAlignment(rule, list(betas), [], [], {g: [] for g in groups},
+                                          {"cosine": [], "norm_ratio": []} if symmetric else None)
+                     for label, rule in rules.items()} for ref in refs}
     sym_ok = symmetric
     for beta in betas:
         sched = Schedule(dt=schedule.dt, free_steps=schedule.free_steps, nudged_steps=schedule.nudged_steps,
                          beta=beta, settle_tol=schedule.settle_tol)
-        res = _select(sub.run(batch, task.inputs, s0, sched, targets=task.targets), use)
-        res_m = None
+        res_all = sub.run(batch, task.inputs, s0, sched, targets=task.targets)
+        res_m_all = None
         if sym_ok:
             try:
-                res_m = _select(sub.run(batch, task.inputs, s0, _negative(sched), targets=task.targets), use)
+                res_m_all = sub.run(batch, task.inputs, s0, _negative(sched), targets=task.targets)
             except DeepCircuitError:
                 # This substrate cannot run a negative nudge; the estimate is left out.
                 sym_ok = False
         st = {"beta": beta, "nudged_steps": schedule.nudged_steps, **settings}
-        n_use = max(int(use.sum()), 1)
-        for label, rule in rules.items():
-            a = out[label]
-            dW, db = (x[0] * n_use / P for x in weight_update(rule, res, st)) if use.any() else (gW * 0, gb * 0)
-            u = _vector(network, dW, db)
-            a.cosine.append(_cos(u, -grad))
-            a.norm_ratio.append(float(np.linalg.norm(u) / gnorm) if gnorm > 0 else float("nan"))
-            for g, m in groups.items():
-                a.groups[g].append(_cos(np.asarray(dW)[m], -gW[m]))
-            if a.symmetric is not None:
-                if res_m is not None and use.any():
-                    dWm, dbm = (x[0] * n_use / P for x in weight_update(rule, res_m, st))
-                    us = 0.5 * (u - _vector(network, dWm, dbm))
-                    a.symmetric["cosine"].append(_cos(us, -grad))
-                    a.symmetric["norm_ratio"].append(float(np.linalg.norm(us) / gnorm) if gnorm > 0 else float("nan"))
-                else:
-                    a.symmetric["cosine"].append(float("nan"))
-                    a.symmetric["norm_ratio"].append(float("nan"))
+        for ref, (keep, g_vec, g_W, g_norm) in refs.items():
+            res = _select(res_all, keep)
+            res_m = None if res_m_all is None else _select(res_m_all, keep)
+            for label, rule in rules.items():
+                _align(aligned[ref][label], network, rule, res, res_m, st, keep, g_vec, g_W, g_norm, groups)
     if symmetric and not sym_ok:
-        for a in out.values():
-            a.symmetric = None
-    return GradientCheck(network.family, task.name, sub.name, P, n_sing, n_nc, loss, gnorm, fd_err, out,
-                         status, msg)
+        for table in aligned.values():
+            for a in table.values():
+                a.symmetric = None
+    built.rules = aligned["as_built"]
+    return GradientCheck(network.family, task.name, sub.name, P, n_sing, n_nc, loss, gnorm, fd_err,
+                         aligned["ideal"], status, msg, built)
+
+
+def _align(a: "RuleAlignment", network: Network, rule: str, res, res_m, st: dict, use, grad, gW, gnorm,
+           groups) -> None:
+    """Append one beta's alignment of ``rule``'s update (read from ``res``, the usable presentations
+    ``use``) with ``-grad`` to ``a``."""
+    P = len(use)
+    n_use = max(int(use.sum()), 1)
+    dW, db = (x[0] * n_use / P for x in weight_update(rule, res, st)) if use.any() else (gW * 0, gW[0] * 0)
+    u = _vector(network, dW, db)
+    a.cosine.append(_cos(u, -grad))
+    a.norm_ratio.append(float(np.linalg.norm(u) / gnorm) if gnorm > 0 else float("nan"))
+    for g, m in groups.items():
+        a.groups[g].append(_cos(np.asarray(dW)[m], -gW[m]))
+    if a.symmetric is not None:
+        if res_m is not None and use.any():
+            dWm, dbm = (x[0] * n_use / P for x in weight_update(rule, res_m, st))
+            us = 0.5 * (u - _vector(network, dWm, dbm))
+            a.symmetric["cosine"].append(_cos(us, -grad))
+            a.symmetric["norm_ratio"].append(float(np.linalg.norm(us) / gnorm) if gnorm > 0 else float("nan"))
+        else:
+            a.symmetric["cosine"].append(float("nan"))
+            a.symmetric["norm_ratio"].append(float("nan"))
+
+
+def _as_built_reference(network: Network, chip: Chip, free_states, task: Task, *, rng_pick, fd_step: float
+                        ) -> "AsBuiltReference":
+    """The chip's settled loss, its gradient with respect to the programmed weights and its
+    finite-difference check on the weights ``rng_pick`` (the ones the ideal check perturbs)."""
+    from . import as_built
+
+    dyn = as_built.AsBuilt(network, chip)
+    eq = as_built.polish(dyn, free_states)
+    gW, gb = as_built.loss_gradient(dyn, eq, task.targets)
+    grad = _vector(network, gW, gb)
+    gnorm = float(np.linalg.norm(grad))
+    fd_err = float("nan")
+    if rng_pick is not None and eq.usable.any():
+        fd = as_built.finite_difference_gradient(network, chip, eq, task.targets, [tuple(e) for e in rng_pick],
+                                                 h=fd_step)
+        fd_err = float(np.linalg.norm(fd - gW[rng_pick[:, 0], rng_pick[:, 1]]) / (gnorm if gnorm > 1e-9 else 1.0))
+    P = task.n_presentations
+    return AsBuiltReference(chip.describe(), settled_loss(network, eq, task.targets), gnorm, fd_err,
+                            int(eq.singular.sum()), int((~eq.converged & ~eq.singular).sum()), P,
+                            usable=eq.usable, grad=grad, gW=gW)
 
 
 def _negative(schedule: Schedule) -> Schedule:

@@ -7,8 +7,10 @@ deviation of the settled states, RMS deviation of the trajectories on the common
 unchanged). Learning: each substrate trains from the same seed and initial weights; final
 accuracy, relative deviation of the final weights from the ODE-trained ones, sparsity, time.
 
-Substrates are named as on the command line, optionally with options:
-``"spice:clamp=limiter"``, ``"brian2:target=cython"``.
+Substrates are named by specs, as on the command line (:mod:`deepcircuit.substrates.spec`):
+``"spice:clamp=limiter"``, ``"brian2:target=cython"``, ``"spice:mismatch=0.3;seed=1"``. The
+reference every deviation is measured against is a spec too (``reference``; default the ideal
+ODE): ``reference="ode:mismatch=0.3;seed=1"`` measures a SPICE chip against the same chip on the ODE.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .._validation import check_real
 from ..errors import DivergenceError, InvalidInputError, SimulationError
 from .hardware_figures import summary as hardware_summary
 from ..model.network import Network, NetworkBatch
 from ..stability import TrajectoryCheck, check_phases
-from ..substrates import Schedule, available_substrates, get_substrate, initial_states
+from ..substrates import (Schedule, SubstrateSpec, build_substrate, initial_states,
+                          parse_substrate_spec)
 from ..substrates.ode import OdeSubstrate
 from ..data.tasks import Task, get_task
 from ..learning.training import TrainingConfig, check_task_fits, train
@@ -32,8 +36,8 @@ from ..substrates.trajectory import PhaseResult
 
 
 #: Hardware figures every substrate's entry of ``compare --json`` carries (None where they do not exist).
-HARDWARE_KEYS = ("energy_per_inference_J", "energy_per_step_J", "settling_time_s", "peak_power_W",
-                 "mean_power_W", "devices", "area_um2")
+HARDWARE_KEYS = ("energy_per_inference_J", "energy_per_step_J", "energy_free_phase_J", "unsettled",
+                 "settling_time_s", "peak_power_W", "mean_power_W", "devices", "area_um2")
 
 
 class _Stages:
@@ -76,39 +80,27 @@ def _naming(label: str):
         raise SimulationError(f"substrate {label!r}: {exc}") from exc
 
 
-def _parsed_specs(substrates: Sequence[str]) -> list[tuple[str, str, dict]]:
-    """Every spec of ``substrates`` parsed (see :func:`parse_substrate_spec`); at least one."""
+def _parsed_specs(substrates: Sequence[str]) -> list[SubstrateSpec]:
+    """Every spec of ``substrates`` parsed (:func:`deepcircuit.substrates.parse_substrate_spec`); at least one."""
     specs = [parse_substrate_spec(s) for s in substrates]
     if not specs:
         raise InvalidInputError("Give at least one substrate to compare.")
     return specs
 
 
-def parse_substrate_spec(spec: str) -> tuple[str, str, dict]:
-    """``"spice:clamp=limiter,reltol=1e-5"`` -> ``(label, "spice", {"clamp": "limiter", "reltol": 1e-5})``."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise InvalidInputError(f"A substrate must be a name like 'ode' or 'spice:clamp=limiter'; got {spec!r}.")
-    spec = spec.strip()
-    name, _, opts = spec.partition(":")
-    if name not in available_substrates():
-        raise InvalidInputError(
-            f"Unknown substrate {name!r}; use one of {', '.join(map(repr, available_substrates()))}.")
-    options: dict[str, Any] = {}
-    for item in filter(None, (o.strip() for o in opts.split(";" if ";" in opts else ","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise InvalidInputError(f"Substrate option {item!r} of {spec!r} must look like key=value.")
-        options[key.strip()] = _literal(value.strip())
-    return spec, name, options
+def _reference(reference: "str | None", *, accurate: bool, rtol: float, atol: float, **budget):
+    """``(label, substrate)`` every deviation is measured against.
 
-
-def _literal(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+    None: the ideal ODE, by the accurate adaptive integrator (``accurate``, logic tasks) or by
+    projected Euler (data sets). A spec runs as written, except that an ``ode`` spec without
+    ``method=`` is integrated as accurately as the default when ``accurate``.
+    """
+    spec = parse_substrate_spec(reference or "ode")
+    options = dict(spec.options)
+    if spec.name == "ode" and accurate and "method" not in options:
+        options = {"method": "adaptive", "rtol": rtol, "atol": atol, **budget, **options}
+    label = reference or ("ode (adaptive reference)" if accurate else "ode")
+    return label, build_substrate(spec.name, options)
 
 
 @dataclass
@@ -209,6 +201,8 @@ class Comparison:
     reference: PhaseResult
     inference: dict[str, InferenceComparison]
     training: dict[str, TrainingComparison] = field(default_factory=dict)
+    #: The spec of the substrate every deviation is measured against (``reference`` is its run).
+    reference_label: str = "ode (adaptive reference)"
 
     def to_dict(self) -> dict:
         out = {}
@@ -246,17 +240,14 @@ def correct_per_presentation(task: Task, outputs: np.ndarray) -> list[bool]:
     return [bool(not w) for w in wrong]
 
 
-def _reference_substrate(rtol: float, atol: float, **budget) -> OdeSubstrate:
-    return OdeSubstrate(method="adaptive", rtol=rtol, atol=atol, **budget)
-
-
 def compare_inference(network: Network, task: "Task | str", substrates: Sequence[str], *,
                       schedule: Schedule | None = None, seed: int = 0, reference_rtol: float = 1e-10,
                       reference_atol: float = 1e-12, lyapunov_rtol: float = 1e-6,
                       lyapunov_bound_tol: float = 1e-6, reference_max_evaluations: "int | None" = 500_000,
                       reference_max_seconds: "float | None" = 120.0, progress: bool = False,
-                      on_stage: "Callable[[str], None] | None" = None) -> Comparison:
-    """Run ``network`` on every substrate and judge each against the accurate ODE reference.
+                      on_stage: "Callable[[str], None] | None" = None, reference: "str | None" = None) -> Comparison:
+    """Run ``network`` on every substrate and judge each against the reference (default: the
+    accurate ideal ODE).
 
     Parameters
     ----------
@@ -283,6 +274,10 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
         Show a bar on stderr naming the run under way (on a terminal only).
     on_stage : callable, optional
         Called with a description of each run before it starts (``"running substrate 'spice'"``).
+    reference : str, optional
+        The substrate spec every deviation is measured against (default: the ideal ODE). An
+        ``ode`` spec without ``method=`` runs on the adaptive integrator with the reference
+        tolerances and budgets; ``euler_deviation`` is then against the same spec's projected Euler.
 
     A substrate whose run diverged (non-finite states, or node voltages far outside the rails)
     raises :class:`~deepcircuit.errors.DivergenceError` naming it: its numbers would not be
@@ -300,22 +295,28 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
     stages = _Stages(2 + len(specs), progress, on_stage)
     stage, done = stages.stage, stages.done
 
+    ref_label, ref_sub = _reference(reference, accurate=True, rtol=reference_rtol, atol=reference_atol,
+                                    max_evaluations=reference_max_evaluations, max_seconds=reference_max_seconds)
+    ref_spec = parse_substrate_spec(reference or "ode")
+    euler_sub = (build_substrate("ode", {**ref_spec.options, "method": "euler"}) if ref_spec.name == "ode"
+                 else OdeSubstrate())
     try:
-        stage("running the adaptive ODE reference")
-        ref = _reference_substrate(reference_rtol, reference_atol, max_evaluations=reference_max_evaluations,
-                                   max_seconds=reference_max_seconds).run(batch, task.inputs, s0, schedule,
-                                                                          targets=task.targets)
+        stage("running the adaptive ODE reference" if reference is None else f"running the reference {ref_label!r}")
+        # A reference the user named is named in its errors; the default's say what they are.
+        with ref_sub, (_naming(ref_label) if reference is not None else contextlib.nullcontext()):
+            ref = ref_sub.run(batch, task.inputs, s0, schedule, targets=task.targets)
         done()
         stage("running the projected-Euler ODE")
-        euler = OdeSubstrate().run(batch, task.inputs, s0, schedule, targets=task.targets)
+        euler = euler_sub.run(batch, task.inputs, s0, schedule, targets=task.targets)
         done()
         runs = []
-        for k, (label, name, options) in enumerate(specs):
+        for k, spec in enumerate(specs):
+            label = spec.text
             stage(f"running substrate {label!r} ({k + 1} of {len(specs)})")
             t0 = time.perf_counter()
-            with get_substrate(name, **options) as sub, _naming(label):
+            with spec.build() as sub, _naming(label):
                 res = sub.run(batch, task.inputs, s0, schedule, targets=task.targets)
-            runs.append((label, name, res, time.perf_counter() - t0))
+            runs.append((label, spec.name, res, time.perf_counter() - t0))
             for ph in (res.free, res.nudged):
                 if ph is not None and ph.diverged.any():
                     raise DivergenceError(f"substrate {label!r}: {ph.message}", phase=ph.phase,
@@ -348,7 +349,7 @@ def compare_inference(network: Network, task: "Task | str", substrates: Sequence
             label, name, res, dev_free, dev_nudged, rms, eul, float(1.0 - task.error(res.free.outputs)[0]),
             np.asarray(pred).tolist(), checks, seconds, meta, hardware_summary(res),
             settled=[bool(x) for x in res.free.settled[0]], correct=correct_per_presentation(task, res.free.outputs[0]))
-    return Comparison(task, network, schedule, ref, out)
+    return Comparison(task, network, schedule, ref, out, reference_label=ref_label)
 
 
 def compare_training(initial: Network, task: "Task | str", substrates: Sequence[str], *, seed: int = 0,
@@ -361,14 +362,15 @@ def compare_training(initial: Network, task: "Task | str", substrates: Sequence[
     """
     task = get_task(task)
     config = config or TrainingConfig.preset("default", model=initial.family)
-    specs = [parse_substrate_spec(s) for s in substrates]
-    if not any(name == "ode" and not opts for _, name, opts in specs):
-        specs.insert(0, ("ode", "ode", {}))
+    specs = _parsed_specs(substrates)
+    if not any(sp.name == "ode" and not sp.options for sp in specs):
+        specs.insert(0, SubstrateSpec("ode", {}, "ode"))
     out: dict[str, TrainingComparison] = {}
-    for label, name, options in specs:
+    for spec in specs:
+        label, name = spec.text, spec.name
         if on_stage is not None:
             on_stage(f"training on substrate {label!r}")
-        with get_substrate(name, **options) as sub:
+        with spec.build() as sub:
             r = train(task, networks=[initial], seeds=[seed], config=config, substrate=sub,
                       progress=progress, on_divergence="report")
         unsettled = [] if r.final_settled is None else np.flatnonzero(~r.final_settled[0]).tolist()
@@ -395,13 +397,39 @@ def compare(network: Network, task: "Task | str", substrates: Sequence[str], *,
     return comp
 
 
+#: Energy per event assumed for a spiking implementation on a digital neuromorphic chip, for the
+#: estimate of :class:`PredictionComparison` (joules): Intel's Loihi as measured by Davies et al.,
+#: "Loihi: A Neuromorphic Manycore Processor with On-Chip Learning", IEEE Micro 38(1), 2018
+#: (energy table: 23.6 pJ per synaptic spike operation, 1.7 pJ per spike sent within a tile).
+#: Assumptions taken from the literature, not measurements of this project.
+ENERGY_PER_SYNAPTIC_EVENT_J = 23.6e-12
+ENERGY_PER_SPIKE_J = 1.7e-12
+
+
+@dataclass(frozen=True)
+class SpikeCounts:
+    """Spikes and synaptic events of one inference (free phase, one sample; mean over the samples)
+    and the energy estimate ``spikes * energy_per_spike + events * energy_per_synaptic_event``."""
+
+    spikes_per_inference: float
+    synaptic_events_per_inference: float
+    energy_per_inference_J: float
+    energy_per_spike_J: float
+    energy_per_synaptic_event_J: float
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
 @dataclass
 class PredictionComparison:
-    """One substrate's predictions on the samples of a data set's split, against the ODE's.
+    """One substrate's predictions on the samples of a data set's split, against the reference's.
 
     ``accuracy`` is on ``split`` (normally ``test``); ``agreement`` is the fraction of samples
-    whose predicted class equals the projected-Euler ODE's (the substrate training uses);
-    ``settled`` the fraction of samples whose free phase reached equilibrium.
+    whose predicted class equals the reference's (default the projected-Euler ideal ODE, the
+    substrate training uses); ``settled`` the fraction of samples whose free phase reached
+    equilibrium; ``max_state_deviation`` the largest difference of a settled free state from the
+    reference's (units of the state, 1.0 = V_scale; every free neuron and sample), as on logic tasks.
     """
 
     label: str
@@ -412,28 +440,44 @@ class PredictionComparison:
     settled: float
     predictions: list
     seconds: float
+    max_state_deviation: float = 0.0
+    reference: str = "ode"
+    #: A spiking substrate's counts and energy estimate per inference (None for the others).
+    spikes: "SpikeCounts | None" = None
 
     def to_dict(self) -> dict:
         return {"substrate": self.substrate, "split": self.split, "accuracy": self.accuracy,
                 "agreement_with_ode": self.agreement, "settled": self.settled,
-                "seconds": self.seconds, "n_samples": len(self.predictions)}
+                "max_state_deviation": self.max_state_deviation, "reference": self.reference,
+                "seconds": self.seconds, "n_samples": len(self.predictions),
+                **(self.spikes.to_dict() if self.spikes is not None else {})}
 
 
 def compare_predictions(network: Network, task: Task, substrates: Sequence[str], *,
                         schedule: Schedule | None = None, seed: int = 0,
                         state_init_high: float = 0.1, progress: bool = False,
-                        on_stage: Callable[[str], None] | None = None) -> dict[str, PredictionComparison]:
+                        on_stage: Callable[[str], None] | None = None,
+                        reference: "str | None" = None,
+                        energy_per_spike: float = ENERGY_PER_SPIKE_J,
+                        energy_per_synaptic_event: float = ENERGY_PER_SYNAPTIC_EVENT_J,
+                        ) -> dict[str, PredictionComparison]:
     """Free-phase predictions of ``network`` on every presentation of ``task``, per substrate.
 
     Made for data sets (hundreds of samples, hundreds of neurons): only the settled outputs
     are kept (presentations run in memory-bounded chunks), and each substrate is judged by its
-    accuracy and by how often its predicted class agrees with the projected-Euler ODE's. Every
-    substrate starts from the same initial states (drawn from ``seed``). ``task`` is a resolved
-    Task (for example ``Dataset.test.subset(range(100))``); nothing is looked up by name.
+    accuracy, by how often its predicted class agrees with the reference's and by the largest
+    deviation of its settled free states from the reference's. ``reference``: a substrate spec
+    run as written (default: the ideal ODE by projected Euler, the substrate training uses).
+    Every substrate starts from the same initial states (drawn from ``seed``). ``task`` is a
+    resolved Task (for example ``Dataset.test.subset(range(100))``); nothing is looked up by name.
     ``progress`` and ``on_stage`` report the substrate under way, as in :func:`compare_inference`.
+    A spiking substrate also gets :class:`SpikeCounts` with ``energy_per_spike`` and
+    ``energy_per_synaptic_event`` (joules; defaults :data:`ENERGY_PER_SPIKE_J`,
+    :data:`ENERGY_PER_SYNAPTIC_EVENT_J`).
     """
-    from ..learning.steps import evaluate_split
 
+    energy_per_spike = check_real("energy_per_spike", energy_per_spike, low=0.0)
+    energy_per_synaptic_event = check_real("energy_per_synaptic_event", energy_per_synaptic_event, low=0.0)
     if not isinstance(task, Task):
         raise InvalidInputError(f"compare_predictions takes a resolved Task; got {type(task).__name__}.")
     check_task_fits(task, network.roles)
@@ -444,32 +488,69 @@ def compare_predictions(network: Network, task: Task, substrates: Sequence[str],
 
     def run(sub):
         t0 = time.perf_counter()
-        score = evaluate_split(sub, batch, task, [np.random.default_rng(seed)], schedule, state_init_high,
-                               keep_outputs=True)
-        return score, time.perf_counter() - t0
+        finals, settled, counts = _settled_states(sub, batch, task, seed, schedule, state_init_high)
+        spikes = None
+        if counts is not None:  # (spikes, synaptic events) over every sample: per inference
+            n_spk, n_ev = counts[0] / task.n_presentations, counts[1] / task.n_presentations
+            spikes = SpikeCounts(n_spk, n_ev, n_spk * energy_per_spike + n_ev * energy_per_synaptic_event,
+                                 energy_per_spike, energy_per_synaptic_event)
+        return finals, settled, time.perf_counter() - t0, spikes
 
+    ref_label, ref_sub = _reference(reference, accurate=False, rtol=0.0, atol=0.0)
+    ref_spec = parse_substrate_spec(reference or "ode")
     stages = _Stages(1 + len(specs), progress, on_stage)
     n = task.n_presentations
+    fr, outs = network.roles.free, network.roles.outputs
     out: dict[str, PredictionComparison] = {}
     try:
-        stages.stage(f"running the projected-Euler ODE on {n} samples")
-        ref, ref_seconds = run(OdeSubstrate())
+        stages.stage(f"running the projected-Euler ODE on {n} samples" if reference is None
+                     else f"running the reference {ref_label!r} on {n} samples")
+        with ref_sub, _naming(ref_label):
+            ref, ref_settled, ref_seconds, ref_spikes = run(ref_sub)
         stages.done()
-        ref_pred = np.asarray(task.predict(ref.outputs[0]))
-        for k, (label, name, options) in enumerate(specs):
-            if name == "ode" and not options:
-                score, seconds = ref, ref_seconds
+        ref_pred = np.asarray(task.predict(ref[..., outs]))
+        for k, spec in enumerate(specs):
+            label = spec.text
+            if (spec.name, spec.options) == (ref_spec.name, ref_spec.options):  # the reference itself
+                finals, settled, seconds, spikes = ref, ref_settled, ref_seconds, ref_spikes
             else:
                 stages.stage(f"running substrate {label!r} ({k + 1} of {len(specs)}) on {n} samples")
-                with get_substrate(name, **options) as sub, _naming(label):
-                    score, seconds = run(sub)
+                with spec.build() as sub, _naming(label):
+                    finals, settled, seconds, spikes = run(sub)
             stages.done()
-            pred = np.asarray(task.predict(score.outputs[0]))
+            pred = np.asarray(task.predict(finals[..., outs]))
             same = pred == ref_pred
             if same.ndim > 1:
                 same = same.all(axis=-1)
-            out[label] = PredictionComparison(label, name, task.split, float(score.accuracy[0]),
-                                              float(same.mean()), float(score.settled[0]), pred.tolist(), seconds)
+            err = float(np.asarray(task.error(finals[None, :, outs]))[0])
+            dev = float(np.abs(finals[:, fr] - ref[:, fr]).max())
+            out[label] = PredictionComparison(label, spec.name, task.split, 1.0 - err, float(same.mean()),
+                                              float(settled.mean()), pred.tolist(), seconds, dev, ref_label,
+                                              spikes)
     finally:
         stages.close()
     return out
+
+
+def _settled_states(sub, batch: NetworkBatch, task: Task, seed: int, schedule: Schedule,
+                    state_init_high: float) -> tuple[np.ndarray, np.ndarray, "tuple[int, int] | None"]:
+    """Final free-phase states ``(P, N)`` and settled flags ``(P,)`` of one network on every
+    presentation of ``task``, in memory-bounded chunks whose initial states are drawn as
+    training's evaluation draws them (:func:`deepcircuit.learning.steps.evaluate_split`), and a
+    spiking substrate's total ``(spikes, synaptic events)`` over them (None for the others)."""
+    from ..learning.steps import EVAL_BYTES, draw_initial
+
+    rngs = [np.random.default_rng(seed)]
+    N, P = batch.roles.n_neurons, task.n_presentations
+    chunk = max(1, min(P, EVAL_BYTES // max(len(batch) * (schedule.free_steps + 1) * N * 8, 1)))
+    finals, settled, counts = [], [], []
+    for a in range(0, P, chunk):
+        part = task.subset(slice(a, a + chunk))
+        free = sub.run(batch, part.inputs, draw_initial(rngs, part.inputs, batch.roles, state_init_high),
+                       schedule).free
+        finals.append(free.final[0])
+        settled.append(free.settled[0])
+        if "spikes" in free.meta:
+            counts.append((free.meta["spikes"], free.meta["synaptic_events"]))
+    total = tuple(int(x) for x in np.sum(counts, axis=0)) if counts else None
+    return np.concatenate(finals), np.concatenate(settled).astype(bool), total

@@ -16,6 +16,8 @@ Definitions (SI units):
   settling time, per array (one presentation on one network).
 * energy per training step (J): the inference energy plus the same integral over the nudged
   phase, from the nudge onset until the nudged phase has settled.
+* energy over the free phase (J): the same integral over the whole free phase; for a presentation
+  that did not settle it is what the phase flagged as unsettled cost (no inference energy exists).
 * peak / mean power (W): of the supply over the whole free phase.
 * area (um^2): the devices of one array times the per-device areas of :data:`AREA_UM2`.
 """
@@ -64,6 +66,34 @@ def settling_times(traj: Trajectory, *, tol: float = 0.01) -> np.ndarray | None:
     return np.where(np.asarray(traj.settled, dtype=bool), t, np.nan)
 
 
+def unsettled_reason(traj: Trajectory, *, tail: float = 0.2) -> str | None:
+    """One line on why ``traj`` did not settle (None if every presentation settled).
+
+    Reads the last ``tail`` of the phase of the worst presentation: its fastest free neuron's
+    speed at the end (1/tau), and whether that neuron's velocity changes sign there (an
+    oscillation) or keeps it (a slow approach to an equilibrium the phase is too short to reach).
+    """
+    settled = np.asarray(traj.settled, dtype=bool)
+    if settled.all():
+        return None
+    s = traj.states[..., traj.roles.free]  # (S, P, T, F)
+    T = traj.times.size
+    if T < 3:
+        return f"{int((~settled).sum())} presentation(s) not settled (too few samples to say more)"
+    dt = float(traj.times[-1] - traj.times[-2])
+    speed = np.abs(s[:, :, -1] - s[:, :, -2]).max(axis=-1) / dt  # (S, P)
+    k = np.unravel_index(np.argmax(np.where(settled, -1.0, speed)), speed.shape)
+    n = int(np.argmax(np.abs(s[k][-1] - s[k][-2])))
+    v = np.diff(s[k][int((1 - tail) * T):, n])
+    flips = int(np.sum(np.diff(np.sign(v[np.abs(v) > 1e-12])) != 0))
+    name = str(np.asarray(traj.roles.names)[traj.roles.free][n])
+    how = (f"oscillating (its velocity changed sign {flips} times in the last {100 * tail:.0f} %)" if flips >= 2
+           else f"a slow approach (moving one way through the last {100 * tail:.0f} %, no oscillation)")
+    return (f"{int((~settled).sum())} presentation(s) not settled at the end of the phase; the worst "
+            f"(network {k[0]}, presentation {k[1]}): neuron {name} at {s[k][-1, n]:.3g} still moving at "
+            f"{speed[k]:.2g} /tau, {how}")
+
+
 def _blocks(supply: list[dict]):
     """``(networks slice, presentations slice, entry)`` of each ngspice run's supply entry."""
     for sup in supply:
@@ -99,7 +129,8 @@ def figures_of_merit(result: PhaseResult, *, tol: float = 0.01) -> dict:
     free, nudged = result.free, result.nudged
     out: dict = {"settling_time_s": settling_times(free, tol=tol),
                  "settling_time_nudged_s": settling_times(nudged, tol=tol) if nudged is not None else None,
-                 "energy_per_inference_J": None, "energy_per_step_J": None, "peak_power_W": None,
+                 "energy_per_inference_J": None, "energy_per_step_J": None, "energy_free_phase_J": None,
+                 "unsettled": unsettled_reason(free), "peak_power_W": None,
                  "mean_power_W": None, "static_power_W": None, "vdd_V": None, "meas_agreement": None,
                  "devices": free.meta.get("devices"), "area_um2": None}
     units = free.meta.get("units") or {}
@@ -114,6 +145,7 @@ def figures_of_merit(result: PhaseResult, *, tol: float = 0.01) -> dict:
     S, P = free.settled.shape
     zero = np.zeros((S, P))
     out["energy_per_inference_J"] = _energy_between(supply, zero, out["settling_time_s"])
+    out["energy_free_phase_J"] = _energy_between(supply, zero, zero + free_end)
     if nudged is not None:
         e_n = _energy_between(supply, zero + free_end, free_end + out["settling_time_nudged_s"])
         out["energy_per_step_J"] = out["energy_per_inference_J"] + e_n
@@ -154,7 +186,10 @@ def summary(result: PhaseResult, *, tol: float = 0.01) -> dict:
     Keys: ``energy_per_inference_J``, ``energy_per_step_J``, ``settling_time_s`` (worst
     presentation: the inference is done when every presentation has settled), ``peak_power_W``,
     ``mean_power_W``, ``devices``, ``area_um2``; None where the figure does not exist, and
-    ``settling_time_s`` None as well when some presentation did not settle.
+    ``settling_time_s`` None as well when some presentation did not settle. When some did not:
+    ``unsettled`` (one line: which, and whether it oscillates or approaches slowly) and
+    ``energy_free_phase_J`` (the supply's energy over the whole free phase flagged as unsettled,
+    mean over presentations), else None.
     """
     f = figures_of_merit(result, tol=tol)
 
@@ -164,6 +199,8 @@ def summary(result: PhaseResult, *, tol: float = 0.01) -> dict:
     st = f["settling_time_s"]
     return {"energy_per_inference_J": mean(f["energy_per_inference_J"]),
             "energy_per_step_J": mean(f["energy_per_step_J"]),
+            "energy_free_phase_J": mean(f["energy_free_phase_J"]) if f["unsettled"] else None,
+            "unsettled": f["unsettled"],
             "settling_time_s": None if st is None or not np.all(np.isfinite(st)) else float(np.max(st)),
             "peak_power_W": None if f["peak_power_W"] is None else float(np.max(f["peak_power_W"])),
             "mean_power_W": mean(f["mean_power_W"]),

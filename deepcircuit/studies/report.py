@@ -46,6 +46,10 @@ def unsettled_notes(comp: Comparison) -> list[str]:
                 f"(max |ds/dt| >= {comp.schedule.settle_tol:g} /tau at its end), so their outputs and "
                 f"states are not equilibria; accuracy on the settled presentations only: "
                 + ("none settled" if only is None else f"{100 * only:.0f} %") + ".")
+            if inf.hardware.get("unsettled"):
+                # No inference energy exists without an equilibrium; what the flagged phase cost does.
+                notes.append(f"  {label}: {inf.hardware['unsettled']}; supply energy over the whole free "
+                             f"phase {format_si(inf.hardware.get('energy_free_phase_J'), 'J')} per presentation.")
         tr = comp.training.get(label)
         if tr is not None and tr.unsettled_presentations:
             notes.append(f"* {label} (trained): presentation(s) {tr.unsettled_presentations} of the final "

@@ -36,6 +36,7 @@ results; slower).
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 import warnings
 from typing import Any
@@ -64,8 +65,19 @@ def import_brian2():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", PendingDeprecationWarning)
-            import brian2
-            from brian2.utils.logger import BrianLogger
+            # Brian2's __init__ runs `from pylab import *` (matplotlib's pyplot: a third of its
+            # import time, a fixed cost of every command on a brian2 substrate) and falls back to
+            # numpy's names when pylab is missing; nothing deepcircuit uses from Brian2 needs
+            # pyplot, so pylab is hidden while Brian2 imports (a later `import pylab` works).
+            hide = "brian2" not in sys.modules and "pylab" not in sys.modules
+            if hide:
+                sys.modules["pylab"] = None  # type: ignore[assignment]
+            try:
+                import brian2
+                from brian2.utils.logger import BrianLogger
+            finally:
+                if hide:
+                    sys.modules.pop("pylab", None)
     except Exception as exc:  # ImportError, or AttributeError/TypeError from an incompatible numpy
         raise SubstrateUnavailableError(
             f"The Brian2 substrates need Brian2, which could not be imported "

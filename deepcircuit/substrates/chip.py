@@ -98,10 +98,16 @@ class TransconductorModel:
     ----------
     kind : "vccs" or "ota"
     linear_range : float, units of V_scale
-        Input at which the output reaches ``tanh(1)`` = 76 % of the linear value; 1.0 stands for a
-        wide-linear-range OTA (source-degenerated or bump-linearised pair) sized to the signal.
+        Input at which the output reaches ``tanh(1)`` = 76 % of the linear value; 4.0 (a
+        wide-linear-range, source-degenerated pair biased at 4 |gm| V_scale) keeps the full-scale
+        output within 2 % of linear. At 1.0 (the former default) trained XOR networks that settle
+        on the ODE often did not settle on the circuit (docs/hardware.md, "Why ODE-trained
+        networks did not settle on OTA synapses"); the bias current, and so the energy, is
+        proportional to it.
     gain : float
-        Intrinsic gain ``gm * r_out`` (100: one cascode-free CMOS stage, 40 dB).
+        Intrinsic gain ``gm * r_out`` (1000: a cascoded single stage, 60 dB; 100, the former
+        default, is a cascode-free stage whose output conductance acts as a leak that moves the
+        equilibria of DEEP, a system with a near-zero eigenvalue, by up to 0.9 V_scale).
     offset : float, volts
         Standard deviation of the input offset (2 mV: matched input pair of moderate area).
     branches : float
@@ -112,8 +118,8 @@ class TransconductorModel:
     """
 
     kind: str = "vccs"
-    linear_range: float = 1.0
-    gain: float = 100.0
+    linear_range: float = 4.0
+    gain: float = 1000.0
     offset: float = 2e-3
     branches: float = 3.0
     seed: int = 0

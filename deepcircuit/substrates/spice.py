@@ -31,11 +31,12 @@ import os
 import re
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .._validation import check_int, check_real
+from .._validation import check_choice, check_int, check_real
 from .chip import Chip
 from .circuit import (DEFAULT_CLAMP, CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel,
                       compile_netlist)
@@ -408,13 +409,47 @@ def _join_presentations(parts: list[PhaseResult]) -> PhaseResult:
 AUTO_MAX_FREE_NODES_PER_RUN = 64
 
 
-def _simulate_in_worker(net: Netlist, netlist_dir: Path, epoch, runs, max_seconds):
-    """Run one netlist in a worker process; returns ``(time, volts, seconds, peak RSS MB, supply)``."""
-    sub = SpiceSubstrate(netlist_dir=netlist_dir, max_seconds=max_seconds)
-    sub.epoch, sub.runs = epoch, runs
+class _RawVectors:
+    """The vectors and output of an ``ngspice -b`` run, read as from the shared library
+    (``vector(name)``, ``_stdout``) so that :func:`_read_supply` serves both."""
+
+    def __init__(self, run) -> None:
+        self.vectors, self._stdout = run.vectors, run.stdout
+
+    def vector(self, name: str, missing_ok: bool = False) -> "np.ndarray | None":
+        key = name.lower()
+        v = self.vectors.get(key, self.vectors.get(f"v({key})"))
+        if v is None and not missing_ok:
+            raise SimulationError(f"ngspice wrote no result vector {name!r}.")
+        return v
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One netlist's worth of a call: networks ``batch`` (the first is number ``first_network`` of
+    the call) on presentations ``inputs``, with the call's schedule, chip and ``.options``."""
+
+    batch: NetworkBatch
+    inputs: np.ndarray
+    initial: np.ndarray
+    schedule: Schedule
+    targets: "np.ndarray | None"
+    nonideal: NonIdealities
+    options: dict
+    first_network: int
+
+
+def _run_chunk(job: _Chunk, sub: "SpiceSubstrate", program: bool = False):
+    """Compile, run and resample one netlist with ``sub``'s settings, in this process (shared
+    library) or, with ``program``, in the ngspice program (what the worker processes do);
+    returns ``(PhaseResult, supply, devices)`` or raises SimulationError."""
+    net = compile_netlist(job.batch, job.inputs, job.initial, job.schedule, targets=job.targets, units=sub.units,
+                          clamp=sub.clamp, nonideal=job.nonideal, options=job.options,
+                          first_network=job.first_network, transconductor=sub.transconductor)
     t0 = time.perf_counter()
-    t, v = sub._simulate(_load_ngspice(), net)
-    return t, v, time.perf_counter() - t0, _rss_peak_mb(), sub._supply
+    t, v = sub._simulate_program(net) if program else sub._simulate(_load_ngspice(), net)
+    res = sub._trajectories(job.batch, net, job.inputs, t, v, job.schedule, time.perf_counter() - t0)
+    return res, sub._supply, net.meta.get("devices")
 
 
 def _rss_peak_mb() -> float:
@@ -524,6 +559,10 @@ class SpiceSubstrate(Substrate):
     restart_after : str, optional
         Restart each local worker gracefully after this long (``"30 minutes"``), bounding the
         memory ngspice gains over many transients.
+    worker_engine : "program" or "library"
+        How a worker runs a netlist: ``ngspice -b`` as a process of its own (default; nothing
+        accumulates in the worker, and ngspice never waits for the worker's interpreter) or
+        the shared library as in this process. The same netlists and checks either way.
     """
 
     name = "spice"
@@ -540,7 +579,8 @@ class SpiceSubstrate(Substrate):
                  scheduler: str | None = None, restart_after: str | None = None,
                  mismatch: float | None = None, seed: int | None = None, bits: int | None = None,
                  weight_range: float | None = None, parasitic_capacitance: float | None = None,
-                 noise: float | None = None, noise_interval: float | None = None) -> None:
+                 noise: float | None = None, noise_interval: float | None = None,
+                 worker_engine: str = "program") -> None:
         from dataclasses import replace
 
         self.clamp = ClampModel.of(clamp)
@@ -571,11 +611,11 @@ class SpiceSubstrate(Substrate):
             raise InvalidInputError(f"scheduler must be a Dask scheduler address such as 'tcp://host:8786'; got {scheduler!r}.")
         self.scheduler = scheduler or None
         self.restart_after = restart_after
+        self.worker_engine = check_choice("worker_engine", worker_engine, ("program", "library"))
         self._runner = None
         self.epoch: int | None = None  # set by callers that know it, for error messages
         self.runs = 0
         self._failed: dict[bytes, str] = {}  # networks of a batch whose run failed, by fingerprint
-        self.last_netlist: Netlist | None = None
         self._supply: dict | None = None  # supply currents of the last ngspice run (None: no supply)
 
     def __repr__(self) -> str:
@@ -592,34 +632,31 @@ class SpiceSubstrate(Substrate):
         run_index = self.runs
         self.runs += 1
         nonideal = self.nonideal
-        if nonideal.noise > 0:  # a new noise seed every run (an ngspice that honours .options seed)
-            from dataclasses import replace
-
-            nonideal = replace(nonideal, seed=nonideal.seed + run_index)
         opts = {"reltol": self.reltol, **self.options}
+        if nonideal.noise > 0:
+            # A new noise seed every run (for an ngspice that honours .options seed); the chip's
+            # mismatch and offsets keep their seed, so every run is the same chip.
+            opts.setdefault("seed", nonideal.seed + run_index)
         S, P = len(batch), inputs.shape[0]
         k = self.networks_per_run or S
         q = self._presentations_per_run(P, min(k, S), batch.roles)
         # Every (network chunk, presentation chunk) is one netlist; all of them are run at once
-        # (in this process, or spread over the worker processes), then assembled per network chunk.
-        chunks = []  # (first network, networks, fingerprint, [(presentations, netlist)] or None)
+        # (in this process, or compiled, run and resampled in the worker processes), then
+        # assembled per network chunk.
+        chunks = []  # (first network, networks, fingerprint, [(presentations, job)] or None)
         for a in range(0, S, k):
             sub = NetworkBatch(batch.networks[a:a + k])
             key = _fingerprint(sub)
             if S > k and key in self._failed:
                 chunks.append((a, sub, key, None))  # frozen by the training loop after failing
                 continue
-
-            def netlist(sl, a=a, sub=sub):
-                return compile_netlist(sub, inputs[sl], initial[a:a + len(sub), sl], schedule,
-                                       targets=None if targets is None else targets[sl], units=self.units,
-                                       clamp=self.clamp, nonideal=nonideal, options=opts, first_network=a,
-                                       transconductor=self.transconductor)
-
-            jobs = [(slice(c, min(c + q, P)), netlist(slice(c, min(c + q, P)))) for c in range(0, P, q)]
-            self.last_netlist = jobs[-1][1]
+            jobs = []
+            for c in range(0, P, q):
+                sl = slice(c, min(c + q, P))
+                jobs.append((sl, _Chunk(sub, inputs[sl], initial[a:a + len(sub), sl], schedule,
+                                        None if targets is None else targets[sl], nonideal, opts, a)))
             chunks.append((a, sub, key, jobs))
-        runs = [(n, c[0], len(c[1]), sl, net) for n, c in enumerate(chunks) if c[3] is not None for sl, net in c[3]]
+        runs = [(n, c[0], len(c[1]), sl, job) for n, c in enumerate(chunks) if c[3] is not None for sl, job in c[3]]
         where = [(f"network {a}" if m == 1 else f"networks {a}..{a + m - 1}") +
                  f", presentations {sl.start}..{sl.stop - 1} of this call" for _, a, m, sl, _ in runs]
         outputs = iter(self._simulate_all([r[-1] for r in runs], [r[0] for r in runs], where,
@@ -638,20 +675,12 @@ class SpiceSubstrate(Substrate):
                 self._failed[key] = str(bad)
                 parts.append(_failed_part(sub, inputs, schedule, targets, self.name, str(bad)))
                 continue
-            chunk, supplies = [], []
-            for (sl, net), (time_s, volts, seconds, rss, supply) in zip(jobs, got):
-                if supply is not None:
-                    # Which block of the (network, presentation) grid this run's currents cover.
-                    supplies.append({**supply, "networks": (a, a + len(sub)), "presentations": (sl.start, sl.stop)})
-                res = self._trajectories(sub, net, inputs[sl], time_s, volts, schedule, seconds)
-                for tr in (res.free, res.nudged):
-                    if tr is not None:
-                        tr.meta["peak_rss_mb"] = max(tr.meta["peak_rss_mb"], rss)
-                chunk.append(res)
-            part = _join_presentations(chunk)
+            supplies = [{**supply, "networks": (a, a + len(sub)), "presentations": (sl.start, sl.stop)}
+                        for (sl, _), (_, supply, _) in zip(jobs, got) if supply is not None]
+            part = _join_presentations([res for res, _, _ in got])
             if supplies and len(supplies) == len(jobs):
-                part.free.meta["supply"] = supplies  # one entry per ngspice run
-            part.free.meta["devices"] = jobs[0][1].meta.get("devices")
+                part.free.meta["supply"] = supplies  # one entry per ngspice run, with the block it covers
+            part.free.meta["devices"] = got[0][2]
             parts.append(part)
         return parts[0] if len(parts) == 1 else _concat(parts)
 
@@ -668,43 +697,39 @@ class SpiceSubstrate(Substrate):
         """Whether netlists run in Dask worker processes (``workers > 1`` or a ``scheduler``)."""
         return self.scheduler is not None or self.workers > 1
 
-    def _simulate_all(self, nets: list[Netlist], owner: list[int], where: list[str], *,
+    def _simulate_all(self, jobs: list["_Chunk"], owner: list[int], where: list[str], *,
                       raise_first: bool) -> list:
-        """``(time, volts, seconds, peak RSS MB, supply)`` of every netlist, in order (``supply``:
-        :func:`_read_supply` of that run, None without a supply), or the
-        :class:`~deepcircuit.errors.SimulationError` of a netlist that failed (raised at once with
-        ``raise_first``). ``owner[i]``: the network chunk of netlist ``i``; after a failure in this
-        process the chunk's other netlists are not run (their network is failed anyway).
-        ``where[i]``: which networks and presentations netlist ``i`` holds (for messages).
+        """``(PhaseResult, supply, devices)`` of every job (one netlist each), in order
+        (``supply``: :func:`_read_supply` of that run, None without a supply), or the
+        :class:`~deepcircuit.errors.SimulationError` of a job that failed (raised at once with
+        ``raise_first``). ``owner[i]``: the network chunk of job ``i``; after a failure in this
+        process the chunk's other jobs are not run (their network is failed anyway).
+        ``where[i]``: which networks and presentations job ``i`` holds (for messages).
 
-        In the workers (:attr:`distributed`) a failing netlist is retried once, then reported
-        with its networks and presentations; a worker that dies is replaced and its netlists run
-        again (:class:`~deepcircuit.substrates.cluster.ProcessRunner`).
+        In the workers (:attr:`distributed`) each job is compiled, run and resampled there (the
+        netlist text and the raw waveforms never travel); a failing job is retried once, then
+        reported with its networks and presentations; a worker that dies is replaced and its jobs
+        run again (:class:`~deepcircuit.substrates.cluster.ProcessRunner`).
         """
-        if not nets:
+        if not jobs:
             return []
         if not self.distributed:
-            ng = _load_ngspice()
             out, failed = [], {}
-            for net, chunk in zip(nets, owner):
+            for job, chunk in zip(jobs, owner):
                 if chunk in failed:
                     out.append(failed[chunk])
                     continue
-                t0 = time.perf_counter()
                 try:
-                    t, v = self._simulate(ng, net)
+                    out.append(_run_chunk(job, self))
                 except SimulationError as exc:
                     if raise_first:
                         raise
                     failed[chunk] = exc
                     out.append(exc)
-                    continue
-                out.append((t, v, time.perf_counter() - t0, 0.0, self._supply))
             return out
         from .cluster import TaskFailed
 
-        out = self.runner.map(_simulate_in_worker, nets, self.netlist_dir, self.epoch, self.runs, self.max_seconds,
-                              raise_failures=False)
+        out = self.runner.map(_run_chunk, jobs, self, self.worker_engine == "program", raise_failures=False)
         for k, o in enumerate(out):
             if isinstance(o, TaskFailed):
                 epoch = f" of epoch {self.epoch}" if self.epoch is not None else ""
@@ -772,6 +797,41 @@ class SpiceSubstrate(Substrate):
             return t, volts
         finally:
             ng.release()
+
+    def _simulate_program(self, net: Netlist):
+        """:meth:`_simulate` with the ngspice program (``ngspice -b``, one process per run: what the
+        worker processes use); the same checks and messages."""
+        from .ngspice_program import run_program
+
+        run = run_program(net.text, max_seconds=self.max_seconds)
+        vec = _RawVectors(run)
+        t = vec.vector("time", missing_ok=True)
+        end = float(t[-1]) if t is not None and t.size else 0.0
+        said = run.stdout + run.stderr
+        bad = [ln for ln in said if _PARSE_ERROR.search(ln) and not ln.lower().startswith("circuit:")]
+        if bad and t is None:
+            self._fail(net, 0.0, "ngspice rejected the netlist", bad)
+        if run.timed_out:
+            self._fail(net, end, f"the transient ran past its wall-time budget of max_seconds = {self.max_seconds:g} s",
+                       [], cause="too many time steps: a stiff or diverging circuit; try clamp='diode', smaller "
+                       "weights, looser reltol, or a larger max_seconds")
+        fatal = [ln for ln in run.stderr if _FATAL.search(ln)]
+        fatal += [ln for ln in run.stdout if re.search(r"error|aborted", ln, re.I) and not ln.lower().startswith("circuit:")]
+        if t is None:
+            end = _stopped_at(fatal)
+        # ngspice exits 0 even when the run failed: judge it by what it said and the rows it wrote.
+        if fatal or t is None or end < net.stop * (1 - 1e-9):
+            self._fail(net, end, f"ngspice stopped at t = {end:.4g} s of {net.stop:.4g} s (exit status "
+                       f"{run.returncode})", fatal or run.stderr)
+        volts = np.empty((len(net.nodes), t.size))
+        for k, node in enumerate(net.nodes):
+            volts[k] = vec.vector(node)
+        self._supply = _read_supply(vec, net, t)
+        ic = net.meta.get("initial_volts")
+        if t[0] > 0 and ic is not None and len(ic) == len(net.nodes):
+            t = np.concatenate([[0.0], t])
+            volts = np.concatenate([np.asarray(ic, dtype=float)[:, None], volts], axis=1)
+        return t, volts
 
     def _fail(self, net: Netlist, end: float, what: str, lines, cause: str | None = None) -> None:
         path = self._save_netlist(net)

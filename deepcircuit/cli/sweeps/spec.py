@@ -17,14 +17,10 @@ seed, so a run's result never depends on scheduling order or on which other runs
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
-import importlib
-import inspect
 import itertools
 import json
 import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -32,7 +28,11 @@ from typing import Any, Mapping, Sequence
 from ...errors import InvalidInputError
 
 #: ``train`` options that are not run parameters: the sweep sets or owns them.
-NOT_AXES = {"out", "json", "quiet", "seeds", "help"}
+# workers / scheduler: a sweep spreads its runs over its own Dask workers (sweep --workers).
+NOT_AXES = {"out", "json", "quiet", "seeds", "help", "workers", "scheduler"}
+
+#: ``train --tune`` runs a grid of its own on Dask: not something a sweep's run does.
+NOT_AXES = NOT_AXES | {"tune", "tune_grid", "tune_workers", "tune_scheduler"}
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -60,76 +60,20 @@ def _is_flag(action: argparse.Action) -> bool:
     return action.nargs == 0
 
 
-def _substrate_class(name: str):
-    from ...substrates import _REGISTRY, available_substrates
+def substrate_options(name: str) -> dict:
+    """Options of substrate ``name`` (:func:`deepcircuit.substrates.substrate_options`: constructor
+    arguments and the fields of its settings dataclasses, ``spice:stiffness`` ...)."""
+    from ...substrates import substrate_options as options
 
-    if name not in _REGISTRY:
-        raise InvalidInputError(
-            f"Unknown substrate {name!r}; use one of {', '.join(map(repr, available_substrates()))}.")
-    module, cls = _REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return options(name)
 
 
-def substrate_options(name: str) -> dict[str, tuple[str, type | None]]:
-    """Options of substrate ``name``: option -> (constructor argument, settings dataclass or None).
+def build_substrate(name: str, options: Mapping[str, Any], where: str | None = None):
+    """A substrate instance from options as a sweep gives them (text or TOML values), checked by
+    the one substrate-spec parser (:mod:`deepcircuit.substrates.spec`)."""
+    from ...substrates import build_substrate as build, check_substrate_options
 
-    Keyword arguments of the substrate's constructor are options; so are the fields of a
-    dataclass a constructor argument takes (``mismatch`` -> ``nonideal=NonIdealities(mismatch=)``).
-    """
-    cls = _substrate_class(name)
-    init = cls.__init__
-    try:
-        hints = typing.get_type_hints(init)
-    except Exception:  # an annotation that does not resolve: fall back to plain arguments
-        hints = {}
-    out: dict[str, tuple[str, type | None]] = {}
-    for pname, param in inspect.signature(init).parameters.items():
-        if pname == "self" or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
-            continue
-        out[pname] = (pname, None)
-    for pname in list(out):
-        hint = hints.get(pname)
-        kinds = [t for t in (hint, *typing.get_args(hint)) if isinstance(t, type)]
-        holders = [t for t in kinds if dataclasses.is_dataclass(t)]
-        for t in holders:
-            for f in dataclasses.fields(t):
-                out.setdefault(f.name, (pname, t))
-        # An axis value is a number, string or switch: arguments that only take a settings
-        # object or a mapping (nonideal, units, options) are set through their fields instead.
-        if out.get(pname) == (pname, None) and kinds and not any(
-                t in (str, int, float, bool) for t in kinds):
-            del out[pname]
-    return out
-
-
-def build_substrate(name: str, options: Mapping[str, Any]):
-    """A substrate instance from flat options (nested settings dataclasses filled in)."""
-    known = substrate_options(name)
-    kwargs: dict[str, Any] = {}
-    nested: dict[str, tuple[type, dict]] = {}
-    for key, value in options.items():
-        if key not in known:
-            raise InvalidInputError(
-                f"Substrate {name!r} has no option {key!r}; its options are {', '.join(sorted(known))}.")
-        arg, dc = known[key]
-        if dc is None:
-            kwargs[arg] = value
-        else:
-            nested.setdefault(arg, (dc, {}))[1][key] = value
-    for arg, (dc, fields_) in nested.items():
-        kwargs[arg] = dc(**fields_)
-    from ...substrates import get_substrate
-
-    return get_substrate(name, **kwargs)
-
-
-def _literal(value: Any) -> Any:
-    """A TOML value as is; a command-line string as int, float, bool or string."""
-    if not isinstance(value, str):
-        return value
-    from ...studies.comparison import _literal as literal
-
-    return literal(value.strip())
+    return build(name, check_substrate_options(name, options, from_text=True, where=where))
 
 
 @dataclass(frozen=True)
@@ -247,9 +191,9 @@ def _normalise(name: str, options: Mapping[str, argparse.Action]) -> str:
         if sub not in _substrate_names():
             raise InvalidInputError(f"{name!r}: unknown substrate {sub!r}; substrates are "
                                     f"{', '.join(_substrate_names())}.")
-        if opt not in substrate_options(sub):
-            raise InvalidInputError(f"{name!r}: substrate {sub!r} has no option {opt!r}; its options are "
-                                    f"{', '.join(sorted(substrate_options(sub)))}.")
+        from ...substrates import check_option_name
+
+        check_option_name(sub, opt, where=f"Sweep axis {name!r}")
         return f"{sub}:{opt}"
     dest = name.lstrip("-").replace("-", "_")
     if dest == "seeds":
@@ -347,11 +291,13 @@ def expand(spec: SweepSpec) -> list[Run]:
             raise InvalidInputError(f"run {{{where}}}: {exc}") from None
         substrate = ns.substrate
         used_substrates.add(substrate)
-        sub_opts = {k.partition(":")[2]: _literal(v) for k, v in values.items()
-                    if ":" in k and k.partition(":")[0] == substrate}
-        for k, v in sub_opts.items():
-            if not isinstance(v, (int, float, str, bool)):
-                raise InvalidInputError(f"{substrate}:{k} takes a number, a string or true/false; got {v!r}.")
+        from ...substrates import check_substrate_options, parse_substrate_spec
+
+        # Options of a --substrate spec (spice:mismatch=0.3;seed=1), then the axes' (they win).
+        spec_opts = parse_substrate_spec(ns.substrate_spec).options if getattr(ns, "substrate_spec", None) else {}
+        sub_opts = {**spec_opts, **check_substrate_options(
+            substrate, {k.partition(":")[2]: v for k, v in values.items() if ":" in k and k.partition(":")[0] == substrate},
+            from_text=True, where=f"run {{{where}}}")}
         key = _canonical({"substrate": substrate, **sub_opts})
         if key not in built:
             try:

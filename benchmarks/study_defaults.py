@@ -1,0 +1,265 @@
+"""The study behind DEEP's derived default (issue 22): which rule, and how it does on the suite.
+
+Run: ``python benchmarks/study_defaults.py --screen [--sets NAME ...] [--seeds 2]
+[--epochs 20]``, then ``--final [--sets ...] [--seeds 3]``; ``--render-only`` rewrites
+``docs/results.md``.
+
+``--screen`` chooses the rule. Every candidate of :data:`deepcircuit.data.defaults.SCALINGS`
+(how learning rates and initial input weights follow the data) trains on every screened suite
+member with 20 % of the training rows held out for validation (``--validation-fraction 0.2``:
+the test split plays no part), seeds 0..1 and at most ``--epochs`` epochs (a short budget, the
+same for every candidate). Logistic regression is fitted on the same rows. The choice: the
+candidate within 2 points of logistic regression's validation accuracy on the most sets, ties
+broken by the mean validation accuracy. iris and moons also run their table entries (the
+``table`` candidate): a built-in keeps its entry only where the chosen rule's validation accuracy
+is more than 1 point below it. digits (the rule's reference) and digits28 (the held-out image
+check) are not screened.
+
+``--final`` measures what a user gets: ``deepcircuit train --task suite:NAME --seeds 3`` (the
+default command: derived default, no validation split, full budget), test accuracy mean +- sd
+over seeds 0..2, beside scikit-learn's LogisticRegression and MLPClassifier(100) fitted on the
+same scaled training split (seeds 0..2). Rows accumulate in
+``benchmarks/results/defaults.jsonl`` (the newest per key wins); ``docs/results.md`` gets the
+section rendered by :func:`render_section` (``benchmarks/study_results.py`` includes it).
+Compute here is scarce: run it nice'd; every row is stored as soon as it is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+STORE = ROOT / "benchmarks" / "results" / "defaults.jsonl"
+VALIDATION = 0.2
+#: Suite members the screen runs (digits is the reference, digits28 the held-out image check).
+SCREEN_EXCLUDE = ("digits", "digits28")
+#: Built-in data sets with a table entry for deep, and the suite member with the same rows.
+TABLE_SETS = {"iris": "iris", "moons": "moons"}
+BASELINES = ("logistic-regression", "mlp-100")
+
+
+def store(row: dict) -> None:
+    STORE.parent.mkdir(parents=True, exist_ok=True)
+    with STORE.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def load_rows() -> dict:
+    rows = {}
+    if STORE.exists():
+        for line in STORE.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                rows[r["key"]] = r
+    return rows
+
+
+def fmt(acc) -> str:
+    a = 100 * np.asarray(acc, dtype=float)
+    return f"{a.mean():.1f} +- {a.std():.1f}" if len(a) > 1 else f"{a.mean():.1f}"
+
+
+def _labels(task) -> np.ndarray:
+    return np.asarray(task.labels).reshape(task.n_presentations, -1)[:, 0]
+
+
+def baseline(ds, kind: str, seeds: int, split: str) -> list[float]:
+    """Accuracy of LogisticRegression or MLPClassifier(100) fitted on ``ds``'s training rows,
+    on its ``split`` (``validation`` or ``test``), one entry per seed."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    xtr, ytr = ds.train.inputs[:, :-1], _labels(ds.train)
+    ev = getattr(ds, split)
+    out = []
+    for s in range(seeds):
+        clf = (LogisticRegression(max_iter=5000, random_state=s) if kind == "logistic-regression"
+               else MLPClassifier(hidden_layer_sizes=(100,), max_iter=2000, random_state=s))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(xtr, ytr)
+        out.append(float(clf.score(ev.inputs[:, :-1], _labels(ev))))
+    return out
+
+
+def candidate(ds, scaling: str, table_name: str | None = None):
+    """(topology, hidden, TrainingConfig) of a candidate rule, or of a built-in's table entry."""
+    from deepcircuit import TrainingConfig
+    from deepcircuit.data.defaults import DataShape, dataset_defaults, derived_defaults
+
+    if scaling == "table":
+        e = dataset_defaults(table_name, "deep")
+    else:
+        e = derived_defaults(DataShape.of(ds), scaling=scaling)
+    return e.topology, e.hidden, TrainingConfig.preset("default", model="deep").replace(**e.settings)
+
+
+def screen(sets, seeds: int, epochs: int) -> None:
+    from deepcircuit import load_dataset, train
+    from deepcircuit.data.defaults import SCALINGS
+
+    rows = load_rows()
+    for name in sets:
+        ds = load_dataset("suite:" + name, validation_fraction=VALIDATION)
+        key = f"screen|{name}|logistic-regression"
+        if key not in rows:
+            store({"key": key, "validation_accuracy": baseline(ds, "logistic-regression", 1, "validation")})
+        cands = list(SCALINGS) + (["table"] if name in TABLE_SETS else [])
+        for sc in cands:
+            key = f"screen|{name}|{sc}"
+            if key in rows and rows[key]["seeds"] == list(range(seeds)) and rows[key]["epoch_cap"] == epochs:
+                continue
+            topology, hidden, cfg = candidate(ds, sc, TABLE_SETS.get(name))
+            cfg = cfg.replace(epochs=min(cfg.epochs, epochs))
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = train(ds, model="deep", topology=topology, hidden=hidden, seeds=list(range(seeds)), config=cfg)
+            val = [float(v) for v in 1 - np.asarray(r.validation_error)]
+            store({"key": key, "validation_accuracy": val, "seeds": list(range(seeds)), "epoch_cap": epochs,
+                   "epochs": cfg.epochs, "topology": str(topology), "hidden": list(hidden),
+                   "diverged": [d is not None for d in r.diverged], "seconds": time.perf_counter() - t0})
+            print(f"screen {name} {sc}: validation {fmt(val)} % in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def choice(rows: dict) -> tuple[str | None, dict]:
+    """The screen's choice and each candidate's score ``(sets within 2 points of LR, mean val acc)``."""
+    from deepcircuit.data.defaults import SCALINGS
+
+    scores = {}
+    for sc in SCALINGS:
+        within, accs = 0, []
+        for name in screened_sets(rows):
+            r, lr = rows.get(f"screen|{name}|{sc}"), rows.get(f"screen|{name}|logistic-regression")
+            if r is None or lr is None:
+                break
+            acc = float(np.mean(r["validation_accuracy"]))
+            accs.append(acc)
+            within += acc >= float(np.mean(lr["validation_accuracy"])) - 0.02
+        else:
+            if accs:
+                scores[sc] = (within, float(np.mean(accs)))
+    best = max(scores, key=lambda s: scores[s]) if scores else None
+    return best, scores
+
+
+def screened_sets(rows: dict) -> list[str]:
+    from deepcircuit.data.suite import SUITE
+
+    return [n for n in SUITE if f"screen|{n}|logistic-regression" in rows]
+
+
+def final(sets, seeds: int) -> None:
+    from deepcircuit import load_dataset, train
+
+    for name in sets:
+        ds = load_dataset("suite:" + name)
+        for b in BASELINES:
+            store({"key": f"final|{name}|{b}", "test_accuracy": baseline(ds, b, seeds, "test"),
+                   "seeds": list(range(seeds))})
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = train(ds, seeds=list(range(seeds)))
+        row = {"key": f"final|{name}|deep", "test_accuracy": [float(a) for a in r.test_accuracy],
+               "train_accuracy": [float(a) for a in r.train_accuracy], "seeds": list(range(seeds)),
+               "epochs": r.config.epochs, "topology": str(r.networks[0].topology),
+               "hidden": list(r.networks[0].roles.hidden), "batch_size": r.config.batch_size,
+               "diverged": [d is not None for d in r.diverged], "seconds": time.perf_counter() - t0,
+               "command": f"deepcircuit train --task suite:{name} --seeds {seeds}"}
+        store(row)
+        print(f"final {name}: DEEP test {fmt(row['test_accuracy'])} % in {row['seconds']:.0f} s", flush=True)
+
+
+def render_section() -> list[str]:
+    """The docs/results.md section of this study (from ``benchmarks/results/defaults.jsonl``)."""
+    from deepcircuit.data.defaults import SCALINGS
+    from deepcircuit.data.suite import SUITE
+
+    rows = load_rows()
+    L = ["## The derived default on the benchmark suite (issue 22)", "",
+         "Written by `python benchmarks/study_defaults.py` from `benchmarks/results/defaults.jsonl`. "
+         "DEEP's default for every data set but logic tasks and parity tables is derived from the data's "
+         "shape (`deepcircuit/data/defaults.py`, `docs/data.md`); the suite is `deepcircuit/data/suite.py` "
+         "(`--task suite:NAME`). Wall times were measured on 2 cores shared with several other runs.", ""]
+    best, scores = choice(rows)
+    sets = screened_sets(rows)
+    if sets:
+        L += ["### Choosing the rule (validation split only)", "",
+              f"Each candidate trains with 20 % of the training rows held out for validation, seeds 0-1, at "
+              f"most {max(rows[f'screen|{n}|{SCALINGS[0]}'].get('epoch_cap', 0) for n in sets if f'screen|{n}|{SCALINGS[0]}' in rows)} "
+              "epochs (`python benchmarks/study_defaults.py --screen`); the test split plays no part. "
+              "Validation accuracy in %. The choice: the candidate within 2 points of logistic regression "
+              "(LR, same rows) on the most sets, then the best mean. `table`: the built-in's own table entry.", "",
+              "| set | LR | " + " | ".join(SCALINGS) + " | table |", "|---" * (len(SCALINGS) + 3) + "|"]
+        for n in sets:
+            cells = []
+            for sc in list(SCALINGS) + ["table"]:
+                r = rows.get(f"screen|{n}|{sc}")
+                cells.append(fmt(r["validation_accuracy"]) if r else "")
+            L.append(f"| {n} | {fmt(rows[f'screen|{n}|logistic-regression']['validation_accuracy'])} | "
+                     + " | ".join(cells) + " |")
+        L += ["", "Score (sets within 2 points of LR, mean validation accuracy): "
+              + "; ".join(f"`{s}` {w}/{len(sets)}, {100 * m:.1f} %" for s, (w, m) in scores.items())
+              + (f". Chosen: `{best}`." if best else "."), ""]
+    fin = [n for n in SUITE if f"final|{n}|deep" in rows]
+    if fin:
+        L += ["### The default against logistic regression and an MLP (test split)", "",
+              "Test accuracy in % (20 % of the rows, stratified, split seed 0), mean +- sd over seeds 0-2; DEEP "
+              "with the command in the row (the derived default, no option), LR = LogisticRegression, "
+              "MLP = MLPClassifier(100), scikit-learn, fitted on the same scaled training rows. "
+              "\"gap\": DEEP minus LR in points, where LR is below 99 % (the target: no gap below -2).", "",
+              "| set | DEEP default | LR | MLP | gap | DEEP config | seconds | command |",
+              "|---|---|---|---|---|---|---|---|"]
+        for n in fin:
+            d, lr, mlp = (rows.get(f"final|{n}|{k}") for k in ("deep", "logistic-regression", "mlp-100"))
+            lr_m = float(np.mean(lr["test_accuracy"])) if lr else float("nan")
+            gap = (100 * (float(np.mean(d["test_accuracy"])) - lr_m)) if lr_m < 0.99 else None
+            L.append(f"| {n} | {fmt(d['test_accuracy'])} | {fmt(lr['test_accuracy']) if lr else ''} | "
+                     f"{fmt(mlp['test_accuracy']) if mlp else ''} | {'' if gap is None else f'{gap:+.1f}'} | "
+                     f"{d['topology']} {d['hidden']}, batch {d['batch_size']}, {d['epochs']} epochs | "
+                     f"{d['seconds']:.0f} | `{d['command']}` |")
+        L.append("")
+    return L
+
+
+def write_doc() -> None:
+    """Rewrite docs/results.md (study_results.py renders it, this study's section included)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import study_results
+
+    study_results.write_atomic(study_results.DOC, study_results.render(5))
+
+
+def main(argv=None) -> int:
+    from deepcircuit.data.suite import SUITE
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--screen", action="store_true", help="compare the candidate rules on validation splits")
+    ap.add_argument("--final", action="store_true", help="the default command against LR and an MLP (test split)")
+    ap.add_argument("--sets", nargs="+", default=None, choices=list(SUITE), help="suite members (default: all)")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds (screen: 2, final: 3)")
+    ap.add_argument("--epochs", type=int, default=20, help="screen: at most this many epochs")
+    ap.add_argument("--render-only", action="store_true", help="only rewrite docs/results.md")
+    args = ap.parse_args(argv)
+    if args.screen:
+        sets = args.sets or [n for n in SUITE if n not in SCREEN_EXCLUDE]
+        screen(sets, args.seeds or 2, args.epochs)
+    if args.final:
+        final(args.sets or list(SUITE), args.seeds or 3)
+    write_doc()
+    best, scores = choice(load_rows())
+    print(f"screen scores {scores}; choice {best}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

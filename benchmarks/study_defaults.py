@@ -40,6 +40,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import study_results  # noqa: E402  (the results store, its format and docs/results.md's renderer)
+
 STORE = ROOT / "benchmarks" / "results" / "defaults.jsonl"
 VALIDATION = 0.2
 #: Suite members the screen runs (digits is the reference, digits28 the held-out image check).
@@ -63,24 +66,14 @@ DROP_POINTS, DROP_AFTER = 10.0, 2
 
 
 def store(row: dict) -> None:
-    STORE.parent.mkdir(parents=True, exist_ok=True)
-    with STORE.open("a") as fh:
-        fh.write(json.dumps(row) + "\n")
+    study_results.store(row, STORE)
 
 
 def load_rows() -> dict:
-    rows = {}
-    if STORE.exists():
-        for line in STORE.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                rows[r["key"]] = r
-    return rows
+    return study_results.load_rows(STORE)
 
 
-def fmt(acc) -> str:
-    a = 100 * np.asarray(acc, dtype=float)
-    return f"{a.mean():.1f} +- {a.std():.1f}" if len(a) > 1 else f"{a.mean():.1f}"
+fmt = study_results.fmt
 
 
 def _labels(task) -> np.ndarray:
@@ -356,9 +349,6 @@ def render_section() -> list[str]:
 
 def write_doc() -> None:
     """Rewrite docs/results.md (study_results.py renders it, this study's section included)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import study_results
-
     study_results.write_atomic(study_results.DOC, study_results.render(5))
 
 

@@ -180,16 +180,18 @@ def post_prune(paths: list[str]) -> list[dict]:
     return rows
 
 
-def store(row: dict) -> None:
-    STORE.parent.mkdir(parents=True, exist_ok=True)
-    with STORE.open("a") as fh:
+def store(row: dict, path: Path = STORE) -> None:
+    """Append one measured row to the JSON-lines store ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
         fh.write(json.dumps(row) + "\n")
 
 
-def load_rows() -> dict:
+def load_rows(path: Path = STORE) -> dict:
+    """The rows of the store ``path`` by key, the newest per key."""
     rows = {}
-    if STORE.exists():
-        for line in STORE.read_text().splitlines():
+    if path.exists():
+        for line in path.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
                 rows[r["key"]] = r

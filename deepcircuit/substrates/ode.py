@@ -43,7 +43,7 @@ from ..model.network import NetworkBatch
 from .trajectory import PhaseResult, Trajectory, phase_status
 from .base import Substrate, check_run_arguments
 from .chip import Chip, CircuitUnits, NonIdealities, TransconductorModel
-from .ode_chip import ChipLaw, chip_law, ota_chunk
+from .ode_chip import ChipLaw, chip_law, ota_chunk, project_step
 from .ode_record import Recorder as _Recorder, check_record
 
 try:  # numba is a declared dependency; the numpy engine still works without it.
@@ -122,17 +122,7 @@ def _euler_chunk(A, c, d, beta_vec, y_full, n_in, x, t0, K, dt, tol, stop_early,
                         for i in range(N):
                             acc += xl[i] * A[s, i, j]
                         v[j] = acc + c[s, j] - xl[j] * d[s, j] + beta_vec[j] * (y_full[p, j] - xl[j])
-                    sp = 0.0
-                    for j in range(n_in, N):
-                        nx = xl[j] + dt * v[j]
-                        if nx < 0.0:
-                            nx = 0.0
-                        elif nx > 1.0:
-                            nx = 1.0
-                        moved = abs(nx - xl[j]) / dt
-                        if moved > sp or moved != moved:
-                            sp = moved
-                        xl[j] = nx
+                    sp = project_step(xl, v, n_in, N, dt)
                     if store:
                         for n in range(N):
                             buf[s, p, t + 1, n] = xl[n]

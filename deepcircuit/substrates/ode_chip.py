@@ -106,6 +106,28 @@ def chip_law(chip: Chip, batch: NetworkBatch, first: int = 0) -> ChipLaw:
                    linear_range=chip.transconductor.linear_range)
 
 
+def _project_step(xl, v, n_in, N, dt):
+    """One projected Euler step ``xl[j] <- clip(xl[j] + dt * v[j], 0, 1)`` of the free neurons
+    ``n_in..N-1``, in place; returns ``max |ds/dt|`` of the projected motion (1/tau; NaN wins, so
+    a diverged state is never taken for settled). Shared by ``ode._euler_chunk`` and the OTA loop,
+    inlined by numba."""
+    sp = 0.0
+    for j in range(n_in, N):
+        nx = xl[j] + dt * v[j]
+        if nx < 0.0:
+            nx = 0.0
+        elif nx > 1.0:
+            nx = 1.0
+        moved = abs(nx - xl[j]) / dt
+        if moved > sp or moved != moved:
+            sp = moved
+        xl[j] = nx
+    return sp
+
+
+project_step = njit(cache=True, nogil=True, inline="always")(_project_step) if njit is not None else _project_step
+
+
 def _ota_chunk(pre, post, weight, offset, L, conserving, c, d, beta_vec, y_full, n_in, x, t0, K, dt, tol,
                stop_early, done, speed, buf, store):
     """Up to ``K`` projected Euler steps of OTA synapses for every (network, presentation).
@@ -139,17 +161,7 @@ def _ota_chunk(pre, post, weight, offset, L, conserving, c, d, beta_vec, y_full,
                             v[post[s, e]] += cur
                             if conserving:
                                 v[i] -= cur
-                    sp = 0.0
-                    for j in range(n_in, N):
-                        nx = xl[j] + dt * v[j]
-                        if nx < 0.0:
-                            nx = 0.0
-                        elif nx > 1.0:
-                            nx = 1.0
-                        moved = abs(nx - xl[j]) / dt
-                        if moved > sp or moved != moved:
-                            sp = moved
-                        xl[j] = nx
+                    sp = project_step(xl, v, n_in, N, dt)
                     if store:
                         for n in range(N):
                             buf[s, p, t + 1, n] = xl[n]

@@ -83,21 +83,10 @@ def _labels(task) -> np.ndarray:
 def baseline(ds, kind: str, seeds: int, split: str) -> list[float]:
     """Accuracy of LogisticRegression or MLPClassifier(100) fitted on ``ds``'s training rows,
     on its ``split`` (``validation`` or ``test``), one entry per seed."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
-
     xtr, ytr = ds.train.inputs[:, :-1], _labels(ds.train)
     ev = getattr(ds, split)
-    out = []
-    for s in range(seeds):
-        clf = (LogisticRegression(max_iter=5000, random_state=s) if kind == "logistic-regression"
-               else MLPClassifier(hidden_layer_sizes=(100,), max_iter=2000, random_state=s))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(xtr, ytr)
-        out.append(float(clf.score(ev.inputs[:, :-1], _labels(ev))))
-    return out
+    return [float(study_results.fit_baseline(kind, s, xtr, ytr).score(ev.inputs[:, :-1], _labels(ev)))
+            for s in range(seeds)]
 
 
 def candidate(ds, scaling: str, table_name: str | None = None):

@@ -128,14 +128,25 @@ def run_train(cmd: list[str]) -> dict:
         return d
 
 
-def baseline(dataset: str, kind: str, seeds: int) -> dict:
-    """LogisticRegression or MLPClassifier(100) on the same split and scaling as deepcircuit."""
+def fit_baseline(kind: str, seed: int, x, y):
+    """LogisticRegression (``kind="logistic-regression"``) or MLPClassifier(100) fitted on ``x, y``
+    with ``random_state=seed`` (convergence warnings silenced: the iteration caps are the study's)."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
+    clf = (LogisticRegression(max_iter=5000, random_state=seed) if kind == "logistic-regression"
+           else MLPClassifier(hidden_layer_sizes=(100,), max_iter=2000, random_state=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(x, y)
+    return clf
+
+
+def baseline(dataset: str, kind: str, seeds: int) -> dict:
+    """LogisticRegression or MLPClassifier(100) on the same split and scaling as deepcircuit."""
     from deepcircuit import load_dataset
 
     ds = load_dataset(dataset)
@@ -144,11 +155,7 @@ def baseline(dataset: str, kind: str, seeds: int) -> dict:
     test, train = [], []
     t0 = time.perf_counter()
     for s in range(seeds):
-        clf = (LogisticRegression(max_iter=5000, random_state=s) if kind == "logistic-regression"
-               else MLPClassifier(hidden_layer_sizes=(100,), max_iter=2000, random_state=s))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(xtr, ytr)
+        clf = fit_baseline(kind, s, xtr, ytr)
         test.append(float(clf.score(xte, yte)))
         train.append(float(clf.score(xtr, ytr)))
     return {"test_accuracy": test, "train_accuracy": train, "seeds": list(range(seeds)),

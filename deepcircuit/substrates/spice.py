@@ -785,16 +785,7 @@ class SpiceSubstrate(Substrate):
             end = float(t[-1]) if t is not None and t.size else _stopped_at(fatal)
             if fatal or t is None or end < net.stop * (1 - 1e-9):
                 self._fail(net, end, f"ngspice stopped at t = {end:.4g} s of {net.stop:.4g} s", fatal or err)
-            volts = np.empty((len(net.nodes), t.size))
-            for k, node in enumerate(net.nodes):
-                volts[k] = ng.vector(node)
-            self._supply = _read_supply(ng, net, t)
-            ic = net.meta.get("initial_volts")
-            if t[0] > 0 and ic is not None and len(ic) == len(net.nodes):
-                # ngspice's first stored point is its first step; t = 0 is the .ic state.
-                t = np.concatenate([[0.0], t])
-                volts = np.concatenate([np.asarray(ic, dtype=float)[:, None], volts], axis=1)
-            return t, volts
+            return self._node_waveforms(ng, net, t)
         finally:
             ng.release()
 
@@ -823,10 +814,17 @@ class SpiceSubstrate(Substrate):
         if fatal or t is None or end < net.stop * (1 - 1e-9):
             self._fail(net, end, f"ngspice stopped at t = {end:.4g} s of {net.stop:.4g} s (exit status "
                        f"{run.returncode})", fatal or run.stderr)
+        return self._node_waveforms(vec, net, t)
+
+    def _node_waveforms(self, source, net: Netlist, t: np.ndarray):
+        """``(t, volts (nodes, T))`` of the free nodes read from ``source`` (the shared library or
+        the program's raw file: anything with ``vector(name)``), the supply currents kept in
+        ``self._supply``; ngspice's first stored point is its first step, so the ``.ic`` state is
+        prepended at t = 0."""
         volts = np.empty((len(net.nodes), t.size))
         for k, node in enumerate(net.nodes):
-            volts[k] = vec.vector(node)
-        self._supply = _read_supply(vec, net, t)
+            volts[k] = source.vector(node)
+        self._supply = _read_supply(source, net, t)
         ic = net.meta.get("initial_volts")
         if t[0] > 0 and ic is not None and len(ic) == len(net.nodes):
             t = np.concatenate([[0.0], t])

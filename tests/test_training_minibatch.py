@@ -43,7 +43,8 @@ def test_one_batch_of_every_presentation_is_the_full_batch_exactly():
 def test_batches_cover_every_presentation_once_and_shuffle_reproducibly():
     rng = np.random.default_rng(0)
     parts = epoch_batches(10, 3, rng)
-    assert [len(p) for p in parts] == [3, 3, 3, 1]
+    assert [len(p) for p in parts] == [3, 3, 2, 2]  # no 1-presentation remainder taking a full step
+    assert [len(p) for p in epoch_batches(129, 64, rng)] == [43, 43, 43]
     assert sorted(np.concatenate(parts).tolist()) == list(range(10))
     assert list(epoch_batches(10, None, rng)[0]) == list(range(10))
     cfg = FAST.replace(batch_size=2)

@@ -122,7 +122,8 @@ def test_wide_linear_range_ota_is_the_vccs(xor):
     ("spice:seed=1;seed=2", "seed= is given twice"),
     ("spce:mismatch=0.1", r"Unknown substrate 'spce'.*\(did you mean 'spice'\?\)"),
     ("ode:ota_gain=3", "need transconductor='ota'"),
-    ("ode:mismatch=1e308", "realised weights are not finite"),
+    ("ode:mismatch=1e308", r"would reverse the sign of 50 % of the transconductors.*allowed: 0 <= mismatch <= 0.5"),
+    ("spice:mismatch=0.8", r"would reverse the sign of 11 % .*allowed: 0 <= mismatch <= 0.5"),
 ])
 def test_bad_specs_are_one_line(spec, match, xor):
     task, net, s0 = xor
@@ -219,3 +220,15 @@ def test_as_built_gradient_is_the_chips_gradient_by_finite_differences():
                          symmetric=False)
     assert rep.as_built.gradient_norm == pytest.approx(rep.gradient_norm, rel=1e-9)
     assert rep.as_built.rules["s"].cosine[0] == pytest.approx(rep.rules["s"].cosine[0], abs=1e-9)
+
+
+def test_a_device_error_never_reverses_a_transconductors_sign():
+    # At 0.3, about 1 draw in 2300 has 1 + 0.3 N(0, 1) < 0: floored at 0 (that device conducts
+    # nothing), never negative; the floor is the only change to the Gaussian draw.
+    ni = NonIdealities(mismatch=0.3, seed=1)
+    f = ni.mismatch_factors(2, 100)
+    raw = 1.0 + 0.3 * np.random.default_rng([1, 0]).standard_normal((100, 100))
+    assert f.min() == 0.0 and (raw < 0).sum() == (f[0] == 0).sum() > 0
+    assert np.array_equal(f[0], np.maximum(raw, 0.0))
+    W = np.ones((2, 100, 100))
+    assert (ni.effective_weights(W) >= 0).all()

@@ -88,7 +88,7 @@ def substrates_study(model_path: str, betas=(10.0, 0.1)) -> list[str]:
     chip, seed 0). The gradient is always the ideal model's; the rules read each substrate's
     trajectories, so the cosine measures how much of the learning signal survives there.
     """
-    from deepcircuit.substrates.circuit import NonIdealities
+    from deepcircuit.substrates.chip import NonIdealities
     from deepcircuit.learning.model_file import load_model
     from deepcircuit.substrates import get_substrate
 

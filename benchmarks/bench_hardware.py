@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from deepcircuit import Schedule, TrainingConfig, get_task, initial_states
-from deepcircuit.substrates.circuit import CircuitUnits, TransconductorModel
+from deepcircuit.substrates.chip import CircuitUnits, TransconductorModel
 from deepcircuit.studies.hardware_figures import figures_of_merit, format_si
 from deepcircuit.substrates.spice import SpiceSubstrate
 from deepcircuit.learning.training import make_networks

@@ -63,7 +63,7 @@ def raw_points(path: Path) -> int:
 def setup(args):
     from deepcircuit.data.split import dataset_for_model
     from deepcircuit.learning.model_file import load_model
-    from deepcircuit.substrates.circuit import NonIdealities
+    from deepcircuit.substrates.chip import NonIdealities
 
     model = load_model(args.model)
     ds = dataset_for_model(model)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from deepcircuit import InvalidInputError, Network, Roles, Schedule, get_family, get_task, initial_states
-from deepcircuit.substrates.circuit import (CircuitUnits, ClampModel, NonIdealities, compile_netlist,
-                                            standalone_netlist)
+from deepcircuit.substrates.chip import CircuitUnits, NonIdealities
+from deepcircuit.substrates.circuit import compile_netlist, standalone_netlist
+from deepcircuit.substrates.clamps import ClampModel
 from deepcircuit.cli import main as cli_main
 from deepcircuit.learning.model_file import save_model
 

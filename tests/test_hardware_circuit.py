@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from deepcircuit import InvalidInputError, Network, Roles, Schedule, Trajectory, get_task
-from deepcircuit.substrates.circuit import (CircuitUnits, ClampModel, TransconductorModel, compile_netlist,
-                                            device_counts)
+from deepcircuit.substrates.chip import CircuitUnits, TransconductorModel
+from deepcircuit.substrates.circuit import compile_netlist, device_counts
+from deepcircuit.substrates.clamps import ClampModel
 from deepcircuit.studies.hardware_figures import area_um2, format_si, settling_times
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from deepcircuit import Schedule, get_substrate, get_task, initial_states
-from deepcircuit.substrates.circuit import TransconductorModel
+from deepcircuit.substrates.chip import TransconductorModel
 from deepcircuit.cli import main as cli_main
 from deepcircuit.studies.hardware_figures import figures_of_merit, summary
 from deepcircuit.learning.model_file import load_model

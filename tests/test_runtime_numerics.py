@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from deepcircuit import Network, NetworkBatch, Roles, TrainingConfig, get_task, train
-from deepcircuit.substrates.circuit import CircuitUnits, ClampModel, NonIdealities, standalone_netlist
+from deepcircuit.substrates.chip import CircuitUnits, NonIdealities
+from deepcircuit.substrates.circuit import standalone_netlist
+from deepcircuit.substrates.clamps import ClampModel
 from deepcircuit.studies.comparison import compare_inference
 from deepcircuit.errors import DivergenceError, InvalidInputError
 from deepcircuit.limits import V_SCALE_RANGE

@@ -19,8 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepcircuit import InvalidInputError, Network, Roles, Schedule
-from deepcircuit.substrates.circuit import (CircuitUnits, ClampModel, NonIdealities, compile_netlist,
-                                            spice_comment_text, standalone_netlist)
+from deepcircuit.substrates.chip import CircuitUnits, NonIdealities
+from deepcircuit.substrates.circuit import compile_netlist, standalone_netlist
+from deepcircuit.substrates.clamps import ClampModel
+from deepcircuit.substrates.netlist_text import spice_comment_text
 from deepcircuit.cli import main as cli_main
 from deepcircuit.learning.model_file import save_model
 
@@ -160,6 +162,6 @@ def test_compile_netlist_refuses_a_line_that_is_not_inert(monkeypatch):
     # Defence in depth: even if a future change interpolated raw text, it would not get out.
     import deepcircuit.substrates.circuit as circuit
 
-    monkeypatch.setattr(circuit, "_num", lambda x: "1\n.control\nshell touch PWNED\n.endc")
+    monkeypatch.setattr(circuit, "spice_number", lambda x: "1\n.control\nshell touch PWNED\n.endc")
     with pytest.raises(InvalidInputError, match="would not be inert"):
         standalone_netlist(Network.create(Roles(3, (2,), 1), rng=0), "xor")

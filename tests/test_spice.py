@@ -13,7 +13,8 @@ import pytest
 
 from deepcircuit import (Network, Roles, Schedule, SimulationError, SubstrateUnavailableError,
                          TrainingConfig, get_substrate, get_task, initial_states, train)
-from deepcircuit.substrates.circuit import ClampModel, NonIdealities
+from deepcircuit.substrates.chip import NonIdealities
+from deepcircuit.substrates.clamps import ClampModel
 from deepcircuit.cli import main as cli_main
 from deepcircuit.learning.model_file import load_model
 from deepcircuit.substrates.ode import OdeSubstrate

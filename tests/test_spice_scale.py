@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from deepcircuit import Network, Roles, Schedule, SimulationError, get_task, initial_states
-from deepcircuit.substrates import circuit
-from deepcircuit.substrates.circuit import compile_netlist, read_printed_tables
+from deepcircuit.substrates import printed_tables
+from deepcircuit.substrates.circuit import compile_netlist
+from deepcircuit.substrates.printed_tables import read_printed_tables
 from deepcircuit.errors import InvalidInputError
 from deepcircuit.substrates.ode import OdeSubstrate
 
@@ -46,7 +47,7 @@ def test_control_block_prints_in_chunks():
 
 @needs_program
 def test_printed_tables_are_read_back_and_checked(monkeypatch, tmp_path):
-    monkeypatch.setattr(circuit, "PRINT_CHUNK", 5)
+    monkeypatch.setattr(printed_tables, "PRINT_CHUNK", 5)
     net, inputs, targets, s0 = xor_case(P=2)
     nl = compile_netlist(net, inputs, s0, Schedule(free_steps=40, nudged_steps=20), targets=targets,
                          control=True, clamp="limiter", options={"reltol": 1e-4})

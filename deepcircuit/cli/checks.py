@@ -97,7 +97,7 @@ def _creatable(option: str, folder: Path) -> None:
 def beta_for_circuit(value: float, option: str = "--beta") -> float:
     """A nudging strength a circuit can realise: 0 (no nudge) or large enough that the nudge
     resistance ``1 / (g * beta)`` is a finite number."""
-    from ..substrates.circuit import CircuitUnits
+    from ..substrates.chip import CircuitUnits
 
     g = CircuitUnits().transconductance
     if value != 0 and not (value > 0 and math.isfinite(1.0 / (g * value)) if g * value > 0 else False):

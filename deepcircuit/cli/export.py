@@ -8,7 +8,7 @@ from .output import shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from ..substrates.circuit import CLAMP_KINDS, DEFAULT_CLAMP
+    from ..substrates.clamps import CLAMP_KINDS, DEFAULT_CLAMP
     from .hardware_options import add_transconductor_arguments
 
     p = sub.add_parser(
@@ -61,8 +61,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args) -> int:
     from dataclasses import replace
 
-    from ..substrates.circuit import (DEFAULT_CLAMP, CircuitUnits, ClampModel, NonIdealities,
-                                      standalone_netlist)
+    from ..substrates.chip import CircuitUnits, NonIdealities
+    from ..substrates.circuit import standalone_netlist
+    from ..substrates.clamps import DEFAULT_CLAMP, ClampModel
     from ..data.split import dataset_for_model
     from ..learning.model_file import load_model
     from ..atomic_files import write_atomic

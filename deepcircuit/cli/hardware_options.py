@@ -8,7 +8,7 @@ import argparse
 
 def add_transconductor_arguments(p: argparse.ArgumentParser) -> None:
     """``--transconductor`` and the OTA parameters (defaults: :class:`circuit.TransconductorModel`)."""
-    from ..substrates.circuit import TRANSCONDUCTOR_KINDS, TransconductorModel as T
+    from ..substrates.chip import TRANSCONDUCTOR_KINDS, TransconductorModel as T
 
     p.add_argument("--transconductor", default=None, choices=list(TRANSCONDUCTOR_KINDS),
                    help="synapse model of the SPICE circuit: ideal 'vccs' (default) or 'ota' (tanh-limited "
@@ -22,7 +22,7 @@ def add_transconductor_arguments(p: argparse.ArgumentParser) -> None:
 
 def transconductor_from_args(args):
     """The :class:`TransconductorModel` the arguments ask for, or None (nothing asked)."""
-    from ..substrates.circuit import TransconductorModel
+    from ..substrates.chip import TransconductorModel
     from ..errors import InvalidInputError
 
     params = {k: v for k, v in {"linear_range": args.ota_linear_range, "gain": args.ota_gain,

@@ -17,7 +17,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     from ..data.builtin import BUILTIN_DATASETS
     from ..data.tasks import TASKS
     from ..learning.training import PRESETS, PRUNE_METHODS
-    from ..substrates.circuit import CLAMP_KINDS
+    from ..substrates.clamps import CLAMP_KINDS
     from .hardware_options import add_transconductor_arguments
     from .tune_options import add_tune_arguments
     from ..learning.steps import FREEZE_GROUPS

@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_choice, check_int, check_real
-from .chip import Chip
-from .circuit import (DEFAULT_CLAMP, CircuitUnits, ClampModel, Netlist, NonIdealities, TransconductorModel,
-                      compile_netlist)
+from .chip import Chip, CircuitUnits, NonIdealities, TransconductorModel
+from .circuit import Netlist, compile_netlist
+from .clamps import DEFAULT_CLAMP, ClampModel
 from ..errors import DivergenceError, InvalidInputError, SimulationError, SubstrateUnavailableError
 from ..model.network import NetworkBatch
 from .trajectory import PhaseResult, Trajectory, phase_status

@@ -19,7 +19,7 @@ import numpy as np
 from deepcircuit import Network, NetworkBatch, Roles, get_task
 from deepcircuit.substrates.circuit import compile_netlist
 from deepcircuit.substrates import Schedule, initial_states
-from deepcircuit.substrates.spice import _load_ngspice
+from deepcircuit.substrates.ngspice_shared import load_ngspice
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     sched = Schedule(free_steps=args.free_steps, nudged_steps=args.free_steps)
     text = compile_netlist(NetworkBatch.of(net), xor.inputs, s0, sched, targets=xor.targets,
                            options={"reltol": 1e-4}).text
-    ng = _load_ngspice()
+    ng = load_ngspice()
 
     def one(background: bool) -> float:
         ng.circuit(text)

@@ -282,12 +282,12 @@ def test_ctrl_c_inside_a_foreground_ngspice_call_is_raised_after_it():
     PySpice callback, where cffi drops the exception; it is held and raised after the call."""
     import os
 
-    from deepcircuit.substrates.spice import _DeferredInterrupt
+    from deepcircuit.substrates.ngspice_shared import DeferredInterrupt
 
     before = signal.getsignal(signal.SIGINT)
     reached_end = False
     with pytest.raises(KeyboardInterrupt):
-        with _DeferredInterrupt():
+        with DeferredInterrupt():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)  # the handler runs here: noted, not raised
             reached_end = True

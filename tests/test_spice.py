@@ -17,6 +17,7 @@ from deepcircuit.substrates.chip import NonIdealities
 from deepcircuit.substrates.clamps import ClampModel
 from deepcircuit.cli import main as cli_main
 from deepcircuit.learning.model_file import load_model
+from deepcircuit.substrates import ngspice_shared
 from deepcircuit.substrates.ode import OdeSubstrate
 
 spice = pytest.importorskip("deepcircuit.substrates.spice")
@@ -116,10 +117,10 @@ def test_example_netlists_run_in_plain_ngspice_as_in_pyspice(name):
 def test_missing_ngspice_library(monkeypatch):
     from PySpice.Spice.NgSpice.Shared import NgSpiceShared
 
-    monkeypatch.setattr(spice, "_shared", None)
+    monkeypatch.setattr(ngspice_shared, "_shared", None)
     monkeypatch.setattr(NgSpiceShared, "LIBRARY_PATH", "libngspice-not-installed{}.so")
     with pytest.raises(SubstrateUnavailableError, match=re.escape("apt-get install libngspice0-dev ngspice")):
-        spice._load_ngspice()
+        ngspice_shared.load_ngspice()
 
 
 def test_convergence_failure_names_phase_and_saves_netlist(tmp_path):
@@ -148,7 +149,7 @@ def test_harmless_stderr_lines_are_not_errors():
     assert not any(spice._FATAL.search(ln) for ln in harmless)
     assert all(spice._FATAL.search(ln) for ln in fatal)
     # and a real run whose stderr holds such a line goes through (PySpice 1.5 would raise)
-    ng = spice._load_ngspice()
+    ng = ngspice_shared.load_ngspice()
     ng._stderr.append("Using SPARSE 1.3 as Direct Linear Solver")
     task = get_task("xor")
     net = Network.create(Roles(3, (5,), 1), rng=1)

@@ -19,6 +19,7 @@ import pytest
 from deepcircuit import train
 from deepcircuit.errors import SimulationError
 from deepcircuit.learning.training import TrainingConfig
+from deepcircuit.substrates import ngspice_shared
 from deepcircuit.substrates.cluster import ProcessRunner, TaskFailed
 
 
@@ -132,7 +133,7 @@ def test_cli_train_workers_option(tmp_path):
 
 def _has_libngspice() -> bool:
     try:
-        spice._load_ngspice()
+        ngspice_shared.load_ngspice()
         return True
     except Exception:
         return False
@@ -152,7 +153,7 @@ def test_program_engine_reads_every_row_and_refuses_a_cut_raw_file(tmp_path):
     sched = Schedule(free_steps=100, nudged_steps=100)
     sub = spice.SpiceSubstrate()
     netlist = compile_netlist(net, task.inputs, s0, sched, targets=task.targets, options={"reltol": 1e-4})
-    t_lib, v_lib = sub._simulate(spice._load_ngspice(), netlist)
+    t_lib, v_lib = sub._simulate(ngspice_shared.load_ngspice(), netlist)
     t_prog, v_prog = sub._simulate_program(netlist)
     np.testing.assert_array_equal(t_prog, t_lib)  # the same ngspice, the same steps
     np.testing.assert_array_equal(v_prog, v_lib)

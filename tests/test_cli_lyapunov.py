@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from deepcircuit.stability.certificates import analyse_equilibrium, gershgorin
+from deepcircuit.stability.certificates import gershgorin
+from deepcircuit.stability.equilibrium import analyse_equilibrium
 from deepcircuit.learning.model_file import load_model
 from deepcircuit.stability import RECORDED
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from deepcircuit import InvalidInputError, Network, Roles, Schedule, get_substrate, train
-from deepcircuit.stability.certificates import (analyse_equilibrium, free_jacobian, gershgorin, held_neurons,
-                                                lyapunov_function)
+from deepcircuit.stability.certificates import free_jacobian, gershgorin
+from deepcircuit.stability.equilibrium import analyse_equilibrium, held_neurons
+from deepcircuit.stability.lyapunov_functions import lyapunov_function
 from deepcircuit.stability.lyapunov import (RECORDED, certificate_recorder, check_phases, check_trajectory,
                                             evaluate_series)
 from deepcircuit.learning.training import TrainingConfig
@@ -349,7 +350,7 @@ def test_plots_return_figures_and_save_atomically(tmp_path, leaky_net, xor):
 
 def test_batch_abscissae_agree_with_the_per_network_analysis(xor):
     from deepcircuit import NetworkBatch, initial_states
-    from deepcircuit.stability.certificates import analyse_equilibria, batch_abscissae
+    from deepcircuit.stability.equilibrium import analyse_equilibria, batch_abscissae
 
     nets = [Network.create(Roles(3, (4,), 1), family="deep", rng=s, init_scale=0.2) for s in range(6)]
     # Non-negative weights: a compartmental Jacobian, eigenvalues in the closed left half-plane.

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import check_array, check_real
-from .certificates import (FUNCTIONS, EquilibriumAnalysis, LyapunovFunction, analyse_equilibria,
-                           batch_abscissae, gershgorin, gershgorin_margins, lyapunov_function)
+from .certificates import gershgorin, gershgorin_margins
+from .equilibrium import EquilibriumAnalysis, analyse_equilibria, batch_abscissae
+from .lyapunov_functions import FUNCTIONS, LyapunovFunction, lyapunov_function
 from ..errors import InvalidInputError
 from ..model.network import Network, NetworkBatch
 from ..substrates.trajectory import PhaseResult, Trajectory
@@ -168,7 +169,7 @@ def check_trajectory(trajectory: Trajectory, networks=None, *, equilibrium=None,
     equilibrium : array (N,), (P, N) or (S, P, N), optional
         The equilibrium ``s*``; default: the trajectory's final states.
     function : str or LyapunovFunction
-        ``"auto"`` (see :func:`~deepcircuit.stability.certificates.lyapunov_function`), a name in
+        ``"auto"`` (see :func:`~deepcircuit.stability.lyapunov_functions.lyapunov_function`), a name in
         ``energy``, ``1-norm``, ``max-norm``, ``quadratic``, or a ready LyapunovFunction.
     beta : float, optional
         Nudging strength (1/tau) of a nudged trajectory; with ``targets (P, n_outputs)``, needed

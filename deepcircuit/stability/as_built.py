@@ -12,8 +12,9 @@ The chip's free dynamics for one network and presentation (state units, one free
 with ``f(u) = u`` (VCCS) or ``L tanh(u / L)`` (OTA, input offsets ``o``), ``c, d`` the family's
 non-synaptic terms and ``g_j = sum |w| / gain`` the OTAs' output conductance at ``j`` (see
 ``Chip.output_conductance``). The equilibrium is polished by a projected Newton iteration (the
-projection holds neurons at a bound), and the gradient comes from implicit differentiation on the
-interior set, exactly as the ideal check (:mod:`.gradient_check`): ``J_II^T lambda = dL/ds_I``,
+projection holds neurons at a bound; :mod:`.active_set`, the iteration the ideal check uses too),
+and the gradient comes from implicit differentiation on the interior set, exactly as the ideal
+check (:mod:`.gradient_check`): ``J_II^T lambda = dL/ds_I``,
 ``dL/dw = -lambda^T dF/dw``, then ``dL/dW = dL/dw * M`` (quantization is passed straight through
 inside its range: its true derivative is 0 almost everywhere). A parasitic capacitance scales
 ``F`` and leaves the equilibrium and the gradient unchanged; noise is not part of the reference.
@@ -28,6 +29,7 @@ import numpy as np
 from ..model.network import Network, NetworkBatch
 from ..substrates import get_substrate
 from ..substrates.chip import CONSERVING_FAMILIES, Chip
+from .active_set import Equilibria, active_set_equilibria, is_singular
 from .finite_differences import central_differences, output_loss, perturbed_networks, settle_schedule
 
 
@@ -84,58 +86,25 @@ class AsBuilt:
         return np.where(self.mask, gw * self.dw_dW, 0.0)
 
 
-def polish(dyn: AsBuilt, states, *, tol: float = 1e-9, rcond: float = 1e-10, max_iter: int = 60):
-    """Equilibria of the chip near ``states (P, N)``: projected Newton (see the module docstring).
-
-    Returns an :class:`~deepcircuit.stability.gradient_check.Equilibria`.
-    """
-    from .gradient_check import Equilibria, _singular
-
-    states = np.array(states, dtype=float)
-    P, N = states.shape
-    nx = dyn.nx
-    interior = np.zeros((P, N), dtype=bool)
-    singular = np.zeros(P, dtype=bool)
-    converged = np.zeros(P, dtype=bool)
-    residual = np.full(P, np.inf)
+def polish(dyn: AsBuilt, states, *, tol: float = 1e-9, rcond: float = 1e-10, max_iter: int = 60) -> Equilibria:
+    """Equilibria of the chip near ``states (P, N)``: projected Newton (see the module docstring)."""
     scale = max(1.0, float(np.abs(dyn.w).max(initial=0.0)))
-    for p in range(P):
-        s = states[p].copy()
-        s[nx:] = np.clip(s[nx:], 0.0, 1.0)
-        inner = np.zeros(N, dtype=bool)
-        inner[nx:] = (s[nx:] > 1e-6) & (s[nx:] < 1.0 - 1e-6)
-        for _ in range(max_iter):
-            I = np.flatnonzero(inner)
-            for _newton in range(50):  # one step for a linear chip
-                if not I.size:
-                    break
-                J = dyn.jacobian(s)[np.ix_(I, I)]
-                if _singular(J, rcond):
-                    singular[p] = True
-                    break
-                F = dyn.field(s)[I]
-                s[I] -= np.linalg.solve(J, F)
-                if np.abs(F).max() <= 1e-3 * tol * scale:
-                    break
-            if singular[p]:
+
+    def solve_interior(s: np.ndarray, I: np.ndarray) -> bool:
+        for _newton in range(50):  # one step for a linear chip
+            if not I.size:
                 break
-            v = dyn.field(s)
-            changed = False
-            for j in range(nx, N):
-                if inner[j] and not (0.0 <= s[j] <= 1.0):
-                    s[j] = min(max(s[j], 0.0), 1.0)
-                    inner[j], changed = False, True
-                elif not inner[j] and ((s[j] <= 0.0 and v[j] > tol) or (s[j] >= 1.0 and v[j] < -tol)
-                                       or 0.0 < s[j] < 1.0):
-                    inner[j], changed = True, True
-            if not changed:
+            J = dyn.jacobian(s)[np.ix_(I, I)]
+            if is_singular(J, rcond):
+                return True
+            F = dyn.field(s)[I]
+            s[I] -= np.linalg.solve(J, F)
+            if np.abs(F).max() <= 1e-3 * tol * scale:
                 break
-        vf, sf = dyn.field(s)[nx:], s[nx:]
-        proj = np.where(((sf <= 0.0) & (vf < 0.0)) | ((sf >= 1.0) & (vf > 0.0)), 0.0, vf)
-        residual[p] = float(np.abs(proj).max(initial=0.0))
-        converged[p] = residual[p] <= tol * scale
-        states[p], interior[p] = s, inner
-    return Equilibria(states, interior, singular, converged, residual)
+        return False
+
+    return active_set_equilibria(states, dyn.nx, dyn.field, solve_interior, tol=tol, scale=scale,
+                                 max_iter=max_iter)
 
 
 def loss_gradient(dyn: AsBuilt, eq, targets) -> tuple[np.ndarray, np.ndarray]:

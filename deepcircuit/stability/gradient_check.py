@@ -36,6 +36,8 @@ from ..substrates import Schedule, Substrate, get_substrate, initial_states
 from ..substrates.chip import Chip
 from ..data.tasks import Task, get_task
 from ..substrates.trajectory import PhaseResult
+from . import as_built
+from .active_set import Equilibria, active_set_equilibria, is_singular
 from .finite_differences import central_differences, output_loss, perturbed_networks, settle_schedule
 
 #: The rules compared, keyed by the family that trains with them (``deep-leaky`` shares
@@ -46,38 +48,9 @@ RULE_OF = {"deep": "stdp", "deep-stdp2": "stdp2", "deep-stdp2-mirror": "stdp2-mi
 DEFAULT_BETAS = (10.0, 1.0, 0.1, 0.01)
 
 
-@dataclass(frozen=True, eq=False)
-class Equilibria:
-    """Free equilibria of one network, one row per presentation.
-
-    ``states (P, N)``; ``interior (P, N)`` bool: free neurons not held at a bound;
-    ``singular (P,)``: the interior Jacobian is singular (no isolated equilibrium);
-    ``converged (P,)``: the polished state is an equilibrium of the projected dynamics
-    (residual below ``tol``); ``residual (P,)`` the largest projected velocity (1/tau).
-    """
-
-    states: np.ndarray
-    interior: np.ndarray
-    singular: np.ndarray
-    converged: np.ndarray
-    residual: np.ndarray
-
-    @property
-    def usable(self) -> np.ndarray:
-        """Presentations with an isolated, converged equilibrium (a gradient exists)."""
-        return self.converged & ~self.singular
-
-
 def _form(network: Network):
     fam = network.family_
     return fam, fam.linear_form(np.asarray(network.weights), np.asarray(network.bias), network.params)
-
-
-def _singular(J: np.ndarray, rcond: float) -> bool:
-    if not J.size:
-        return False
-    sv = np.linalg.svd(J, compute_uv=False)
-    return bool(sv[-1] <= rcond * max(1.0, sv[0]))
 
 
 def polish_equilibria(network: Network, states, *, tol: float = 1e-9, rcond: float = 1e-10,
@@ -90,50 +63,28 @@ def polish_equilibria(network: Network, states, *, tol: float = 1e-9, rcond: flo
     velocity points inward and holding interior ones that left [0, 1] (a projected Newton
     iteration), until the state is an equilibrium of the projected dynamics.
     """
-    r = network.roles
-    states = np.array(states, dtype=float)
-    fam, f = _form(network)
+    _, f = _form(network)
     A, c, d = f.A, f.c, f.d
-    P, N = states.shape
-    nx = r.n_inputs
-    interior = np.zeros((P, N), dtype=bool)
-    singular = np.zeros(P, dtype=bool)
-    converged = np.zeros(P, dtype=bool)
-    residual = np.full(P, np.inf)
+    N = network.roles.n_neurons
     Jfull = A.T - np.diag(d)
-    for p in range(P):
-        s = states[p].copy()
-        s[nx:] = np.clip(s[nx:], 0.0, 1.0)
-        inner = np.zeros(N, dtype=bool)
-        inner[nx:] = (s[nx:] > 1e-6) & (s[nx:] < 1.0 - 1e-6)
-        for _ in range(max_iter):
-            I = np.flatnonzero(inner)
-            J = Jfull[np.ix_(I, I)]
-            if _singular(J, rcond):
-                singular[p] = True
-                break
-            if I.size:
-                rest = ~inner
-                rhs = -(s[rest] @ A[np.ix_(rest, I)] + c[I])
-                s[I] = np.linalg.solve(J, rhs)
-            v = s @ A + c - d * s
-            changed = False
-            for j in range(nx, N):
-                if inner[j] and not (0.0 <= s[j] <= 1.0):
-                    s[j] = min(max(s[j], 0.0), 1.0)
-                    inner[j], changed = False, True
-                elif not inner[j] and ((s[j] <= 0.0 and v[j] > tol) or (s[j] >= 1.0 and v[j] < -tol)
-                                       or 0.0 < s[j] < 1.0):
-                    inner[j], changed = True, True
-            if not changed:
-                break
-        v = s @ A + c - d * s
-        vf, sf = v[nx:], s[nx:]
-        proj = np.where(((sf <= 0.0) & (vf < 0.0)) | ((sf >= 1.0) & (vf > 0.0)), 0.0, vf)
-        residual[p] = float(np.abs(proj).max(initial=0.0))
-        converged[p] = residual[p] <= tol * max(1.0, float(np.abs(A).max(initial=0.0)))
-        states[p], interior[p] = s, inner
-    return Equilibria(states, interior, singular, converged, residual)
+
+    def field(s: np.ndarray) -> np.ndarray:
+        return s @ A + c - d * s
+
+    def solve_interior(s: np.ndarray, I: np.ndarray) -> bool:
+        # Linear between the bounds: the interior states solve one system given the rest.
+        J = Jfull[np.ix_(I, I)]
+        if is_singular(J, rcond):
+            return True
+        if I.size:
+            rest = np.ones(N, dtype=bool)
+            rest[I] = False
+            rhs = -(s[rest] @ A[np.ix_(rest, I)] + c[I])
+            s[I] = np.linalg.solve(J, rhs)
+        return False
+
+    return active_set_equilibria(states, network.roles.n_inputs, field, solve_interior, tol=tol,
+                                 scale=max(1.0, float(np.abs(A).max(initial=0.0))), max_iter=max_iter)
 
 
 def settled_loss(network: Network, eq: Equilibria, targets, *, presentations=None) -> float:
@@ -468,8 +419,6 @@ def _as_built_reference(network: Network, chip: Chip, free_states, task: Task, *
                         ) -> "AsBuiltReference":
     """The chip's settled loss, its gradient with respect to the programmed weights and its
     finite-difference check on the weights ``rng_pick`` (the ones the ideal check perturbs)."""
-    from . import as_built
-
     dyn = as_built.AsBuilt(network, chip)
     eq = as_built.polish(dyn, free_states)
     gW, gb = as_built.loss_gradient(dyn, eq, task.targets)

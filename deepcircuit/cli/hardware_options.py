@@ -7,7 +7,7 @@ import argparse
 
 
 def add_transconductor_arguments(p: argparse.ArgumentParser) -> None:
-    """``--transconductor`` and the OTA parameters (defaults: :class:`circuit.TransconductorModel`)."""
+    """``--transconductor`` and the OTA parameters (defaults: :class:`~deepcircuit.substrates.chip.TransconductorModel`)."""
     from ..substrates.chip import TRANSCONDUCTOR_KINDS, TransconductorModel as T
 
     p.add_argument("--transconductor", default=None, choices=list(TRANSCONDUCTOR_KINDS),

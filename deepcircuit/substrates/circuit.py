@@ -54,6 +54,7 @@ import numpy as np
 from .._validation import check_array, check_int
 from ..errors import InvalidInputError
 from ..model.network import NetworkBatch
+from .base import Schedule, initial_states
 from .chip import CONSERVING_FAMILIES, CircuitUnits, NonIdealities, TransconductorModel
 from .clamps import DEFAULT_CLAMP, ClampModel, clamp_elements, precision_clamp_ic
 from .netlist_text import IDENTIFIER, check_inert, option_text, spice_number, title_line
@@ -99,6 +100,7 @@ class Netlist:
     step: float
     meta: dict = field(default_factory=dict)
 
+
 def copy_prefix(s: int, p: int) -> str:
     """Prefix of the nodes and elements of network ``s``, presentation ``p``."""
     return f"s{s}p{p}"
@@ -119,7 +121,7 @@ class _Plan:
     clamp: ClampModel
     nonideal: NonIdealities
     ota: TransconductorModel
-    schedule: object
+    schedule: Schedule
     inputs: np.ndarray
     initial: np.ndarray
     targets: "np.ndarray | None"
@@ -525,7 +527,6 @@ def standalone_netlist(network, task, *, schedule=None, seed: int = 0, state_ini
     that prints every free node voltage on the ``dt`` grid. ``nudged=False`` leaves out the nudged
     phase (a free-phase inference circuit).
     """
-    from .base import Schedule, initial_states
     from ..data.tasks import get_task
 
     task = get_task(task)

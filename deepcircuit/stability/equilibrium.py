@@ -33,7 +33,6 @@ def _velocity(network: Network, state: np.ndarray, beta: float, target) -> np.nd
     return v
 
 
-# -- the Jacobian at an equilibrium ----------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class EquilibriumAnalysis:
     """The linearisation at one state, restricted to the free neurons not held at a bound.

@@ -23,7 +23,6 @@ from .equilibrium import EquilibriumAnalysis
 FUNCTIONS = ("auto", "energy", "1-norm", "max-norm", "quadratic")
 
 
-# -- Lyapunov functions ----------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class LyapunovFunction:
     """A candidate Lyapunov function ``V(s; s*)`` and what (if anything) certifies it.

@@ -13,7 +13,7 @@ draw per network index and connection):
   text (:data:`CHIP_OPTIONS`), with the element laws in state units (1.0 = ``V_scale``, time in
   ``tau = C / g``) that the ODE integrates.
 
-The clamp to the rails (:class:`~deepcircuit.substrates.circuit.ClampModel`) is a circuit
+The clamp to the rails (:class:`~deepcircuit.substrates.clamps.ClampModel`) is a circuit
 element with no ODE counterpart other than the exact projection onto [0, 1], so it stays with the
 netlist compiler; so does noise (the ODE is deterministic).
 """

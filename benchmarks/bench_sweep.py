@@ -47,13 +47,13 @@ def worker_rss_mb(client) -> dict:
 def warm_up(client, run) -> None:
     """One tiny run on every worker (imports, JIT compilation), so no timed sweep pays for it.
     (A warm-up sweep is not enough: its few tasks may all land on one worker.)"""
-    from deepcircuit.cli.sweeps.run import execute_run
+    from deepcircuit.studies.sweep.run import execute_run
 
     client.run(execute_run, run)
 
 
 def timed_sweep(runs, out: Path, client, on_row=None):
-    from deepcircuit.cli.sweeps.run import run_sweep
+    from deepcircuit.studies.sweep.run import run_sweep
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
@@ -71,8 +71,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="200 tiny runs, 8 CPU-bound runs, 100 SPICE runs")
     ap.add_argument("--skip-memory", action="store_true", help="skip the SPICE memory sweep")
     args = ap.parse_args()
-    from deepcircuit.cli.sweeps.run import dask_client
-    from deepcircuit.cli.sweeps.spec import SweepSpec, expand
+    from deepcircuit.studies.sweep.run import dask_client
+    from deepcircuit.studies.sweep.spec import SweepSpec, expand
 
     n_tiny, n_cpu, n_spice = (200, 8, 100) if args.quick else (1000, 16, 500)
     tmp = Path(tempfile.mkdtemp(prefix="bench_sweep_"))

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from deepcircuit.cli import main
-from deepcircuit.cli.sweeps.run import dask_client, done_ids, execute_run, run_sweep
-from deepcircuit.cli.sweeps.spec import SweepSpec, expand
+from deepcircuit.studies.sweep.run import dask_client, done_ids, execute_run, run_sweep
+from deepcircuit.studies.sweep.spec import SweepSpec, expand
 
 #: Tiny XOR runs: a few epochs of short phases (tens of milliseconds each once warm).
 TINY = {"epochs": "3", "free_steps": "40", "nudged_steps": "40", "dt": "0.1"}

@@ -9,8 +9,8 @@ import pytest
 from scipy.stats import binomtest
 
 from deepcircuit.cli import main
-from deepcircuit.cli.sweeps.report import summary_table, swept_parameters, wilson_interval, write_sweep_report
-from deepcircuit.cli.sweeps.run import gather
+from deepcircuit.studies.sweep.report import summary_table, swept_parameters, wilson_interval, write_sweep_report
+from deepcircuit.studies.sweep.run import gather
 
 
 @pytest.mark.parametrize("k, n", [(0, 10), (3, 10), (10, 10), (1, 1), (17, 20), (50, 200)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deepcircuit.errors import InvalidInputError
-from deepcircuit.cli.sweeps.spec import SweepSpec, describe, expand, load_spec, parse_grid, substrate_options
+from deepcircuit.studies.sweep.spec import SweepSpec, describe, expand, load_spec, parse_grid, substrate_options
 
 
 def test_product_times_seeds_and_typed_columns():

@@ -10,7 +10,7 @@ from pathlib import Path
 from .output import print_json_line, shown_path
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from .sweeps.spec import train_options
+    from ..studies.sweep.spec import train_options
 
     p = sub.add_parser(
         "sweep", help="run a study: a grid of training runs on Dask, results in Parquet",
@@ -59,12 +59,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def spec_from_args(args):
-    """The :class:`~deepcircuit.cli.sweeps.spec.SweepSpec` of the command line (file, then options)."""
-    from .sweeps.spec import SweepSpec, load_spec, parse_grid
+    """The :class:`~deepcircuit.studies.sweep.spec.SweepSpec` of the command line (file, then options)."""
+    from ..studies.sweep.spec import SweepSpec, load_spec, parse_grid
 
     base = load_spec(args.spec) if args.spec else SweepSpec()
     axes = dict(parse_grid(g) for g in args.grid)
-    from .sweeps.spec import train_options
+    from ..studies.sweep.spec import train_options
 
     options = train_options()
     fixed = {k: v for k, v in vars(args).items() if k in options}
@@ -85,7 +85,7 @@ def _estimate(runs, out: Path, workers: int) -> str:
     import json
     from dataclasses import replace
 
-    from .sweeps.run import RUNS, execute_run
+    from ..studies.sweep.run import RUNS, execute_run
 
     model: dict[str, tuple[float, float]] = {}
     finished: dict[str, list[tuple[int, float]]] = {}
@@ -126,8 +126,8 @@ def _estimate(runs, out: Path, workers: int) -> str:
 def run(args) -> int:
     import os
 
-    from .sweeps.run import done_ids, run_sweep
-    from .sweeps.spec import describe, expand
+    from ..studies.sweep.run import done_ids, run_sweep
+    from ..studies.sweep.spec import describe, expand
 
     spec = spec_from_args(args)
     runs = expand(spec)
@@ -170,7 +170,7 @@ def run(args) -> int:
           f"{c['diverged']} diverged; {outcome.skipped} were already done; results in "
           f"{shown_path(outcome.results.parent) if outcome.results else '-'}/")
     if args.report and outcome.results:
-        from .sweeps.report import write_sweep_report
+        from ..studies.sweep.report import write_sweep_report
 
         path = write_sweep_report(out)
         print(f"report: {shown_path(path)}")

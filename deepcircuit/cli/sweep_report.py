@@ -20,8 +20,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args) -> int:
     from pathlib import Path
 
-    from .sweeps.report import write_sweep_report
-    from .sweeps.run import done_ids, gather
+    from ..studies.sweep.report import write_sweep_report
+    from ..studies.sweep.run import done_ids, gather
 
     if done_ids(args.out):
         gather(args.out)  # rows of runs finished since the last gather (an interrupted sweep)

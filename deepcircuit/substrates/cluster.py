@@ -1,6 +1,6 @@
 """Dask clusters for work that must run in separate worker processes.
 
-Two users: ``sweep`` (one task per training run, ``deepcircuit.cli.sweeps.run``) and the SPICE
+Two users: ``sweep`` (one task per training run, ``deepcircuit.studies.sweep.run``) and the SPICE
 substrate (one task per chunk of presentations, :class:`ProcessRunner`). Both start a
 ``distributed.LocalCluster`` of single-threaded worker *processes* (ngspice is not thread-safe
 and keeps state per process), or connect to an existing scheduler (``--scheduler ADDRESS``),

@@ -37,7 +37,7 @@ NOT_AXES = NOT_AXES | {"tune", "tune_grid", "tune_workers", "tune_scheduler"}
 
 def train_parser() -> argparse.ArgumentParser:
     """The ``deepcircuit train`` parser; parse errors raise :class:`InvalidInputError` (one line)."""
-    from .. import train as train_cli
+    from ...cli import train as train_cli
 
     holder = argparse.ArgumentParser(prog="deepcircuit")
     p = train_cli.add_parser(holder.add_subparsers())

@@ -53,7 +53,7 @@ def execute_run(run: Run, compare_to: str | None = None) -> dict:
     """
     global _PARSER
     from ... import __version__
-    from ..train import train_from_args
+    from ...cli.train import train_from_args
 
     t0 = time.perf_counter()
     row: dict[str, Any] = {"id": run.id, **run.params, "run_seed": run.run_seed, "status": "failed",

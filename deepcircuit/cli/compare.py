@@ -11,7 +11,7 @@ from .output import format_table, print_json_line, print_warnings, shown_path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from .hardware_options import add_transconductor_arguments
+    from ..studies.hardware_options import add_transconductor_arguments
 
     p = sub.add_parser(
         "compare", help="run (and optionally train) a model on several substrates and compare",
@@ -135,10 +135,10 @@ def run(args) -> int:
     from ..learning.model_file import load_model
     from ..studies.report import HEADERS, comparison_rows, unsettled_notes, write_report
     from ..learning.training import check_task_fits, make_networks
-    from .hardware_options import transconductor_from_args
+    from ..studies.hardware_options import transconductor_from_args
 
     from ..errors import InvalidInputError
-    from . import checks
+    from ..studies import option_checks as checks
 
     # Every argument is checked before anything runs or any folder is created.
     checks.seed("--seed", args.seed)

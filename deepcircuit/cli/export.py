@@ -9,7 +9,7 @@ from .output import shown_path
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..substrates.clamps import CLAMP_KINDS, DEFAULT_CLAMP
-    from .hardware_options import add_transconductor_arguments
+    from ..studies.hardware_options import add_transconductor_arguments
 
     p = sub.add_parser(
         "export", help="write a model as a standalone SPICE netlist (runs in `ngspice -b`)",
@@ -70,8 +70,8 @@ def run(args) -> int:
     from ..learning.training import check_task_fits
 
     from ..errors import InvalidInputError
-    from . import checks
-    from .hardware_options import transconductor_from_args
+    from ..studies import option_checks as checks
+    from ..studies.hardware_options import transconductor_from_args
 
     # Every argument is checked before the netlist is built and before anything is written.
     out = checks.output_file("--out", args.out)

@@ -22,7 +22,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     from ..stability.gradient_check import DEFAULT_BETAS
     from ..substrates import available_substrates
     from ..data.tasks import TASKS
-    from .checks import SubstrateSpecAction
+    from ..studies.option_checks import SubstrateSpecAction
 
     p = sub.add_parser(
         "gradcheck", help="alignment of each learning rule's update with the true loss gradient",

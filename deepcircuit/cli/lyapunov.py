@@ -45,7 +45,7 @@ def run(args) -> int:
     from ..learning.model_file import load_model
     from ..substrates import get_substrate, initial_states
 
-    from . import checks
+    from ..studies import option_checks as checks
 
     checks.seed("--seed", args.seed)
     model = load_model(args.model_file)

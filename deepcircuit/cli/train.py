@@ -13,12 +13,12 @@ from .output import format_table, print_json_line, print_warnings, shown_path
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..model.families import FAMILIES
     from ..substrates import available_substrates
-    from .checks import SubstrateSpecAction
+    from ..studies.option_checks import SubstrateSpecAction
     from ..data.builtin import BUILTIN_DATASETS
     from ..data.tasks import TASKS
     from ..learning.training import PRESETS, PRUNE_METHODS
     from ..substrates.clamps import CLAMP_KINDS
-    from .hardware_options import add_transconductor_arguments
+    from ..studies.hardware_options import add_transconductor_arguments
     from .tune_options import add_tune_arguments
     from ..learning.steps import FREEZE_GROUPS
 
@@ -289,7 +289,7 @@ def _circuit_substrate(args, substrate):
     """The SPICE substrate with the --transconductor / --clamp the user asked for (else unchanged)."""
     from ..errors import InvalidInputError
     from ..substrates import get_substrate
-    from .hardware_options import transconductor_from_args
+    from ..studies.hardware_options import transconductor_from_args
 
     ota = transconductor_from_args(args)
     runner = getattr(args, "workers", None) is not None or getattr(args, "scheduler", None) is not None
@@ -412,7 +412,7 @@ def train_from_args(args, out: "Path | None" = None, *, substrate=None):
     from ..stability.lyapunov import certificate_recorder
     from ..learning.steps import epoch_observer
     from ..learning.training import TrainingConfig, train
-    from . import checks
+    from ..studies import option_checks as checks
 
     file_settings = _config_files(args)
     start = _fine_tune_start(args)
@@ -527,7 +527,7 @@ def run(args) -> int:
     import numpy as np
 
     from ..learning.model_file import ModelFile, save_model
-    from . import checks
+    from ..studies import option_checks as checks
 
     # Fail before training, not after it, if the models cannot be saved there; the folder itself
     # is created by the first save.

@@ -56,7 +56,7 @@ def tune_from_args(args, out: "Path | None", dataset, *, model, topology, hidden
     retrained choice, as ``train_from_args`` does, and leaves the tuning record in ``args.tuning``."""
     from ..errors import InvalidInputError
     from ..studies.tune import VALIDATION_FRACTION, parse_grid, tune
-    from . import checks
+    from ..studies import option_checks as checks
 
     if getattr(args, "init", None):
         raise InvalidInputError("--init does not combine with --tune: the tuner trains fresh networks at every "

@@ -5,7 +5,7 @@ that deepcircuit raises on purpose are printed as one readable line (exit status
 a traceback.
 
 Layer: cli, the top. May import every layer; nothing imports it except the package entry
-points (``deepcircuit.__main__``) and the sweeps beside it (tests/test_layers.py checks this).
+point ``deepcircuit.__main__`` (tests/test_layers.py checks this).
 """
 
 from __future__ import annotations

@@ -71,8 +71,8 @@ def print_warnings(caught: Sequence[Any], file: Any = None) -> None:
     its count appended, ``(3 times)``, instead of being repeated.
     """
     import sys
-    from collections import Counter
 
-    counts = Counter(" ".join(str(w.message).split()) for w in caught)
-    for text, n in counts.items():  # a Counter keeps first-appearance order
-        print(f"warning: {text}" + (f" ({n} times)" if n > 1 else ""), file=file or sys.stderr)
+    from ..studies.training_run import warning_lines
+
+    for line in warning_lines(caught):
+        print(f"warning: {line}", file=file or sys.stderr)

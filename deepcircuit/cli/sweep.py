@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 
 from .output import print_json_line, shown_path
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..studies.sweep.spec import train_options
@@ -75,54 +74,6 @@ def spec_from_args(args):
     return base.merged(SweepSpec(axes, fixed, args.seeds, args.zip, args.compare_to))
 
 
-def _estimate(runs, out: Path, workers: int) -> str:
-    """Time estimate: from finished runs under ``out`` if any, else short calibration runs.
-
-    A run's time is modelled as ``fixed + per_epoch * epochs`` per substrate: fitted to the
-    finished runs (mean seconds per epoch when all share one epoch count), or measured here with
-    a warm-up run, then runs of 1 and 3 epochs of the first pending run of each substrate.
-    """
-    import json
-    from dataclasses import replace
-
-    from ..studies.sweep.run import RUNS, execute_run
-
-    model: dict[str, tuple[float, float]] = {}
-    finished: dict[str, list[tuple[int, float]]] = {}
-    for p in (out / RUNS).glob("*.json") if (out / RUNS).is_dir() else ():
-        try:
-            row = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        if row.get("seconds") and row.get("epochs") is not None:
-            finished.setdefault(row.get("substrate"), []).append((int(row["epochs"]), float(row["seconds"])))
-    for sub, pts in finished.items():
-        model[sub] = (0.0, sum(t for _, t in pts) / max(sum(e for e, _ in pts), 1))
-    how = "from the finished runs"
-
-    def timed(run, epochs: int) -> float:
-        argv = list(run.argv)
-        if "--epochs" in argv:
-            argv[argv.index("--epochs") + 1] = str(epochs)
-        else:
-            argv += ["--epochs", str(epochs)]
-        return execute_run(replace(run, argv=tuple(argv)))["row"]["seconds"]
-
-    for sub in sorted({r.substrate for r in runs} - set(model)):
-        first = next(r for r in runs if r.substrate == sub)
-        timed(first, 1)  # warm-up: imports, JIT compilation, simulator start
-        t1, t3 = timed(first, 1), timed(first, 3)
-        per_epoch = max((t3 - t1) / 2, 0.0)
-        model[sub] = (max(t1 - per_epoch, 0.0), per_epoch)
-        how = "from calibration runs of 1 and 3 epochs"
-    total = 0.0
-    for r in runs:
-        epochs = r.params.get("epochs")
-        fixed, per_epoch = model[r.substrate]
-        total += fixed + per_epoch * (200 if epochs is None else int(epochs))
-    return f"about {total / max(workers, 1):.0f} s on {workers} worker(s) ({how}; rough)"
-
-
 def run(args) -> int:
     import os
 
@@ -144,7 +95,10 @@ def run(args) -> int:
         todo = [r for r in runs if r.id not in done]
         print(f"{len(runs)} runs ({len(done)} done, {len(todo)} to run); swept: {axes}")
         if todo:
-            print(f"estimated time: {_estimate(todo, out, workers)}")
+            from ..studies.sweep.estimate import estimate_seconds
+
+            total, how = estimate_seconds(todo, out)
+            print(f"estimated time: about {total / max(workers, 1):.0f} s on {workers} worker(s) ({how}; rough)")
         if args.json:
             print_json_line({"runs": len(runs), "done": len(done), "to_run": len(todo), "swept": swept})
         return 0

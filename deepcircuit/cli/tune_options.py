@@ -1,41 +1,16 @@
-"""``train --tune``: the options of the tuner and the call to :func:`deepcircuit.studies.tune.tune`.
+"""``train --tune``: the call to :func:`deepcircuit.studies.tune.tune` and its printed table.
 
 Kept apart from ``cli/train.py`` so that ``train`` stays one parser and one training call; the
+tuner's options are in ``studies/run_options.py`` (with every other ``train`` option) and the
 tuner itself (grid, Dask, resuming, the choice) lives in ``studies/tune.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import warnings
 from pathlib import Path
 
 from .output import format_table, print_warnings, shown_path
-
-
-def add_tune_arguments(p: argparse.ArgumentParser) -> None:
-    from ..studies.tune import AXES, DEFAULT_FACTORS, VALIDATION_FRACTION
-
-    g = p.add_argument_group("tuning (--tune; docs/tuning.md)")
-    g.add_argument("--tune", action="store_true",
-                   help="choose eta, beta, the hidden size and the sink on a validation split (--validation-fraction, "
-                        f"default {VALIDATION_FRACTION:g} with --tune): train every point of a small grid (default: eta x "
-                        f"{', '.join(f'{f:.3g}' for f in DEFAULT_FACTORS['eta'])}, beta x "
-                        f"{', '.join(f'{f:g}' for f in DEFAULT_FACTORS['beta'])}, hidden x "
-                        f"{', '.join(map(str, DEFAULT_FACTORS['hidden']))}, sink no/yes around the data set's "
-                        "defaults), keep the best validation accuracy, retrain it on train + validation and save "
-                        "the grid's table and the choice in the model files and --json; points run on Dask and "
-                        "are kept under OUT/tune/points, so a rerun skips the points done")
-    g.add_argument("--tune-grid", action="extend", nargs="+", default=None, metavar="NAME=V1,V2,...",
-                   help=f"the grid's axes and their values; NAME is one of {', '.join(AXES)} (hidden: 16 or "
-                        "32x16 per value; sink: yes/no), e.g. --tune-grid eta=10,30,100 sink=yes (or the "
-                        "option once per axis); axes not given keep the data set's default")
-    g.add_argument("--tune-workers", type=int, default=None, metavar="N",
-                   help="Dask worker processes of the local cluster that runs the grid points (default: one per "
-                        "core; 0: in this process)")
-    g.add_argument("--tune-scheduler", default=None, metavar="tcp://HOST:8786",
-                   help="run the grid points on an existing Dask cluster (started with `dask scheduler` and "
-                        "`dask worker`), as `sweep --scheduler` does")
 
 
 def wants_tuning(args) -> bool:
@@ -53,7 +28,7 @@ def wants_tuning(args) -> bool:
 def tune_from_args(args, out: "Path | None", dataset, *, model, topology, hidden, seeds, config, substrate,
                    params, callbacks):
     """Run the tuner for ``train --tune`` and print its table; returns ``(result, config)`` of the
-    retrained choice, as ``train_from_args`` does, and leaves the tuning record in ``args.tuning``."""
+    retrained choice, as a plain training does, and leaves the tuning record in ``args.tuning``."""
     from ..errors import InvalidInputError
     from ..studies.tune import VALIDATION_FRACTION, parse_grid, tune
     from ..studies import option_checks as checks

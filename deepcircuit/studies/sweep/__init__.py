@@ -1,9 +1,9 @@
-"""Sweeps: grids of ``deepcircuit train`` runs, run in parallel and gathered into a report.
+"""Sweeps: grids of training runs, run in parallel on Dask and gathered into a report.
 
-Lives here: :mod:`.spec` (the sweep file and its grid), :mod:`.run` (running and resuming),
-:mod:`.worker` (the worker-side set-up), :mod:`.report` (tables and plots of the results).
-They live with the CLI because each run is the ``train`` command's own argument parser and
-entry point (``deepcircuit.cli.train``).
-
-May import: every layer and ``deepcircuit.cli``.
+Lives here: :mod:`.spec` (the sweep file and its grid of runs), :mod:`.run` (running and
+resuming), :mod:`.worker` (the worker-side set-up), :mod:`.estimate` (how long a sweep will
+take), :mod:`.report` (tables and plots of the results). A run is data (its ``train``
+settings, :meth:`.spec.Run.settings`) trained by :func:`deepcircuit.studies.training_run.run_training`,
+the same code ``deepcircuit train`` runs; ``deepcircuit sweep`` and ``sweep-report``
+(``deepcircuit/cli``) parse and print.
 """

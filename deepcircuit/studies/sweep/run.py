@@ -28,12 +28,10 @@ import numpy as np
 
 from ...atomic_files import atomic_output, write_atomic
 from ...substrates.cluster import dask_client  # noqa: F401  (shared with the SPICE substrate; re-exported)
-from .spec import Run, build_substrate, train_parser
+from .spec import Run, build_substrate
 
 RUNS, MODELS, RESULTS = "runs", "models", "results"
 STATUSES = ("ok", "failed", "diverged")
-
-_PARSER = None  # the train parser of this worker process, built once
 
 
 def _json_value(v: Any) -> Any:
@@ -51,9 +49,8 @@ def execute_run(run: Run, compare_to: str | None = None) -> dict:
     ``mse``, ``sparsity``, ``settled_fraction``, Lyapunov verdict, ODE deviation), ``status``
     (``ok``, ``diverged`` or ``failed``), ``error`` and ``seconds`` (wall time of the run).
     """
-    global _PARSER
     from ... import __version__
-    from ...cli.train import train_from_args
+    from ..training_run import run_training
 
     t0 = time.perf_counter()
     row: dict[str, Any] = {"id": run.id, **run.params, "run_seed": run.run_seed, "status": "failed",
@@ -63,18 +60,16 @@ def execute_run(run: Run, compare_to: str | None = None) -> dict:
                            "ode_accuracy": None, "warnings": None, "version": __version__,
                            "pid": os.getpid(), "command": run.command()}
     model = None
-    err = io.StringIO()
+    warned: list[str] = []
     try:
-        if _PARSER is None:
-            _PARSER = train_parser()
-        args = _PARSER.parse_args([*run.argv, "--seed", str(run.run_seed), "--seeds", "1", "--quiet"])
         options = dict(run.substrate_options)
-        if "seed" in _substrate_option_names(args.substrate) and "seed" not in options:
+        if "seed" in _substrate_option_names(run.substrate) and "seed" not in options:
             # A substrate's own randomness (mismatch draw, noise) follows the run: each seed is a new chip.
             options["seed"] = run.run_seed
-        with contextlib.redirect_stderr(err), build_substrate(args.substrate, options) as sub:
+        # What a run prints to stderr is not the sweep's output (the row keeps its warnings).
+        with contextlib.redirect_stderr(io.StringIO()), build_substrate(run.substrate, options) as sub:
             # The client writes every file; nothing is written in the worker.
-            result, config = train_from_args(args, out=Path("."), substrate=sub)
+            result, config, warned = run_training(run.settings(), substrate=sub)
             model = _model_dict(result, config)
             diverged = result.diverged[0]
             row.update(train_accuracy=1.0 - float(result.train_error[0]), mse=float(result.mse[0]),
@@ -91,7 +86,6 @@ def execute_run(run: Run, compare_to: str | None = None) -> dict:
                 row["status"] = "ok"
     except Exception as exc:  # a failed run is a row, not a crashed sweep
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}".strip())
-    warned = [ln[len("warning: "):] for ln in err.getvalue().splitlines() if ln.startswith("warning: ")]
     row["warnings"] = "\n".join(warned) or None
     row["seconds"] = time.perf_counter() - t0
     return {"row": {k: _json_value(v) for k, v in row.items()}, "model": model}

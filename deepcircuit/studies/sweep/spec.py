@@ -1,13 +1,15 @@
 """Sweep specifications: grid axes over ``train`` options and substrate options, expanded to runs.
 
-A study is a set of runs. Each run is one ``deepcircuit train`` invocation (one seed) on one
-substrate, so any ``train`` option is an axis (``model``, ``hidden``, ``epochs``, ``eta``, ...),
-and so is any option of a substrate, written ``SUBSTRATE:OPTION`` (``spice:mismatch``,
-``spice:bits``, ``spice:clamp``, ``brian2:target``). Options of a substrate's settings dataclass
+A study is a set of runs. Each run is one training run (one seed; what ``deepcircuit train``
+does, :mod:`deepcircuit.studies.training_run`) on one substrate, so any ``train`` option is an
+axis (``model``, ``hidden``, ``epochs``, ``eta``, ...), and so is any option of a substrate,
+written ``SUBSTRATE:OPTION`` (``spice:mismatch``, ``spice:bits``, ``spice:clamp``,
+``brian2:target``). Options of a substrate's settings dataclass
 (the SPICE substrate's ``NonIdealities``) count as options of the substrate.
 
-Every run's options are validated with the ``train`` subcommand's own argument parser, and
-every distinct substrate configuration is built once, so a bad spec fails before anything runs.
+Every run's options are validated with the ``train`` options' own parser
+(:mod:`deepcircuit.studies.run_options`), and every distinct substrate configuration is built
+once, so a bad spec fails before anything runs.
 
 A run is identified by a hash of its canonical parameters (options that differ from their
 ``train`` default, plus substrate options, as sorted JSON). The same hash gives the run's random
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ...errors import InvalidInputError
+from ..run_options import train_parser
 
 #: ``train`` options that are not run parameters: the sweep sets or owns them.
 # workers / scheduler: a sweep spreads its runs over its own Dask workers (sweep --workers).
@@ -33,20 +36,6 @@ NOT_AXES = {"out", "json", "quiet", "seeds", "help", "workers", "scheduler"}
 
 #: ``train --tune`` runs a grid of its own on Dask: not something a sweep's run does.
 NOT_AXES = NOT_AXES | {"tune", "tune_grid", "tune_workers", "tune_scheduler"}
-
-
-def train_parser() -> argparse.ArgumentParser:
-    """The ``deepcircuit train`` parser; parse errors raise :class:`InvalidInputError` (one line)."""
-    from ...cli import train as train_cli
-
-    holder = argparse.ArgumentParser(prog="deepcircuit")
-    p = train_cli.add_parser(holder.add_subparsers())
-
-    def error(message: str):
-        raise InvalidInputError(message)
-
-    p.error = error  # argparse reports every bad option through .error
-    return p
 
 
 def train_options(parser: argparse.ArgumentParser | None = None) -> dict[str, argparse.Action]:
@@ -93,6 +82,9 @@ class Run:
         Options of the run's substrate, as given.
     run_seed : int
         The random seed the run trains with, derived from the canonical parameters.
+    given : frozenset of str
+        The ``train`` options the spec sets (they override a ``config`` file's, as options given
+        on the command line do).
     """
 
     id: str
@@ -100,10 +92,19 @@ class Run:
     argv: tuple
     substrate_options: dict
     run_seed: int
+    given: frozenset = frozenset()
 
     @property
     def substrate(self) -> str:
         return self.params["substrate"]
+
+    def settings(self) -> dict:
+        """The run as :func:`deepcircuit.studies.training_run.plan_run` takes it: its ``train``
+        options (option -> value), one network, trained with the run's own seed, no progress bar."""
+        settings = {k: v for k, v in self.params.items() if ":" not in k}
+        settings.update(seed=self.run_seed, seeds=1, quiet=True,
+                        explicit_options=frozenset(self.given) | {"seed", "seeds", "quiet"})
+        return settings
 
     def command(self) -> str:
         """The equivalent ``deepcircuit train`` command (substrate options are not train options)."""
@@ -321,7 +322,8 @@ def expand(spec: SweepSpec) -> list[Run]:
         for col in sorted(sub_cols):
             s, _, opt = col.partition(":")
             row[col] = sub_opts.get(opt) if s == substrate else None
-        runs[run_id] = Run(run_id, row, tuple(argv), sub_opts, int(digest[16:24], 16) & 0x7FFFFFFF)
+        runs[run_id] = Run(run_id, row, tuple(argv), sub_opts, int(digest[16:24], 16) & 0x7FFFFFFF,
+                           frozenset(ns.explicit_options))
     for col in sub_cols:
         sub = col.partition(":")[0]
         if sub not in used_substrates:

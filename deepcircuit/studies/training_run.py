@@ -43,7 +43,8 @@ class RunPlan:
     in; ``model`` is the family, ``config`` the :class:`TrainingConfig`, ``hidden`` the layer
     sizes, ``topology`` a name, an edge list or None (the model file's, with ``--init``),
     ``params`` the family's parameters (``gamma``) or None, ``seeds`` one per network, ``start``
-    the ``--init`` start (:func:`deepcircuit.learning.fine_tune.start_from`) or None.
+    the ``--init`` start (:func:`deepcircuit.learning.fine_tune.start_from`) or None, ``spiking``
+    the brian2-spiking substrate's options (validated ones, then the user's) or None.
     ``substrate`` is a substrate instance given by the caller (a sweep's configured chip) or
     None; :func:`build_run` replaces it by what ``train`` gets (a spec or an instance) and sets
     ``owned`` when it built that instance (then :func:`train_run` closes it).
@@ -58,7 +59,6 @@ class RunPlan:
     params: "dict | None"
     seeds: list
     start: Any = None
-    file_settings: dict = field(default_factory=dict)
     spiking: "dict | None" = None
     substrate: Any = None
     callbacks: list = field(default_factory=list)
@@ -67,6 +67,7 @@ class RunPlan:
 
 @functools.lru_cache(maxsize=1)
 def _defaults() -> tuple:
+    """``(option, default)`` of every ``train`` option, read once from the options' table."""
     return tuple((a.dest, a.default) for a in train_parser()._actions if a.dest != argparse.SUPPRESS)
 
 
@@ -113,7 +114,7 @@ def plan_run(settings: "Mapping[str, Any] | argparse.Namespace", *, substrate=No
         params = {"gamma": args.gamma} if args.gamma is not None else (dict(defaults.params) or None)
         seeds = list(range(args.seed, args.seed + args.seeds))
     return RunPlan(args, dataset, args.model, config, hidden, topology, params, seeds, start=start,
-                   file_settings=file_settings, spiking=spiking, substrate=substrate)
+                   spiking=spiking, substrate=substrate)
 
 
 def _overrides(args, substrate) -> dict:

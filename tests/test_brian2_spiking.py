@@ -68,7 +68,7 @@ def test_energy_counts(case):
     assert energy_counts(OdeSubstrate().run(nets[:1], task.inputs, s0[:1], sch, targets=task.targets)) == {}
 
 
-@pytest.mark.skipif(not __import__("deepcircuit.substrates.brian2_standalone", fromlist=["x"]).compiler_available(),
+@pytest.mark.skipif(not __import__("deepcircuit.substrates.brian2_build", fromlist=["x"]).compiler_available(),
                     reason="needs make and a C++ compiler")
 def test_compiled_spiking_runs_both_phases_and_learns(case):
     """The cpp_standalone spiking program: spikes at the encoded rates, counted per phase, and a
@@ -136,7 +136,7 @@ def test_repeats_average_the_update_over_independent_presentations(case):
     np.testing.assert_array_equal(a.states, b.states)
 
 
-@pytest.mark.skipif(not __import__("deepcircuit.substrates.brian2_standalone", fromlist=["x"]).compiler_available(),
+@pytest.mark.skipif(not __import__("deepcircuit.substrates.brian2_build", fromlist=["x"]).compiler_available(),
                     reason="needs make and a C++ compiler")
 def test_spike_training_with_the_per_seed_stop_solves_xor():
     """XOR trained and evaluated as spikes (compiled, 10 kHz), each seed stopped after 3 epochs

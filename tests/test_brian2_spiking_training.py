@@ -13,7 +13,7 @@ from deepcircuit import Schedule, get_substrate, get_task, initial_states
 from deepcircuit.learning.rule import stdp_update
 from deepcircuit.learning.training import TrainingConfig, make_networks, train
 from deepcircuit.model.network import NetworkBatch
-from deepcircuit.substrates.brian2_standalone import compiler_available
+from deepcircuit.substrates.brian2_build import compiler_available
 from deepcircuit.substrates.ode import OdeSubstrate
 
 brian2 = pytest.importorskip("brian2")
@@ -168,7 +168,7 @@ def test_compiled_spike_trains_follow_the_seed(case):
 def test_seed_code_goes_only_where_brian2s_main_starts(tmp_path):
     """The run-time seed is added after the one `brian_start();` of Brian2's main.cpp, once; a
     main.cpp without that line (an unknown Brian2 version) is left as it is."""
-    from deepcircuit.substrates.brian2_standalone import SEED_ENV, seed_from_environment
+    from deepcircuit.substrates.brian2_build import SEED_ENV, seed_from_environment
 
     main = "int main()\n{\n\tbrian_start();\n\trun();\n}\n"
     (tmp_path / "objects.h").write_text("extern std::vector< RandomGenerator > _random_generators;\n")

@@ -15,7 +15,7 @@ from deepcircuit.learning.training import TrainingConfig, train
 
 brian2 = pytest.importorskip("brian2")
 from deepcircuit.substrates import brian2_rate  # noqa: E402
-from deepcircuit.substrates.brian2_standalone import CACHE_ENV, cache_root, compiler_available  # noqa: E402
+from deepcircuit.substrates.brian2_build import CACHE_ENV, cache_root, compiler_available  # noqa: E402
 
 pytestmark = [pytest.mark.brian2,
               pytest.mark.skipif(not compiler_available(), reason="needs make and a C++ compiler")]
@@ -113,20 +113,20 @@ def test_cache_folder_is_documented_and_overridable(monkeypatch, tmp_path):
 
 
 def test_run_folder_is_overridable_and_falls_back_to_the_program_folder(monkeypatch, tmp_path):
-    from deepcircuit.substrates import brian2_standalone
+    from deepcircuit.substrates import brian2_build
 
-    monkeypatch.setenv(brian2_standalone.RUN_ENV, str(tmp_path / "runs"))
-    assert brian2_standalone.run_folder(tmp_path / "prog") == tmp_path / "runs"
-    monkeypatch.delenv(brian2_standalone.RUN_ENV)
+    monkeypatch.setenv(brian2_build.RUN_ENV, str(tmp_path / "runs"))
+    assert brian2_build.run_folder(tmp_path / "prog") == tmp_path / "runs"
+    monkeypatch.delenv(brian2_build.RUN_ENV)
     # No memory-backed folder with enough room: the program folder.
-    monkeypatch.setattr(brian2_standalone, "RUN_DIR_MIN_FREE", 1 << 62)
-    assert brian2_standalone.run_folder(tmp_path / "prog") == tmp_path / "prog"
+    monkeypatch.setattr(brian2_build, "RUN_DIR_MIN_FREE", 1 << 62)
+    assert brian2_build.run_folder(tmp_path / "prog") == tmp_path / "prog"
 
 
 def test_falls_back_to_numpy_without_a_compiler_and_says_so_once(monkeypatch):
-    from deepcircuit.substrates import brian2_standalone
+    from deepcircuit.substrates import brian2_build
 
-    monkeypatch.setattr(brian2_standalone, "compiler_available", lambda: False)
+    monkeypatch.setattr(brian2_build, "compiler_available", lambda: False)
     monkeypatch.setattr(brian2_rate, "_FALLBACK_SAID", False)
     with pytest.warns(brian2_rate.Brian2FallbackWarning, match="no C\\+\\+ compiler"):
         sub = get_substrate("brian2")

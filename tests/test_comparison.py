@@ -150,7 +150,7 @@ def test_digits_as_spikes_agree_with_the_ode():
     pytest.importorskip("brian2")
     from deepcircuit import load_dataset
     from deepcircuit.studies.comparison import compare_predictions
-    from deepcircuit.substrates.brian2_standalone import compiler_available
+    from deepcircuit.substrates.brian2_build import compiler_available
 
     if not compiler_available():
         pytest.skip("needs make and a C++ compiler")

@@ -35,8 +35,6 @@ results; slower).
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import time
 import warnings
 from typing import Any
@@ -44,222 +42,19 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_choice, check_real
-from ..errors import (DeepCircuitWarning, DivergenceError, InvalidInputError, SimulationError,
-                      SubstrateUnavailableError)
+from ..errors import DeepCircuitWarning, DivergenceError, InvalidInputError
 from ..model.network import NetworkBatch
+from . import brian2_build
 from .trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
+from .brian2_common import (PROJECTION_CODE, TRACE_CODE, block_diagonal_synapses, brian2_target,
+                            check_target, deadline, euler_code, import_brian2, neuron_equations,
+                            over_budget, run_before, synapse_equations)
+from .brian2_standalone import StandaloneRunner
 
 TARGETS = ("auto", "cpp_standalone", "numpy", "cython")
 METHODS = ("euler", "heun", "rk2", "rk4", "exponential_euler")
 DRIVERS = ("prepared", "network")
-INSTALL_FIX = ("pip install brian2==2.9.0 (Brian2 2.9.0 also needs numpy < 2.4: "
-               "pip install 'numpy<2.4')")
-
-
-def import_brian2():
-    """Import Brian2 quietly, or raise :class:`SubstrateUnavailableError` naming the fix."""
-    try:
-        # Brian2 2.9.0 builds its parsers at import with pyparsing names that pyparsing 3
-        # deprecates; those warnings are not the user's concern.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", PendingDeprecationWarning)
-            # Brian2's __init__ runs `from pylab import *` (matplotlib's pyplot: a third of its
-            # import time, a fixed cost of every command on a brian2 substrate) and falls back to
-            # numpy's names when pylab is missing; nothing deepcircuit uses from Brian2 needs
-            # pyplot, so pylab is hidden while Brian2 imports (a later `import pylab` works).
-            hide = "brian2" not in sys.modules and "pylab" not in sys.modules
-            if hide:
-                sys.modules["pylab"] = None  # type: ignore[assignment]
-            try:
-                import brian2
-                from brian2.utils.logger import BrianLogger
-            finally:
-                if hide:
-                    sys.modules.pop("pylab", None)
-    except Exception as exc:  # ImportError, or AttributeError/TypeError from an incompatible numpy
-        raise SubstrateUnavailableError(
-            f"The Brian2 substrates need Brian2, which could not be imported "
-            f"({type(exc).__name__}: {exc}). Fix: {INSTALL_FIX}.") from exc
-    # Brian2 reports its automatic choices at INFO level on the console; the substrate makes
-    # every choice explicitly, so only errors are worth showing to the user.
-    BrianLogger.log_level_error()
-    # Brian2 turns Ctrl-C during a run into "stop at this time step" and returns normally, with
-    # the phase cut short; a Ctrl-C must stop deepcircuit, so it stays a KeyboardInterrupt.
-    brian2.prefs.core.stop_on_keyboard_interrupt = False
-    _unwrap_ignored_sigint(brian2)
-    return brian2
-
-
-def _unwrap_ignored_sigint(brian2) -> None:
-    """Undo Brian2's SIGINT wrapper where it wraps an ignored SIGINT (a background job, nohup):
-    calling ``SIG_IGN`` there ends in ``TypeError: 'Handlers' object is not callable``, a
-    traceback instead of the ignored signal the process was started with."""
-    import signal
-
-    handler = signal.getsignal(signal.SIGINT)
-    previous = getattr(handler, "previous_handler", None)
-    if type(handler).__module__.startswith("brian2") and previous is not None and not callable(previous):
-        try:
-            signal.signal(signal.SIGINT, previous)
-        except ValueError:  # not the main thread: signal handlers cannot be changed here
-            pass
-
-
-def block_diagonal_synapses(topology_mask: np.ndarray, P: int):
-    """Synapse indices of S*P copies of the networks in one group (copy ``s*P + p`` of network s).
-
-    ``topology_mask (S, N, N)``. Returns ``(pre, post, net, i, j)``: group indices (int32) of
-    each synapse's source and target, and the network and neuron indices it stands for, in
-    row-major (copy, i, j) order, so every target sums its inflow over i in increasing order as
-    the ODE substrate's loop does.
-    """
-    S, N, _ = topology_mask.shape
-    pre, post, net_of, ii, jj = [], [], [], [], []
-    for s in range(S):
-        i, j = np.nonzero(topology_mask[s])
-        for p in range(P):
-            off = (s * P + p) * N
-            pre.append(i + off)
-            post.append(j + off)
-            net_of.append(np.full(i.size, s))
-            ii.append(i)
-            jj.append(j)
-    return (np.concatenate(pre).astype(np.int32), np.concatenate(post).astype(np.int32),
-            np.concatenate(net_of), np.concatenate(ii), np.concatenate(jj))
-
-
-def check_target(brian2, target: str) -> None:
-    """Raise :class:`SubstrateUnavailableError` when the code-generation ``target`` cannot work here."""
-    if target == "cython":
-        from brian2.codegen.runtime.cython_rt import CythonCodeObject
-
-        if not CythonCodeObject.is_available():  # compiles a tiny test module (cached)
-            raise SubstrateUnavailableError(
-                "Brian2's 'cython' target is not available: it needs Cython and a working C compiler "
-                "(pip install cython; apt-get install build-essential). Use target='numpy' "
-                "(--brian2-target numpy), which works everywhere.")
-
-
-@contextlib.contextmanager
-def brian2_target(brian2, target: str):
-    """Set Brian2's code-generation target for the duration of a block, then restore it.
-
-    Inside the block, deprecation warnings are silenced: Brian2 2.9.0's equation parser uses
-    pyparsing names that pyparsing 3 deprecates, which would otherwise reach the user's console.
-    """
-    prefs = brian2.prefs
-    old = prefs["codegen.target"]
-    prefs["codegen.target"] = target
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", PendingDeprecationWarning)
-            yield
-    finally:
-        prefs["codegen.target"] = old
-
-
-def over_budget(what: str, max_seconds: float) -> SimulationError:
-    """The one-line error of a Brian2 run stopped at its wall-time budget ``max_seconds``."""
-    return SimulationError(
-        f"{what} ran past its wall-time budget of max_seconds = {max_seconds:g} s and was stopped; "
-        f"give the substrate a larger max_seconds (None = no limit), or run fewer epochs, seeds or steps.")
-
-
-def deadline(max_seconds: float | None) -> float | None:
-    """The ``time.monotonic()`` by which a run started now must end (None: no budget)."""
-    return None if max_seconds is None else time.monotonic() + max_seconds
-
-
-def run_before(b2, net, duration, until: float | None, what: str, max_seconds: float | None) -> None:
-    """``net.run(duration)`` on a runtime target, stopped at the wall-time deadline ``until``.
-
-    Brian2 calls the report function between time steps (at most every ``report_period`` of wall
-    time); past the deadline it stops the network there, and the run is reported as
-    :func:`over_budget` instead of returning a partial phase.
-    """
-    if until is None:
-        net.run(duration, namespace={})
-        return
-    stopped = []
-
-    def check(elapsed, completed, start, length):
-        if time.monotonic() > until:
-            stopped.append(completed)
-            net.stop()
-
-    net.run(duration, namespace={}, report=check, report_period=_REPORT_PERIOD * b2.second)
-    if stopped or time.monotonic() > until:
-        raise over_budget(what, max_seconds)
-
-
-#: Wall time (seconds) between two deadline checks of a runtime Brian2 run.
-_REPORT_PERIOD = 0.05
-
-
-def neuron_equations(family: str, method: str = "euler") -> str:
-    """Brian2 equations of one neuron of ``family`` (state ``s`` dimensionless, time in ``tau``).
-
-    ``v`` is the unbounded velocity ds/dt in units of 1/tau, written in the ODE substrate's
-    order of operations. ``inflow`` (and ``wout`` for the DEEP families) are summed variables
-    written by the synapses; ``free`` is 0 for clamped inputs and 1 otherwise; ``beta`` is the
-    nudging strength (1/tau) of this neuron, non-zero only on outputs in the nudged phase; ``y``
-    is its target. ``sold`` and ``dstep`` hold the previous state and the last projected step.
-    With ``method="euler"`` the step itself is :func:`euler_code` (``s`` is a parameter);
-    otherwise ``ds/dt = v / tau`` is integrated by Brian2's ``method``.
-    """
-    if family in ("deep", "deep-leaky"):
-        v = "free * (inflow - s * (wout + leak) + beta * (y - s))"
-        extra = ("wout : 1  # sum_k W[j, k], summed onto the pre-synaptic neuron\n"
-                 "leak : 1 (constant)  # gamma of deep-leaky, 0 for deep\n")
-    elif family in ("ep-asym", "ep-sym"):
-        v = "free * (inflow + b - s + beta * (y - s))"
-        extra = "b : 1 (constant)  # learned bias vector\n"
-    else:  # pragma: no cover - families are validated by the network description
-        raise InvalidInputError(f"No Brian2 equations for family {family!r}.")
-    state = "s : 1\n" if method == "euler" else "ds/dt = v / tau : 1\n"
-    return (state +
-            f"v = {v} : 1\n"
-            "inflow : 1  # sum_i W[i, j] s_i, summed onto the post-synaptic neuron\n"
-            + extra +
-            "free : 1 (constant)\n"
-            "beta : 1\n"
-            "y : 1 (constant)\n"
-            "sold : 1\n"
-            "dstep : 1\n")
-
-
-def synapse_equations(family: str) -> str:
-    """Brian2 synapse model of ``family``: weight, summed variables and the STDP accumulators."""
-    out = "w : 1\ninflow_post = w * s_pre : 1 (summed)\n"
-    if family in ("deep", "deep-leaky"):
-        out += "wout_pre = w : 1 (summed)\n"
-    return out + "acc_dpost : 1\nacc_coact : 1\n"
-
-
-#: The projection, run right after each integration step: clip to [0, 1], remember the step.
-PROJECTION_CODE = "s = clip(s, 0, 1)\ndstep = s - sold\nsold = s"
-
-
-def euler_code(family: str) -> str:
-    """Projected Euler as one custom state update (``dt_tau`` = the step in units of tau).
-
-    The velocity is built from two-operand statements in the ODE substrate's order of
-    operations, ``((inflow + c) - s * d) + beta * (y - s)``, because Brian2 passes each statement
-    through sympy, which may reassociate longer sums; two-operand sums and products are exact
-    whatever their order. The step is then ``clip(s + dt * v, 0, 1)`` as in the ODE substrate.
-    """
-    if family in ("deep", "deep-leaky"):
-        vin = "vin = inflow - s * (wout + leak)\n"
-    else:
-        vin = "vin = inflow + b\nvin = vin - s\n"
-    return (vin + "vel = free * (vin + beta * (y - s))\n"
-            "s = clip(s + dt_tau * vel, 0, 1)\n"
-            "dstep = s - sold\nsold = s")
-#: The learning rule's per-synapse accumulators (run after the projection, nudged phase only).
-TRACE_CODE = "acc_dpost += s_pre * dstep_post\nacc_coact += s_pre * s_post"
 
 
 class _CompiledNetwork:
@@ -369,7 +164,8 @@ class _CompiledNetwork:
                   max_seconds: float | None = None) -> np.ndarray:
         """Run ``steps`` steps; return the recorded states ``(steps, S*P*N)`` (after each step).
         Past the wall-time deadline ``until`` (``time.monotonic()``) the run stops with
-        :func:`over_budget` (``max_seconds``: the budget it names)."""
+        :func:`~deepcircuit.substrates.brian2_common.over_budget` (``max_seconds``: the budget
+        it names)."""
         b2 = self.b2
         self.monitor.resize(0)
         with brian2_target(b2, self.target):
@@ -441,7 +237,7 @@ class Brian2RateSubstrate(Substrate):
     target : {"auto", "cpp_standalone", "numpy", "cython"}
         ``cpp_standalone``: Brian2's C++ standalone device; every phase, and a whole training
         (:meth:`plan_training`), is one compiled program, built once per structure under
-        :func:`~deepcircuit.substrates.brian2_standalone.cache_root` (needs make and a C++
+        :func:`~deepcircuit.substrates.brian2_build.cache_root` (needs make and a C++
         compiler). ``auto`` (default): ``cpp_standalone`` where a compiler is present, else
         ``numpy`` (said once, as a :class:`Brian2FallbackWarning`). ``numpy`` works on every
         machine; ``cython`` compiles each code object once (needs Cython and a C compiler;
@@ -471,15 +267,14 @@ class Brian2RateSubstrate(Substrate):
     def __init__(self, *, target: str = "auto", method: str = "euler", tau: float = 1e-3,
                  driver: str = "prepared", whole_training: bool = True,
                  max_seconds: float | None = 600.0) -> None:
-        from .brian2_standalone import StandaloneRunner, compiler_available
-
         target = check_choice("target", target, TARGETS)
         self.method = check_choice("method", method, METHODS)
         self.tau = check_real("tau", tau, low=0.0, low_open=True)
         self.driver = check_choice("driver", driver, DRIVERS)
         self._brian2 = import_brian2()
         if target == "auto":
-            target = "cpp_standalone" if method == "euler" and compiler_available() else "numpy"
+            target = ("cpp_standalone" if method == "euler" and brian2_build.compiler_available()
+                      else "numpy")
             if target == "numpy" and method == "euler":
                 _fallback_once()
         if target == "cpp_standalone" and method != "euler":

@@ -4,10 +4,10 @@ Encoding (see ``docs/brian2.md``):
 
 * every neuron (inputs and bias included) fires as a Poisson process of rate ``s * max_rate``,
   so its state ``s`` in [0, 1] is its firing rate in units of ``max_rate``. The spikes are
-  drawn by time rescaling (:data:`POISSON_RESET`): each neuron integrates its intensity
-  ``hz = int s * max_rate dt`` and fires when ``hz`` passes a threshold ``theta`` drawn from
-  Exp(1) at the start of the run and after each of its spikes, so one random number is drawn
-  per spike instead of one per neuron and step;
+  drawn by time rescaling (:data:`~deepcircuit.substrates.brian2_common.POISSON_RESET`): each
+  neuron integrates its intensity ``hz = int s * max_rate dt`` and fires when ``hz`` passes a
+  threshold ``theta`` drawn from Exp(1) at the start of the run and after each of its spikes,
+  so one random number is drawn per spike instead of one per neuron and step;
 * a spike of neuron i moves a packet of activity along each of its synapses i -> j: it adds
   ``w * q`` to the inflow current ``I`` of j and, for the DEEP families, to the outflow current
   ``O`` of i, with ``q = 1 / (max_rate * tau_s)``; both currents decay with the synaptic time
@@ -26,6 +26,7 @@ phase is one ``Network.run``. ``meta["window_mean"]`` holds each state's mean ov
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 from typing import Any
@@ -35,9 +36,16 @@ import numpy as np
 from .._validation import check_choice, check_int, check_real
 from ..errors import DivergenceError, InvalidInputError, SubstrateUnavailableError
 from ..model.network import NetworkBatch
+from . import brian2_build
 from .trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
-from .brian2_rate import block_diagonal_synapses, brian2_target, check_target, deadline, import_brian2, run_before
+from .brian2_build import build_standalone, cache_root, code_version, compile_args, run_standalone
+from .brian2_common import (FIRST_THRESHOLD, POISSON_RESET, SPIKE_THRESHOLD, STDP_RESET,
+                            block_diagonal_synapses, brian2_target, check_target, deadline,
+                            import_brian2, run_before, spiking_equations, spiking_on_pre,
+                            stdp_on_pre, synaptic_sums)
+from .brian2_spiking_training import plan_spiking_training, replay_epoch
+from .brian2_standalone import plan_matches
 
 
 SPIKING_TARGETS = ("numpy", "cython", "cpp_standalone")
@@ -50,72 +58,6 @@ SPIKING_TARGETS = ("numpy", "cython", "cpp_standalone")
 #: own defaults stay those of inference and the library API.
 VALIDATED_TRAINING_OPTIONS = {"max_rate": 10000.0, "substeps": 20, "stdp_window": 10.0, "target": "auto"}
 VALIDATED_TRAINING_CONFIG = {"free_steps": 500, "nudged_steps": 300, "stop_when_solved": 3}
-
-
-def spiking_equations(family: str) -> str:
-    """Brian2 equations of one spiking neuron of ``family`` (``s`` dimensionless, rate-coded)."""
-    if family in ("deep", "deep-leaky"):
-        rhs = "free * (I - O - leak * s + beta * (y - s)) / tau"
-        extra = ("dO/dt = -O / tau_s : 1  # filtered own spikes x outgoing weights (outflow)\n"
-                 "leak : 1 (constant)\n")
-    elif family in ("ep-asym", "ep-sym"):
-        rhs = "free * (I + b - s + beta * (y - s)) / tau"
-        extra = "b : 1 (constant)\n"
-    else:  # pragma: no cover - families are validated by the network description
-        raise InvalidInputError(f"No Brian2 equations for family {family!r}.")
-    return (f"ds/dt = {rhs} : 1\n"
-            "dI/dt = -I / tau_s : 1  # filtered incoming spikes x weights (inflow)\n"
-            + extra +
-            "free : 1 (constant)\n"
-            "beta : 1\n"
-            "y : 1 (constant)\n"
-            "dhz/dt = s * max_rate : 1  # integrated firing intensity (spikes expected so far)\n"
-            "theta : 1  # value of hz at which the next spike fires, Exp(1) after the last one\n"
-            "dxf/dt = -xf / tau_f : 1  # fast trace of this neuron's own spikes (STDP)\n"
-            "dxl/dt = -xl / tau_l : 1  # slow trace of this neuron's own spikes (STDP)\n"
-            "learn : 1  # 1 while the synapses accumulate the learning rule (nudged phase)\n")
-
-
-#: Pair-based STDP with traces (see :func:`stdp_on_pre`): a post-synaptic spike adds 1 to both
-#: of its traces.
-STDP_RESET = "xf += 1\nxl += 1"
-
-#: Poisson spikes by time rescaling: a neuron fires when its integrated intensity
-#: ``hz = int s * max_rate dt`` passes ``theta``; the excess carries over and the next threshold is
-#: a fresh Exp(1) draw (``1 - rand()`` is in (0, 1], so the logarithm is finite). The intervals
-#: of ``hz`` between spikes are then independent Exp(1): the spike train is a Poisson process of
-#: rate ``s(t) * max_rate``, up to the Brian2 step (a spike fires at the end of the step in which
-#: the threshold was passed, at most one per step; a second crossing in the same step fires in
-#: the next). Per-step Bernoulli draws (``rand() < s * max_rate * dt``) give the same mean rate but
-#: cost one random number per neuron and step: 30 % of a compiled XOR run's time.
-SPIKE_THRESHOLD = "hz > theta"
-POISSON_RESET = "hz -= theta\ntheta = -log(1 - rand())"
-#: A neuron's first threshold in a run (before its first spike).
-FIRST_THRESHOLD = "-log(1 - rand())"
-
-
-def stdp_on_pre() -> str:
-    """What a pre-synaptic spike adds to the synapse's learning accumulators.
-
-    All-to-all pair-based STDP, post-before-pre side, with the biphasic window
-    ``K(u) = exp(-u/tau_f)/tau_f - exp(-u/tau_l)/tau_l`` (``u`` = time since the post spike),
-    read from two traces of the post-synaptic neuron. For Poisson spikes of rates ``nu_i(t)``,
-    ``nu_j(t)`` that vary slowly on the scale of ``tau_l``,
-    ``E[x/tau] = nu_j - tau * dnu_j/dt + O(tau^2)``, so each pre spike adds on average
-    ``(tau_l - tau_f) * dnu_j/dt`` and the sum over a phase has expectation
-    ``(tau_l - tau_f) * max_rate^2 * int s_i ds_j``: DEEP's rule, pre-synaptic activity times
-    the post-synaptic rate of change. ``acc_c`` (pre spikes times the slow trace) estimates
-    ``max_rate^2 * int s_i s_j dt``, the rule's ``beta0`` term.
-    """
-    return ("acc_d += learn_post * (xf_post / tau_f - xl_post / tau_l)\n"
-            "acc_c += learn_post * (xl_post / tau_l)")
-
-
-def spiking_on_pre(family: str) -> str:
-    """What a pre-synaptic spike does: move ``w * q`` of activity from pre to post."""
-    if family in ("deep", "deep-leaky"):
-        return "I_post += w * q\nO_pre += w * q"
-    return "I_post += w * q"
 
 
 class _SpikingNetwork:
@@ -193,10 +135,10 @@ class _SpikingNetwork:
         ``sum acc_d / (max_rate^2 (tau_l - tau_f))``; ``pre_post`` estimates
         ``sum_t s_i s_j`` over ``samples`` samples ``dt_seconds`` apart as
         ``sum acc_c / (max_rate^2 dt_seconds)``. Summed over presentations (see
-        :func:`_synaptic_sums` for ``repeats``).
+        :func:`~deepcircuit.substrates.brian2_common.synaptic_sums` for ``repeats``).
         """
-        return _synaptic_sums({v: self.Syn.variables[v].get_value() for v in ("acc_d", "acc_c")},
-                              self, samples, dt_seconds, repeats)
+        return synaptic_sums({v: self.Syn.variables[v].get_value() for v in ("acc_d", "acc_c")},
+                             self, samples, dt_seconds, repeats)
 
     def spike_counts(self) -> np.ndarray:
         """Spikes per neuron of the group so far (for the energy-like counts)."""
@@ -226,7 +168,7 @@ class _SpikingProgram:
     """The spiking network as one compiled program (Brian2 cpp_standalone): a free phase, then
     a nudged phase, with the same equations, spikes and synaptic rule as the runtime targets.
 
-    Built once per structure under :func:`~deepcircuit.substrates.brian2_standalone.cache_root`
+    Built once per structure under :func:`~deepcircuit.substrates.brian2_build.cache_root`
     and run with new values as run arguments. Per Brian2 step a ``run_regularly`` operation
     derives the phase from the step number (nudge on after ``T1`` samples; learning during the
     first ``window`` samples of the nudged phase), and each spike is counted per phase. The
@@ -236,10 +178,6 @@ class _SpikingProgram:
 
     def __init__(self, b2, batch: NetworkBatch, P: int, schedule: Schedule, tau: float, tau_s: float,
                  max_rate: float, substeps: int, tau_f: float, tau_l: float, learn_samples: int) -> None:
-        import hashlib
-
-        from .brian2_standalone import _compile_args, build_standalone, cache_root, code_version
-
         roles = batch.roles
         S, N = len(batch), roles.n_neurons
         self.S, self.P, self.N = S, P, N
@@ -250,7 +188,7 @@ class _SpikingProgram:
         tm = batch.topology_mask
         key = repr((b2.__version__, code_version(), "spiking", roles, batch.family, sorted(batch.params.items()), S, P,
                     float(schedule.dt), self.T1, self.T2, tau, tau_s, max_rate, substeps, tau_f, tau_l,
-                    learn_samples, tm.tobytes(), _compile_args(b2))).encode()
+                    learn_samples, tm.tobytes(), compile_args(b2))).encode()
         self.directory = cache_root() / f"spiking-{hashlib.sha256(key).hexdigest()[:20]}"
         self._pre, self._post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(tm, P)
         dt = schedule.dt
@@ -297,8 +235,6 @@ class _SpikingProgram:
 
     def run(self, batch: NetworkBatch, x0: np.ndarray, beta_vec, y_full, max_seconds: float | None = None,
             seed: int | None = None) -> dict:
-        from .brian2_standalone import run_standalone
-
         S, P, N = self.S, self.P, self.N
         W = batch.weights
         x = x0.reshape(S, P, N)
@@ -319,7 +255,7 @@ class _SpikingProgram:
                               seed=seed)
 
     def synaptic_traces(self, res: dict, samples: int, dt_seconds: float, repeats: int = 1) -> dict:
-        return _synaptic_sums(res, self, samples, dt_seconds, repeats)
+        return synaptic_sums(res, self, samples, dt_seconds, repeats)
 
 
 class Brian2SpikingSubstrate(Substrate):
@@ -337,7 +273,7 @@ class Brian2SpikingSubstrate(Substrate):
         Brian2 steps per ``schedule.dt`` (spikes need ``max_rate * dt << 1``).
     stdp_tau_fast, stdp_tau_slow : float
         Time constants (seconds) of the two post-synaptic traces of the spike-based learning
-        rule (see :func:`stdp_on_pre`); the rule's scale ``1 / (max_rate^2 (slow - fast))`` is
+        rule (see :func:`~deepcircuit.substrates.brian2_common.stdp_on_pre`); the rule's scale ``1 / (max_rate^2 (slow - fast))`` is
         derived from them, not tuned.
     target : {"numpy", "cython", "cpp_standalone", "auto"}
         Brian2 target (``auto``: ``cpp_standalone`` where a C++ compiler is present, else numpy). ``cpp_standalone`` runs both phases as one compiled program (built once,
@@ -382,9 +318,7 @@ class Brian2SpikingSubstrate(Substrate):
         self.substeps = check_int("substeps", substeps, low=1)
         self.target = check_choice("target", target, SPIKING_TARGETS + ("auto",))
         if self.target == "auto":  # compiled where a C++ compiler is present, as the rate substrate
-            from .brian2_standalone import compiler_available
-
-            self.target = "cpp_standalone" if compiler_available() else "numpy"
+            self.target = "cpp_standalone" if brian2_build.compiler_available() else "numpy"
         self.stdp_tau_fast = check_real("stdp_tau_fast", stdp_tau_fast, low=0.0, low_open=True)
         self.stdp_tau_slow = check_real("stdp_tau_slow", stdp_tau_slow, low=self.stdp_tau_fast, low_open=True)
         self.stdp_window = None if stdp_window is None else check_real("stdp_window", stdp_window, low=0.0, low_open=True)
@@ -398,9 +332,7 @@ class Brian2SpikingSubstrate(Substrate):
         self._training_programs: dict = {}
         self._brian2 = import_brian2()
         if self.target == "cpp_standalone":
-            from .brian2_standalone import compiler_available
-
-            if not compiler_available():
+            if not brian2_build.compiler_available():
                 raise SubstrateUnavailableError(
                     "Brian2's 'cpp_standalone' target needs make and a C++ compiler "
                     "(apt-get install build-essential); use target='numpy' or 'cython'.")
@@ -440,8 +372,6 @@ class Brian2SpikingSubstrate(Substrate):
         DEEP's families; see :mod:`deepcircuit.substrates.brian2_spiking_training`). The loop
         still calls :meth:`run` for every epoch and gets that epoch's recording while it asks
         for exactly what the program computed. Returns whether a plan was made."""
-        from .brian2_spiking_training import plan_spiking_training
-
         self._plan = None
         if self.target != "cpp_standalone" or not self.whole_training or targets is None:
             return False
@@ -454,9 +384,6 @@ class Brian2SpikingSubstrate(Substrate):
         batch = NetworkBatch.of(networks)
         inputs, initial, targets = check_run_arguments(batch, inputs, initial, targets, schedule)
         if self._plan is not None:
-            from .brian2_spiking_training import replay_epoch
-            from .brian2_standalone import plan_matches
-
             if plan_matches(self._plan, batch, initial, schedule, targets):
                 k = self._plan["epoch"]
                 self._plan["epoch"] = k + 1
@@ -616,31 +543,6 @@ class Brian2SpikingSubstrate(Substrate):
             meta["magnitude"] = float("inf")
         return Trajectory(times, out, roles, phase, self.name, settled, schedule.settle_tol,
                           diverged, msg, meta)
-
-
-def _synaptic_sums(acc: dict, net, samples: int, dt_seconds: float, repeats: int) -> dict:
-    """The rule's sums per network ``(S, N, N)`` from the synapses' accumulators ``acc_d`` and
-    ``acc_c`` (one value per synapse, synapses of ``block_diagonal_synapses`` order), scaled as
-    :meth:`_SpikingNetwork.synaptic_traces` says and summed over presentations. With
-    ``repeats = K > 1`` the run's ``net.P`` presentations are K repetitions of ``net.P / K``
-    patterns (rows ``r * P/K + p``) and ``pre_dpost_each (K, S, N, N)`` keeps each repetition's
-    sum as well.
-    """
-    r2 = net.max_rate ** 2
-    out = {}
-    for key, var, scale in (("pre_dpost", "acc_d", r2 * (net.tau_l - net.tau_f)),
-                            ("pre_post", "acc_c", r2 * dt_seconds)):
-        total = np.zeros((net.S, net.N, net.N))
-        np.add.at(total, (net.syn_net, net.syn_i, net.syn_j), np.asarray(acc[var]) / scale)
-        out[key] = total
-    if repeats > 1:
-        rep = (net._pre // net.N) % net.P // (net.P // repeats)  # repetition of each synapse's copy
-        each = np.zeros((repeats, net.S, net.N, net.N))
-        np.add.at(each, (rep, net.syn_net, net.syn_i, net.syn_j),
-                  np.asarray(acc["acc_d"]) / (r2 * (net.tau_l - net.tau_f)))
-        out["pre_dpost_each"] = each
-    out["samples"] = samples
-    return out
 
 
 def _first_repetition(traj: Trajectory | None, repeats: int) -> Trajectory | None:

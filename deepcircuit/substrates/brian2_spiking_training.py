@@ -10,7 +10,7 @@ epoch the program itself
    the sums of its state over each half of each phase's read-out window (the per-epoch path's
    ``window_mean`` and drift), its spikes per phase;
 2. sums each synapse's learning accumulators over the presentations, scaled exactly as
-   :func:`~deepcircuit.substrates.brian2_spiking._synaptic_sums` scales them, and applies DEEP's
+   :func:`~deepcircuit.substrates.brian2_common.synaptic_sums` scales them, and applies DEEP's
    rule (:func:`~deepcircuit.substrates.brian2_standalone.update_code`, the rate training
    program's arithmetic), prunes, records the weights;
 3. resets the states to that epoch's initial states (drawn beforehand by the training loop's own
@@ -33,7 +33,12 @@ import time
 import numpy as np
 
 from ..model.network import NetworkBatch
-from .brian2_spiking import FIRST_THRESHOLD
+from .brian2_build import build_standalone, cache_root, code_version, compile_args, run_standalone
+from .brian2_common import (FIRST_THRESHOLD, POISSON_RESET, SPIKE_THRESHOLD, STDP_RESET,
+                            block_diagonal_synapses, spiking_equations, spiking_on_pre, stdp_on_pre)
+from .brian2_standalone import (program_values, rule_values, schedule_rule, weight_links,
+                                weight_neurons, weight_records)
+from .trajectory import PhaseResult
 
 
 def window_bounds(steps: int, window: float) -> tuple[int, int]:
@@ -81,19 +86,13 @@ class SpikingTrainingProgram:
     """The compiled program of a whole spike-based training (see the module docstring).
 
     Built once per structure (roles, family, topology, copies, schedule, spiking parameters,
-    epochs, rule switches) under :func:`~deepcircuit.substrates.brian2_standalone.cache_root`
+    epochs, rule switches) under :func:`~deepcircuit.substrates.brian2_build.cache_root`
     in ``spiketrain-<hash>``; :meth:`run` runs it with new values.
     """
 
     def __init__(self, b2, batch: NetworkBatch, P: int, schedule, *, tau: float, tau_s: float,
                  max_rate: float, substeps: int, tau_f: float, tau_l: float, learn_samples: int,
                  window: float, epochs: int, sign: bool, prune: str | None) -> None:
-        from .brian2_rate import block_diagonal_synapses
-        from .brian2_spiking import (POISSON_RESET, SPIKE_THRESHOLD, STDP_RESET, spiking_equations,
-                                     spiking_on_pre, stdp_on_pre)
-        from .brian2_standalone import (_compile_args, build_standalone, cache_root, code_version,
-                                        schedule_rule, weight_links, weight_neurons)
-
         roles = batch.roles
         S, N = len(batch), roles.n_neurons
         self.S, self.P, self.N = S, P, N
@@ -104,7 +103,7 @@ class SpikingTrainingProgram:
         key = repr((b2.__version__, code_version(), "spiking-training", roles, batch.family,
                     sorted(batch.params.items()), S, P, float(schedule.dt), self.T1, self.T2, tau,
                     tau_s, max_rate, substeps, tau_f, tau_l, learn_samples, window, epochs, sign,
-                    prune, tm.tobytes(), _compile_args(b2))).encode()
+                    prune, tm.tobytes(), compile_args(b2))).encode()
         self.directory = cache_root() / f"spiketrain-{hashlib.sha256(key).hexdigest()[:20]}"
         pre, post, self.syn_net, self.syn_i, self.syn_j = block_diagonal_synapses(tm, P)
         self.conn = np.nonzero(tm)
@@ -185,8 +184,6 @@ class SpikingTrainingProgram:
         """Run the binary once: ``values`` (run arguments), ``S0 (epochs + 1, S, P, N)`` the initial
         states of every epoch, ``max_seconds`` the wall-time budget, ``seed`` of the spike trains
         (None: unseeded). Returns the result arrays."""
-        from .brian2_standalone import run_standalone
-
         rows = np.zeros(self.S0_shape)
         rows[:S0.shape[0]] = S0.reshape(S0.shape[0], -1)
         return run_standalone(self.directory, self._args, self._files, values, {"S0.values": rows},
@@ -205,8 +202,6 @@ def plan_spiking_training(sub, batch: NetworkBatch, targets, schedule, config, i
             or schedule.free_steps < 2 or schedule.nudged_steps < 2 or config.epochs < 1
             or schedule.stop_at_equilibrium or sub.repeats != 1):
         return None
-    from .brian2_standalone import program_values, rule_values, weight_records
-
     S, P, N = initial.shape[1:]
     learn = sub._learn_steps(schedule)
     L = schedule.nudged_steps if learn is None else min(learn, schedule.nudged_steps)
@@ -239,8 +234,6 @@ def replay_epoch(sub, plan: dict, k: int, batch: NetworkBatch, initial: np.ndarr
     """The :class:`PhaseResult` of epoch ``k`` of a plan (its checks passed): trajectories of the
     initial and final states of each phase, with the per-epoch path's read-out, spike counts and
     learning sums."""
-    from .trajectory import PhaseResult
-
     e = plan["ends"]
     T1, T2, dt = schedule.free_steps, schedule.nudged_steps, schedule.dt
     meta = {"recorded": "initial and final states only (compiled whole-training run)",

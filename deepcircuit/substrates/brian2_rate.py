@@ -44,7 +44,7 @@ import numpy as np
 from .._validation import check_choice, check_real
 from ..errors import DeepCircuitWarning, DivergenceError, InvalidInputError
 from ..model.network import NetworkBatch
-from . import brian2_build
+from . import brian2_build  # compiler_available is looked up when called (a test replaces it)
 from .trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
 from .brian2_common import (PROJECTION_CODE, TRACE_CODE, block_diagonal_synapses, brian2_target,

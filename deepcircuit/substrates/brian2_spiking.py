@@ -36,7 +36,7 @@ import numpy as np
 from .._validation import check_choice, check_int, check_real
 from ..errors import DivergenceError, InvalidInputError, SubstrateUnavailableError
 from ..model.network import NetworkBatch
-from . import brian2_build
+from . import brian2_build  # compiler_available is looked up when called (a test replaces it)
 from .trajectory import PhaseResult, Trajectory, phase_status
 from .base import Schedule, Substrate, check_run_arguments
 from .brian2_build import build_standalone, cache_root, code_version, compile_args, run_standalone

@@ -28,7 +28,8 @@ import warnings
 import numpy as np
 
 from deepcircuit import get_substrate
-from deepcircuit.learning.training import TrainingConfig, train
+from deepcircuit.learning.config import TrainingConfig
+from deepcircuit.learning.training import train
 
 
 def timed(substrate, cfg, seeds):
@@ -107,7 +108,7 @@ def spike_training(seeds: list[int], epochs: int, target: str, max_rate: float, 
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
         # The first epoch's networks are the initial ones: make them known to the callback.
-        from deepcircuit.learning.training import make_networks
+        from deepcircuit.learning.initial_networks import make_networks
         prev["nets"] = make_networks(task, model="deep", topology="complete", hidden=5, seeds=seeds, config=cfg)
         res = train(task, seeds=seeds, config=cfg, substrate=sub, callbacks=[measure])
         el = time.perf_counter() - t0

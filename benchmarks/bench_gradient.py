@@ -25,7 +25,7 @@ import numpy as np
 
 from deepcircuit import TrainingConfig, get_task, train
 from deepcircuit.stability.gradient_check import gradient_check
-from deepcircuit.learning.training import make_networks
+from deepcircuit.learning.initial_networks import make_networks
 
 BETAS = (10.0, 1.0, 0.1, 0.01)
 RULES = {"deep": {"deep": "stdp", "deep-stdp2": "stdp2"}, "ep-asym": {"ep-asym": "endpoint"},

@@ -47,7 +47,7 @@ from deepcircuit import Schedule, TrainingConfig, get_task, initial_states
 from deepcircuit.substrates.chip import CircuitUnits, TransconductorModel
 from deepcircuit.studies.hardware_figures import figures_of_merit, format_si
 from deepcircuit.substrates.spice import SpiceSubstrate
-from deepcircuit.learning.training import make_networks
+from deepcircuit.learning.initial_networks import make_networks
 
 
 def fan_in_edges(hidden: int, fan_in: int, rng: np.random.Generator) -> list[tuple[int, int]]:

@@ -229,7 +229,7 @@ def bench_epoch(args, model, ds, chip) -> None:
 
 
 def bench_compare(args, model, ds, chip) -> None:
-    from deepcircuit.learning.training import predict
+    from deepcircuit.learning.evaluation import predict
     from deepcircuit.substrates.spice import SpiceSubstrate
 
     cfg = model.training_config()

@@ -18,7 +18,8 @@ def xor_networks_in_training():
     still move the states, so their updates are far from zero."""
     import warnings
 
-    from deepcircuit.learning.training import TrainingConfig, train
+    from deepcircuit.learning.config import TrainingConfig
+    from deepcircuit.learning.training import train
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

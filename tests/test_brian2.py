@@ -13,7 +13,8 @@ from deepcircuit import (InvalidInputError, Network, Roles, Schedule, SubstrateU
 from deepcircuit.learning.rule import stdp_update
 from deepcircuit.substrates.ode import OdeSubstrate
 from deepcircuit.substrates.trajectory import Trajectory
-from deepcircuit.learning.training import TrainingConfig, train
+from deepcircuit.learning.config import TrainingConfig
+from deepcircuit.learning.training import train
 
 brian2 = pytest.importorskip("brian2")
 pytestmark = pytest.mark.brian2

@@ -12,7 +12,8 @@ from deepcircuit import Schedule, get_substrate, get_task, initial_states
 from deepcircuit.studies.comparison import energy_counts
 from deepcircuit.learning.rule import stdp_update
 from deepcircuit.substrates.ode import OdeSubstrate
-from deepcircuit.learning.training import TrainingConfig, train
+from deepcircuit.learning.config import TrainingConfig
+from deepcircuit.learning.training import train
 
 brian2 = pytest.importorskip("brian2")
 pytestmark = pytest.mark.brian2

@@ -11,7 +11,9 @@ import pytest
 from conftest import cosine, xor_networks_in_training
 from deepcircuit import Schedule, get_substrate, get_task, initial_states
 from deepcircuit.learning.rule import stdp_update
-from deepcircuit.learning.training import TrainingConfig, make_networks, train
+from deepcircuit.learning.config import TrainingConfig
+from deepcircuit.learning.initial_networks import make_networks
+from deepcircuit.learning.training import train
 from deepcircuit.model.network import NetworkBatch
 from deepcircuit.substrates.brian2_build import compiler_available
 from deepcircuit.substrates.ode import OdeSubstrate

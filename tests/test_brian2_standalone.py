@@ -11,7 +11,8 @@ import pytest
 from deepcircuit import Network, Roles, Schedule, get_substrate, get_task, initial_states
 from deepcircuit.learning.rule import apply_update, stdp_update
 from deepcircuit.substrates.ode import OdeSubstrate
-from deepcircuit.learning.training import TrainingConfig, train
+from deepcircuit.learning.config import TrainingConfig
+from deepcircuit.learning.training import train
 
 brian2 = pytest.importorskip("brian2")
 from deepcircuit.substrates import brian2_rate  # noqa: E402

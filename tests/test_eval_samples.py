@@ -8,7 +8,7 @@ import pytest
 
 from deepcircuit import load_dataset, train
 from deepcircuit.errors import InvalidInputError
-from deepcircuit.learning.training import TrainingConfig
+from deepcircuit.learning.config import TrainingConfig
 from deepcircuit.substrates.ode import OdeSubstrate
 
 

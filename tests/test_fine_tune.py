@@ -12,7 +12,7 @@ import pytest
 from deepcircuit import train
 from deepcircuit.errors import InvalidInputError
 from deepcircuit.learning.model_file import ModelFile, load_model, save_model
-from deepcircuit.learning.training import TrainingConfig
+from deepcircuit.learning.config import TrainingConfig
 
 DC = [sys.executable, "-m", "deepcircuit"]
 

@@ -14,7 +14,7 @@ from deepcircuit.stability.gradient_check import (finite_difference_gradient, gr
                                                   polish_equilibria, weight_groups)
 from deepcircuit.learning.rule import stdp2_update, stdp_update, weight_update
 from deepcircuit.substrates import initial_states
-from deepcircuit.learning.training import make_networks
+from deepcircuit.learning.initial_networks import make_networks
 
 DC = [sys.executable, "-m", "deepcircuit"]
 

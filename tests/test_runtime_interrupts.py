@@ -130,7 +130,7 @@ def test_ctrl_c_stops_compare_in_the_adaptive_reference(tmp_path, deep_net):
 
 def test_ctrl_c_stops_lyapunov_on_spice(tmp_path, deep_net):
     model = tmp_path / "long.json"
-    from deepcircuit.learning.training import TrainingConfig
+    from deepcircuit.learning.config import TrainingConfig
 
     cfg = TrainingConfig.preset().replace(free_steps=200_000, nudged_steps=200_000).to_dict()
     save_model(model, ModelFile(deep_net, seed=0, task="xor", config=cfg))

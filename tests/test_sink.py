@@ -9,7 +9,7 @@ from deepcircuit import InvalidInputError, Network, NetworkBatch, Roles, Trainin
 from deepcircuit.data.split import load_dataset
 from deepcircuit.learning.model_file import load_model, save_model
 from deepcircuit.learning.rule import mirror_backward
-from deepcircuit.learning.training import make_networks
+from deepcircuit.learning.initial_networks import make_networks
 from deepcircuit.model.topology import build_mask, sink_index
 from deepcircuit.substrates import Schedule, get_substrate, initial_states
 

@@ -18,7 +18,7 @@ import pytest
 
 from deepcircuit import train
 from deepcircuit.errors import SimulationError
-from deepcircuit.learning.training import TrainingConfig
+from deepcircuit.learning.config import TrainingConfig
 from deepcircuit.substrates import ngspice_shared
 from deepcircuit.substrates.cluster import ProcessRunner, TaskFailed
 

@@ -15,7 +15,7 @@ from deepcircuit.stability.equilibrium import analyse_equilibrium, held_neurons
 from deepcircuit.stability.lyapunov_functions import lyapunov_function
 from deepcircuit.stability.lyapunov import (RECORDED, certificate_recorder, check_phases, check_trajectory,
                                             evaluate_series)
-from deepcircuit.learning.training import TrainingConfig
+from deepcircuit.learning.config import TrainingConfig
 
 ODE = get_substrate("ode")
 

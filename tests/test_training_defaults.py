@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from deepcircuit import InvalidInputError, Network, Roles, TrainingConfig, get_task, train
-from deepcircuit.learning.training import make_networks
+from deepcircuit.learning.initial_networks import make_networks
 
 XOR = get_task("xor")
 

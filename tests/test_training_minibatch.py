@@ -15,7 +15,7 @@ from deepcircuit.learning.rule import weight_update
 from deepcircuit.model.network import NetworkBatch
 from deepcircuit.learning.model_file import load_model
 from deepcircuit.substrates import get_substrate
-from deepcircuit.learning.training import make_networks
+from deepcircuit.learning.initial_networks import make_networks
 from deepcircuit.learning.steps import draw_initial, epoch_batches, frozen_mask
 
 FAST = TrainingConfig.preset("default").replace(epochs=4, free_steps=100, nudged_steps=100)

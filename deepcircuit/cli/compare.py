@@ -67,7 +67,7 @@ def run_on_data(args, model, dataset, config, substrates) -> int:
     from ..studies.comparison import compare_predictions
     from ..studies.hardware_figures import format_si
     from ..errors import InvalidInputError
-    from ..learning.training import check_task_fits
+    from ..learning.evaluation import check_task_fits
 
     if args.train_epochs:
         raise InvalidInputError("--train-epochs compares training on logic tasks; it does not apply to data sets.")
@@ -134,7 +134,8 @@ def run(args) -> int:
     from ..data.split import dataset_for_model
     from ..learning.model_file import load_model
     from ..studies.report import HEADERS, comparison_rows, unsettled_notes, write_report
-    from ..learning.training import check_task_fits, make_networks
+    from ..learning.evaluation import check_task_fits
+    from ..learning.initial_networks import make_networks
     from ..studies.hardware_options import transconductor_from_args
 
     from ..errors import InvalidInputError

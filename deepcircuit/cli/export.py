@@ -67,7 +67,7 @@ def run(args) -> int:
     from ..data.split import dataset_for_model
     from ..learning.model_file import load_model
     from ..atomic_files import write_atomic
-    from ..learning.training import check_task_fits
+    from ..learning.evaluation import check_task_fits
 
     from ..errors import InvalidInputError
     from ..studies import option_checks as checks

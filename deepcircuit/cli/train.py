@@ -121,7 +121,7 @@ def _ode_check(result) -> "dict | None":
 
     if result.substrate != "brian2-spiking":
         return None
-    from ..learning.training import evaluate
+    from ..learning.evaluation import evaluate
 
     _, ode_error, _ = evaluate(result.networks, result.dataset, substrate="ode", rng=0)
     ode_check = {"solved": int(np.sum(ode_error == 0)), "error": ode_error}

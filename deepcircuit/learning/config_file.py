@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InvalidInputError, LimitExceededError
-from .training import TrainingConfig
+from .config import TrainingConfig
 
 #: Largest config file read, bytes (a complete one is about 2 KiB).
 MAX_CONFIG_FILE_BYTES = 1 * 2**20

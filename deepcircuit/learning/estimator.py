@@ -30,7 +30,8 @@ from ..data.tasks import Task
 from ..errors import DivergenceError, InvalidInputError, NotSettledWarning
 from ..model.network import NetworkBatch
 from ..substrates import Substrate, get_substrate, substrate_options
-from .training import TrainingConfig, train
+from .config import TrainingConfig
+from .training import train
 
 #: Name of the data set a ``fit`` builds (it gets the defaults of a user's data file).
 ARRAY_DATASET = "arrays"
@@ -54,7 +55,7 @@ class DEEPClassifier(ClassifierMixin, BaseEstimator):
     topology : str, optional
         ``complete``, ``layered``, either with ``+sink``; default: the data-file default.
     epochs, eta, beta, batch_size : optional
-        Shortcuts for the :class:`~deepcircuit.learning.training.TrainingConfig` fields of the
+        Shortcuts for the :class:`~deepcircuit.learning.config.TrainingConfig` fields of the
         same names (``eta``, ``beta`` dimensionless / in 1/tau); default: the data-file default.
     config : dict, optional
         Any other ``TrainingConfig`` fields, e.g. ``{"free_steps": 200, "rule": "stdp2"}``;

@@ -91,7 +91,8 @@ def start_from(init, task=None, *, model: str | None = None, topology: Any = Non
     from ..data.split import Dataset, dataset_for_model
     from ..data.tasks import Task
     from ..model.topology import has_sink
-    from .training import check_task_fits, parse_hidden
+    from .evaluation import check_task_fits
+    from .initial_networks import parse_hidden
 
     models = load_init(init)
     first = models[0]

@@ -58,7 +58,7 @@ class ModelFile:
         Fails with a clear message when neither is known or the task does not fit the network.
         """
         from ..data.tasks import TASKS, get_task
-        from .training import check_task_fits
+        from .evaluation import check_task_fits
 
         if not (name or self.task):
             where = f"{self.path!r}" if self.path else "This model file"
@@ -73,8 +73,8 @@ class ModelFile:
         return task
 
     def training_config(self):
-        """The stored settings as a :class:`~deepcircuit.learning.training.TrainingConfig`."""
-        from .training import TrainingConfig
+        """The stored settings as a :class:`~deepcircuit.learning.config.TrainingConfig`."""
+        from .config import TrainingConfig
 
         return TrainingConfig.from_dict(self.config) if self.config else TrainingConfig()
 

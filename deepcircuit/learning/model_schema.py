@@ -138,7 +138,7 @@ def _annotation_kinds(annotation: Any) -> set[str]:
 
 def _check_config(config: Any) -> None:
     from ..limits import MAX_EPOCHS, MAX_PHASE_STEPS
-    from .training import TrainingConfig
+    from .config import TrainingConfig
 
     config = _dict("config", config)
     known = {f.name: f for f in fields(TrainingConfig)}

@@ -1,4 +1,5 @@
-"""The named steps of one training epoch, in the order :func:`deepcircuit.learning.training.train` calls them.
+"""The named steps of one training epoch on arrays, in the order :func:`deepcircuit.learning.training.train`
+calls them (through :mod:`.loop`, which holds the run's state).
 
 1. :func:`epoch_batches` - split the training presentations into minibatches (shuffled per
    epoch with a seeded generator shared by all seeds, so a seed's result does not depend on

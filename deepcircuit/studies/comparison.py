@@ -31,7 +31,9 @@ from ..substrates import (Schedule, SubstrateSpec, build_substrate, initial_stat
                           parse_substrate_spec)
 from ..substrates.ode import OdeSubstrate
 from ..data.tasks import Task, get_task
-from ..learning.training import TrainingConfig, check_task_fits, train
+from ..learning.config import TrainingConfig
+from ..learning.evaluation import check_task_fits
+from ..learning.training import train
 from ..substrates.trajectory import PhaseResult
 
 

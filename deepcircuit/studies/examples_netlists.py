@@ -33,7 +33,9 @@ def generate(out: "str | Path" = "netlists") -> list[Path]:
     from ..learning.model_file import ModelFile, save_model
     from ..atomic_files import write_atomic
     from ..learning.pruning import magnitude_prune
-    from ..learning.training import TrainingConfig, evaluate, train
+    from ..learning.config import TrainingConfig
+    from ..learning.evaluation import evaluate
+    from ..learning.training import train
 
     out = Path(out)
     config = TrainingConfig.preset("paper")

@@ -90,7 +90,7 @@ def _floats(values) -> np.ndarray:
 def plot_certificates(history: Any, *, title: str | None = None, path: "str | Path | None" = None):
     """Certificate margins and spectral abscissa per epoch, from a training history.
 
-    ``history`` is a :class:`~deepcircuit.learning.training.History`, its dict form (as in a model
+    ``history`` is a :class:`~deepcircuit.learning.results.History`, its dict form (as in a model
     file), or its ``extra`` dict, recorded with
     :func:`~deepcircuit.stability.lyapunov.certificate_recorder`. Left: the smallest margin of each
     Gershgorin condition (above 0 = holds). Right: the spectral abscissa of the restricted

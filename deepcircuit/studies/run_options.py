@@ -89,7 +89,7 @@ def _network_options(p) -> None:
 def _loop_options(p) -> None:
     """The training loop: epochs, minibatches, frozen groups, stopping, seeds, start, output folder, preset."""
     from ..learning.steps import FREEZE_GROUPS
-    from ..learning.training import PRESETS
+    from ..learning.config import PRESETS
 
     p.add_argument("--epochs", type=int, default=None,
                    help="number of epochs (default: the data set's; the preset's 200 for logic tasks)")
@@ -158,7 +158,7 @@ def _substrate_options(p) -> None:
 
 def _rule_options(p) -> None:
     """The learning rule and its settings: pruning, L1, sign updates, eta, beta, dt, phase lengths."""
-    from ..learning.training import PRUNE_METHODS
+    from ..learning.config import PRUNE_METHODS
 
     p.add_argument("--prune", choices=list(PRUNE_METHODS), default=None,
                    help="prune weak connections after each update (default: off)")

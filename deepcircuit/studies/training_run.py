@@ -88,7 +88,7 @@ def plan_run(settings: "Mapping[str, Any] | argparse.Namespace", *, substrate=No
     stands in for the ``substrate`` setting's options.
     """
     from ..data.defaults import DataShape, dataset_defaults, default_model
-    from ..learning.training import TrainingConfig
+    from ..learning.config import TrainingConfig
 
     args = settings_namespace(settings)
     file_settings = _config_files(args)

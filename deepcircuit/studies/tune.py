@@ -39,7 +39,10 @@ from ..data.split import Dataset, load_dataset
 from ..data.tasks import Task
 from ..errors import DeepCircuitError, InvalidInputError
 from ..learning.model_schema import MAX_TUNING_ROWS, TUNING_AXES
-from ..learning.training import TrainingConfig, TrainingResult, parse_hidden, train
+from ..learning.config import TrainingConfig
+from ..learning.results import TrainingResult
+from ..learning.initial_networks import parse_hidden
+from ..learning.training import train
 from ..data.defaults import DataShape, dataset_defaults, default_model
 
 #: The named axes of a grid, in the order of the table's columns (the model file's schema checks

@@ -19,16 +19,6 @@ import networkx as nx
 import deepcircuit
 from test_layers import ROOT_CONSTANTS, _modules, _tree
 
-# Cycles that were in other helpers' modules when this test was written (issue 24 splits them);
-# each group's modules import one another. A cycle within a group passes; a group that no longer
-# holds any cycle fails the test, so that its line is removed here.
-KNOWN_CYCLES = [
-    frozenset({"deepcircuit.learning.fine_tune", "deepcircuit.learning.model_file",
-               "deepcircuit.learning.model_schema", "deepcircuit.learning.training"}),
-    frozenset({"deepcircuit.data.builtin", "deepcircuit.data.suite"}),
-]
-
-
 def _resolve(name: str, modules: set[str]) -> str | None:
     """The module of ``modules`` that an import of ``name`` loads: ``name`` itself, or the
     nearest package above it (``name`` is then an attribute of that package)."""
@@ -98,15 +88,11 @@ def import_cycles(graph: nx.DiGraph) -> list[str]:
 
 def test_the_package_has_no_import_cycle():
     graph = import_graph(Path(deepcircuit.__file__).parent)
-    groups = cycle_groups(graph)
-    new = [g for g in groups if not any(g <= known for known in KNOWN_CYCLES)]
-    assert new == [], "import cycles:\n" + "\n".join(describe(graph, g) for g in new)
-    gone = [sorted(known) for known in KNOWN_CYCLES if not any(g <= known for g in groups)]
-    assert gone == [], f"no longer a cycle, remove from KNOWN_CYCLES: {gone}"
+    assert import_cycles(graph) == []
 
 
 def test_the_substrates_have_no_import_cycle():
-    """Strict (no known cycles) for the substrates. The Brian2 substrates share their pieces
+    """The Brian2 substrates share their pieces
     through two lower modules (issue 24): brian2_common (Brian2 itself, the equations), which
     imports no other brian2_* module, and brian2_build (compiled programs) above it."""
     graph = import_graph(Path(deepcircuit.__file__).parent)

@@ -14,41 +14,16 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InvalidInputError
+from .raw import RawData
 
 #: The moons data set: sample count, noise (standard deviation, in the units of the features)
 #: and the generator seed that fixes it once for every user.
 MOONS_SAMPLES, MOONS_NOISE, MOONS_SEED = 1000, 0.2, 0
 PARITY_BITS = range(2, 9)
-
-
-@dataclass(frozen=True, eq=False)
-class RawData:
-    """Features and labels of a data set, unsplit and unscaled.
-
-    ``whole_table`` marks a data set that is a complete truth table (parity): it is its own
-    test set, since no pattern can be held out without removing what is to be learned.
-    ``readout`` is ``"argmax"`` (one output per class) or ``"threshold"`` (one output, two classes).
-    ``categories`` lists the text columns of a data file that were one-hot encoded, as
-    ``((column, (level, ...)), ...)`` in column order (see :mod:`deepcircuit.data.files`).
-    """
-
-    name: str
-    x: np.ndarray
-    y: np.ndarray
-    feature_names: tuple[str, ...]
-    class_names: tuple[str, ...]
-    readout: str = "argmax"
-    whole_table: bool = False
-    categories: tuple = ()
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
 
 
 def _digits() -> RawData:

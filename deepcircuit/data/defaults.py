@@ -1,7 +1,7 @@
 """Each data set's default configuration, in one place.
 
 :func:`dataset_defaults` gives the topology, hidden layer sizes and the training settings
-(:class:`~deepcircuit.learning.training.TrainingConfig` fields) that ``deepcircuit train --task NAME``
+(:class:`~deepcircuit.learning.config.TrainingConfig` fields) that ``deepcircuit train --task NAME``
 and ``deepcircuit.train("NAME")`` use unless told otherwise. They change the family's preset
 (``default`` or ``paper``); options given explicitly override them. Logic tasks have no entry:
 they keep the preset exactly (XOR on the complete graph with 5 hidden neurons).

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import limits
-from .builtin import RawData
+from .raw import RawData
 from ..errors import DeepCircuitWarning, InvalidInputError, LimitExceededError
 
 DATA_SUFFIXES = (".csv", ".npz")

@@ -18,7 +18,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._validation import check_int, check_real
-from .builtin import RawData, is_builtin, load_builtin
+from .builtin import is_builtin, load_builtin
+from .raw import RawData
 from .files import DATA_SUFFIXES, DataWarning, read_data_file, shown
 from ..errors import InvalidInputError, ModelFileError
 from .tasks import TASKS, Task, get_task

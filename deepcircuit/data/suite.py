@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .builtin import RawData
+from .raw import RawData
 
 #: Prefix of suite names where a data set name is accepted.
 PREFIX = "suite:"

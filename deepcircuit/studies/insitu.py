@@ -123,7 +123,7 @@ class InSituPlan:
 
 
 def model_of(result, k: int = 0):
-    """Network ``k`` of a :class:`~deepcircuit.learning.training.TrainingResult` as a model file
+    """Network ``k`` of a :class:`~deepcircuit.learning.results.TrainingResult` as a model file
     object (its settings and data set split), for :func:`run_study` without a file on disk."""
     from ..learning.model_file import ModelFile
 

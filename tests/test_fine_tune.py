@@ -91,3 +91,19 @@ def test_cli_init_fine_tunes_and_refuses_in_one_line(tmp_path):
     save_model(other, ModelFile(train("and", hidden=4, config=TrainingConfig(epochs=0)).networks[0], seed=0, task="and"))
     p = run("train", "--init", str(path), str(other), "--epochs", "1", "--out", str(tmp_path / "bad2"))
     assert p.returncode == 2 and "must match" in p.stderr and not (tmp_path / "bad2").exists()
+
+
+def test_a_model_trained_on_a_chip_records_the_chip(tmp_path):
+    path, _ = _xor_model(tmp_path)
+    p = run("train", "--init", str(path), "--substrate", "ode:mismatch=0.3;seed=7", "--epochs", "1",
+            "--out", str(tmp_path / "chip"), "--json", "--quiet")
+    assert p.returncode == 0, p.stderr
+    m = load_model(json.loads(p.stdout.splitlines()[-1])["models"][0])
+    assert m.chip["mismatch"] == 0.3 and m.chip["seed"] == 7 and m.chip["transconductor"] == "vccs"
+    assert load_model(path).chip is None  # the ideal ODE: no chip record
+    d = json.loads(path.read_text())
+    d["chip"] = [1, 2]
+    (tmp_path / "bad.json").write_text(json.dumps(d))
+    p = run("train", "--init", str(tmp_path / "bad.json"), "--epochs", "1", "--out", str(tmp_path / "x"))
+    assert p.returncode == 2 and "chip" in p.stderr and "must be an object" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1

@@ -50,7 +50,8 @@ def run(args) -> int:
         result, caught = train_run(plan, progress=not args.quiet)
         print_warnings(caught)
         config = plan.config
-    paths = save_models(result, config, out, tuning=getattr(args, "tuning", None), run_state=state)
+    paths = save_models(result, config, out, tuning=getattr(args, "tuning", None), run_state=state,
+                        substrate=plan.substrate)
     _print_results(args, result, config, out)
     ode_check = _ode_check(result)
     if args.json:

@@ -51,6 +51,10 @@ class ModelFile:
     #: How the settings were chosen by ``train --tune`` / :func:`deepcircuit.tune`: the grid, its
     #: table of validation accuracies and the choice (docs/model-file.md). None otherwise.
     tuning: dict | None = None
+    #: The chip the networks were trained on, when it was not ideal: the substrate's
+    #: :meth:`~deepcircuit.substrates.chip.Chip.describe` (mismatch, seed, transconductor, ...).
+    #: A record for people; nothing is built from it. None otherwise.
+    chip: dict | None = None
 
     def task_for(self, name: str | None = None):
         """The :class:`~deepcircuit.data.tasks.Task` to run: ``name``, else the one the model was trained on.
@@ -125,6 +129,7 @@ def model_to_dict(model: ModelFile) -> dict:
         "metrics": model.metrics,
         **({"dataset": model.dataset} if model.dataset else {}),
         **({"tuning": model.tuning} if model.tuning else {}),
+        **({"chip": model.chip} if model.chip else {}),
     }, default=_json_default, allow_nan=True)))
 
 
@@ -245,4 +250,5 @@ def load_model(path: "str | Path") -> ModelFile:
         raise ModelFileError(f"{where} is a damaged deepcircuit model file: {exc}") from None
     return ModelFile(net, d.get("seed"), d.get("task"), d.get("substrate"), d.get("config") or {},
                      d.get("history") or {}, d.get("metrics") or {}, str(path),
-                     d.get("dataset") if isinstance(d.get("dataset"), dict) else None, d.get("tuning"))
+                     d.get("dataset") if isinstance(d.get("dataset"), dict) else None, d.get("tuning"),
+                     d.get("chip") or None)

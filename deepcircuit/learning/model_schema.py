@@ -190,6 +190,7 @@ def validate_model_dict(d: Any, where: str = "the model file") -> None:
         # their entries are free-form JSON (bounded by the size and depth limits).
         _dict("history", d.get("history"))
         _dict("metrics", d.get("metrics"))
+        _dict("chip", d.get("chip"))  # the chip trained on: a record, like the metrics
         if d.get("dataset") is not None:  # the data set a model was trained on (docs/model-file.md)
             from ..data.split import check_dataset_dict
 

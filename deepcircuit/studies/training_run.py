@@ -247,12 +247,16 @@ def unsettled_presentations(result) -> list:
     return [np.flatnonzero(~fs[k]).tolist() for k in range(len(result.seeds))]
 
 
-def save_models(result, config, out: Path, *, tuning=None, run_state=None) -> list:
+def save_models(result, config, out: Path, *, tuning=None, run_state=None, substrate=None) -> list:
     """Save each seed's model file ``out/seed<K>.json`` (atomically) with its metrics, history and
-    data set; returns the paths. ``run_state`` (``stage`` text, ``written`` list) follows along."""
+    data set, and the chip when ``substrate`` (the one trained on) has a non-ideal one; returns
+    the paths. ``run_state`` (``stage`` text, ``written`` list) follows along."""
     from ..learning.model_file import ModelFile, save_model
+    from ..substrates.spec import substrate_chip
 
     ds = result.dataset
+    chip = substrate_chip(substrate) if substrate is not None else None
+    chip = chip.describe() if chip is not None else None
     unsettled = unsettled_presentations(result)
     paths = []
     for k, seed in enumerate(result.seeds):
@@ -265,7 +269,7 @@ def save_models(result, config, out: Path, *, tuning=None, run_state=None) -> li
         model = ModelFile(result.networks[k], seed=seed, task=result.task.name, substrate=result.substrate,
                           config=config.to_dict(), history=result.histories[k].to_dict(),
                           metrics=metrics, dataset=None if ds.source == "logic" else ds.to_dict(),
-                          tuning=tuning)
+                          tuning=tuning, chip=chip)
         if run_state is not None:
             run_state.stage = f"while saving the model files ({k} of {len(result.seeds)} saved)"
         paths.append(str(save_model(out / f"seed{seed}.json", model)))

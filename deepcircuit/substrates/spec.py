@@ -286,3 +286,18 @@ def build_substrate(name: str, options: Mapping[str, Any]):
         except TypeError as exc:  # pragma: no cover - fields are checked above
             raise InvalidInputError(f"Substrate {name!r}: {exc}") from None
     return substrate_class(name)(**kwargs)
+
+
+def substrate_chip(substrate) -> "Any | None":
+    """The :class:`~deepcircuit.substrates.chip.Chip` a substrate (an instance, or a spec text
+    such as ``"spice:mismatch=0.3;seed=1"``) simulates, or None when it has none or it is ideal
+    (what a model file records as the chip it was trained on)."""
+    from .chip import Chip
+
+    if isinstance(substrate, str):
+        spec = parse_substrate_spec(substrate)
+        accepted = set(inspect.signature(Chip.from_options).parameters)
+        chip = Chip.from_options(**{k: v for k, v in spec.options.items() if k in accepted})
+    else:
+        chip = getattr(substrate, "chip", None)
+    return None if chip is None or chip.ideal else chip

@@ -55,7 +55,7 @@ def test_an_image_csv_trains_with_minibatches_from_the_command_line(tmp_path, ca
 
 
 def test_neuron_limit_follows_from_memory_and_says_so(tmp_path):
-    from deepcircuit.cli import checks
+    from deepcircuit.studies import option_checks as checks
 
     assert limits.MAX_NEURONS ** 2 * limits.NETWORK_BYTES_PER_NEURON_PAIR <= limits.MAX_NETWORK_MEMORY_BYTES
     assert limits.MAX_NEURONS >= 2000 and limits.MAX_MODEL_FILE_BYTES >= 32 * limits.MAX_NEURONS ** 2

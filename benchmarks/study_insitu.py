@@ -41,8 +41,9 @@ SPICE_BUDGET_S = 5400.0
 
 
 def _ota(args) -> dict:
-    """The OTA measured (stated, not the package's defaults, which may move)."""
-    return {"ota_linear_range": args.ota_linear_range, "ota_gain": args.ota_gain, "ota_offset": args.ota_offset}
+    """The OTA options given (the package's OTA defaults for the rest: substrates/chip.py)."""
+    given = {"ota_linear_range": args.ota_linear_range, "ota_gain": args.ota_gain, "ota_offset": args.ota_offset}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _floats(text: str) -> tuple:
@@ -233,9 +234,11 @@ def main(argv=None) -> int:
     p.add_argument("--spice-ota-test-samples", type=int, default=12)
     p.add_argument("--agreement-samples", type=int, default=20)
     p.add_argument("--energy-presentations", type=int, default=2)
-    p.add_argument("--ota-linear-range", type=float, default=1.0, help="OTA linear range (V_scale); measured: 1")
-    p.add_argument("--ota-gain", type=float, default=100.0, help="OTA intrinsic gain; measured: 100")
-    p.add_argument("--ota-offset", type=float, default=2e-3, help="OTA input offset sd (V); measured: 2 mV")
+    p.add_argument("--ota-linear-range", type=float, default=None,
+                   help="OTA linear range (V_scale); default the package's (4); the first study ran 1")
+    p.add_argument("--ota-gain", type=float, default=None,
+                   help="OTA intrinsic gain; default the package's (1000); the first study ran 100")
+    p.add_argument("--ota-offset", type=float, default=None, help="OTA input offset sd (V); default the package's (2 mV)")
     p.add_argument("--workers", type=int, default=1, help="Dask workers of the SPICE substrate (1: in process)")
     p.add_argument("--prune-levels", default="0,0.25,0.5,0.75,0.9")
     p.add_argument("--prune-mismatch", type=float, default=0.3)

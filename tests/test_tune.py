@@ -133,3 +133,14 @@ def test_grid_values_are_checked_from_python_too():
         check_grid({"eta": [1, 1.0]})
     with pytest.raises(InvalidInputError, match="applies to a named topology"):
         dc.tune("iris", grid={"sink": [True]}, topology=[("x0", "y0")], config=_config(), workers=0)
+
+
+def test_the_default_grid_searches_the_sink_only_where_the_default_has_none():
+    from deepcircuit.learning.config import TrainingConfig
+    from deepcircuit.studies.tune import default_grid
+
+    cfg = TrainingConfig(eta=30.0, beta=1.0)
+    with_sink = default_grid(cfg, (10,), "layered+sink")
+    assert "sink" not in with_sink and with_sink["eta"] == [10.0, 30.0, 90.0]
+    assert with_sink["hidden"] == [[10], [20]] and with_sink["beta"] == [1.0, 0.1]
+    assert default_grid(cfg, (10,), "layered")["sink"] == [False, True]

@@ -216,8 +216,8 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
                         f"default {VALIDATION_FRACTION:g} with --tune): train every point of a small grid (default: eta x "
                         f"{', '.join(f'{f:.3g}' for f in DEFAULT_FACTORS['eta'])}, beta x "
                         f"{', '.join(f'{f:g}' for f in DEFAULT_FACTORS['beta'])}, hidden x "
-                        f"{', '.join(map(str, DEFAULT_FACTORS['hidden']))}, sink no/yes around the data set's "
-                        "defaults), keep the best validation accuracy, retrain it on train + validation and save "
+                        f"{', '.join(map(str, DEFAULT_FACTORS['hidden']))}, and sink no/yes unless the default "
+                        "topology has the sink, around the data set's defaults), keep the best validation accuracy, retrain it on train + validation and save "
                         "the grid's table and the choice in the model files and --json; points run on Dask and "
                         "are kept under OUT/tune/points, so a rerun skips the points done")
     g.add_argument("--tune-grid", action="extend", nargs="+", default=None, metavar="NAME=V1,V2,...",

@@ -16,17 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import check_array, check_real
-from .certificates import gershgorin, gershgorin_margins
+from .certificates import finite_or_none, gershgorin, gershgorin_margins
 from .equilibrium import EquilibriumAnalysis, analyse_equilibria, batch_abscissae
 from .lyapunov_functions import FUNCTIONS, LyapunovFunction, lyapunov_function
 from ..errors import InvalidInputError
 from ..model.network import Network, NetworkBatch
 from ..substrates.trajectory import PhaseResult, Trajectory
-
-
-def _float(x) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
 
 
 @dataclass(frozen=True)
@@ -77,11 +72,11 @@ class PresentationCheck:
              "function": self.function.name, "condition": self.function.condition,
              "certified": self.function.certified, "scope": self.function.scope,
              "guaranteed_rate": None if self.function.guaranteed_rate is None
-             else _float(self.function.guaranteed_rate),
-             "monotone": self.monotone, "max_increase": _float(self.max_increase),
-             "max_increase_time": self.max_increase_time, "decay_rate": _float(self.decay_rate),
-             "v_initial": _float(self.v_initial), "v_final": _float(self.v_final),
-             "tolerance": _float(self.tolerance), "settled": self.settled, "diverged": self.diverged}
+             else finite_or_none(self.function.guaranteed_rate),
+             "monotone": self.monotone, "max_increase": finite_or_none(self.max_increase),
+             "max_increase_time": self.max_increase_time, "decay_rate": finite_or_none(self.decay_rate),
+             "v_initial": finite_or_none(self.v_initial), "v_final": finite_or_none(self.v_final),
+             "tolerance": finite_or_none(self.tolerance), "settled": self.settled, "diverged": self.diverged}
         if self.analysis is not None:
             d["equilibrium"] = self.analysis.to_dict()
         return d

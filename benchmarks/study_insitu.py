@@ -138,7 +138,7 @@ def run_spice(args, model, out: Path) -> None:
                   flush=True)
             rows += cell
             insitu.write_rows(rows, csv)
-        if "agreement" in extra:
+        if "agreement" in extra or args.agreement_samples == 0:
             continue
         # Agreement of the chip with its non-ideal ODE twin (the deployed weights), and energies.
         ota = _ota(args) if kind == "ota" else {}

@@ -232,3 +232,10 @@ def test_a_device_error_never_reverses_a_transconductors_sign():
     assert np.array_equal(f[0], np.maximum(raw, 0.0))
     W = np.ones((2, 100, 100))
     assert (ni.effective_weights(W) >= 0).all()
+
+
+@pytest.mark.parametrize("name", ["ode", "spice"])
+def test_a_run_without_presentations_is_one_line(name, xor):
+    task, net, s0 = xor
+    with pytest.raises(InvalidInputError, match="no rows: a run needs at least one presentation"):
+        get_substrate(name).run(net, task.inputs[:0], s0[:, :0], SCHED)

@@ -98,6 +98,8 @@ def check_run_arguments(batch: NetworkBatch, inputs, initial, targets, schedule:
     if np.any((inputs < 0) | (inputs > 1)):
         raise InvalidInputError("Inputs must lie in [0, 1] (states are bounded to [0, 1]).")
     P = inputs.shape[0]
+    if P == 0:  # every substrate would otherwise fail deep inside (ngspice: no parts to join)
+        raise InvalidInputError("The 'inputs' have no rows: a run needs at least one presentation.")
     if schedule is not None:
         check_state_size(len(batch), P, max(schedule.free_steps, schedule.nudged_steps), roles.n_neurons)
     initial = check_array("initial", initial, shape=(len(batch), P, roles.n_neurons))
